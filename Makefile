@@ -1,0 +1,40 @@
+# One entry point for set-up, demo, tests and benchmarks. Each target creates the
+# virtual environment on first use, so a fresh clone needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
+
+.PHONY: env demo test lint typecheck pytest bench bench-quick clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml $(PLUGINS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,bench]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/datahygiene demo --out demo-out
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check datahygiene tests plugins
+
+typecheck: $(STAMP)
+	$(BIN)/mypy datahygiene
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m datahygiene.bench.exact --rows 20000000 --list-size 5000000
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

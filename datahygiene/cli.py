@@ -1,0 +1,66 @@
+"""The ``datahygiene`` command line.
+
+Each command lives in its own module under ``datahygiene/commands/`` and is added to
+the group here. Errors from the library (:class:`DatahygieneError`) are printed as one
+line, ``datahygiene: error: ...``, and the process exits with the error's code; the
+table of exit codes is in docs/curator.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from datahygiene import __version__
+from datahygiene.errors import DatahygieneError
+
+COMMAND_MODULES = (
+    "datahygiene.commands.scan",
+    "datahygiene.commands.lists",
+    "datahygiene.commands.plugins",
+    "datahygiene.commands.synth",
+    "datahygiene.commands.demo",
+)
+
+
+class Group(click.Group):
+    """Turns library errors into one line and a documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DatahygieneError as exc:
+            click.echo(f"datahygiene: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("datahygiene: interrupted; no output was committed", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"],
+                                          "max_content_width": 100})
+@click.version_option(__version__, prog_name="datahygiene")
+def cli() -> None:
+    """Find and exclude known abuse material from training manifests, using hash lists
+    supplied by child-safety partners, and leave evidence others can verify.
+
+    \b
+    Start here:
+      datahygiene demo --out demo-out        end to end on synthetic data
+      datahygiene scan --help                scan your own manifest
+      datahygiene lists inspect LISTFILE     check a list file (never prints values)
+    """
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(cli)
+
+
+def main() -> None:
+    cli.main(prog_name="datahygiene")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Helpers shared by CLI commands: parsing ``NAME=VALUE`` options, progress, tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from datahygiene.errors import ConfigError
+
+
+def split_pair(text: str, option: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise ConfigError(f"{option} {text!r}: expected NAME=VALUE")
+    return name.strip(), value.strip()
+
+
+def interactive(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+class Progress:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool, what: str = "scanning") -> None:
+        self.enabled = enabled
+        self.what = what
+        self._bar: Any = None
+        self._task: Any = None
+        self.flagged = 0
+
+    def start(self, total: int, files: int) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                   TextColumn, TimeRemainingColumn)
+
+        self._bar = RichProgress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("rows · {task.fields[rate]} rows/s · {task.fields[flagged]} flagged"),
+            TimeRemainingColumn(), transient=True, console=_stderr_console())
+        self._bar.start()
+        self._task = self._bar.add_task(f"{self.what} {files} file(s)", total=total,
+                                        rate="-", flagged=0)
+
+    def advance(self, rows: int, flagged: int) -> None:
+        self.flagged += flagged
+        if self._bar is None:
+            return
+        self._bar.advance(self._task, rows)
+        task = self._bar.tasks[0]
+        speed = task.speed or 0
+        self._bar.update(self._task, rate=f"{speed:,.0f}", flagged=self.flagged)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(quiet: bool, what: str = "scanning") -> Iterator[Progress]:
+    p = Progress(interactive(quiet), what)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def echo_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    """Plain aligned table on stdout (readable in logs and terminals alike)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    click.echo(line.rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for r in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

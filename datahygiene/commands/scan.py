@@ -1,0 +1,113 @@
+"""``datahygiene scan``: check manifests against lists and write the run directory."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from datahygiene.commands.common import echo_table, progress_bar, split_pair
+from datahygiene.config import ScanConfig, load_config
+from datahygiene.lists.spec import ListSpec
+from datahygiene.scan import ScanResult, run_scan
+
+
+def parse_list_option(text: str) -> ListSpec:
+    """``SIGNAL=PATH`` or just ``PATH`` (signal from the sidecar or a signal column)."""
+    name, sep, value = text.partition("=")
+    if sep and name and "/" not in name and "\\" not in name:
+        return ListSpec(path=value, signal=name.strip())
+    return ListSpec(path=text)
+
+
+def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConfig:
+    cfg = load_config(config_path) if config_path else ScanConfig()
+    if overrides["manifest"]:
+        cfg.manifests = list(overrides["manifest"])
+    if overrides["lists"]:
+        cfg.lists = [parse_list_option(t) for t in overrides["lists"]]
+    for key in ("out", "key", "batch_size", "threads", "engine"):
+        if overrides.get(key) is not None:
+            setattr(cfg, key, overrides[key])
+    for flag in ("write_clean", "keep_unverified"):
+        if overrides.get(flag):
+            setattr(cfg, flag, True)
+    for text in overrides["column"]:
+        sig, col = split_pair(text, "--column")
+        cfg.columns[sig] = col
+    for text in overrides.get("on_bad_entry") or ():
+        cfg.lists = [replace(s, on_bad_entry=text) for s in cfg.lists]
+    return cfg
+
+
+def print_result(result: ScanResult) -> None:
+    s = result.summary
+    rows = s["rows"]
+    click.echo(f"scanned {rows['scanned']:,} rows in {s['files']} file(s): "
+               f"{rows['clean']:,} clean, {rows['excluded']:,} excluded, "
+               f"{rows['unverified']:,} unverified")
+    if s["lists"]:
+        echo_table([(lid, v.get("signal", ""), f"{v.get('entries', 0):,}", f"{v['matches']:,}",
+                     f"{v['rows']:,}") for lid, v in s["lists"].items()],
+                   ("list", "signal", "entries", "matches", "rows"))
+    if rows["unverified"]:
+        reasons = ", ".join(f"{k} ({v:,})" for k, v in s["reasons"].items()
+                            if not k.endswith(":match"))
+        click.echo(f"unverified rows were not checked and are not in the clean output: {reasons}")
+    out = result.out
+    click.echo(f"outputs in {out}/: run.json, summary.json, restricted/exclusions.parquet"
+               + (", clean/" if result.run["outputs"]["clean"] else ""))
+
+
+def register(group: click.Group) -> None:
+    @group.command("scan")
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help="TOML file describing the scan (see configs/); options below override it.")
+    @click.option("--manifest", multiple=True, metavar="PATH",
+                  help="Parquet file, directory (searched recursively) or glob; local or fsspec URL. "
+                       "Repeatable.")
+    @click.option("--list", "lists", multiple=True, metavar="SIGNAL=LISTFILE",
+                  help="A hash list and the signal it holds (md5, sha1, sha256, url-md5, url-sha1, "
+                       "url-sha256, or a plugin's). Repeatable. Metadata (partner, name, version) "
+                       "comes from LISTFILE.meta.toml if present.")
+    @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
+    @click.option("--key", help="Column that identifies a row [default: 'key' if present, "
+                                "else FILE:ROW].")
+    @click.option("--column", multiple=True, metavar="SIGNAL=COLUMN",
+                  help="Column holding a signal [default: the signal's own name; 'url' for URL "
+                       "digests]. Repeatable.")
+    @click.option("--write-clean", is_flag=True,
+                  help="Also write clean/: each input minus excluded and unverified rows.")
+    @click.option("--keep-unverified", is_flag=True,
+                  help="Keep unverified rows in clean/ (not recommended: they were not checked).")
+    @click.option("--on-bad-entry", type=click.Choice(["fail", "skip"]), multiple=False,
+                  default=None, help="What to do with a list entry that does not parse "
+                                     "[default: fail, naming the line].")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                  help="Rows per batch [default: 131072]. Does not change results.")
+    @click.option("--threads", type=click.IntRange(min=0), default=None,
+                  help="Worker threads, 0 for one per core [default: 0]. Does not change results.")
+    @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
+                  help="Execution engine [default: local].")
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+    def scan_cmd(config_path: str | None, quiet: bool, **opts: Any) -> None:
+        """Scan parquet manifests against hash lists.
+
+        Writes OUT/run.json (configuration, list identities and fingerprints, input
+        digests), OUT/summary.json (counts), OUT/restricted/exclusions.parquet (one row per
+        excluded or unverified row; owner-only) and, with --write-clean, OUT/clean/.
+
+        A row whose hash is missing or malformed is 'unverified', never clean.
+
+        \b
+        Example:
+          datahygiene scan --manifest data/ --list md5=lists/partner-md5.txt \\
+              --out runs/2026-11 --write-clean
+        """
+        opts["on_bad_entry"] = [opts["on_bad_entry"]] if opts.get("on_bad_entry") else []
+        opts["manifest"] = opts.pop("manifest")
+        cfg = build_config(config_path, opts)
+        with progress_bar(quiet) as bar:
+            result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
+        print_result(result)

@@ -1,0 +1,38 @@
+"""``datahygiene synth``: synthetic manifests and placeholder lists for tests and benchmarks."""
+
+from __future__ import annotations
+
+import click
+
+from datahygiene.synth import SynthSpec, write_synthetic
+
+
+def register(group: click.Group) -> None:
+    @group.command("synth")
+    @click.option("--out", required=True, type=click.Path(file_okay=False),
+                  help="Directory to write manifest/, lists/ and planted.json into.")
+    @click.option("--rows", type=click.IntRange(min=0), default=100_000, show_default=True)
+    @click.option("--files", type=click.IntRange(min=1), default=4, show_default=True)
+    @click.option("--list-size", type=click.IntRange(min=0), default=10_000, show_default=True,
+                  help="Entries in the placeholder MD5 list, planted ones included.")
+    @click.option("--planted", type=click.IntRange(min=0), default=25, show_default=True,
+                  help="Manifest rows whose MD5 is put in the list.")
+    @click.option("--malformed", type=click.IntRange(min=0), default=5, show_default=True,
+                  help="Rows whose MD5 is null (must come out unverified).")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--row-group-size", type=click.IntRange(min=1), default=131_072,
+                  show_default=True)
+    @click.option("--binary", is_flag=True, help="Write md5 as 16-byte binary, not hex.")
+    @click.option("--sha256", is_flag=True, help="Add a random sha256 column.")
+    @click.option("--url-list", is_flag=True,
+                  help="Also write a url-sha256 CSV list planted with the same rows' URLs.")
+    def synth_cmd(out: str, **opts: object) -> None:
+        """Write a synthetic manifest and placeholder lists with known planted matches.
+
+        All values are random; URLs use the reserved example.invalid domain. The ground
+        truth (planted and malformed row keys) is written to OUT/planted.json.
+        """
+        truth = write_synthetic(out, SynthSpec(**opts))  # type: ignore[arg-type]
+        click.echo(f"wrote {truth['rows']:,} rows in {len(truth['files'])} file(s) to {out}/manifest, "
+                   f"lists in {out}/lists ({len(truth['planted_keys'])} planted, "
+                   f"{len(truth['malformed_keys'])} malformed)")

@@ -1,0 +1,143 @@
+"""Scan configuration: typed, validated at load, the failing key named.
+
+A scan is described by command-line options, by a TOML file (``--config``), or both;
+options given on the command line override the file. Relative paths in a config file
+are relative to the directory the command runs in, as on the command line. Secrets are never inline: a
+value of the form ``{ env = "NAME" }`` or ``{ file = "PATH" }`` is resolved when used
+(see :func:`resolve_secret`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from datahygiene.errors import ConfigError
+from datahygiene.lists.spec import ListSpec
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class ScanConfig:
+    manifests: list[str] = field(default_factory=list)
+    lists: list[ListSpec] = field(default_factory=list)
+    out: str | None = None
+    key: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    write_clean: bool = False
+    keep_unverified: bool = False
+    batch_size: int = 131_072
+    threads: int = 0  # 0: one per core
+    engine: str = "local"
+    reporters: list[str] = field(default_factory=lambda: ["summary"])
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.manifests:
+            raise ConfigError("no manifest given (--manifest PATH, or manifest = [...] in the config)")
+        if not self.lists:
+            raise ConfigError("no list given (--list SIGNAL=LISTFILE, or [[lists]] in the config)")
+        if not self.out:
+            raise ConfigError("no output directory given (--out DIR, or out = \"...\" in the config)")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        if self.threads < 0:
+            raise ConfigError("threads must be 0 (one per core) or more")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration as recorded in run.json (paths, names; no secrets)."""
+        return {
+            "manifests": list(self.manifests),
+            "lists": [{k: v for k, v in vars(s).items() if v not in (None, {}, "")}
+                      for s in self.lists],
+            "key": self.key,
+            "columns": dict(sorted(self.columns.items())),
+            "write_clean": self.write_clean,
+            "keep_unverified": self.keep_unverified,
+            "engine": self.engine,
+        }
+
+
+_SCAN_KEYS = {f.name for f in fields(ScanConfig)} | {"manifest"}
+
+
+def load_config(path: str) -> ScanConfig:
+    """Read a scan TOML file (see configs/ for examples)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    scan = data.pop("scan", {})
+    lists = data.pop("lists", [])
+    columns = data.pop("columns", {})
+    if data:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(data))}; "
+                          "known: [scan], [columns], [[lists]]")
+    if not isinstance(scan, dict):
+        raise ConfigError(f"{path}: [scan] must be a table")
+    unknown = sorted(set(scan) - _SCAN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [scan]: {', '.join(unknown)}")
+    cfg = ScanConfig()
+    for key, value in scan.items():
+        if key in ("manifest", "manifests"):
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{path}: [scan].{key} must be a path or a list of paths")
+            cfg.manifests.extend(items)
+        elif key == "out":
+            cfg.out = _typed(path, "scan.out", value, str)
+        elif key in ("write_clean", "keep_unverified"):
+            setattr(cfg, key, _typed(path, f"scan.{key}", value, bool))
+        elif key in ("batch_size", "threads"):
+            setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
+        elif key in ("key", "engine"):
+            setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
+        elif key == "reporters":
+            cfg.reporters = _typed(path, "scan.reporters", value, list)
+        elif key == "options":
+            cfg.options = _typed(path, "scan.options", value, dict)
+        else:
+            raise ConfigError(f"{path}: [scan].{key} belongs in its own section")
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise ConfigError(f"{path}: [columns] maps signal names to column names (strings)")
+    cfg.columns = dict(columns)
+    if not isinstance(lists, list):
+        raise ConfigError(f"{path}: lists must be an array of tables ([[lists]])")
+    for i, item in enumerate(lists, 1):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: [[lists]] #{i} must be a table")
+        cfg.lists.append(ListSpec.from_mapping(item, f"{path}: [[lists]] #{i}"))
+    return cfg
+
+
+def _typed(path: str, key: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: {key} must be a {kind.__name__}")
+    return value
+
+
+def resolve_secret(value: Any, what: str) -> str:
+    """Resolve ``{ env = "NAME" }`` / ``{ file = "PATH" }``; refuse inline secrets."""
+    if isinstance(value, dict) and set(value) == {"env"}:
+        name = value["env"]
+        if name not in os.environ:
+            raise ConfigError(f"{what}: environment variable {name} is not set")
+        return os.environ[name]
+    if isinstance(value, dict) and set(value) == {"file"}:
+        try:
+            return Path(value["file"]).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read secret file {value['file']}: "
+                              f"{type(exc).__name__}") from None
+    raise ConfigError(f"{what}: secrets are given by reference only: {{ env = \"NAME\" }} "
+                      "or { file = \"PATH\" }")

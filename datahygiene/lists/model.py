@@ -1,0 +1,149 @@
+"""What a partner list is once loaded: identity, canonical entries, fingerprint.
+
+Entries are held as a canonical ``(m, width)`` uint8 matrix, sorted and de-duplicated,
+beside opaque entry references. A reference identifies an entry to the people who
+hold the list (the partner's id, or ``line:N`` of the file) without being the value,
+so it may appear in restricted outputs; values never appear anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+FINGERPRINT_DOMAIN = b"datahygiene-list-v1\0"
+
+
+@dataclass(frozen=True)
+class ListIdentity:
+    """Who supplied a list and which snapshot it is."""
+
+    partner: str
+    name: str
+    version: str
+    retrieved_at: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.partner}/{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"partner": self.partner, "name": self.name, "version": self.version}
+        if self.retrieved_at:
+            out["retrieved_at"] = self.retrieved_at
+        return out
+
+
+def sort_rows(values: np.ndarray) -> np.ndarray:
+    """Stable lexicographic argsort of fixed-width byte rows (vectorised)."""
+    n, w = values.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    padded_w = -(-w // 8) * 8
+    padded = np.zeros((n, padded_w), dtype=np.uint8)
+    padded[:, :w] = values
+    words = padded.view(">u8").astype(np.uint64)
+    keys = [words[:, i] for i in range(words.shape[1] - 1, -1, -1)]
+    return np.lexsort(keys).astype(np.int64)
+
+
+def fingerprint(signal: str, values: np.ndarray, refs: pa.Array) -> str:
+    """SHA-256 over the canonical entries (docs/list-formats.md#fingerprint).
+
+    ``values`` must already be sorted and unique, ``refs`` aligned with them. The
+    digest covers the signal name, the entry count, every value in order and every
+    reference (length-prefixed), so any change of content or reference changes it.
+    """
+    h = hashlib.sha256(FINGERPRINT_DOMAIN)
+    h.update(signal.encode() + b"\0")
+    h.update(np.uint64(values.shape[0]).tobytes())
+    h.update(np.ascontiguousarray(values).tobytes())
+    refs = refs.cast(pa.string())
+    lens = np.asarray(
+        pa.compute.binary_length(refs).to_numpy(zero_copy_only=False), dtype="<u4"
+    )
+    h.update(lens.tobytes())
+    for chunk in [refs] if isinstance(refs, pa.Array) else refs.chunks:
+        if len(chunk):
+            offs = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            data = chunk.buffers()[2]
+            if data is not None:
+                h.update(memoryview(data)[int(offs[0]) : int(offs[-1])])
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass
+class HashList:
+    """One signal's entries from one partner list snapshot."""
+
+    identity: ListIdentity
+    signal: str
+    values: np.ndarray  # (m, width) uint8, sorted, unique
+    refs: pa.Array  # string, aligned with values
+    categories: pa.Array | None = None
+    source: str = ""
+    threshold: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(self.signal, self.values, self.refs)
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def id(self) -> str:
+        return self.identity.id
+
+    def describe(self) -> dict[str, Any]:
+        """Everything run.json may say about the list: never a value."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            **self.identity.to_dict(),
+            "signal": self.signal,
+            "entries": len(self),
+            "fingerprint": self.fingerprint,
+            "source": self.source,
+            "stats": dict(self.stats),
+        }
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
+
+    @classmethod
+    def from_parsed(
+        cls,
+        identity: ListIdentity,
+        signal: str,
+        values: np.ndarray,
+        refs: pa.Array,
+        categories: pa.Array | None = None,
+        **kwargs: Any,
+    ) -> HashList:
+        """Sort and de-duplicate parsed entries (first reference of a value wins)."""
+        order = sort_rows(values)
+        v = values[order]
+        if v.shape[0]:
+            first = np.ones(v.shape[0], dtype=bool)
+            first[1:] = np.any(v[1:] != v[:-1], axis=1)
+        else:
+            first = np.zeros(0, dtype=bool)
+        keep = order[first]
+        stats = dict(kwargs.pop("stats", {}))
+        stats["duplicates"] = int(v.shape[0] - keep.shape[0])
+        take = pa.array(keep, type=pa.int64())
+        return cls(
+            identity=identity,
+            signal=signal,
+            values=np.ascontiguousarray(v[first]),
+            refs=refs.take(take).cast(pa.string()),
+            categories=categories.take(take) if categories is not None else None,
+            stats=stats,
+            **kwargs,
+        )

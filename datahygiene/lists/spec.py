@@ -1,0 +1,89 @@
+"""How a scan names a list: path plus metadata from the command line, a config
+block, or a sidecar file beside the list (``LIST.meta.toml`` / ``LIST.meta.json``)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from datahygiene.errors import ConfigError
+
+FORMATS = ("auto", "text", "csv", "tsv", "jsonl", "parquet")
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    path: str
+    signal: str | None = None
+    partner: str | None = None
+    name: str | None = None
+    version: str | None = None
+    retrieved_at: str | None = None
+    format: str = "auto"
+    hash_column: str | None = None
+    id_column: str | None = None
+    category_column: str | None = None
+    signal_column: str | None = None
+    on_bad_entry: str = "fail"
+    threshold: int | None = None
+    source: str = "file"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str) -> ListSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown list key(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        if "path" not in data:
+            raise ConfigError(f"{where}: list needs a 'path'")
+        spec = cls(**{k: v for k, v in data.items()})
+        spec.validate(where)
+        return spec
+
+    def validate(self, where: str) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"{where}: format {self.format!r} is not one of {', '.join(FORMATS)}")
+        if self.on_bad_entry not in ("fail", "skip"):
+            raise ConfigError(f"{where}: on_bad_entry must be 'fail' or 'skip'")
+        if self.threshold is not None and (not isinstance(self.threshold, int) or self.threshold < 0):
+            raise ConfigError(f"{where}: threshold must be a non-negative integer")
+
+    def with_sidecar(self) -> ListSpec:
+        """Fill unset fields from ``PATH.meta.toml`` or ``PATH.meta.json`` if present.
+        Values given explicitly (CLI, config) win over the sidecar."""
+        for suffix, loader in ((".meta.toml", _load_toml), (".meta.json", _load_json)):
+            side = Path(self.path + suffix)
+            if side.is_file():
+                data = loader(side)
+                known = {f.name for f in fields(self)} - {"path"}
+                unknown = sorted(set(data) - known)
+                if unknown:
+                    raise ConfigError(f"{side}: unknown key(s) {', '.join(unknown)}")
+                merged = {k: v for k, v in data.items()
+                          if getattr(self, k) in (None, "auto", "fail", {}, "file")}
+                spec = replace(self, **merged)
+                spec.validate(str(side))
+                return spec
+        return self
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read list metadata: {exc}") from exc
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read list metadata: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: list metadata must be a JSON object")
+    return data

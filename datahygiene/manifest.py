@@ -1,0 +1,117 @@
+"""Finding manifest files and describing them for coverage.
+
+A manifest argument is a parquet file, a directory (its ``*.parquet`` files,
+recursively, other files ignored) or a glob; local paths or any fsspec URL. Files are
+listed in sorted order so that every run sees them in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pyarrow.parquet as pq
+
+from datahygiene.errors import InputError
+
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One manifest file: where it is and how to open it."""
+
+    path: str  # as shown in outputs (the user's spelling, fsspec protocol kept)
+    fs: Any
+    fs_path: str  # the path the filesystem understands
+
+    def open(self) -> Any:
+        return self.fs.open(self.fs_path, "rb")
+
+
+def _is_parquet_name(p: str) -> bool:
+    return p.lower().endswith(PARQUET_SUFFIXES)
+
+
+def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
+    """Expand manifest arguments into a sorted, de-duplicated list of parquet files."""
+    out: dict[str, InputFile] = {}
+    for spec in specs:
+        fs, fs_path = fsspec.core.url_to_fs(spec)
+        protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
+        if any(ch in fs_path for ch in _GLOB_CHARS):
+            found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))
+            if not found:
+                raise InputError(f"{spec}: no files match this pattern")
+        elif fs.isdir(fs_path):
+            found = sorted(p for p in fs.find(fs_path) if _is_parquet_name(p))
+            if not found:
+                raise InputError(f"{spec}: directory holds no .parquet files")
+        elif fs.isfile(fs_path):
+            found = [fs_path]
+        else:
+            raise InputError(f"{spec}: manifest not found")
+        for p in found:
+            shown = protocol + p if protocol else _local_display(spec, fs_path, p)
+            out.setdefault(shown, InputFile(shown, fs, p))
+    return [out[k] for k in sorted(out)]
+
+
+def _local_display(spec: str, fs_path: str, found: str) -> str:
+    """Show local files relative to how the user named them (``data/x.parquet``,
+    not ``/home/me/project/data/x.parquet``), so outputs do not depend on the
+    working directory's absolute location."""
+    if found == fs_path:
+        return spec
+    base = spec
+    if any(ch in spec for ch in _GLOB_CHARS):
+        # a glob: keep the non-glob leading directories the user typed
+        parts = spec.split("/")
+        lead = [p for p in parts[: next(i for i, p in enumerate(parts) if set(p) & _GLOB_CHARS)]]
+        base = "/".join(lead)
+        root = fs_path.split("/")[: len(fs_path.split("/")) - (len(parts) - len(lead))]
+        rel = posixpath.relpath(found, "/".join(root) or "/")
+    else:
+        rel = posixpath.relpath(found, fs_path)
+    return posixpath.join(base, rel) if base else rel
+
+
+def open_parquet(f: InputFile) -> pq.ParquetFile:
+    """Open a manifest file, turning any failure into a one-line InputError."""
+    try:
+        return pq.ParquetFile(f.open())
+    except FileNotFoundError:
+        raise InputError(f"{f.path}: manifest not found") from None
+    except PermissionError:
+        raise InputError(f"{f.path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{f.path}: not a readable parquet file ({_short(exc)})") from None
+    except Exception as exc:
+        raise InputError(f"{f.path}: not a readable parquet file ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def digest_file(f: InputFile, chunk: int = 8 << 20) -> tuple[str, int]:
+    """SHA-256 of a file's bytes, and its size, streamed in 8 MiB chunks."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with f.open() as fh:
+            while True:
+                block = fh.read(chunk)
+                if not block:
+                    break
+                size += len(block)
+                h.update(block)
+    except OSError as exc:
+        raise InputError(f"{f.path}: cannot read ({_short(exc)})") from None
+    return "sha256:" + h.hexdigest(), size

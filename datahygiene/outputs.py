@@ -1,0 +1,120 @@
+"""Writing a run directory so that a crash never leaves files that look complete.
+
+Everything is first written into a staging directory inside ``OUT`` (same
+filesystem, so the final moves are atomic renames). On success the previous
+``run.json`` is removed, each output is renamed into place, and ``run.json`` is
+renamed last: its presence is what marks a run directory complete. On failure the
+staging directory is removed and ``OUT`` is left as it was.
+
+``restricted/`` is created owner-only (0700) and every file in it 0600, because it
+points at matched items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datahygiene.errors import OutputError
+
+RESTRICTED = "restricted"
+OWNER_DIR = 0o700
+OWNER_FILE = 0o600
+
+
+def dumps(data: Any) -> bytes:
+    """Canonical JSON for outputs: sorted keys, 2-space indent, trailing newline."""
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Deterministic parquet: same table -> same bytes (no timestamps, fixed options)."""
+    pq.write_table(table, path, compression="zstd", compression_level=3,
+                   row_group_size=1 << 20, write_statistics=True, store_schema=True)
+
+
+class RunWriter:
+    """Context manager around a staging directory; see the module docstring."""
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.out}: cannot create output directory ({exc.strerror})") from None
+        if not os.access(self.out, os.W_OK):
+            raise OutputError(f"{self.out}: output directory is not writable")
+        self.stage = self.out / f".staging-{uuid.uuid4().hex[:12]}"
+        self.stage.mkdir()
+        self._restricted = self.stage / RESTRICTED
+        self._restricted.mkdir(mode=OWNER_DIR)
+        os.chmod(self._restricted, OWNER_DIR)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.stage.exists():
+            shutil.rmtree(self.stage, ignore_errors=True)
+
+    def path(self, rel: str) -> Path:
+        """Staging path for an output (parents created; restricted ones owner-only)."""
+        p = self.stage / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if rel.startswith(RESTRICTED + "/"):
+            d = p.parent
+            while d != self.stage:
+                os.chmod(d, OWNER_DIR)
+                d = d.parent
+        return p
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        p = self.path(rel)
+        mode = OWNER_FILE if rel.startswith(RESTRICTED + "/") else 0o644
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return p
+
+    def write_json(self, rel: str, data: Any) -> Path:
+        return self.write_bytes(rel, dumps(data))
+
+    def seal(self, rel: str) -> None:
+        """Fix permissions of a file written by a library into ``path(rel)``."""
+        if rel.startswith(RESTRICTED + "/"):
+            os.chmod(self.stage / rel, OWNER_FILE)
+
+    def commit(self, marker: str = "run.json") -> None:
+        """Move every staged output into place; ``marker`` last."""
+        old_marker = self.out / marker
+        if old_marker.exists():
+            old_marker.unlink()
+        for sub in ("clean",):
+            # a directory of per-file outputs is replaced whole, so no stale file survives
+            if (self.stage / sub).exists() and (self.out / sub).exists():
+                shutil.rmtree(self.out / sub)
+        files = sorted(p for p in self.stage.rglob("*") if p.is_file())
+        for src in files:
+            rel = src.relative_to(self.stage)
+            if str(rel) == marker:
+                continue
+            dst = self.out / rel
+            for parent in reversed(rel.parents[:-1]):
+                d = self.out / parent
+                if not d.exists():
+                    d.mkdir()
+                if str(parent).split("/")[0] == RESTRICTED:
+                    os.chmod(d, OWNER_DIR)
+            os.replace(src, dst)
+        if (self.stage / marker).exists():
+            os.replace(self.stage / marker, old_marker)
+        shutil.rmtree(self.stage, ignore_errors=True)

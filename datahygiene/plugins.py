@@ -1,0 +1,118 @@
+"""Plugin discovery through entry points, built by a function (never at import time).
+
+Built-in signal types and list sources register through the same entry points as
+third-party plugins (see pyproject.toml), so the core has no privileged path and a
+plugin author can see exactly how the built-ins are wired.
+
+``DATAHYGIENE_PLUGINS`` is an allowlist of distribution names (comma-separated). When
+set, only plugins from those distributions load, plus the core ``datahygiene``
+distribution itself. Set it to an empty string to load the built-ins alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from datahygiene.errors import ConfigError, PluginError
+
+GROUPS: dict[str, str] = {
+    "signals": "datahygiene.signals",
+    "sources": "datahygiene.sources",
+    "services": "datahygiene.services",
+    "reporters": "datahygiene.reporters",
+}
+CORE_DISTRIBUTION = "datahygiene"
+ALLOWLIST_ENV = "DATAHYGIENE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    kind: str
+    name: str
+    target: str
+    distribution: str
+    version: str
+    obj: Any = field(compare=False, repr=False)
+
+
+@dataclass
+class Registry:
+    """Plugins found, by kind then name."""
+
+    plugins: dict[str, dict[str, PluginInfo]] = field(
+        default_factory=lambda: {kind: {} for kind in GROUPS}
+    )
+
+    def add(self, info: PluginInfo) -> None:
+        kind = self.plugins.setdefault(info.kind, {})
+        other = kind.get(info.name)
+        if other is not None and other.target != info.target:
+            raise PluginError(
+                f"{info.kind} plugin name {info.name!r} is registered twice: by "
+                f"{other.distribution} ({other.target}) and by {info.distribution} ({info.target}); "
+                f"uninstall one or exclude it with {ALLOWLIST_ENV}"
+            )
+        kind[info.name] = info
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.plugins.get(kind, {}))
+
+    def get(self, kind: str, name: str) -> PluginInfo:
+        try:
+            return self.plugins[kind][name]
+        except KeyError:
+            known = ", ".join(self.names(kind)) or "none"
+            singular = kind.rstrip("s")
+            raise ConfigError(f"unknown {singular} {name!r}; known: {known}") from None
+
+    def signal(self, name: str, **config: Any) -> Any:
+        """A configured signal-type instance (``threshold=``, ``options=``)."""
+        cls = self.get("signals", name).obj
+        return cls(**config)
+
+    def all(self) -> Iterable[PluginInfo]:
+        for kind in GROUPS:
+            yield from (self.plugins[kind][n] for n in self.names(kind))
+
+
+def _allowlist() -> set[str] | None:
+    raw = os.environ.get(ALLOWLIST_ENV)
+    if raw is None:
+        return None
+    return {p.strip().lower() for p in raw.split(",") if p.strip()} | {CORE_DISTRIBUTION}
+
+
+def discover(allow: set[str] | None = None) -> Registry:
+    """Find every installed plugin in every group and load it."""
+    allowed = allow if allow is not None else _allowlist()
+    registry = Registry()
+    for kind, group in GROUPS.items():
+        for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
+            dist = ep.dist.name if ep.dist is not None else "unknown"
+            version = ep.dist.version if ep.dist is not None else "unknown"
+            if allowed is not None and dist.lower() not in allowed:
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must say which one
+                raise PluginError(
+                    f"{kind} plugin {ep.name!r} from {dist} failed to load ({ep.value}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            registry.add(PluginInfo(kind, ep.name, ep.value, dist, version, obj))
+    return registry
+
+
+_CACHE: dict[tuple[str | None], Registry] = {}
+
+
+def default_registry() -> Registry:
+    """The registry for the current allowlist, discovered on first use."""
+    key = (os.environ.get(ALLOWLIST_ENV),)
+    if key not in _CACHE:
+        _CACHE[key] = discover()
+    return _CACHE[key]

@@ -1,0 +1,45 @@
+"""The matching-service interface: a remote, authorised matcher (PhotoDNA Cloud...).
+
+A service receives content it is licensed to see and says, per item, whether it
+matched. Anything short of a definite answer -- a timeout, a refused image, a quota
+error -- must come back as ``unverified`` with a reason: the core counts such rows
+as not checked (fail closed), never as clean.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    """One item's answer. ``status`` is ``match``, ``no-match`` or ``unverified``."""
+
+    status: str
+    refs: tuple[str, ...] = ()
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class MatchService(ABC):
+    """Instances must pickle cheaply: open clients in :meth:`setup`, not ``__init__``."""
+
+    name: ClassVar[str]
+    signal: ClassVar[str]  # the signal name matches are reported under
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Open clients, read credentials (from the environment only)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""
+
+    @abstractmethod
+    def match(self, items: Sequence[bytes]) -> list[ServiceResult]:
+        """Match each content item; return one result per item, in order."""
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records (never a credential)."""
+        return {"name": self.name}

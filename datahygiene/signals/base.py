@@ -1,0 +1,159 @@
+"""The signal-type interface: what a kind of hash is and how values of it compare.
+
+A *signal type* knows three things, kept apart as in python-threatexchange:
+
+* how to turn raw column values (hex text in any case, whitespace, or fixed-width
+  binary) into canonical fixed-width bytes, marking what cannot be parsed;
+* how to build an *index* over list entries that answers "which entries match these
+  query values", exactly or within a distance;
+* optionally (the :class:`BytesHasher` mixin) how to compute itself from content bytes.
+
+Everything works on whole Arrow arrays / numpy matrices at a time: a signal type is
+called once per batch, never once per row, so that scanning billions of rows costs
+vectorised work only.
+
+Why canonical ``uint8`` matrices of shape ``(n, width)``: they are what every index
+wants (sort keys, Hamming popcounts), they convert to and from Arrow
+``fixed_size_binary`` without copying, and they never carry the text a partner
+supplied, so nothing downstream can echo a list value by accident.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """Canonical values for one column.
+
+    ``values`` has shape ``(n, width)`` and dtype uint8; rows where ``valid`` is False
+    hold zeros and must not be matched. ``reasons`` gives, for invalid rows only, a
+    short reason code (``null``, ``malformed``, ``wrong-length``, ``low-quality``, ...)
+    -- never the offending value. ``quality`` is an optional per-row score (PDQ).
+    """
+
+    values: np.ndarray
+    valid: np.ndarray
+    reasons: np.ndarray  # object array of str|None, same length
+    quality: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.valid.shape[0])
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Index answer: parallel arrays, one element per (query, entry) pair that matched.
+
+    ``query`` indexes the query matrix given to :meth:`SignalIndex.query`, ``entry``
+    indexes the entries the index was built from, ``distance`` is 0 for exact types.
+    Order does not matter; the caller sorts.
+    """
+
+    query: np.ndarray
+    entry: np.ndarray
+    distance: np.ndarray
+
+    @staticmethod
+    def empty() -> Matches:
+        z = np.zeros(0, dtype=np.int64)
+        return Matches(z, z.copy(), np.zeros(0, dtype=np.int32))
+
+    def __len__(self) -> int:
+        return int(self.query.shape[0])
+
+
+class SignalIndex(ABC):
+    """An index over list entries of one signal type.
+
+    Built once per scan (per worker) and queried once per batch. It must find *every*
+    entry within the threshold: an index that can miss a match is not acceptable for
+    this tool, whatever it gains in speed.
+    """
+
+    @abstractmethod
+    def query(self, values: np.ndarray) -> Matches:
+        """Return every (query row, entry) pair that matches. ``values``: (n, width) uint8."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of entries indexed."""
+
+    def nbytes(self) -> int:
+        """Approximate memory held by the index, for run.json and benchmarks."""
+        return 0
+
+
+@dataclass
+class SignalType(ABC):
+    """A kind of hash. Subclasses set the class attributes and implement the methods.
+
+    Instances carry per-list configuration (``threshold``) rather than class
+    constants, so two lists of the same type can use different thresholds.
+
+    Class attributes:
+        name: registry name (``md5``, ``pdq``...). Open strings: partners add types.
+        width: bytes in a canonical value.
+        default_column: manifest column read when the user names none.
+        exact: True when matching is byte equality (threshold ignored).
+        examples: canonical-hex -> list of accepted spellings, for the conformance kit.
+        invalid_examples: spellings that must be rejected.
+    """
+
+    name: ClassVar[str]
+    width: ClassVar[int]
+    default_column: ClassVar[str]
+    exact: ClassVar[bool] = True
+    default_threshold: ClassVar[int] = 0
+    examples: ClassVar[Mapping[str, list[Any]]] = {}
+    invalid_examples: ClassVar[list[Any]] = []
+
+    threshold: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_threshold(self) -> int:
+        return self.default_threshold if self.threshold is None else int(self.threshold)
+
+    @abstractmethod
+    def normalize(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
+        """Parse a whole column into canonical values. Never raises on bad values:
+        bad rows come back ``valid=False`` with a reason (fail closed happens later)."""
+
+    def parse_entries(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
+        """Parse list entries (as read from a list file) into canonical values.
+
+        Usually the same as :meth:`normalize`; differs for derived signals such as URL
+        digests, whose manifest column holds URLs but whose list holds digests."""
+        return self.normalize(column)
+
+    @abstractmethod
+    def build_index(self, values: np.ndarray) -> SignalIndex:
+        """Build an index over list entries (``(m, width)`` uint8, already valid)."""
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Distance between row-aligned value matrices; 0/1 for exact types."""
+        return np.any(a != b, axis=1).astype(np.int32)
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records about this signal's configuration."""
+        out: dict[str, Any] = {"name": self.name, "width": self.width, "exact": self.exact}
+        if not self.exact:
+            out["threshold"] = self.effective_threshold
+        return out
+
+
+class BytesHasher(ABC):
+    """Mixin for signal types that can compute themselves from content bytes."""
+
+    @abstractmethod
+    def hash_bytes(self, data: bytes) -> tuple[bytes, int | None]:
+        """Return (canonical value, quality or None). Raise ValueError with a short
+        reason (never the content) when the bytes cannot be hashed."""

@@ -1,0 +1,135 @@
+"""Exact digests (MD5, SHA-1, SHA-256) and the sorted-prefix index that matches them.
+
+The index is the DataComp pattern (a sorted fixed-width array searched with
+vectorised binary search) plus a bitmap prefilter on the leading bits. The prefilter
+answers "certainly not in the list" with one memory access for almost every row, so
+the binary search -- about log2(m) cache misses -- only runs for the few rows that may
+match; the full-width comparison then runs only on rows whose 64-bit prefix matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from datahygiene.signals.base import BytesHasher, Matches, Normalized, SignalIndex, SignalType
+from datahygiene.signals.hexcodec import normalize_fixed
+
+
+def prefix64(values: np.ndarray) -> np.ndarray:
+    """First 8 bytes of each row as a big-endian uint64 (sort key; preserves byte order)."""
+    n, w = values.shape
+    if w >= 8:
+        head = np.ascontiguousarray(values[:, :8])
+    else:
+        head = np.zeros((n, 8), dtype=np.uint8)
+        head[:, :w] = values
+    return head.view(">u8").ravel().astype(np.uint64)
+
+
+class SortedPrefixIndex(SignalIndex):
+    """Exact-match index: entries sorted by 64-bit prefix, with a bitmap prefilter."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=np.uint8)
+        prefixes = prefix64(values)
+        order = np.argsort(prefixes, kind="stable")
+        self._prefix = prefixes[order]
+        self._values = values[order]
+        self._order = order.astype(np.int64)
+        m = len(order)
+        # ~32 bits of bitmap per entry keeps the false-positive rate near 3%.
+        self._bits = int(min(32, max(16, int(np.ceil(np.log2(max(m, 1) * 32))))))
+        self._shift = np.uint64(64 - self._bits)
+        self._bitmap = np.zeros((1 << self._bits) // 8, dtype=np.uint8)
+        keys = self._prefix >> self._shift
+        np.bitwise_or.at(self._bitmap, (keys >> np.uint64(3)).astype(np.int64),
+                         (np.uint8(1) << (keys & np.uint64(7)).astype(np.uint8)))
+
+    def __len__(self) -> int:
+        return int(self._order.shape[0])
+
+    def nbytes(self) -> int:
+        return int(self._prefix.nbytes + self._values.nbytes + self._order.nbytes
+                   + self._bitmap.nbytes)
+
+    def query(self, values: np.ndarray) -> Matches:
+        if len(self) == 0 or values.shape[0] == 0:
+            return Matches.empty()
+        return self.query_prefix(prefix64(values), lambda rows: values[rows])
+
+    def query_prefix(self, qp: np.ndarray, full_rows: object) -> Matches:
+        """Match by prefix first; ``full_rows(rows)`` returns the full values of the
+        candidate rows only (lets callers decode the full hash for candidates alone)."""
+        keys = qp >> self._shift
+        hit = (self._bitmap[(keys >> np.uint64(3)).astype(np.int64)]
+               >> (keys & np.uint64(7)).astype(np.uint8)) & 1
+        cand = np.flatnonzero(hit)
+        if cand.size == 0:
+            return Matches.empty()
+        qc = qp[cand]
+        lo = np.searchsorted(self._prefix, qc, side="left")
+        hi = np.searchsorted(self._prefix, qc, side="right")
+        cnt = hi - lo
+        keep = cnt > 0
+        if not keep.any():
+            return Matches.empty()
+        cand, lo, cnt = cand[keep], lo[keep], cnt[keep]
+        rows = np.repeat(cand, cnt)
+        starts = np.repeat(lo - np.cumsum(cnt) + cnt, cnt)
+        pos = starts + np.arange(rows.shape[0])
+        full = full_rows(rows)  # type: ignore[operator]
+        eq = np.all(full == self._values[pos], axis=1)
+        q = rows[eq].astype(np.int64)
+        return Matches(q, self._order[pos[eq]], np.zeros(q.shape[0], dtype=np.int32))
+
+
+class ExactDigest(SignalType, BytesHasher):
+    """A cryptographic digest compared by equality."""
+
+    algorithm: ClassVar[str]
+
+    def normalize(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
+        return normalize_fixed(column, self.width)
+
+    def build_index(self, values: np.ndarray) -> SignalIndex:
+        return SortedPrefixIndex(values)
+
+    def hash_bytes(self, data: bytes) -> tuple[bytes, int | None]:
+        return hashlib.new(self.algorithm, data).digest(), None
+
+
+def _examples(algorithm: str) -> dict[str, list[object]]:
+    digest = hashlib.new(algorithm, b"datahygiene synthetic example").digest()
+    h = digest.hex()
+    return {h: [h, h.upper(), f"  {h}\n", digest]}
+
+
+class MD5(ExactDigest):
+    name = "md5"
+    width = 16
+    default_column = "md5"
+    algorithm = "md5"
+    examples = _examples("md5")
+    invalid_examples = ["xyz", "0" * 31, "g" * 32, b"\x00" * 15, None]
+
+
+class SHA1(ExactDigest):
+    name = "sha1"
+    width = 20
+    default_column = "sha1"
+    algorithm = "sha1"
+    examples = _examples("sha1")
+    invalid_examples = ["0" * 39, "z" * 40, b"\x00" * 16, None]
+
+
+class SHA256(ExactDigest):
+    name = "sha256"
+    width = 32
+    default_column = "sha256"
+    algorithm = "sha256"
+    examples = _examples("sha256")
+    invalid_examples = ["0" * 63, "q" * 64, b"\x00" * 20, None]

@@ -1,0 +1,60 @@
+"""Counts for summary.json, computed from the exclusion table alone.
+
+Deriving the summary from the exclusion manifest (rather than counting along the
+way) means any engine that produces the same exclusions produces the same summary,
+and an auditor holding the restricted manifest can recompute it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from datahygiene.lists.model import HashList
+
+
+def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
+              files: int) -> dict[str, Any]:
+    df = pl.from_arrow(exclusions)
+    assert isinstance(df, pl.DataFrame)
+    excluded = int((df["decision"] == "excluded").sum()) if df.height else 0
+    unverified = int((df["decision"] == "unverified").sum()) if df.height else 0
+    per_list: dict[str, dict[str, Any]] = {
+        hl.id: {"signal": hl.signal, "entries": len(hl), "matches": 0, "rows": 0}
+        for hl in lists
+    }
+    reasons: dict[str, int] = {}
+    per_signal: dict[str, dict[str, int]] = {}
+    if df.height:
+        m = df.select("source_file", "row_index", pl.col("matches")).explode("matches")
+        m = m.filter(pl.col("matches").is_not_null()).unnest("matches")
+        if m.height:
+            agg = m.group_by("list").agg(
+                pl.len().alias("matches"),
+                pl.struct("source_file", "row_index").n_unique().alias("rows"),
+            )
+            for row in agg.iter_rows(named=True):
+                entry = per_list.setdefault(row["list"], {"matches": 0, "rows": 0})
+                entry["matches"] = int(row["matches"])
+                entry["rows"] = int(row["rows"])
+            bands = m.group_by("signal", "distance").agg(pl.len().alias("n"))
+            for row in bands.iter_rows(named=True):
+                sig = per_signal.setdefault(row["signal"], {})
+                sig[f"distance_{row['distance']}"] = int(row["n"])
+        r = df.select(pl.col("reasons").explode()).drop_nulls()
+        for row in r.group_by("reasons").agg(pl.len()).iter_rows():
+            reasons[str(row[0])] = int(row[1])
+    return {
+        "files": files,
+        "rows": {
+            "scanned": scanned,
+            "clean": scanned - excluded - unverified,
+            "excluded": excluded,
+            "unverified": unverified,
+        },
+        "lists": {k: per_list[k] for k in sorted(per_list)},
+        "reasons": dict(sorted(reasons.items())),
+        "match_distances": {k: dict(sorted(v.items())) for k, v in sorted(per_signal.items())},
+    }
