@@ -9,7 +9,6 @@ table of exit codes is in docs/curator.md.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -63,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

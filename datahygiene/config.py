@@ -33,6 +33,7 @@ class ScanConfig:
     batch_size: int = 131_072
     threads: int = 0  # 0: one per core
     engine: str = "local"
+    keys: str | None = None  # directory from `datahygiene keys init` (signed evidence)
     reporters: list[str] = field(default_factory=lambda: ["summary"])
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -100,7 +101,7 @@ def load_config(path: str) -> ScanConfig:
             setattr(cfg, key, _typed(path, f"scan.{key}", value, bool))
         elif key in ("batch_size", "threads"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
-        elif key in ("key", "engine"):
+        elif key in ("key", "engine", "keys"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
         elif key == "reporters":
             cfg.reporters = _typed(path, "scan.reporters", value, list)

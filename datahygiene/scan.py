@@ -143,7 +143,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     t_lists = time.perf_counter()
     files = resolve_manifests(config.manifests)
     probe_plan = build_plan(lists, config, registry, None)
-    metas, schemas, key = _check_schemas(files, config, [c.column for c in probe_plan.checks])
+    metas, schemas, key = _check_schemas(files, config, probe_plan.columns)
     plan = build_plan(lists, config, registry, key)
     plan.setup()
     t_index = time.perf_counter()
@@ -215,8 +215,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             "plugins": [{"kind": p.kind, "name": p.name, "distribution": p.distribution,
                          "version": p.version} for p in registry.all()],
             "config": config_desc,
-            "signals": [{**c.signal.describe(), "column": c.column,
-                         "lists": [hl.id for hl in c.lists]} for c in plan.checks],
+            "signals": [c.describe() for c in plan.checks],
             "lists": [hl.describe() for hl in lists],
             "inputs": inputs,
             "coverage": {"files": len(files), "rows": total_rows, "rows_scanned": scanned},
@@ -238,6 +237,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         }
         if scanned != total_rows:  # pragma: no cover - a reader bug, never expected
             raise InputError(f"scanned {scanned} rows but the inputs hold {total_rows}")
+        # --- evidence hook (issue 4): signed log, checkpoint, attestation go here ---
         for name in config.reporters:
             reporter = registry.get("reporters", name).obj()
             directory = writer.path(f"{RESTRICTED}/reports/{name}/x").parent

@@ -15,6 +15,7 @@ Decisions (fail closed):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +42,93 @@ EXCLUSION_SCHEMA = pa.schema([
 ])
 
 
+def reason_column(column: str) -> str:
+    """Name of the optional column a transform adds beside a derived signal column to
+    say why a row's value is null (e.g. ``decode-error``); the check reports that
+    reason instead of a bare ``null``."""
+    return f"__reason__{column}"
+
+
 @dataclass
-class Check:
+class CheckOutcome:
+    """What one check found in one batch: rows it could not check, and matches.
+
+    ``invalid_reasons`` are short codes (``null``, ``malformed``, ``timeout``...);
+    the signal name is prefixed by :func:`check_batch`.
+    """
+
+    signal: str
+    invalid_rows: np.ndarray
+    invalid_reasons: pa.Array
+    match_rows: np.ndarray
+    match_list: pa.Array
+    match_ref: pa.Array
+    match_distance: np.ndarray
+
+    @staticmethod
+    def nothing(signal: str, invalid_rows: np.ndarray | None = None,
+                invalid_reasons: pa.Array | None = None) -> CheckOutcome:
+        z = np.zeros(0, dtype=np.int64)
+        s = pa.array([], pa.string())
+        return CheckOutcome(signal, z if invalid_rows is None else invalid_rows,
+                            s if invalid_reasons is None else invalid_reasons,
+                            z, s, s, np.zeros(0, dtype=np.int32))
+
+
+class BaseCheck(ABC):
+    """One thing checked per row: a signal column against lists, or a remote service.
+
+    Implementations must be cheap to pickle (build heavy state in :meth:`setup`) and
+    :meth:`run` must be a pure function of the batch and that state.
+    """
+
+    signal_name: str
+
+    @property
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Columns this check reads."""
+
+    @property
+    def lists(self) -> list[HashList]:
+        return []
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Build indexes, open clients."""
+
+    @abstractmethod
+    def run(self, batch: pa.RecordBatch | pa.Table) -> CheckOutcome:
+        """Check every row of the batch."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.signal_name, "columns": self.columns}
+
+
+class BatchTransform(ABC):
+    """Adds derived columns to a batch before the checks (e.g. hashes computed from
+    image bytes). A row whose value cannot be derived gets null in the derived column
+    and, ideally, a reason in :func:`reason_column` of it."""
+
+    @property
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Input columns read."""
+
+    @property
+    @abstractmethod
+    def produces(self) -> list[str]:
+        """Columns added."""
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Load heavy state lazily."""
+
+    @abstractmethod
+    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+        """Return the batch with the derived columns added."""
+
+
+@dataclass
+class Check(BaseCheck):
     """One signal read from one column, matched against every list of that signal.
 
     Lists of the same signal share one index: entries are concatenated and each
@@ -51,34 +137,49 @@ class Check:
 
     signal: SignalType
     column: str
-    lists: list[HashList]
+    list_group: list[HashList]
     _index: SignalIndex | None = field(default=None, repr=False)
     _entry_list: pa.Array | None = field(default=None, repr=False)
     _entry_ref: pa.Array | None = field(default=None, repr=False)
     _entry_threshold: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def signal_name(self) -> str:  # type: ignore[override]
+        return self.signal.name
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column]
+
+    @property
+    def lists(self) -> list[HashList]:
+        return self.list_group
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.signal.describe(), "column": self.column,
+                "lists": [hl.id for hl in self.list_group]}
+
     def setup(self) -> None:
         if self._index is not None:
             return
-        widths = {hl.values.shape[1] for hl in self.lists}
-        values = (np.concatenate([hl.values for hl in self.lists])
-                  if self.lists else np.zeros((0, self.signal.width), np.uint8))
+        widths = {hl.values.shape[1] for hl in self.list_group}
+        values = (np.concatenate([hl.values for hl in self.list_group])
+                  if self.list_group else np.zeros((0, self.signal.width), np.uint8))
         if widths and widths != {self.signal.width}:
             raise ValueError(f"lists for {self.signal.name} have the wrong width")
         self._index = self.signal.build_index(values)
         self._entry_list = pa.array(
-            np.repeat(np.arange(len(self.lists), dtype=np.int32), [len(hl) for hl in self.lists]),
-            type=pa.int32(),
-        )
-        self._entry_ref = pa.concat_arrays([hl.refs for hl in self.lists]) if self.lists \
-            else pa.array([], pa.string())
+            np.repeat(np.arange(len(self.list_group), dtype=np.int32),
+                      [len(hl) for hl in self.list_group]), type=pa.int32())
+        self._entry_ref = pa.concat_arrays([hl.refs for hl in self.list_group]) \
+            if self.list_group else pa.array([], pa.string())
         if not self.signal.exact:
             # one index at the largest threshold; each list's own threshold applied after
             default = self.signal.default_threshold
             self._entry_threshold = np.repeat(
                 np.array([default if hl.threshold is None else hl.threshold
-                          for hl in self.lists], dtype=np.int32),
-                [len(hl) for hl in self.lists])
+                          for hl in self.list_group], dtype=np.int32),
+                [len(hl) for hl in self.list_group])
 
     def __getstate__(self) -> dict[str, Any]:
         # Indexes are rebuilt where they are used (a Ray worker, a datasets process):
@@ -94,15 +195,53 @@ class Check:
         assert self._index is not None
         return self._index
 
+    def run(self, batch: pa.RecordBatch | pa.Table) -> CheckOutcome:
+        index = self.index
+        norm = self.signal.normalize(batch.column(self.column))
+        valid = norm.valid
+        bad = np.zeros(0, dtype=np.int64)
+        bad_reasons = pa.array([], pa.string())
+        if not valid.all():
+            bad = np.flatnonzero(~valid)
+            bad_reasons = pa.array(norm.reasons[bad], type=pa.string())
+            rcol = reason_column(self.column)
+            if rcol in batch.schema.names:
+                given = batch.column(rcol).take(pa.array(bad)).cast(pa.string())
+                bad_reasons = pc.coalesce(given, bad_reasons)
+                if isinstance(bad_reasons, pa.ChunkedArray):
+                    bad_reasons = bad_reasons.combine_chunks()
+            good = np.flatnonzero(valid)
+            m = index.query(norm.values[good])
+            rows = good[m.query]
+        else:
+            m = index.query(norm.values)
+            rows = m.query
+        if self._entry_threshold is not None and len(m):
+            within = m.distance <= self._entry_threshold[m.entry]
+            m = Matches(m.query[within], m.entry[within], m.distance[within])
+            rows = rows[within]
+        if not len(m):
+            return CheckOutcome.nothing(self.signal.name, bad, bad_reasons)
+        assert self._entry_list is not None and self._entry_ref is not None
+        entry = pa.array(m.entry, type=pa.int64())
+        ids = pa.array([hl.id for hl in self.list_group], type=pa.string())
+        return CheckOutcome(self.signal.name, bad, bad_reasons, np.asarray(rows, np.int64),
+                            ids.take(self._entry_list.take(entry)),
+                            self._entry_ref.take(entry), np.asarray(m.distance, np.int32))
+
 
 @dataclass
 class ScanPlan:
-    checks: list[Check]
+    checks: list[Any]  # BaseCheck instances
     key_column: str | None = None
+    transforms: list[BatchTransform] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:
-        cols = [c.column for c in self.checks]
+        """Columns to read from the manifest (projection)."""
+        produced = {c for t in self.transforms for c in t.produces}
+        cols = [c for t in self.transforms for c in t.columns]
+        cols += [c for ch in self.checks for c in ch.columns if c not in produced]
         if self.key_column:
             cols.append(self.key_column)
         return list(dict.fromkeys(cols))
@@ -112,6 +251,8 @@ class ScanPlan:
         return [hl for c in self.checks for hl in c.lists]
 
     def setup(self) -> None:
+        for t in self.transforms:
+            t.setup()
         for c in self.checks:
             c.setup()
 
@@ -127,46 +268,33 @@ def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: s
                 row_offset: int = 0) -> BatchResult:
     """Check one batch. ``row_offset`` is the batch's first row index in its file."""
     n = batch.num_rows
+    for t in plan.transforms:
+        batch = t(batch)
     match_parts: list[pa.Table] = []
     reason_rows: list[np.ndarray] = []
     reason_text: list[pa.Array] = []
     invalid_any = np.zeros(n, dtype=bool)
     for ci, check in enumerate(plan.checks):
-        norm = check.signal.normalize(batch.column(check.column))
-        valid = norm.valid
-        if not valid.all():
-            bad = np.flatnonzero(~valid)
-            invalid_any[bad] = True
-            reason_rows.append(bad)
-            reason_text.append(pc.binary_join_element_wise(
-                f"{check.signal.name}:", pa.array(norm.reasons[bad], type=pa.string()), ""))
-            good = np.flatnonzero(valid)
-            m = check.index.query(norm.values[good])
-            rows = good[m.query]
-        else:
-            m = check.index.query(norm.values)
-            rows = m.query
-        if check._entry_threshold is not None and len(m):
-            within = m.distance <= check._entry_threshold[m.entry]
-            m = Matches(m.query[within], m.entry[within], m.distance[within])
-            rows = rows[within]
-        if len(m):
-            assert check._entry_list is not None and check._entry_ref is not None
-            entry = pa.array(m.entry, type=pa.int64())
-            list_idx = check._entry_list.take(entry)
-            ids = pa.array([hl.id for hl in check.lists], type=pa.string())
+        out = check.run(batch)
+        name = out.signal
+        if out.invalid_rows.size:
+            invalid_any[out.invalid_rows] = True
+            reason_rows.append(out.invalid_rows)
+            reason_text.append(pc.binary_join_element_wise(f"{name}:", out.invalid_reasons, ""))
+        k = out.match_rows.shape[0]
+        if k:
             match_parts.append(pa.table({
-                "row": pa.array(rows, type=pa.int64()),
-                "check": pa.array(np.full(len(m), ci, dtype=np.int32)),
-                "signal": pa.array(np.full(len(m), check.signal.name, dtype=object), pa.string()),
-                "list": ids.take(list_idx),
-                "entry_ref": check._entry_ref.take(entry),
-                "distance": pa.array(m.distance, type=pa.int32()),
+                "row": pa.array(out.match_rows, type=pa.int64()),
+                "check": pa.array(np.full(k, ci, dtype=np.int32)),
+                "signal": pa.array(np.full(k, name, dtype=object), pa.string()),
+                "list": out.match_list,
+                "entry_ref": out.match_ref,
+                "distance": pa.array(out.match_distance, type=pa.int32()),
             }))
-            reason_rows.append(np.unique(rows))
-            reason_text.append(pa.array(
-                np.full(np.unique(rows).shape[0], f"{check.signal.name}:match", dtype=object),
-                pa.string()))
+            urows = np.unique(out.match_rows)
+            reason_rows.append(urows)
+            reason_text.append(pa.array(np.full(urows.shape[0], f"{name}:match", dtype=object),
+                                        pa.string()))
 
     if match_parts:
         matches = pa.concat_tables(match_parts).sort_by(

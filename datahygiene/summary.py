@@ -44,8 +44,8 @@ def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
                 sig = per_signal.setdefault(row["signal"], {})
                 sig[f"distance_{row['distance']}"] = int(row["n"])
         r = df.select(pl.col("reasons").explode()).drop_nulls()
-        for row in r.group_by("reasons").agg(pl.len()).iter_rows():
-            reasons[str(row[0])] = int(row[1])
+        for name, count in r.group_by("reasons").agg(pl.len()).iter_rows():
+            reasons[str(name)] = int(count)
     return {
         "files": files,
         "rows": {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,8 +36,8 @@ class Progress:
     def start(self, total: int, files: int) -> None:
         if not self.enabled:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                   TextColumn, TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -76,7 +76,7 @@ def progress_bar(quiet: bool, what: str = "scanning") -> Iterator[Progress]:
         p.stop()
 
 
-def echo_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+def echo_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
     """Plain aligned table on stdout (readable in logs and terminals alike)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))

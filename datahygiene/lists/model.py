@@ -69,7 +69,8 @@ def fingerprint(signal: str, values: np.ndarray, refs: pa.Array) -> str:
     h.update(lens.tobytes())
     for chunk in [refs] if isinstance(refs, pa.Array) else refs.chunks:
         if len(chunk):
-            offs = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            offs = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+            offs = offs[chunk.offset : chunk.offset + len(chunk) + 1]
             data = chunk.buffers()[2]
             if data is not None:
                 h.update(memoryview(data)[int(offs[0]) : int(offs[-1])])
