@@ -140,7 +140,7 @@ class Check(BaseCheck):
     list_group: list[HashList]
     _index: SignalIndex | None = field(default=None, repr=False)
     _entry_list: pa.Array | None = field(default=None, repr=False)
-    _entry_ref: pa.Array | None = field(default=None, repr=False)
+    _list_starts: np.ndarray | None = field(default=None, repr=False)
     _entry_threshold: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -171,8 +171,7 @@ class Check(BaseCheck):
         self._entry_list = pa.array(
             np.repeat(np.arange(len(self.list_group), dtype=np.int32),
                       [len(hl) for hl in self.list_group]), type=pa.int32())
-        self._entry_ref = pa.concat_arrays([hl.refs for hl in self.list_group]) \
-            if self.list_group else pa.array([], pa.string())
+        self._list_starts = np.cumsum([0] + [len(hl) for hl in self.list_group])
         if not self.signal.exact:
             # one index at the largest threshold; each list's own threshold applied after
             default = self.signal.default_threshold
@@ -185,7 +184,7 @@ class Check(BaseCheck):
         # Indexes are rebuilt where they are used (a Ray worker, a datasets process):
         # shipping the lists is cheaper than shipping an index several times their size.
         state = dict(self.__dict__)
-        for k in ("_index", "_entry_list", "_entry_ref", "_entry_threshold"):
+        for k in ("_index", "_entry_list", "_list_starts", "_entry_threshold"):
             state[k] = None
         return state
 
@@ -222,12 +221,21 @@ class Check(BaseCheck):
             rows = rows[within]
         if not len(m):
             return CheckOutcome.nothing(self.signal.name, bad, bad_reasons)
-        assert self._entry_list is not None and self._entry_ref is not None
-        entry = pa.array(m.entry, type=pa.int64())
+        assert self._entry_list is not None and self._list_starts is not None
+        entry = np.asarray(m.entry, dtype=np.int64)
+        which = np.searchsorted(self._list_starts, entry, side="right") - 1
+        refs: list[pa.Array] = []
+        order: list[np.ndarray] = []
+        for li in np.unique(which):  # per list, not per row: matches are few
+            sel = np.flatnonzero(which == li)
+            refs.append(self.list_group[li].ref_strings(entry[sel] - self._list_starts[li]))
+            order.append(sel)
+        perm = np.concatenate(order)
+        rows, entry, dist = np.asarray(rows, np.int64)[perm], entry[perm], m.distance[perm]
         ids = pa.array([hl.id for hl in self.list_group], type=pa.string())
-        return CheckOutcome(self.signal.name, bad, bad_reasons, np.asarray(rows, np.int64),
-                            ids.take(self._entry_list.take(entry)),
-                            self._entry_ref.take(entry), np.asarray(m.distance, np.int32))
+        return CheckOutcome(self.signal.name, bad, bad_reasons, rows,
+                            ids.take(pa.array(which[perm])), pa.concat_arrays(refs),
+                            np.asarray(dist, np.int32))
 
 
 @dataclass

@@ -39,28 +39,51 @@ def detect_format(path: str) -> str:
     return "text"
 
 
-def _text_lines(path: Path) -> pa.Array:
-    """Every line of a file as a string array (no per-line Python)."""
+def _text_lines(path: Path) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Every line of a file, without its line ending, as one string array; plus the
+    indices of lines holding a ``#`` and of lines holding a space or tab.
+
+    Built with numpy from the newline positions (no per-line Python): the bytes
+    minus CR/LF become the data buffer and the per-line byte counts its offsets.
+    Knowing which few lines hold comments or blanks lets the caller run the string
+    kernels on those lines alone."""
     data = path.read_bytes()
+    if not data:
+        empty = np.zeros(0, dtype=np.int64)
+        return pa.array([], type=pa.large_string()), empty, empty
     buf = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    ends = nl if (len(data) and data[-1:] == b"\n") else np.append(nl, len(data))
-    starts = np.concatenate(([0], nl + 1))[: len(ends)]
-    if len(data) == 0:
-        return pa.array([], type=pa.large_string())
-    offsets = np.empty(2 * len(ends), dtype=np.int64)
-    offsets[0::2], offsets[1::2] = starts, ends
-    # Build [start,end) slices: the binary array over (starts, ends) via take on a
-    # large_string array whose offsets interleave start/end positions.
-    interleaved = pa.LargeStringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)
-    )
-    lines = interleaved.take(pa.array(np.arange(0, len(offsets) - 1, 2)))
+    newline = buf == 10
+    sep = newline | (buf == 13)
+    sep_at = np.flatnonzero(sep)
+    ends = np.flatnonzero(newline)
+    if not newline[-1]:
+        ends = np.append(ends, len(buf) - 1)
+    # bytes kept up to and including each line end = position + 1 - separators so far
+    kept = ends + 1 - np.searchsorted(sep_at, ends, side="right")
+    offsets = np.concatenate(([0], kept)).astype(np.int64)
+    content = buf[~sep] if sep_at.size else buf
+    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(content))
     try:
         lines.validate(full=True)
     except pa.ArrowInvalid as exc:
         raise ListError(f"{path}: not UTF-8 text; fix the encoding or use a parquet list") from exc
-    return lines
+    hashes = np.unique(np.searchsorted(ends, np.flatnonzero(buf == 35)))
+    blanks = np.unique(np.searchsorted(ends, np.flatnonzero((buf == 32) | (buf == 9))))
+    return lines, hashes, blanks
+
+
+def _clean_lines(lines: pa.Array, hashes: np.ndarray, blanks: np.ndarray) -> pa.Array:
+    """Strip ``#`` comments and surrounding blanks, touching only the lines that have them."""
+    fix = np.union1d(hashes, blanks)
+    if fix.size == 0:
+        return lines
+    part = lines.take(pa.array(fix))
+    if hashes.size:
+        part = pc.replace_substring_regex(part, pattern=r"#.*$", replacement="")
+    part = pc.utf8_trim_whitespace(part)
+    mask = np.zeros(len(lines), dtype=bool)
+    mask[fix] = True
+    return pc.replace_with_mask(lines, pa.array(mask), part)
 
 
 def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) -> tuple[int, str]:
@@ -122,12 +145,10 @@ def load_list_file(spec: ListSpec, registry: Registry) -> list[HashList]:
     ids: pa.Array | None = None
     cats: pa.Array | None = None
     if fmt == "text":
-        lines = _text_lines(path)
+        lines, hashes, blanks = _text_lines(path)
         line_no = np.arange(1, len(lines) + 1)
-        text = pc.utf8_trim_whitespace(
-            pc.replace_substring_regex(lines, pattern=r"#.*$", replacement="")
-        )
-        keep = np.asarray(pc.not_equal(text, "").to_numpy(zero_copy_only=False), dtype=bool)
+        text = _clean_lines(lines, hashes, blanks)
+        keep = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) > 0
         stats["lines"] = len(lines)
         stats["comment_or_blank_lines"] = int((~keep).sum())
         values_col = text.filter(pa.array(keep))
@@ -193,13 +214,17 @@ def load_list_file(spec: ListSpec, registry: Registry) -> list[HashList]:
             kinds, counts = np.unique(parsed.reasons[bad_at].astype(str), return_counts=True)
             sig_stats["bad_entry_reasons"] = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
         good = np.flatnonzero(parsed.valid)
-        fallback = pc.binary_join_element_wise(
-            f"{word}:", pa.array(lno[good]).cast(pa.string()), ""
-        )
-        refs = fallback if icol_s is None else pc.coalesce(icol_s.take(pa.array(good)), fallback)
+        # Without an id column an entry's reference is its line number, kept as an
+        # integer and spelled "line:N" only when a match needs it.
+        ref_prefix = f"{word}:"
+        refs: pa.Array = pa.array(lno[good], type=pa.int64())
+        if icol_s is not None:
+            spelled = pc.binary_join_element_wise(ref_prefix, refs.cast(pa.string()), "")
+            refs = pc.coalesce(icol_s.take(pa.array(good)), spelled)
+            ref_prefix = ""
         out.append(HashList.from_parsed(
             identity, name, parsed.values[good], refs,
             ccol_s.take(pa.array(good)) if ccol_s is not None else None,
-            source=str(path), threshold=spec.threshold, stats=sig_stats,
+            source=str(path), threshold=spec.threshold, stats=sig_stats, ref_prefix=ref_prefix,
         ))
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 FINGERPRINT_DOMAIN = b"datahygiene-list-v1\0"
 
@@ -39,41 +40,43 @@ class ListIdentity:
 
 
 def sort_rows(values: np.ndarray) -> np.ndarray:
-    """Stable lexicographic argsort of fixed-width byte rows (vectorised)."""
+    """Lexicographic argsort of fixed-width byte rows (vectorised, deterministic).
+
+    Sorts by the leading 8 bytes (one uint64 argsort, SIMD-accelerated in numpy);
+    only when two rows share those bytes -- rare for digests -- does it fall back to
+    a full multi-key sort."""
     n, w = values.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     padded_w = -(-w // 8) * 8
-    padded = np.zeros((n, padded_w), dtype=np.uint8)
-    padded[:, :w] = values
-    words = padded.view(">u8").astype(np.uint64)
-    keys = [words[:, i] for i in range(words.shape[1] - 1, -1, -1)]
-    return np.lexsort(keys).astype(np.int64)
+    if padded_w != w:
+        padded = np.zeros((n, padded_w), dtype=np.uint8)
+        padded[:, :w] = values
+    else:
+        padded = np.ascontiguousarray(values)
+    words = padded.view(">u8")
+    head = words[:, 0].astype(np.uint64)
+    order = np.argsort(head)
+    sorted_head = head[order]
+    if np.any(sorted_head[1:] == sorted_head[:-1]):
+        keys = [words[:, i].astype(np.uint64) for i in range(words.shape[1] - 1, -1, -1)]
+        order = np.lexsort(keys)  # stable: among equal rows the earliest comes first
+    return order.astype(np.int64)
 
 
-def fingerprint(signal: str, values: np.ndarray, refs: pa.Array) -> str:
+def fingerprint(signal: str, values: np.ndarray) -> str:
     """SHA-256 over the canonical entries (docs/list-formats.md#fingerprint).
 
-    ``values`` must already be sorted and unique, ``refs`` aligned with them. The
-    digest covers the signal name, the entry count, every value in order and every
-    reference (length-prefixed), so any change of content or reference changes it.
+    ``values`` must already be sorted and unique. The digest covers a domain tag, the
+    signal name, the entry count and every canonical value in order -- the list's
+    content, independent of file format, line order, case, duplicates or entry ids --
+    so two parties holding the same list snapshot compute the same fingerprint
+    without exchanging a single value.
     """
     h = hashlib.sha256(FINGERPRINT_DOMAIN)
     h.update(signal.encode() + b"\0")
-    h.update(np.uint64(values.shape[0]).tobytes())
+    h.update(np.uint64(values.shape[0]).astype("<u8").tobytes())
     h.update(np.ascontiguousarray(values).tobytes())
-    refs = refs.cast(pa.string())
-    lens = np.asarray(
-        pa.compute.binary_length(refs).to_numpy(zero_copy_only=False), dtype="<u4"
-    )
-    h.update(lens.tobytes())
-    for chunk in [refs] if isinstance(refs, pa.Array) else refs.chunks:
-        if len(chunk):
-            offs = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
-            offs = offs[chunk.offset : chunk.offset + len(chunk) + 1]
-            data = chunk.buffers()[2]
-            if data is not None:
-                h.update(memoryview(data)[int(offs[0]) : int(offs[-1])])
     return "sha256:" + h.hexdigest()
 
 
@@ -84,16 +87,24 @@ class HashList:
     identity: ListIdentity
     signal: str
     values: np.ndarray  # (m, width) uint8, sorted, unique
-    refs: pa.Array  # string, aligned with values
+    refs: pa.Array  # aligned with values: strings, or int64 spelled ref_prefix + N
     categories: pa.Array | None = None
     source: str = ""
     threshold: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    ref_prefix: str = ""
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
-            self.fingerprint = fingerprint(self.signal, self.values, self.refs)
+            self.fingerprint = fingerprint(self.signal, self.values)
+
+    def ref_strings(self, entries: np.ndarray) -> pa.Array:
+        """The opaque references of the given entries, as strings."""
+        taken = self.refs.take(pa.array(entries, type=pa.int64()))
+        if pa.types.is_integer(taken.type):
+            return pc.binary_join_element_wise(self.ref_prefix, taken.cast(pa.string()), "")
+        return taken.cast(pa.string())
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -127,7 +138,7 @@ class HashList:
         categories: pa.Array | None = None,
         **kwargs: Any,
     ) -> HashList:
-        """Sort and de-duplicate parsed entries (first reference of a value wins)."""
+        """Sort and de-duplicate parsed entries (one reference kept per value)."""
         order = sort_rows(values)
         v = values[order]
         if v.shape[0]:
@@ -143,7 +154,7 @@ class HashList:
             identity=identity,
             signal=signal,
             values=np.ascontiguousarray(v[first]),
-            refs=refs.take(take).cast(pa.string()),
+            refs=refs.take(take) if pa.types.is_integer(refs.type) else refs.take(take).cast(pa.string()),
             categories=categories.take(take) if categories is not None else None,
             stats=stats,
             **kwargs,

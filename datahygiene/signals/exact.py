@@ -36,11 +36,16 @@ class SortedPrefixIndex(SignalIndex):
     def __init__(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.uint8)
         prefixes = prefix64(values)
-        order = np.argsort(prefixes, kind="stable")
-        self._prefix = prefixes[order]
-        self._values = values[order]
-        self._order = order.astype(np.int64)
-        m = len(order)
+        if prefixes.size < 2 or bool(np.all(prefixes[1:] >= prefixes[:-1])):
+            # a single list arrives sorted already: no copy, no sort
+            self._prefix, self._values = prefixes, values
+            self._order = np.arange(prefixes.size, dtype=np.int64)
+        else:
+            order = np.argsort(prefixes, kind="stable")
+            self._prefix = prefixes[order]
+            self._values = values[order]
+            self._order = order.astype(np.int64)
+        m = int(self._order.shape[0])
         # ~32 bits of bitmap per entry keeps the false-positive rate near 3%.
         self._bits = int(min(32, max(16, int(np.ceil(np.log2(max(m, 1) * 32))))))
         self._shift = np.uint64(64 - self._bits)

@@ -1,0 +1,219 @@
+"""Benchmark: exact-hash scanning against the floors and peers named in issue 2.
+
+Run with ``make bench`` (20M rows, 5M-entry list) or ``make bench-quick``. Each
+contender runs in its own Python process, on the same files, one after another, and
+reports its wall time (work only: interpreter start and imports excluded for every
+contender alike), rows/s and peak RSS (``ru_maxrss`` of that process). Ratios are
+``ours / baseline`` for time (<= 1.0 means we are at least as fast).
+
+Contenders:
+  floor-pyarrow      bare pyarrow dataset scan of only the md5 column (the I/O floor)
+  duckdb-semijoin    DuckDB: load the list, semi-join the md5 column against it, count
+  polars-semijoin    polars lazy: the same semi-join
+  datahygiene        ``datahygiene scan`` producing all its outputs (no clean copy)
+  pyarrow-rewrite    bare pyarrow: read every file, drop listed rows (is_in), write
+  datahygiene-clean  ``datahygiene scan --write-clean``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CONTENDERS = ["floor-pyarrow", "duckdb-semijoin", "polars-semijoin", "datahygiene",
+              "pyarrow-rewrite", "datahygiene-clean"]
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). ru_maxrss would not do: Linux carries
+    it over from the parent across fork and exec, so every child would report at
+    least the benchmark driver's own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def dataset_dir(base: Path, rows: int, list_size: int) -> Path:
+    return base / f"exact-{rows}-{list_size}"
+
+
+def ensure_data(base: Path, rows: int, list_size: int, planted: int) -> Path:
+    from datahygiene.synth import SynthSpec, write_synthetic
+
+    d = dataset_dir(base, rows, list_size)
+    if (d / "planted.json").exists():
+        return d
+    files = max(1, rows // 1_000_000)
+    t = time.perf_counter()
+    print(f"generating {rows:,} rows in {files} files and a {list_size:,}-entry list in {d} ...",
+          flush=True)
+    write_synthetic(d, SynthSpec(rows=rows, files=files, list_size=list_size, planted=planted,
+                                 malformed=0, row_group_size=262_144, seed=7))
+    print(f"  done in {time.perf_counter() - t:.1f}s", flush=True)
+    return d
+
+
+def _list_path(d: Path) -> str:
+    return str(d / "lists" / "md5.txt")
+
+
+def _files(d: Path) -> list[str]:
+    return sorted(str(p) for p in (d / "manifest").glob("*.parquet"))
+
+
+def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
+    """Run one contender in this process; return its measurements."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    rows = matched = 0
+    total_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in _files(d))
+    t0 = time.perf_counter()
+    if name == "floor-pyarrow":
+        pa.set_cpu_count(threads)
+        for batch in ds.dataset(_files(d), format="parquet").to_batches(columns=["md5"]):
+            rows += batch.num_rows
+            matched += batch.column(0).null_count  # touch the data
+    elif name == "duckdb-semijoin":
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"SET threads = {threads}")
+        con.execute(
+            "CREATE TABLE l AS SELECT column0 AS h FROM read_csv(?, header = false, comment = '#', "
+            "columns = {'column0': 'VARCHAR'})", [_list_path(d)])
+        row = con.execute(
+            "SELECT count(*) FROM read_parquet(?) m SEMI JOIN l ON m.md5 = l.h", [_files(d)]
+        ).fetchone()
+        matched = int(row[0]) if row else 0
+        rows = total_rows
+    elif name == "polars-semijoin":
+        os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
+        import polars as pl
+
+        lst = pl.read_csv(_list_path(d), has_header=False, comment_prefix="#",
+                          new_columns=["md5"], schema={"md5": pl.String})
+        lf = pl.scan_parquet(_files(d)).select("md5")
+        matched = lf.join(lst.lazy(), on="md5", how="semi").select(pl.len()).collect().item()
+        rows = total_rows
+    elif name in ("datahygiene", "datahygiene-clean"):
+        from datahygiene.config import ScanConfig
+        from datahygiene.lists.spec import ListSpec
+        from datahygiene.scan import run_scan
+
+        out = work / name
+        res = run_scan(ScanConfig(manifests=[str(d / "manifest")],
+                                  lists=[ListSpec(path=_list_path(d), signal="md5")],
+                                  out=str(out), threads=threads,
+                                  write_clean=name == "datahygiene-clean"))
+        rows = res.summary["rows"]["scanned"]
+        matched = res.summary["rows"]["excluded"]
+    elif name == "pyarrow-rewrite":
+        pa.set_cpu_count(threads)
+        lines = Path(_list_path(d)).read_text().split("\n")
+        value_set = pa.array([x for x in lines if x and not x.startswith("#")], pa.string())
+        out = work / name
+        out.mkdir(parents=True, exist_ok=True)
+        for f in _files(d):
+            table = pq.read_table(f)
+            hit = pc.is_in(table.column("md5"), value_set=value_set)
+            keep = pc.invert(pc.fill_null(hit, False))
+            rows += table.num_rows
+            matched += table.num_rows - int(pc.sum(keep).as_py() or 0)
+            pq.write_table(table.filter(keep), out / Path(f).name, compression="zstd")
+    else:
+        raise SystemExit(f"unknown contender {name}")
+    seconds = time.perf_counter() - t0
+    return {"name": name, "seconds": seconds, "rows": int(rows), "matched": int(matched),
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def spawn(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "datahygiene.bench.exact", "--child", name, "--data", str(d),
+           "--threads", str(threads), "--work", str(work)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def print_table(results: list[dict[str, Any]], planted: int) -> None:
+    by = {r["name"]: r for r in results}
+    print(f"\n{'contender':<20}{'wall s':>9}{'rows/s':>14}{'peak RSS MB':>13}{'matched':>10}")
+    for r in results:
+        print(f"{r['name']:<20}{r['seconds']:>9.2f}{r['rows'] / r['seconds']:>14,.0f}"
+              f"{r['peak_rss_mb']:>13,.0f}{r['matched']:>10,}")
+    ours, clean = by.get("datahygiene"), by.get("datahygiene-clean")
+    print("\nratios (ours / baseline; time <= 1.0 means at least as fast):")
+    for base in ("floor-pyarrow", "duckdb-semijoin", "polars-semijoin"):
+        if ours and base in by:
+            b = by[base]
+            print(f"  datahygiene / {base:<17} time {ours['seconds'] / b['seconds']:.2f}   "
+                  f"peak RSS {ours['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+    if clean and "pyarrow-rewrite" in by:
+        b = by["pyarrow-rewrite"]
+        print(f"  datahygiene-clean / pyarrow-rewrite   time {clean['seconds'] / b['seconds']:.2f}   "
+              f"peak RSS {clean['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+    wrong = [r["name"] for r in results if r["name"] != "floor-pyarrow" and r["matched"] != planted]
+    print(f"\nplanted matches: {planted}; contenders that found a different count: "
+          f"{', '.join(wrong) or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=20_000_000)
+    p.add_argument("--list-size", type=int, default=5_000_000)
+    p.add_argument("--planted", type=int, default=1_000)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--dir", default="bench-out", help="where data and outputs go (reused)")
+    p.add_argument("--only", help="comma-separated contenders to run")
+    p.add_argument("--scaling", default="", help="comma-separated row counts for the memory "
+                   "scaling check of our scan, e.g. 10000000,40000000")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        print(json.dumps(run_child(a.child, Path(a.data), a.threads, Path(a.work))))
+        return
+    base = Path(a.dir)
+    d = ensure_data(base, a.rows, a.list_size, a.planted)
+    work = base / "work"
+    names = a.only.split(",") if a.only else CONTENDERS
+    print(f"machine: {os.cpu_count()} cores; threads per contender: {a.threads}; "
+          f"{a.rows:,} rows, list {a.list_size:,} entries, {a.planted:,} planted")
+    results = []
+    for name in names:
+        r = spawn(name, d, a.threads, work)
+        print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB", flush=True)
+        results.append(r)
+    print_table(results, a.planted)
+    if a.scaling:
+        sizes = [int(x) for x in a.scaling.split(",")]
+        print("\nmemory scaling of `datahygiene scan` (same list size):")
+        rss = []
+        for n in sizes:
+            dn = ensure_data(base, n, a.list_size, a.planted)
+            r = spawn("datahygiene", dn, a.threads, work)
+            rss.append(r["peak_rss_mb"])
+            print(f"  {n:>12,} rows  {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+        print(f"  peak RSS growth {sizes[0]:,} -> {sizes[-1]:,} rows: {rss[-1] / rss[0] - 1:+.1%} "
+              "(target < +20%)")
+
+
+if __name__ == "__main__":
+    main()
