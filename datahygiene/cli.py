@@ -18,6 +18,7 @@ from datahygiene.errors import DatahygieneError
 COMMAND_MODULES = (
     "datahygiene.commands.scan",
     "datahygiene.commands.lists",
+    "datahygiene.commands.store",
     "datahygiene.commands.plugins",
     "datahygiene.commands.synth",
     "datahygiene.commands.demo",

@@ -14,10 +14,15 @@ from datahygiene.scan import ScanResult, run_scan
 
 
 def parse_list_option(text: str) -> ListSpec:
-    """``SIGNAL=PATH`` or just ``PATH`` (signal from the sidecar or a signal column)."""
+    """``SIGNAL=PATH`` or just ``PATH`` (signal from the sidecar or a signal column).
+    A path ``store:NAME[@VERSION]`` names a snapshot in the local list store."""
     name, sep, value = text.partition("=")
     if sep and name and "/" not in name and "\\" not in name:
+        if value.startswith("store:"):
+            return ListSpec(path=value[len("store:"):], signal=name.strip(), source="store")
         return ListSpec(path=value, signal=name.strip())
+    if text.startswith("store:"):
+        return ListSpec(path=text[len("store:"):], source="store")
     return ListSpec(path=text)
 
 

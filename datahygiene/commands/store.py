@@ -1,0 +1,152 @@
+"""``datahygiene lists import|sync|stored|keygen``: the local list store from the CLI.
+
+Added to the ``lists`` group defined in :mod:`datahygiene.commands.lists`. Like every
+``lists`` command, none of these ever prints a list value: only names, versions,
+counts and fingerprints.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from datahygiene.commands.common import echo_table
+from datahygiene.commands.scan import parse_list_option
+from datahygiene.errors import ConfigError
+from datahygiene.plugins import default_registry
+from datahygiene.store.crypto import write_key_file
+from datahygiene.store.snapshots import DEFAULT_KEY_ENV, ListStore, check_name
+from datahygiene.store.source import hashlists_to_entries
+from datahygiene.store.sync import sync_list
+
+STORE_HELP = "List store directory [default: $DATAHYGIENE_STORE, else ~/.local/share/datahygiene/store]."
+
+
+def _key_ref(key_file: str | None, key_env: str | None) -> dict[str, str]:
+    if key_file and key_env:
+        raise ConfigError("give --key-file or --key-env, not both")
+    if key_file:
+        return {"file": str(Path(key_file).resolve())}
+    return {"env": key_env or DEFAULT_KEY_ENV}
+
+
+def _store_options(f: Any) -> Any:
+    f = click.option("--key-env", metavar="NAME",
+                     help=f"When creating the store: environment variable holding its key "
+                          f"[default: {DEFAULT_KEY_ENV}].")(f)
+    f = click.option("--key-file", type=click.Path(dir_okay=False), metavar="PATH",
+                     help="When creating the store: key file (see `lists keygen`).")(f)
+    return click.option("--store", "store_dir", type=click.Path(file_okay=False), help=STORE_HELP)(f)
+
+
+def _load_sync_config(path: str) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: sync config not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return data
+
+
+def register(group: click.Group) -> None:
+    lists_group = group.commands["lists"]
+    assert isinstance(lists_group, click.Group)
+
+    @lists_group.command("import")
+    @click.argument("source", metavar="[SIGNAL=]LISTFILE")
+    @click.option("--name", required=True, help="Name to store the list under (letters, digits, . _ -).")
+    @_store_options
+    def import_cmd(source: str, name: str, store_dir: str | None, key_file: str | None,
+                   key_env: str | None) -> None:
+        """Import a list file into the encrypted local store as a new snapshot.
+
+        The list is parsed and normalised exactly as a scan would (metadata from
+        LISTFILE.meta.toml when present); the store keeps it encrypted, owner-only, and
+        as a new numbered snapshot only if its content changed. Scan it with
+        --list store:NAME or --list store:NAME@VERSION.
+        """
+        check_name(name)
+        spec = parse_list_option(source)
+        registry = default_registry()
+        lists = registry.get("sources", spec.source).obj().load(spec, registry)
+        store = ListStore.open(store_dir, create=True, key_ref=_key_ref(key_file, key_env))
+        first = lists[0].identity
+        meta = {"source": spec.source, "partner": first.partner, "upstream_name": first.name,
+                "upstream_version": first.version,
+                "retrieved_at": first.retrieved_at}
+        record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta)
+        what = "stored as" if new else "unchanged; latest is"
+        click.echo(f"{name}: {what} snapshot {record['version']} ({record['fingerprints']:,} "
+                   f"entries; {', '.join(record['signals'])}; {record['fingerprint']})")
+
+    @lists_group.command("sync")
+    @click.argument("name")
+    @click.option("--source", "source_name", metavar="PLUGIN",
+                  help="List source plugin that syncs this list (e.g. ncmec); needed the first time.")
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help="TOML with the source's settings (credentials by reference only); needed the "
+                       "first time, remembered after.")
+    @_store_options
+    def sync_cmd(name: str, source_name: str | None, config_path: str | None, store_dir: str | None,
+                 key_file: str | None, key_env: str | None) -> None:
+        """Bring a stored list up to date from its partner service.
+
+        Fetches what changed since the last completed time window, applies updates and
+        deletions, and stores a new snapshot when the content changed. An interrupted
+        sync keeps every completed window; running it again resumes from there.
+        """
+        check_name(name)
+        registry = default_registry()
+        store = ListStore.open(store_dir, create=True, key_ref=_key_ref(key_file, key_env))
+        if source_name or config_path:
+            if not (source_name and config_path):
+                raise ConfigError("give --source and --config together")
+            registry.get("sources", source_name)
+            store.set_sync_config(name, source_name, _load_sync_config(config_path))
+        result = sync_list(store, name, registry, progress=None)
+        state = "new snapshot" if result.new_snapshot else "no change; latest snapshot"
+        click.echo(f"{name}: {result.windows} window(s) fetched, {result.updates:,} update(s), "
+                   f"{result.deletions:,} deletion(s); {state} {result.version} holds "
+                   f"{result.entries:,} entries")
+        bad = {k: v for k, v in result.normalize_stats.items() if k.startswith("bad_values:")}
+        if bad:
+            click.echo("skipped fingerprints that did not parse: "
+                       + ", ".join(f"{k.split(':', 1)[1]} ({v:,})" for k, v in sorted(bad.items())))
+
+    @lists_group.command("stored")
+    @click.argument("name", required=False)
+    @click.option("--store", "store_dir", type=click.Path(file_okay=False), help=STORE_HELP)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    def stored_cmd(name: str | None, store_dir: str | None, as_json: bool) -> None:
+        """List stored lists and their snapshots: versions, counts, fingerprints (never values)."""
+        store = ListStore.open(store_dir)
+        names = [check_name(name)] if name else store.names()
+        data = {n: store.index(n) for n in names}
+        if as_json:
+            click.echo(json.dumps(data, indent=2, sort_keys=True))
+            return
+        rows = []
+        for n, idx in data.items():
+            sync = idx.get("sync", {}).get("source", "-")
+            for s in idx["snapshots"]:
+                rows.append((n, s["version"], s["created_at"], f"{s['entries']:,}",
+                             " ".join(f"{k}:{v:,}" for k, v in s["signals"].items()) or "-",
+                             s["origin"].get("source", sync), s["fingerprint"]))
+        if not rows:
+            click.echo(f"{store.root}: no stored lists")
+            return
+        echo_table(rows, ("list", "snapshot", "created", "entries", "fingerprints", "source",
+                          "fingerprint"))
+
+    @lists_group.command("keygen")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    def keygen_cmd(path: str) -> None:
+        """Write a new random store key to PATH (owner-only; never overwrites)."""
+        write_key_file(Path(path))
+        click.echo(f"wrote a new store key to {path} (mode 600); keep a copy somewhere safe: "
+                   "snapshots cannot be opened without it")

@@ -1,0 +1,362 @@
+"""The local list store: versioned, fingerprinted, owner-only, encrypted snapshots.
+
+Layout (every directory 0700, every file 0600)::
+
+    STORE/
+      store.toml              key = { env = "NAME" } or { file = "PATH" }  (a reference, never a key)
+      keycheck.bin            a sealed constant: a wrong key fails here, at once
+      lists/NAME/
+        index.json            what each snapshot is: version, time, counts, fingerprint (no values)
+        snapshot-000001.dhs   AES-GCM sealed parquet of the entries
+        state.dhs             sealed sync state (the checkpoint of the last completed window)
+
+Why snapshots and not one mutable file: a scan names the exact snapshot it used
+(``run.json`` records ``store:NAME@N`` and its fingerprint), so an auditor can ask for
+that snapshot later, and a sync that dies half way can never leave a list that is
+part old and part new. A new snapshot is written to a temporary file, flushed and
+renamed into place, and only then added to ``index.json`` (itself replaced
+atomically): until that last rename the previous snapshot is what everyone sees.
+
+Entries are kept as a table ``(entry_id, signal, value, category, kind)``: one row per
+fingerprint of a partner entry, so an update or a tombstone for an entry replaces or
+removes all its fingerprints together. Values of signal types this installation
+knows are stored canonically (lower-case hex); unknown types are kept as open
+strings so that a later plugin can use them without a re-sync.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tomllib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from datahygiene.config import resolve_secret
+from datahygiene.errors import ConfigError, ListError
+from datahygiene.store.crypto import parse_key, seal, unseal
+
+STORE_ENV = "DATAHYGIENE_STORE"
+DEFAULT_KEY_ENV = "DATAHYGIENE_STORE_KEY"
+KEYCHECK_PLAINTEXT = b"datahygiene list store key check v1"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+FINGERPRINT_DOMAIN = b"datahygiene-store-snapshot-v1\0"
+ENTRY_COLUMNS = ("entry_id", "signal", "value", "category", "kind")
+ENTRY_SCHEMA = pa.schema([(c, pa.string()) for c in ENTRY_COLUMNS])
+META_KEY = b"datahygiene.snapshot"
+
+
+def default_store_root() -> Path:
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "datahygiene" / "store"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise ConfigError(f"list name {name!r}: use letters, digits, '.', '_' or '-' (at most 100)")
+    return name
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION`` as a scan names a stored list."""
+    name, sep, version = ref.partition("@")
+    check_name(name)
+    if not sep:
+        return name, None
+    if not version.isdigit() or int(version) < 1:
+        raise ConfigError(f"store:{ref}: the version after '@' must be a snapshot number (1, 2, ...)")
+    return name, int(version)
+
+
+def empty_entries() -> pa.Table:
+    return ENTRY_SCHEMA.empty_table()
+
+
+def canonical_entries(table: pa.Table) -> pa.Table:
+    """Entries in their one canonical order, exact duplicates dropped."""
+    table = table.select(list(ENTRY_COLUMNS)).cast(ENTRY_SCHEMA)
+    if table.num_rows == 0:
+        return empty_entries()
+    table = table.group_by(list(ENTRY_COLUMNS), use_threads=False).aggregate([])
+    return table.sort_by([(c, "ascending") for c in ENTRY_COLUMNS]).select(
+        list(ENTRY_COLUMNS)).combine_chunks()
+
+
+def _column_digest(h: Any, col: pa.Array) -> None:
+    col = col.cast(pa.large_string())
+    valid = np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=np.uint8)
+    filled = pc.fill_null(col, "")
+    lens = np.asarray(pc.binary_length(filled).to_numpy(zero_copy_only=False), dtype="<u4")
+    h.update(valid.tobytes())
+    h.update(lens.tobytes())
+    if len(filled):
+        offs = np.frombuffer(filled.buffers()[1], dtype=np.int64)[
+            filled.offset: filled.offset + len(filled) + 1]
+        data = filled.buffers()[2]
+        if data is not None:
+            h.update(memoryview(data)[int(offs[0]): int(offs[-1])])
+
+
+def fingerprint_entries(table: pa.Table) -> str:
+    """SHA-256 over the canonical entries, column by column (lengths, then bytes)."""
+    table = canonical_entries(table)
+    h = hashlib.sha256(FINGERPRINT_DOMAIN)
+    h.update(np.uint64(table.num_rows).tobytes())
+    for c in ENTRY_COLUMNS:
+        h.update(c.encode() + b"\0")
+        _column_digest(h, table.column(c).combine_chunks())
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass
+class Snapshot:
+    name: str
+    version: int
+    info: dict[str, Any]  # the index.json record
+    meta: dict[str, Any]  # sealed metadata (origin, checkpoint at snapshot time)
+    entries: pa.Table
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.info["fingerprint"])
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, owner-only, flushed to disk."""
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex[:12]}-{path.name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _mkdir_private(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+class ListStore:
+    """An opened store: its root and its key (checked). See the module docstring."""
+
+    def __init__(self, root: Path, key: bytes) -> None:
+        self.root = root
+        self._key = key
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ListStore({str(self.root)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("a ListStore holds a key and is not pickled; open it where it is used")
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None, create: bool = False,
+             key_ref: dict[str, str] | None = None) -> ListStore:
+        """Open (or with ``create`` make) a store. ``key_ref`` is only used on creation."""
+        path = Path(root) if root is not None else default_store_root()
+        conf = path / "store.toml"
+        if not conf.is_file():
+            if not create:
+                raise ConfigError(f"{path}: no list store here (create one with `datahygiene lists "
+                                  "import ... --store DIR`, or set DATAHYGIENE_STORE)")
+            return cls._create(path, key_ref or {"env": DEFAULT_KEY_ENV})
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise ConfigError(f"{path}: list store is accessible to other users (mode {mode:o}); "
+                              f"run chmod 700 {path}")
+        try:
+            data = tomllib.loads(conf.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{conf}: cannot read store config ({type(exc).__name__})") from None
+        ref = data.get("key")
+        key = parse_key(resolve_secret(_relative_ref(ref, path), f"{conf}: key"), f"{conf}: key")
+        store = cls(path, key)
+        try:
+            blob = (path / "keycheck.bin").read_bytes()
+        except OSError:
+            raise ListError(f"{path}/keycheck.bin: missing; the store is damaged") from None
+        try:
+            ok = unseal(key, blob, "keycheck", "", 0, str(path)) == KEYCHECK_PLAINTEXT
+        except ListError:
+            ok = False
+        if not ok:
+            raise ListError(f"{path}: wrong store key (the key named in store.toml does not open "
+                            "this store)")
+        return store
+
+    @classmethod
+    def _create(cls, path: Path, key_ref: dict[str, str]) -> ListStore:
+        if set(key_ref) not in ({"env"}, {"file"}):
+            raise ConfigError("the store key is given as { env = \"NAME\" } or { file = \"PATH\" }")
+        key = parse_key(resolve_secret(_relative_ref(key_ref, path), "store key"), "store key")
+        _mkdir_private(path)
+        _mkdir_private(path / "lists")
+        (kind, value), = key_ref.items()
+        text = ("# datahygiene list store. The key is named here by reference, never written here.\n"
+                f"key = {{ {kind} = {json.dumps(value)} }}\n")
+        _write_private(path / "store.toml", text.encode())
+        _write_private(path / "keycheck.bin", seal(key, KEYCHECK_PLAINTEXT, "keycheck", "", 0))
+        return cls(path, key)
+
+    # -- index ---------------------------------------------------------------------------
+    def list_dir(self, name: str) -> Path:
+        return self.root / "lists" / check_name(name)
+
+    def names(self) -> list[str]:
+        d = self.root / "lists"
+        return sorted(p.name for p in d.iterdir() if (p / "index.json").is_file()) if d.is_dir() else []
+
+    def index(self, name: str) -> dict[str, Any]:
+        p = self.list_dir(name) / "index.json"
+        if not p.is_file():
+            return {"name": name, "snapshots": []}
+        try:
+            data: dict[str, Any] = json.loads(p.read_text())
+        except (OSError, ValueError):
+            raise ListError(f"{p}: cannot read the store index") from None
+        return data
+
+    def _write_index(self, name: str, data: dict[str, Any]) -> None:
+        d = self.list_dir(name)
+        _mkdir_private(d)
+        _write_private(d / "index.json", (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+    def latest_version(self, name: str) -> int | None:
+        snaps = self.index(name)["snapshots"]
+        return int(snaps[-1]["version"]) if snaps else None
+
+    def set_sync_config(self, name: str, source: str, config: dict[str, Any]) -> None:
+        _refuse_inline_secrets(config, f"sync config for {name}")
+        idx = self.index(name)
+        idx["sync"] = {"source": source, "config": config}
+        self._write_index(name, idx)
+
+    # -- snapshots -----------------------------------------------------------------------
+    def write_snapshot(self, name: str, entries: pa.Table, meta: dict[str, Any],
+                       only_if_changed: bool = True) -> tuple[dict[str, Any], bool]:
+        """Store a new snapshot; returns (its index record, whether it is new).
+
+        With ``only_if_changed`` a snapshot whose fingerprint equals the latest one is
+        not written again (the latest record is returned)."""
+        entries = canonical_entries(entries)
+        fp = fingerprint_entries(entries)
+        idx = self.index(name)
+        snaps: list[dict[str, Any]] = idx["snapshots"]
+        if only_if_changed and snaps and snaps[-1]["fingerprint"] == fp:
+            return snaps[-1], False
+        d = self.list_dir(name)
+        _mkdir_private(d)
+        on_disk = [int(m.group(1)) for p in d.glob("snapshot-*.dhs")
+                   if (m := re.match(r"snapshot-(\d+)\.dhs$", p.name))]
+        version = max([0, *on_disk, *(int(s["version"]) for s in snaps)]) + 1
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        full_meta = {**meta, "name": name, "version": version, "created_at": created}
+        schema = entries.schema.with_metadata({META_KEY: json.dumps(full_meta, sort_keys=True).encode()})
+        buf = io.BytesIO()
+        pq.write_table(entries.cast(schema), buf, compression="zstd")
+        blob = seal(self._key, buf.getvalue(), "snapshot", name, version)
+        fname = f"snapshot-{version:06d}.dhs"
+        _write_private(d / fname, blob)
+        signals = entries.group_by("signal").aggregate([("signal", "count")]).to_pylist()
+        record = {
+            "version": version,
+            "created_at": created,
+            "file": fname,
+            "entries": len(pc.unique(entries.column("entry_id"))) if entries.num_rows else 0,
+            "fingerprints": entries.num_rows,
+            "signals": {r["signal"]: int(r["signal_count"])
+                        for r in sorted(signals, key=lambda r: str(r["signal"]))},
+            "fingerprint": fp,
+            "origin": {k: v for k, v in meta.items() if k in ("source", "partner", "upstream_name",
+                                                             "upstream_version", "retrieved_at")},
+        }
+        idx["snapshots"] = [*snaps, record]
+        self._write_index(name, idx)  # the snapshot becomes visible only here
+        return record, True
+
+    def read_snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        idx = self.index(name)
+        snaps = idx["snapshots"]
+        if not snaps:
+            raise ListError(f"{self.root}: no stored list named {name!r} (stored: "
+                            f"{', '.join(self.names()) or 'none'})")
+        if version is None:
+            rec = snaps[-1]
+        else:
+            found = [s for s in snaps if int(s["version"]) == version]
+            if not found:
+                have = ", ".join(str(s["version"]) for s in snaps)
+                raise ListError(f"{self.root}: stored list {name} has no snapshot {version} (has: {have})")
+            rec = found[0]
+        path = self.list_dir(name) / rec["file"]
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            raise ListError(f"{path}: snapshot file missing or unreadable") from None
+        plain = unseal(self._key, blob, "snapshot", name, int(rec["version"]), str(path))
+        table = pq.read_table(io.BytesIO(plain))
+        meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+        entries = table.replace_schema_metadata(None).cast(ENTRY_SCHEMA)
+        if fingerprint_entries(entries) != rec["fingerprint"]:
+            raise ListError(f"{path}: snapshot content does not match its recorded fingerprint")
+        return Snapshot(name, int(rec["version"]), rec, meta, entries)
+
+    # -- sync state ----------------------------------------------------------------------
+    def read_state(self, name: str) -> dict[str, Any] | None:
+        path = self.list_dir(name) / "state.dhs"
+        if not path.is_file():
+            return None
+        plain = unseal(self._key, path.read_bytes(), "state", name, 0, str(path))
+        state: dict[str, Any] = json.loads(plain)
+        return state
+
+    def write_state(self, name: str, state: dict[str, Any]) -> None:
+        d = self.list_dir(name)
+        _mkdir_private(d)
+        _write_private(d / "state.dhs", seal(self._key, json.dumps(state, sort_keys=True).encode(),
+                                             "state", name, 0))
+
+
+_SECRET_KEY_RE = re.compile(r"pass|secret|token|api_?key|subscription|credential", re.I)
+
+
+def _refuse_inline_secrets(config: dict[str, Any], what: str) -> None:
+    for k, v in config.items():
+        if isinstance(v, dict):
+            if set(v) in ({"env"}, {"file"}):
+                continue
+            _refuse_inline_secrets(v, what)
+        elif _SECRET_KEY_RE.search(k):
+            raise ConfigError(f"{what}: {k} must be a reference ({{ env = \"NAME\" }} or "
+                              "{ file = \"PATH\" }), never the secret itself")
+
+
+def _relative_ref(ref: Any, root: Path) -> Any:
+    """Key files named relative to the store are relative to its directory."""
+    if isinstance(ref, dict) and set(ref) == {"file"} and not Path(str(ref["file"])).is_absolute():
+        return {"file": str(root / str(ref["file"]))}
+    return ref

@@ -1,0 +1,217 @@
+"""The local list store: versions, fingerprints, encryption at rest, permissions,
+wrong keys, crash safety, and scans that name a stored snapshot."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from datahygiene.cli import cli
+from datahygiene.errors import ConfigError, ListError
+from datahygiene.plugins import discover
+from datahygiene.store import ListStore
+from datahygiene.store import snapshots as snapmod
+from datahygiene.store.source import hashlists_to_entries
+
+KEY_ENV = "DH_TEST_STORE_KEY"
+
+
+def _key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """A manifest of 40 rows with md5/sha1 columns; rows 3, 17 and 29 are in the list."""
+    rng = np.random.default_rng(5)
+    md5 = rng.integers(0, 256, (40, 16), dtype=np.uint8)
+    sha1 = rng.integers(0, 256, (40, 20), dtype=np.uint8)
+    hexes = [bytes(r).hex() for r in md5]
+    keys = [f"row{i:02d}" for i in range(40)]
+    (tmp_path / "m").mkdir()
+    pq.write_table(pa.table({"key": keys, "md5": hexes, "sha1": [bytes(r).hex() for r in sha1]}),
+                   tmp_path / "m" / "part.parquet")
+    noise = [bytes(r).hex() for r in rng.integers(0, 256, (30, 16), dtype=np.uint8)]
+    listed = [hexes[3].upper(), *noise, hexes[17], "  " + hexes[29]]
+    lst = tmp_path / "partner-md5.txt"
+    lst.write_text("\n".join(listed) + "\n")
+    (tmp_path / "partner-md5.txt.meta.toml").write_text(
+        'partner = "placeholder-partner"\nname = "md5-list"\nversion = "2026-11"\n')
+    monkeypatch.setenv(KEY_ENV, _key())
+    monkeypatch.setenv("DATAHYGIENE_STORE", str(tmp_path / "store"))
+    return {"dir": tmp_path, "list": lst, "hexes": hexes, "listed": [v.strip().lower() for v in listed],
+            "manifest": tmp_path / "m"}
+
+
+def run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return res.exit_code, res.output
+
+
+def test_import_scan_and_run_json_records_snapshot(env: dict) -> None:
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "partner", "--key-env", KEY_ENV)
+    assert code == 0, out
+    assert "snapshot 1" in out and "33 entries" in out
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:partner",
+                    "--out", str(env["dir"] / "run"), "-q")
+    assert code == 0, out
+    runj = json.loads((env["dir"] / "run" / "run.json").read_text())
+    (lst,) = runj["lists"]
+    assert lst["source"] == "store:partner@1"
+    assert lst["version"] == "1" and lst["partner"] == "placeholder-partner"
+    assert lst["stats"]["store_snapshot"] == 1
+    assert lst["stats"]["upstream_version"] == "2026-11"
+    idx = json.loads((env["dir"] / "store" / "lists" / "partner" / "index.json").read_text())
+    assert lst["stats"]["snapshot_fingerprint"] == idx["snapshots"][0]["fingerprint"]
+    ex = pq.read_table(env["dir"] / "run" / "restricted" / "exclusions.parquet")
+    assert sorted(ex.column("key").to_pylist()) == ["row03", "row17", "row29"]
+    # the store source without a signal loads every signal the snapshot holds
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "store:partner@1",
+                    "--out", str(env["dir"] / "run2"), "-q")
+    assert code == 0, out
+    assert "3 excluded" in out
+
+
+def test_versions_never_overwrite_and_old_versions_stay_readable(env: dict) -> None:
+    store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
+    reg = discover()
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.sources.files import FileListSource
+
+    lists = FileListSource().load(ListSpec(path=str(env["list"]), signal="md5"), reg)
+    rec1, new1 = store.write_snapshot("p", hashlists_to_entries(lists), {"source": "file"})
+    rec_same, new_same = store.write_snapshot("p", hashlists_to_entries(lists), {"source": "file"})
+    assert (rec1["version"], new1, rec_same["version"], new_same) == (1, True, 1, False)
+    lines = env["list"].read_text().splitlines()
+    env["list"].write_text("\n".join(lines[:-1]) + "\n")  # one entry withdrawn
+    lists2 = FileListSource().load(ListSpec(path=str(env["list"]), signal="md5"), reg)
+    rec2, new2 = store.write_snapshot("p", hashlists_to_entries(lists2), {"source": "file"})
+    assert rec2["version"] == 2 and new2 and rec2["fingerprint"] != rec1["fingerprint"]
+    assert store.read_snapshot("p", 1).entries.num_rows == 33
+    assert store.read_snapshot("p").entries.num_rows == 32
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:p@1",
+                    "--out", str(env["dir"] / "r1"), "-q")
+    assert code == 0 and "3 excluded" in out
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:p@2",
+                    "--out", str(env["dir"] / "r2"), "-q")
+    assert code == 0 and "2 excluded" in out
+
+
+def test_encrypted_owner_only_and_no_value_in_any_file(env: dict) -> None:
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "partner", "--key-env", KEY_ENV)
+    assert code == 0, out
+    root = env["dir"] / "store"
+    blob = b""
+    for p in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
+        if p.is_file():
+            blob += p.read_bytes()
+    for v in env["listed"]:
+        assert v.encode() not in blob and v.upper().encode() not in blob
+        assert bytes.fromhex(v) not in blob
+    assert os.environ[KEY_ENV].encode() not in blob
+    code, out = run("lists", "stored")
+    assert code == 0 and "partner" in out and "md5:33" in out
+    assert not any(v in out for v in env["listed"])
+
+
+def test_wrong_key_fails_with_one_line(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", KEY_ENV)[0] == 0
+    monkeypatch.setenv(KEY_ENV, _key())
+    res = CliRunner().invoke(cli, ["scan", "--manifest", str(env["manifest"]), "--list",
+                                   "md5=store:p", "--out", str(env["dir"] / "r"), "-q"])
+    assert res.exit_code == ListError.exit_code
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert lines == [f"datahygiene: error: {env['dir'] / 'store'}: wrong store key (the key named "
+                     "in store.toml does not open this store)"]
+    monkeypatch.setenv(KEY_ENV, "not a key")
+    with pytest.raises(ConfigError, match="32 random bytes"):
+        ListStore.open(None)
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(ConfigError, match=f"environment variable {KEY_ENV} is not set"):
+        ListStore.open(None)
+
+
+def test_altered_or_moved_snapshot_does_not_open(env: dict) -> None:
+    store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
+    ent = pa.table({"entry_id": ["a", "b"], "signal": ["md5", "md5"],
+                    "value": [env["hexes"][0], env["hexes"][1]], "category": [None, None],
+                    "kind": [None, None]})
+    store.write_snapshot("x", ent, {})
+    store.write_snapshot("x", ent.slice(0, 1), {})
+    d = env["dir"] / "store" / "lists" / "x"
+    one, two = d / "snapshot-000001.dhs", d / "snapshot-000002.dhs"
+    one.write_bytes(two.read_bytes())  # snapshot 2's bytes presented as snapshot 1
+    with pytest.raises(ListError, match="cannot decrypt"):
+        store.read_snapshot("x", 1)
+    data = bytearray(two.read_bytes())
+    data[-5] ^= 1
+    two.write_bytes(bytes(data))
+    with pytest.raises(ListError, match="cannot decrypt"):
+        store.read_snapshot("x", 2)
+
+
+def test_crash_before_index_update_leaves_previous_snapshot(env: dict,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
+    ent = pa.table({"entry_id": ["a"], "signal": ["md5"], "value": [env["hexes"][0]],
+                    "category": [None], "kind": [None]})
+    store.write_snapshot("x", ent, {})
+
+    def boom(*a: object, **k: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ListStore, "_write_index", boom)
+    bigger = pa.concat_tables([ent, ent.set_column(0, "entry_id", pa.array(["b"]))])
+    with pytest.raises(OSError):
+        store.write_snapshot("x", bigger, {})
+    monkeypatch.undo()
+    monkeypatch.setenv("DATAHYGIENE_STORE", str(env["dir"] / "store"))
+    assert store.latest_version("x") == 1
+    assert store.read_snapshot("x").entries.num_rows == 1
+    rec, new = store.write_snapshot("x", bigger, {})
+    assert new and rec["version"] == 3  # the orphaned file 2 is never reused
+    assert not list((env["dir"] / "store" / "lists" / "x").glob(".tmp-*"))
+
+
+def test_group_readable_store_refused(env: dict) -> None:
+    ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
+    os.chmod(env["dir"] / "store", 0o750)
+    with pytest.raises(ConfigError, match="chmod 700"):
+        ListStore.open(None)
+
+
+def test_fingerprint_is_order_and_spelling_independent(env: dict) -> None:
+    a = pa.table({"entry_id": ["1", "2"], "signal": ["md5", "pdq"], "value": ["x", "y"],
+                  "category": [None, "A1"], "kind": ["image", None]})
+    b = a.take([1, 0])
+    assert snapmod.fingerprint_entries(a) == snapmod.fingerprint_entries(b)
+    c = a.set_column(3, "category", pa.array([None, "A2"]))
+    assert snapmod.fingerprint_entries(a) != snapmod.fingerprint_entries(c)
+
+
+def test_sync_config_refuses_inline_secrets(env: dict) -> None:
+    store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
+    with pytest.raises(ConfigError, match="password must be a reference"):
+        store.set_sync_config("n", "ncmec", {"username": {"env": "U"}, "password": "hunter2"})
+    store.set_sync_config("n", "ncmec", {"username": {"env": "U"}, "password": {"env": "P"}})
+    assert "hunter2" not in (env["dir"] / "store" / "lists" / "n" / "index.json").read_text()
+
+
+def test_bad_names_and_versions(env: dict) -> None:
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:../x",
+                    "--out", str(env["dir"] / "r"), "-q")
+    assert code == ConfigError.exit_code and "list name" in out
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:x@latest",
+                    "--out", str(env["dir"] / "r"), "-q")
+    assert code == ConfigError.exit_code and "snapshot number" in out
