@@ -12,6 +12,7 @@ distribution itself. Set it to an empty string to load the built-ins alone.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -79,22 +80,28 @@ class Registry:
             yield from (self.plugins[kind][n] for n in self.names(kind))
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as pip compares it (PEP 503): case and runs of ``-_.`` do not
+    matter, so ``My_Plugin`` in the allowlist admits the ``my-plugin`` distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _allowlist() -> set[str] | None:
     raw = os.environ.get(ALLOWLIST_ENV)
     if raw is None:
         return None
-    return {p.strip().lower() for p in raw.split(",") if p.strip()} | {CORE_DISTRIBUTION}
+    return {canonical_name(p.strip()) for p in raw.split(",") if p.strip()} | {CORE_DISTRIBUTION}
 
 
 def discover(allow: set[str] | None = None) -> Registry:
     """Find every installed plugin in every group and load it."""
-    allowed = allow if allow is not None else _allowlist()
+    allowed = {canonical_name(a) for a in allow} if allow is not None else _allowlist()
     registry = Registry()
     for kind, group in GROUPS.items():
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
             dist = ep.dist.name if ep.dist is not None else "unknown"
             version = ep.dist.version if ep.dist is not None else "unknown"
-            if allowed is not None and dist.lower() not in allowed:
+            if allowed is not None and canonical_name(dist) not in allowed:
                 continue
             try:
                 obj = ep.load()

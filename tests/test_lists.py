@@ -1,0 +1,265 @@
+"""List files: every format, sidecar metadata, duplicates, bad entries, fingerprints."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dhtest import hexes, rand_bytes, write_text_list
+
+from datahygiene.errors import ConfigError, ListError
+from datahygiene.lists.files import load_list_file
+from datahygiene.lists.model import fingerprint, sort_rows
+from datahygiene.lists.spec import ListSpec
+from datahygiene.plugins import discover
+
+REG = discover()
+
+
+def load(path: Path, **kw: object) -> list:
+    return load_list_file(ListSpec(path=str(path), **kw), REG)  # type: ignore[arg-type]
+
+
+def one(path: Path, **kw: object):
+    lists = load(path, **kw)
+    assert len(lists) == 1
+    return lists[0]
+
+
+def canonical(values: list[str]) -> set[bytes]:
+    return {bytes.fromhex(v.strip()) for v in values}
+
+
+def as_set(hl) -> set[bytes]:
+    return {bytes(r) for r in hl.values}
+
+
+@pytest.fixture
+def values() -> list[str]:
+    return hexes(rand_bytes(12, 16, seed=40))
+
+
+def test_text_with_comments_blank_lines_and_case(tmp_path: Path, values: list[str]) -> None:
+    body = ["# header comment", "", values[0], values[1].upper() + "  # trailing comment",
+            "   ", "\t" + values[2], *values[3:]]
+    p = write_text_list(tmp_path / "l.txt", body, header="")
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+    assert hl.stats["lines"] == len(body)
+    assert hl.stats["comment_or_blank_lines"] == 3
+    assert hl.id == "local/l@unversioned"
+
+
+def test_text_with_crlf_and_no_final_newline(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "crlf.txt"
+    p.write_bytes(("# c\r\n\r\n" + "\r\n".join(values)).encode())
+    assert as_set(one(p, signal="md5")) == canonical(values)
+
+
+def test_empty_text_list_is_valid_with_zero_entries(tmp_path: Path) -> None:
+    p = tmp_path / "empty.txt"
+    p.write_text("# nothing yet\n")
+    hl = one(p, signal="md5")
+    assert len(hl) == 0 and hl.fingerprint.startswith("sha256:")
+
+
+def test_csv_with_header_id_and_category(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.csv"
+    p.write_text("id,hash,category\n" + "".join(f"E{i},{v},cat{i % 2}\n" for i, v in enumerate(values)))
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+    # the reference of an entry is its partner id, never its value
+    idx = next(i for i, r in enumerate(hl.values) if bytes(r) == bytes.fromhex(values[5]))
+    assert hl.ref_strings(np.array([idx])).to_pylist() == ["E5"]
+    assert hl.categories is not None and set(hl.categories.to_pylist()) == {"cat0", "cat1"}
+
+
+def test_tsv_with_named_hash_column(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.tsv"
+    p.write_text("entry_id\tdigest_md5\tclassification\n"
+                 + "".join(f"X{i}\t{v}\tA\n" for i, v in enumerate(values)))
+    with pytest.raises(ListError, match="hash_column"):
+        load(p, signal="md5")
+    hl = one(p, signal="md5", hash_column="digest_md5")
+    assert as_set(hl) == canonical(values)
+    assert hl.ref_strings(np.array([0])).to_pylist()[0].startswith("X")
+
+
+def test_csv_hash_column_named_after_signal(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.csv"
+    p.write_text("md5,note\n" + "".join(f"{v},n\n" for v in values))
+    assert as_set(one(p, signal="md5")) == canonical(values)
+
+
+def test_csv_with_signal_column_splits_into_lists(tmp_path: Path, values: list[str]) -> None:
+    sha = hexes(rand_bytes(3, 32, seed=41))
+    p = tmp_path / "mixed.csv"
+    p.write_text("signal,hash\n" + "".join(f"md5,{v}\n" for v in values)
+                 + "".join(f"sha256,{v}\n" for v in sha))
+    lists = {hl.signal: hl for hl in load(p)}
+    assert set(lists) == {"md5", "sha256"}
+    assert as_set(lists["md5"]) == canonical(values)
+    assert as_set(lists["sha256"]) == canonical(sha)
+    only = load(p, signal="sha256")
+    assert [hl.signal for hl in only] == ["sha256"]
+
+
+def test_jsonl(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.jsonl"
+    p.write_text("".join(json.dumps({"hash": v, "id": f"J{i}"}) + "\n" for i, v in enumerate(values)))
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_parquet(tmp_path: Path, values: list[str], binary: bool) -> None:
+    p = tmp_path / "l.parquet"
+    col = (pa.array([bytes.fromhex(v) for v in values], pa.binary(16)) if binary
+           else pa.array(values))
+    pq.write_table(pa.table({"hash": col, "id": [f"P{i}" for i in range(len(values))]}), p)
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+
+
+def test_single_column_table_needs_no_column_name(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"whatever": values}), p)
+    assert as_set(one(p, signal="md5")) == canonical(values)
+
+
+@pytest.mark.parametrize("suffix", [".meta.toml", ".meta.json"])
+def test_sidecar_gives_identity_and_signal(tmp_path: Path, values: list[str], suffix: str) -> None:
+    p = write_text_list(tmp_path / "partner.txt", values)
+    meta = {"partner": "synthetic-partner", "name": "placeholder", "version": "2026-11-01",
+            "signal": "md5", "retrieved_at": "2026-11-01T00:00:00Z"}
+    side = Path(str(p) + suffix)
+    if suffix == ".meta.toml":
+        side.write_text("".join(f'{k} = "{v}"\n' for k, v in meta.items()))
+    else:
+        side.write_text(json.dumps(meta))
+    hl = one(p)
+    assert hl.id == "synthetic-partner/placeholder@2026-11-01"
+    assert hl.signal == "md5"
+    d = hl.describe()
+    assert d["retrieved_at"] == "2026-11-01T00:00:00Z" and d["version"] == "2026-11-01"
+    # explicit values win over the sidecar
+    assert one(p, name="override").identity.name == "override"
+
+
+def test_sidecar_with_unknown_key_is_a_config_error(tmp_path: Path, values: list[str]) -> None:
+    p = write_text_list(tmp_path / "l.txt", values)
+    Path(str(p) + ".meta.toml").write_text('signal = "md5"\nsecret_sauce = 1\n')
+    with pytest.raises(ConfigError, match="secret_sauce"):
+        load(p)
+
+
+def test_duplicates_counted_once(tmp_path: Path, values: list[str]) -> None:
+    body = values + [values[0].upper(), values[1], values[1]]
+    hl = one(write_text_list(tmp_path / "dup.txt", body), signal="md5")
+    assert len(hl) == len(values)
+    assert hl.stats["duplicates"] == 3
+
+
+def test_fingerprint_stable_under_reordering_case_duplicates_and_format(tmp_path: Path,
+                                                                       values: list[str]) -> None:
+    a = one(write_text_list(tmp_path / "a.txt", values), signal="md5")
+    shuffled = values[::-1] + [values[3].upper()]
+    random.Random(1).shuffle(shuffled)
+    b = one(write_text_list(tmp_path / "b.txt", shuffled), signal="md5")
+    c_path = tmp_path / "c.csv"
+    c_path.write_text("id,hash\n" + "".join(f"Z{i},{v}\n" for i, v in enumerate(values)))
+    c = one(c_path, signal="md5")
+    assert a.fingerprint == b.fingerprint == c.fingerprint
+    changed = one(write_text_list(tmp_path / "d.txt", [*values[:-1], "00" * 16]), signal="md5")
+    assert changed.fingerprint != a.fingerprint
+    fewer = one(write_text_list(tmp_path / "e.txt", values[:-1]), signal="md5")
+    assert fewer.fingerprint != a.fingerprint
+
+
+def test_fingerprint_definition_matches_the_docs() -> None:
+    """docs/list-formats.md#fingerprint: SHA-256 over a domain tag, the signal name and
+    a NUL, the entry count as little-endian uint64, then the sorted unique entries."""
+    import hashlib
+
+    v = rand_bytes(5, 16, seed=42)
+    v = v[sort_rows(v)]
+    want = hashlib.sha256(b"datahygiene-list-v1\0" + b"md5\0" + (5).to_bytes(8, "little")
+                          + v.tobytes()).hexdigest()
+    assert fingerprint("md5", v) == "sha256:" + want
+    assert fingerprint("sha1", np.zeros((0, 20), np.uint8)) != fingerprint("md5", np.zeros((0, 16), np.uint8))
+
+
+def test_malformed_line_fails_naming_the_line_never_the_value(tmp_path: Path, values: list[str]) -> None:
+    bad = "q" * 32
+    p = write_text_list(tmp_path / "bad.txt", [values[0], "", "# c", values[1], bad, values[2]],
+                        header="")
+    with pytest.raises(ListError) as exc:
+        load(p, signal="md5")
+    msg = str(exc.value)
+    assert "line 5" in msg and str(p) in msg and "malformed" in msg
+    assert bad not in msg and all(v not in msg for v in values)
+    assert "\n" not in msg
+
+
+def test_malformed_line_skipped_and_counted(tmp_path: Path, values: list[str]) -> None:
+    p = write_text_list(tmp_path / "bad.txt", [values[0], "q" * 32, values[1], "0" * 10], header="")
+    hl = one(p, signal="md5", on_bad_entry="skip")
+    assert as_set(hl) == canonical(values[:2])
+    assert hl.stats["skipped_bad_entries"] == 2
+    assert hl.stats["bad_entry_lines"] == [2, 4]
+    assert hl.stats["bad_entry_reasons"] == {"malformed": 1, "wrong-length": 1}
+
+
+def test_csv_bad_row_names_the_file_line(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.csv"
+    p.write_text("id,hash\n" + "".join(f"E{i},{v}\n" for i, v in enumerate(values[:3])) + "E9,nothex\n")
+    with pytest.raises(ListError, match="line 5"):
+        load(p, signal="md5")
+
+
+def test_entries_of_another_signal_length(tmp_path: Path) -> None:
+    sha = hexes(rand_bytes(4, 32, seed=43))
+    p = write_text_list(tmp_path / "sha.txt", sha)
+    with pytest.raises(ListError) as exc:
+        load(p, signal="md5")
+    msg = str(exc.value)
+    assert "wrong-length" in msg and "line 2" in msg and "32 hex characters" in msg
+    assert all(v not in msg for v in sha)
+    assert len(one(p, signal="sha256")) == 4
+
+
+def test_unknown_signal_lists_the_known_ones(tmp_path: Path, values: list[str]) -> None:
+    p = write_text_list(tmp_path / "l.txt", values)
+    with pytest.raises(ConfigError) as exc:
+        load(p, signal="md6")
+    msg = str(exc.value)
+    assert "md6" in msg
+    for known in ("md5", "sha1", "sha256", "url-md5", "url-sha1", "url-sha256"):
+        assert known in msg
+
+
+def test_text_list_without_signal_is_an_error(tmp_path: Path, values: list[str]) -> None:
+    p = write_text_list(tmp_path / "l.txt", values)
+    with pytest.raises(ListError, match="needs its signal"):
+        load(p)
+
+
+def test_missing_list_file(tmp_path: Path) -> None:
+    with pytest.raises(ListError, match="not found"):
+        load(tmp_path / "nope.txt", signal="md5")
+
+
+def test_listspec_rejects_unknown_keys_and_bad_values() -> None:
+    with pytest.raises(ConfigError, match="colour"):
+        ListSpec.from_mapping({"path": "x", "colour": "red"}, "cfg")
+    with pytest.raises(ConfigError, match="on_bad_entry"):
+        ListSpec.from_mapping({"path": "x", "on_bad_entry": "ignore"}, "cfg")
+    with pytest.raises(ConfigError, match="format"):
+        ListSpec.from_mapping({"path": "x", "format": "xml"}, "cfg")
+    with pytest.raises(ConfigError, match="path"):
+        ListSpec.from_mapping({"signal": "md5"}, "cfg")
