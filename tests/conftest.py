@@ -48,6 +48,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load the core distribution's plugins alone (``DATAHYGIENE_PLUGINS=""``), so the
+    foundation's tests do not depend on which other plugins happen to be installed."""
+    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "")
+
+
+@pytest.fixture
 def cli() -> Cli:
     return Cli()
 

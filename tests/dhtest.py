@@ -20,6 +20,13 @@ from click.testing import CliRunner, Result
 REPO = Path(__file__).resolve().parent.parent
 
 
+def core_registry() -> Any:
+    """The registry of the core distribution's plugins alone (see conftest ``core_only``)."""
+    from datahygiene.plugins import discover
+
+    return discover(allow={"datahygiene"})
+
+
 def rand_bytes(n: int, width: int, seed: int = 0) -> np.ndarray:
     """(n, width) random uint8 matrix: placeholder digests, never real ones."""
     return np.random.default_rng(seed).integers(0, 256, size=(n, width), dtype=np.uint8)

@@ -11,10 +11,10 @@ import string
 import numpy as np
 import pyarrow as pa
 import pytest
+from dhtest import core_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datahygiene.plugins import discover
 from datahygiene.signals.hexcodec import normalize_fixed
 
 WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
@@ -116,7 +116,7 @@ def test_sliced_string_array() -> None:
 
 @pytest.mark.parametrize("name", sorted(WIDTHS))
 def test_builtin_exact_signals_use_their_width(name: str) -> None:
-    sig = discover().signal(name)
+    sig = core_registry().signal(name)
     w = WIDTHS[name]
     good = bytes(range(w))
     n = sig.normalize(pa.array([good.hex(), good.hex()[:-2], None]))

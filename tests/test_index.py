@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from dhtest import rand_bytes
+from dhtest import core_registry, rand_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datahygiene.lists.model import HashList, ListIdentity, sort_rows
-from datahygiene.plugins import discover
 from datahygiene.signals.exact import SortedPrefixIndex, prefix64
 from datahygiene.step import Check, ScanPlan, check_batch
 
@@ -113,7 +112,7 @@ def test_duplicates_across_lists_give_one_match_per_list() -> None:
     shared = rand_bytes(2, 16, seed=20)
     a = _hl("a", np.concatenate([shared, rand_bytes(10, 16, seed=21)]))
     b = _hl("b", np.concatenate([rand_bytes(10, 16, seed=22), shared[:1]]))
-    check = Check(discover().signal("md5"), "md5", [a, b])
+    check = Check(core_registry().signal("md5"), "md5", [a, b])
     col = pa.array([bytes(shared[0]).hex(), bytes(shared[1]).hex(), "00" * 16])
     res = check_batch(pa.table({"md5": col}), ScanPlan([check]), "f.parquet")
     rows = res.flagged.to_pylist()

@@ -10,15 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dhtest import hexes, rand_bytes, write_text_list
+from dhtest import core_registry, hexes, rand_bytes, write_text_list
 
 from datahygiene.errors import ConfigError, ListError
 from datahygiene.lists.files import load_list_file
 from datahygiene.lists.model import fingerprint, sort_rows
 from datahygiene.lists.spec import ListSpec
-from datahygiene.plugins import discover
 
-REG = discover()
+REG = core_registry()
 
 
 def load(path: Path, **kw: object) -> list:
@@ -159,7 +158,7 @@ def test_sidecar_with_unknown_key_is_a_config_error(tmp_path: Path, values: list
 
 
 def test_duplicates_counted_once(tmp_path: Path, values: list[str]) -> None:
-    body = values + [values[0].upper(), values[1], values[1]]
+    body = [*values, values[0].upper(), values[1], values[1]]
     hl = one(write_text_list(tmp_path / "dup.txt", body), signal="md5")
     assert len(hl) == len(values)
     assert hl.stats["duplicates"] == 3
@@ -168,7 +167,7 @@ def test_duplicates_counted_once(tmp_path: Path, values: list[str]) -> None:
 def test_fingerprint_stable_under_reordering_case_duplicates_and_format(tmp_path: Path,
                                                                        values: list[str]) -> None:
     a = one(write_text_list(tmp_path / "a.txt", values), signal="md5")
-    shuffled = values[::-1] + [values[3].upper()]
+    shuffled = [*values[::-1], values[3].upper()]
     random.Random(1).shuffle(shuffled)
     b = one(write_text_list(tmp_path / "b.txt", shuffled), signal="md5")
     c_path = tmp_path / "c.csv"

@@ -6,12 +6,12 @@ import hashlib
 
 import pyarrow as pa
 import pytest
+from dhtest import core_registry
 
 from datahygiene.errors import ConfigError
-from datahygiene.plugins import discover
 from datahygiene.signals.url import normalize_urls
 
-REG = discover()
+REG = core_registry()
 
 
 @pytest.mark.parametrize(("given", "want"), [
