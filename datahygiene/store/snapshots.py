@@ -17,7 +17,7 @@ part old and part new. A new snapshot is written to a temporary file, flushed an
 renamed into place, and only then added to ``index.json`` (itself replaced
 atomically): until that last rename the previous snapshot is what everyone sees.
 
-Entries are kept as a table ``(entry_id, signal, value, category, kind)``: one row per
+Entries are kept as a table ``(entry_id, signal, value, category, kind, member)``: one row per
 fingerprint of a partner entry, so an update or a tombstone for an entry replaces or
 removes all its fingerprints together. Values of signal types this installation
 knows are stored canonically (lower-case hex); unknown types are kept as open
@@ -52,7 +52,7 @@ DEFAULT_KEY_ENV = "DATAHYGIENE_STORE_KEY"
 KEYCHECK_PLAINTEXT = b"datahygiene list store key check v1"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FINGERPRINT_DOMAIN = b"datahygiene-store-snapshot-v1\0"
-ENTRY_COLUMNS = ("entry_id", "signal", "value", "category", "kind")
+ENTRY_COLUMNS = ("entry_id", "signal", "value", "category", "kind", "member")
 ENTRY_SCHEMA = pa.schema([(c, pa.string()) for c in ENTRY_COLUMNS])
 META_KEY = b"datahygiene.snapshot"
 

@@ -34,7 +34,8 @@ def hashlists_to_entries(lists: list[HashList]) -> pa.Table:
         refs = hl.ref_strings(np.arange(n, dtype=np.int64)) if n else pa.array([], pa.string())
         cats = hl.categories.cast(pa.string()) if hl.categories is not None else pa.nulls(n, pa.string())
         parts.append(pa.table([refs.cast(pa.string()), pa.array([hl.signal] * n, pa.string()),
-                               hex_rows(hl.values), cats, pa.nulls(n, pa.string())],
+                               hex_rows(hl.values), cats, pa.nulls(n, pa.string()),
+                               pa.nulls(n, pa.string())],
                               schema=ENTRY_SCHEMA))
     return pa.concat_tables(parts) if parts else ENTRY_SCHEMA.empty_table()
 

@@ -36,7 +36,8 @@ class EntryUpdate:
     deleted: bool = False
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     category: str | None = None
-    kind: str | None = None
+    kind: str | None = None  # image, video...
+    member_id: str | None = None  # the partner member that supplied it
 
     def __repr__(self) -> str:  # values never in a repr that may reach a log
         return (f"EntryUpdate(entry_id={self.entry_id!r}, deleted={self.deleted}, "
@@ -64,7 +65,7 @@ class SyncResult:
 
 
 def updates_to_table(updates: Iterable[EntryUpdate]) -> pa.Table:
-    ids, sigs, vals, cats, kinds = [], [], [], [], []
+    ids, sigs, vals, cats, kinds, members = [], [], [], [], [], []
     for u in updates:
         if u.deleted:
             continue
@@ -74,7 +75,8 @@ def updates_to_table(updates: Iterable[EntryUpdate]) -> pa.Table:
             vals.append(val)
             cats.append(u.category)
             kinds.append(u.kind)
-    return pa.table([pa.array(x, pa.string()) for x in (ids, sigs, vals, cats, kinds)],
+            members.append(u.member_id)
+    return pa.table([pa.array(x, pa.string()) for x in (ids, sigs, vals, cats, kinds, members)],
                     schema=ENTRY_SCHEMA)
 
 

@@ -146,7 +146,7 @@ def test_altered_or_moved_snapshot_does_not_open(env: dict) -> None:
     store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
     ent = pa.table({"entry_id": ["a", "b"], "signal": ["md5", "md5"],
                     "value": [env["hexes"][0], env["hexes"][1]], "category": [None, None],
-                    "kind": [None, None]})
+                    "kind": [None, None], "member": [None, None]})
     store.write_snapshot("x", ent, {})
     store.write_snapshot("x", ent.slice(0, 1), {})
     d = env["dir"] / "store" / "lists" / "x"
@@ -165,7 +165,7 @@ def test_crash_before_index_update_leaves_previous_snapshot(env: dict,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
     ent = pa.table({"entry_id": ["a"], "signal": ["md5"], "value": [env["hexes"][0]],
-                    "category": [None], "kind": [None]})
+                    "category": [None], "kind": [None], "member": [None]})
     store.write_snapshot("x", ent, {})
 
     def boom(*a: object, **k: object) -> None:
@@ -193,7 +193,7 @@ def test_group_readable_store_refused(env: dict) -> None:
 
 def test_fingerprint_is_order_and_spelling_independent(env: dict) -> None:
     a = pa.table({"entry_id": ["1", "2"], "signal": ["md5", "pdq"], "value": ["x", "y"],
-                  "category": [None, "A1"], "kind": ["image", None]})
+                  "category": [None, "A1"], "kind": ["image", None], "member": ["7", None]})
     b = a.take([1, 0])
     assert snapmod.fingerprint_entries(a) == snapmod.fingerprint_entries(b)
     c = a.set_column(3, "category", pa.array([None, "A2"]))

@@ -1,0 +1,3 @@
+"""NCMEC hash-sharing API as a datahygiene list source (see README.md)."""
+
+__version__ = "0.1.0"
