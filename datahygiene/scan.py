@@ -163,8 +163,14 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         clean_rows = np.zeros(len(files), dtype=np.int64)
 
         def work(task: Task) -> Any:
-            return run_task(task, plan, config.batch_size, config.write_clean,
-                            config.keep_unverified)
+            try:
+                return run_task(task, plan, config.batch_size, config.write_clean,
+                                config.keep_unverified)
+            except (OSError, pa.ArrowException) as exc:
+                # A file whose footer reads but whose pages do not (corrupt or changed
+                # underneath us). Only the error's type: Arrow's text may quote a value.
+                raise InputError(f"{task.file.path}: row group {task.row_group} cannot be read "
+                                 f"({type(exc).__name__}); the file may be corrupt") from None
 
         try:
             for res in run_ordered(tasks, work, threads):

@@ -1,0 +1,223 @@
+"""Bad input through the CLI: a one-line error naming the file, column or line at
+fault, never a value, a documented exit code, and no output that looks complete.
+
+Exit codes (datahygiene/errors.py, docs/curator.md#exit-codes): 2 config, 3 input,
+4 list, 5 plugin, 6 output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dhtest import hexes, rand_bytes, write_manifest, write_text_list
+
+pytestmark = pytest.mark.usefixtures("core_only")
+
+KNOWN = ("md5", "sha1", "sha256", "url-md5", "url-sha1", "url-sha256")
+
+
+def fails(cli, code: int, *args: Any, secrets: list[str] = ()) -> str:  # type: ignore[assignment]
+    """Run, expect exit ``code`` and exactly one error line; return that line."""
+    res = cli(*args, ok=False)
+    assert res.exit_code == code, f"exit {res.exit_code}, want {code}:\n{res.output}"
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"want one error line, got:\n{res.stderr}"
+    assert lines[0].startswith("datahygiene: error: ")
+    for s in secrets:
+        assert s not in res.output, "an error quoted a value"
+    return lines[0]
+
+
+def incomplete(out: Path) -> bool:
+    return not (out / "run.json").exists() and not (out / "summary.json").exists() and \
+        not (out / "restricted" / "exclusions.parquet").exists()
+
+
+@pytest.fixture
+def setup(small_manifest: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    return {**small_manifest, "out": tmp_path / "out",
+            "secrets": small_manifest["list_values"] + small_manifest["md5"]}
+
+
+def scan_args(s: dict[str, Any], manifest: Any = None, lst: str | None = None, *extra: Any) -> list[Any]:
+    return ["scan", "--manifest", manifest if manifest is not None else s["path"],
+            "--list", lst or f"md5={s['list']}", "--out", s["out"], "-q", *extra]
+
+
+def test_missing_manifest(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    missing = tmp_path / "nope.parquet"
+    line = fails(cli, 3, *scan_args(setup, missing), secrets=setup["secrets"])
+    assert str(missing) in line and "not found" in line
+    assert not setup["out"].exists()
+    fails(cli, 3, *scan_args(setup, tmp_path / "nothing-*.parquet"))
+    empty_dir = tmp_path / "emptydir"
+    empty_dir.mkdir()
+    assert "no .parquet files" in fails(cli, 3, *scan_args(setup, empty_dir))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_manifest(cli, setup: dict[str, Any]) -> None:
+    os.chmod(setup["path"], 0)
+    try:
+        line = fails(cli, 3, *scan_args(setup), secrets=setup["secrets"])
+    finally:
+        os.chmod(setup["path"], 0o644)
+    assert str(setup["path"]) in line
+    assert incomplete(setup["out"])
+
+
+def test_not_parquet(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    p = tmp_path / "fake.parquet"
+    p.write_text("key,md5\nk1,0123\n")
+    line = fails(cli, 3, *scan_args(setup, p), secrets=setup["secrets"])
+    assert str(p) in line and "not a readable parquet file" in line
+    assert incomplete(setup["out"])
+
+
+def test_truncated_parquet(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    data = setup["path"].read_bytes()
+    p = tmp_path / "trunc.parquet"
+    p.write_bytes(data[: len(data) // 2])
+    line = fails(cli, 3, *scan_args(setup, p), secrets=setup["secrets"])
+    assert str(p) in line
+    assert incomplete(setup["out"])
+
+
+def test_corrupt_pages_with_a_readable_footer(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    n = 3000
+    t = pa.table({"key": [f"{i}" for i in range(n)], "md5": hexes(rand_bytes(n, 16, seed=5))})
+    good = tmp_path / "good.parquet"
+    pq.write_table(t, good, row_group_size=500, compression="none")
+    data = bytearray(good.read_bytes())
+    mid = len(data) // 2
+    data[mid: mid + 3000] = bytes(rand_bytes(1, 3000, seed=6)[0])
+    bad = tmp_path / "corrupt.parquet"
+    bad.write_bytes(bytes(data))
+    line = fails(cli, 3, *scan_args(setup, bad), secrets=setup["secrets"])
+    assert str(bad) in line and "row group" in line
+    assert incomplete(setup["out"])
+
+
+def test_missing_key_column(cli, setup: dict[str, Any]) -> None:
+    line = fails(cli, 3, *scan_args(setup, None, None, "--key", "image_id"), secrets=setup["secrets"])
+    assert str(setup["path"]) in line and "'image_id'" in line and "row key" in line
+    assert not setup["out"].exists()
+
+
+def test_missing_hash_column(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    p = write_manifest(tmp_path / "nohash.parquet", {"key": ["a"], "url": ["https://example.invalid/a"]})
+    line = fails(cli, 3, *scan_args(setup, p), secrets=setup["secrets"])
+    assert str(p) in line and "'md5'" in line and "hash column" in line
+    line = fails(cli, 3, *scan_args(setup, None, None, "--column", "md5=img_md5"))
+    assert "'img_md5'" in line
+    assert not setup["out"].exists()
+
+
+def test_missing_column_in_a_later_file(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    d = tmp_path / "two"
+    write_manifest(d / "a.parquet", {"key": ["a"], "md5": [setup["md5"][0]]})
+    write_manifest(d / "b.parquet", {"key": ["b"], "sha1": ["00" * 20]})
+    line = fails(cli, 3, *scan_args(setup, d))
+    assert str(d / "b.parquet") in line and "'md5'" in line
+
+
+@pytest.mark.parametrize("row_groups", [0, 1])
+def test_empty_manifest_is_valid(cli, setup: dict[str, Any], tmp_path: Path, row_groups: int) -> None:
+    schema = pa.schema([("key", pa.string()), ("md5", pa.string())])
+    p = tmp_path / "empty.parquet"
+    if row_groups:
+        pq.write_table(schema.empty_table(), p)
+    else:
+        pq.ParquetWriter(p, schema).close()
+    assert pq.ParquetFile(p).metadata.num_row_groups == row_groups
+    res = cli(*scan_args(setup, p, None, "--write-clean"))
+    assert "scanned 0 rows" in res.output
+    s = json.loads((setup["out"] / "summary.json").read_text())
+    assert s["rows"] == {"scanned": 0, "clean": 0, "excluded": 0, "unverified": 0}
+    assert pq.read_table(setup["out"] / "restricted" / "exclusions.parquet").num_rows == 0
+    clean = list((setup["out"] / "clean").glob("*.parquet"))
+    assert len(clean) == 1 and pq.read_table(clean[0]).schema.equals(schema)
+
+
+def test_list_with_a_malformed_line(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    vals = setup["list_values"]
+    bad_value = "not-a-hash-" + "x" * 21
+    lst = write_text_list(tmp_path / "bad.txt", [vals[0], "# comment", "", bad_value, vals[1]], header="")
+    line = fails(cli, 4, *scan_args(setup, None, f"md5={lst}"), secrets=[*setup["secrets"], bad_value])
+    assert str(lst) in line and "line 4" in line
+    assert not setup["out"].exists()
+    # on_bad_entry = "skip": the scan runs and run.json counts the skips
+    cli(*scan_args(setup, None, f"md5={lst}", "--on-bad-entry", "skip"))
+    run = json.loads((setup["out"] / "run.json").read_text())
+    stats = run["lists"][0]["stats"]
+    assert stats["skipped_bad_entries"] == 1 and stats["bad_entry_lines"] == [4]
+    assert bad_value not in (setup["out"] / "run.json").read_text()
+    # the same from a config file
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[scan]\nmanifest = "{setup["path"]}"\nout = "{tmp_path / "o2"}"\n\n'
+                   f'[[lists]]\npath = "{lst}"\nsignal = "md5"\non_bad_entry = "skip"\n')
+    cli("scan", "--config", cfg, "-q")
+    assert json.loads((tmp_path / "o2" / "run.json").read_text())["lists"][0]["stats"][
+        "skipped_bad_entries"] == 1
+
+
+def test_list_entries_of_another_length(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    sha = hexes(rand_bytes(3, 32, seed=8))
+    lst = write_text_list(tmp_path / "sha256.txt", sha)
+    line = fails(cli, 4, *scan_args(setup, None, f"md5={lst}"), secrets=[*setup["secrets"], *sha])
+    assert str(lst) in line and "line 2" in line and "wrong-length" in line
+    assert not setup["out"].exists()
+
+
+def test_duplicate_list_entries_are_counted_once(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    vals = setup["list_values"]
+    lst = write_text_list(tmp_path / "dup.txt", [*vals, vals[0], vals[1].upper(), vals[0]])
+    cli(*scan_args(setup, None, f"md5={lst}"))
+    run = json.loads((setup["out"] / "run.json").read_text())
+    assert run["lists"][0]["entries"] == len(vals) and run["lists"][0]["stats"]["duplicates"] == 3
+    ex = pq.read_table(setup["out"] / "restricted" / "exclusions.parquet").to_pydict()
+    for key, m in zip(ex["key"], ex["matches"], strict=True):
+        assert len(m) == (1 if key in setup["excluded"] else 0), "a duplicate entry matches once"
+
+
+def test_unknown_signal_lists_the_known_ones(cli, setup: dict[str, Any]) -> None:
+    line = fails(cli, 2, *scan_args(setup, None, f"md4={setup['list']}"), secrets=setup["secrets"])
+    assert "md4" in line and all(k in line for k in KNOWN)
+    assert not setup["out"].exists()
+    line = fails(cli, 2, "lists", "inspect", f"md4={setup['list']}", secrets=setup["secrets"])
+    assert all(k in line for k in KNOWN)
+
+
+def test_missing_list_file(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    line = fails(cli, 4, *scan_args(setup, None, f"md5={tmp_path / 'none.txt'}"))
+    assert str(tmp_path / "none.txt") in line
+
+
+def test_config_errors(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    assert "--out" in fails(cli, 2, "scan", "--manifest", setup["path"], "--list", f"md5={setup['list']}")
+    assert "--list" in fails(cli, 2, "scan", "--manifest", setup["path"], "--out", setup["out"])
+    assert "--manifest" in fails(cli, 2, "scan", "--list", f"md5={setup['list']}", "--out", setup["out"])
+    line = fails(cli, 2, *scan_args(setup, None, None, "--column", "sha1=x"))
+    assert "sha1" in line
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[scan]\nbatch_size = 'big'\n")
+    assert "scan.batch_size" in fails(cli, 2, "scan", "--config", cfg)
+    cfg.write_text("[scan]\nflavour = 1\n")
+    assert "flavour" in fails(cli, 2, "scan", "--config", cfg)
+    cfg.write_text("[scan\n")
+    assert str(cfg) in fails(cli, 2, "scan", "--config", cfg)
+    assert "not found" in fails(cli, 2, "scan", "--config", tmp_path / "missing.toml")
+    assert not setup["out"].exists()
+
+
+def test_output_location_not_writable(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = fails(cli, 6, *scan_args(setup)[:-3], "--out", blocker / "sub", "-q")
+    assert str(blocker / "sub") in line

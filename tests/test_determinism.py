@@ -1,0 +1,89 @@
+"""Same inputs and lists give byte-identical exclusions whatever the batch size,
+thread count or the order the manifest files are named in."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dhtest import core_registry
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from datahygiene.config import ScanConfig
+from datahygiene.lists.spec import ListSpec
+from datahygiene.scan import EXCLUSIONS, run_scan
+from datahygiene.synth import SynthSpec, write_synthetic
+
+pytestmark = pytest.mark.usefixtures("core_only")
+
+BATCHES = [1, 7, 1000, None]
+COUNTER = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("det")
+    truth = write_synthetic(base / "in", SynthSpec(rows=700, files=3, list_size=200, planted=17,
+                                                   malformed=6, row_group_size=90, url_list=True,
+                                                   seed=3))
+    files = sorted(str(p) for p in (base / "in" / "manifest").glob("*.parquet"))
+    return {"base": base, "truth": truth, "files": files, "reg": core_registry()}
+
+
+def scan(data: dict[str, Any], manifests: list[str], batch: int | None, threads: int,
+         write_clean: bool = False) -> dict[str, str]:
+    out = data["base"] / f"out{next(COUNTER)}"
+    cfg = ScanConfig(manifests=manifests,
+                     lists=[ListSpec(path=data["truth"]["lists"]["md5"]),
+                            ListSpec(path=data["truth"]["lists"]["url-sha256"])],
+                     out=str(out), threads=threads, write_clean=write_clean)
+    if batch is not None:
+        cfg.batch_size = batch
+    run_scan(cfg, registry=data["reg"])
+    digests = {"exclusions": hashlib.sha256((out / EXCLUSIONS).read_bytes()).hexdigest(),
+               "summary": hashlib.sha256((out / "summary.json").read_bytes()).hexdigest()}
+    for p in sorted((out / "clean").glob("*.parquet")) if write_clean else []:
+        digests[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def reference(data: dict[str, Any]) -> dict[str, str]:
+    return scan(data, data["files"], None, 1, write_clean=True)
+
+
+@pytest.mark.parametrize(("batch", "threads"), list(itertools.product(BATCHES, [1, 2])))
+def test_batch_size_and_threads_do_not_change_outputs(data: dict[str, Any], reference: dict[str, str],
+                                                      batch: int | None, threads: int) -> None:
+    assert scan(data, data["files"], batch, threads, write_clean=True) == reference
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations([0, 1, 2]), batch=st.sampled_from(BATCHES), threads=st.sampled_from([1, 2]),
+       as_dir=st.booleans())
+def test_file_order_does_not_change_exclusions(data: dict[str, Any], reference: dict[str, str],
+                                               order: list[int], batch: int | None, threads: int,
+                                               as_dir: bool) -> None:
+    manifests = [data["files"][i] for i in order]
+    if as_dir:  # the directory and the files named one by one are the same input
+        manifests = [str(Path(data["files"][0]).parent)]
+    got = scan(data, manifests, batch, threads)
+    assert got["exclusions"] == reference["exclusions"]
+    assert got["summary"] == reference["summary"]
+
+
+def test_run_id_is_stable(data: dict[str, Any]) -> None:
+    import json
+
+    ids = []
+    for threads in (1, 2):
+        out = data["base"] / f"rid{threads}"
+        cfg = ScanConfig(manifests=data["files"], lists=[ListSpec(path=data["truth"]["lists"]["md5"])],
+                         out=str(out), threads=threads)
+        run_scan(cfg, registry=data["reg"])
+        ids.append(json.loads((out / "run.json").read_text())["run_id"])
+    assert ids[0] == ids[1]

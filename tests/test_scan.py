@@ -1,0 +1,277 @@
+"""``datahygiene scan`` end to end through the CLI: planted matches found exactly,
+nothing else excluded, fail-closed rows, and every output with its documented fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dhtest import write_manifest, write_text_list
+
+from datahygiene import __version__
+from datahygiene.step import EXCLUSION_SCHEMA
+
+pytestmark = pytest.mark.usefixtures("core_only")
+
+
+def read_ex(out: Path) -> dict[str, list[Any]]:
+    return pq.read_table(out / "restricted" / "exclusions.parquet").to_pydict()
+
+
+def decisions(out: Path) -> dict[str, str]:
+    ex = read_ex(out)
+    return dict(zip(ex["key"], ex["decision"], strict=True))
+
+
+def scan_synth(cli, synth: dict[str, Any], out: Path, *extra: str):
+    return cli("scan", "--manifest", synth["manifest"], "--list", f"md5={synth['lists']['md5']}",
+               "--list", synth["lists"]["url-sha256"], "--out", out, "-q", *extra)
+
+
+def test_planted_matches_found_exactly(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = scan_synth(cli, synth, out)
+    assert "13 excluded" in res.output and "5 unverified" in res.output
+    got = decisions(out)
+    assert {k for k, d in got.items() if d == "excluded"} == set(synth["planted_keys"])
+    assert {k for k, d in got.items() if d == "unverified"} == set(synth["malformed_keys"])
+    ex = read_ex(out)
+    for key, matches, reasons in zip(ex["key"], ex["matches"], ex["reasons"], strict=True):
+        if key in synth["planted_keys"]:
+            # each planted row matches the md5 list and the URL list, with opaque references
+            assert sorted((m["signal"], m["list"]) for m in matches) == [
+                ("md5", "synthetic/placeholder-md5@1"), ("url-sha256", "synthetic/placeholder-urls@1")]
+            refs = {m["signal"]: m["entry_ref"] for m in matches}
+            assert refs["md5"].startswith("line:") and refs["url-sha256"].startswith("U")
+            assert all(m["distance"] == 0 for m in matches)
+            assert reasons == ["md5:match", "url-sha256:match"]
+        else:
+            assert matches == [] and reasons == ["md5:null"]
+
+
+def test_exclusions_schema_and_order(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out)
+    t = pq.read_table(out / "restricted" / "exclusions.parquet")
+    assert t.schema.remove_metadata() == EXCLUSION_SCHEMA
+    rows = list(zip(t.column("source_file").to_pylist(), t.column("row_index").to_pylist(), strict=True))
+    assert rows == sorted(rows), "sorted by input file then row"
+    # row_index points at the row within its file
+    for src, idx, key in zip(t.column("source_file").to_pylist(), t.column("row_index").to_pylist(),
+                             t.column("key").to_pylist(), strict=True):
+        assert pq.read_table(src).column("key")[idx].as_py() == key
+
+
+def test_summary_counts(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["files"] == 3
+    assert s["rows"] == {"scanned": 3000, "clean": 3000 - 13 - 5, "excluded": 13, "unverified": 5}
+    assert s["lists"]["synthetic/placeholder-md5@1"] == {"signal": "md5", "entries": 400,
+                                                         "matches": 13, "rows": 13}
+    assert s["lists"]["synthetic/placeholder-urls@1"]["matches"] == 13
+    assert s["reasons"] == {"md5:match": 13, "md5:null": 5, "url-sha256:match": 13}
+
+
+def test_run_json_fields(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out)
+    run = json.loads((out / "run.json").read_text())
+    assert run["tool"] == {"name": "datahygiene", "version": __version__}
+    plugins = {(p["kind"], p["name"]): p for p in run["plugins"]}
+    assert plugins[("signals", "md5")]["distribution"] == "datahygiene"
+    assert plugins[("signals", "md5")]["version"] == __version__
+    lists = {hl["id"]: hl for hl in run["lists"]}
+    md5 = lists["synthetic/placeholder-md5@1"]
+    assert (md5["partner"], md5["name"], md5["version"], md5["signal"]) == (
+        "synthetic", "placeholder-md5", "1", "md5")
+    assert md5["entries"] == 400 and md5["fingerprint"].startswith("sha256:")
+    assert len(run["inputs"]) == 3
+    for inp in run["inputs"]:
+        p = Path(inp["path"])
+        import hashlib
+        assert inp["sha256"] == "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        assert inp["rows"] == pq.ParquetFile(p).metadata.num_rows and inp["bytes"] == p.stat().st_size
+    assert sum(i["rows"] for i in run["inputs"]) == 3000
+    assert run["coverage"] == {"files": 3, "rows": 3000, "rows_scanned": 3000}
+    assert run["config"]["key"] == "key"
+    assert run["outputs"]["exclusions"]["rows"] == 18
+    assert run["format"] == "datahygiene-run/1" and len(run["run_id"]) == 32
+
+
+def test_no_list_value_or_matched_data_in_public_outputs(cli, synth: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = scan_synth(cli, synth, out)
+    public = (out / "run.json").read_text() + (out / "summary.json").read_text() + res.output
+    entries = [ln.strip() for ln in Path(synth["lists"]["md5"]).read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    assert not [e for e in entries if e in public]
+    manifest = pq.read_table(synth["manifest"]).to_pydict()
+    planted = set(synth["planted_keys"])
+    for key, url in zip(manifest["key"], manifest["url"], strict=True):
+        if key in planted:
+            assert url not in public
+
+
+def test_restricted_is_owner_only(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out)
+    r = out / "restricted"
+    assert stat.S_IMODE(r.stat().st_mode) == 0o700
+    files = [p for p in r.rglob("*") if p.is_file()]
+    assert files
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    for d in [p for p in r.rglob("*") if p.is_dir()]:
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging")]
+
+
+def test_write_clean(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out, "--write-clean")
+    inputs = sorted(Path(synth["manifest"]).glob("*.parquet"))
+    cleaned = sorted((out / "clean").glob("*.parquet"))
+    assert [p.name for p in cleaned] == [p.name for p in inputs]
+    flagged = set(synth["planted_keys"]) | set(synth["malformed_keys"])
+    total = 0
+    for src, dst in zip(inputs, cleaned, strict=True):
+        a, b = pq.read_table(src), pq.read_table(dst)
+        assert b.schema.equals(a.schema, check_metadata=False)
+        want = a.filter(pa.array([k not in flagged for k in a.column("key").to_pylist()]))
+        assert b.equals(want), f"{dst.name}: clean output is not the input minus flagged rows"
+        total += b.num_rows
+    assert total == 3000 - 18
+    run = json.loads((out / "run.json").read_text())
+    assert [c["rows"] for c in run["outputs"]["clean"]] == [
+        pq.ParquetFile(p).metadata.num_rows for p in cleaned]
+
+
+def test_keep_unverified_keeps_them_in_clean(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out, "--write-clean", "--keep-unverified")
+    keys = set(pq.read_table(out / "clean").column("key").to_pylist())
+    assert set(synth["malformed_keys"]) <= keys
+    assert not set(synth["planted_keys"]) & keys
+
+
+def test_fail_closed_rows(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
+        "--out", out, "--write-clean", "-q")
+    got = decisions(out)
+    assert {k for k, d in got.items() if d == "excluded"} == small_manifest["excluded"]
+    assert {k for k, d in got.items() if d == "unverified"} == small_manifest["unverified"]
+    ex = read_ex(out)
+    reasons = dict(zip(ex["key"], ex["reasons"], strict=True))
+    assert reasons["k005"] == ["md5:null"]
+    assert reasons["k008"] == ["md5:malformed"]
+    assert reasons["k014"] == ["md5:wrong-length"]
+    clean_keys = set(pq.read_table(out / "clean").column("key").to_pylist())
+    assert clean_keys == set(small_manifest["keys"]) - small_manifest["excluded"] - small_manifest["unverified"]
+
+
+def test_key_option_and_default_file_row_key(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "a"
+    cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
+        "--out", out, "--key", "url", "-q")
+    ex = read_ex(out)
+    assert set(ex["key"]) >= {"https://example.invalid/img/3.jpg", "https://example.invalid/img/11.jpg"}
+    # without a key column the key is FILE:ROW
+    t = pq.read_table(small_manifest["path"]).drop_columns(["key"])
+    nokey = tmp_path / "nokey.parquet"
+    pq.write_table(t, nokey)
+    out = tmp_path / "b"
+    cli("scan", "--manifest", nokey, "--list", f"md5={small_manifest['list']}", "--out", out, "-q")
+    ex = read_ex(out)
+    assert ex["key"][:2] == [f"{nokey}:3", f"{nokey}:5"]
+    assert json.loads((out / "run.json").read_text())["config"]["key"] is None
+
+
+def test_column_option_and_binary_hashes(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    raw = [bytes.fromhex(h) for h in small_manifest["md5"]]
+    p = write_manifest(tmp_path / "bin" / "b.parquet",
+                       {"id": [f"r{i}" for i in range(20)], "image_md5": pa.array(raw, pa.binary(16))})
+    out = tmp_path / "run"
+    cli("scan", "--manifest", p, "--list", f"md5={small_manifest['list']}", "--out", out,
+        "--key", "id", "--column", "md5=image_md5", "-q")
+    assert decisions(out) == {"r3": "excluded", "r11": "excluded"}
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["columns"] == {"md5": "image_md5"}
+    assert run["signals"][0]["column"] == "image_md5"
+
+
+def test_url_digest_list_reads_the_url_column(cli, tmp_path: Path) -> None:
+    import hashlib
+
+    urls = [f"https://example.invalid/u/{i}.png" for i in range(10)]
+    urls[4] = "HTTPS://Example.INVALID:443/u/4.png#top"
+    p = write_manifest(tmp_path / "m.parquet", {"key": [str(i) for i in range(10)], "url": urls})
+    lst = write_text_list(tmp_path / "urls.txt", [
+        hashlib.md5(b"https://example.invalid/u/4.png").hexdigest(),  # the normalised form of row 4
+        hashlib.md5(urls[7].encode()).hexdigest(),
+        hashlib.md5(b"https://example.invalid/U/9.png").hexdigest()])  # path case matters: no match
+    out = tmp_path / "run"
+    cli("scan", "--manifest", p, "--list", f"url-md5={lst}", "--out", out, "-q")
+    assert decisions(out) == {"4": "excluded", "7": "excluded"}
+
+
+def test_config_file_with_cli_overrides(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    cfg = tmp_path / "scan.toml"
+    cfg.write_text(f"""
+[scan]
+manifest = ["{synth['manifest']}"]
+out = "{tmp_path / 'from-config'}"
+write_clean = true
+batch_size = 100
+
+[[lists]]
+path = "{synth['lists']['md5']}"
+partner = "cfg-partner"
+name = "cfg-list"
+version = "7"
+""")
+    cli("scan", "--config", cfg, "-q")
+    run = json.loads((tmp_path / "from-config" / "run.json").read_text())
+    assert [hl["id"] for hl in run["lists"]] == ["cfg-partner/cfg-list@7"]
+    assert run["engine"]["batch_size"] == 100 and run["config"]["write_clean"]
+    assert (tmp_path / "from-config" / "clean").is_dir()
+    # command-line options win over the file
+    out = tmp_path / "override"
+    cli("scan", "--config", cfg, "--out", out, "--batch-size", "333", "--threads", "1", "-q")
+    run = json.loads((out / "run.json").read_text())
+    assert run["engine"] == {"name": "local", "threads": 1, "batch_size": 333}
+    assert not (tmp_path / "from-config" / ".staging").exists()
+
+
+def test_directory_glob_and_repeated_manifests(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    (Path(synth["manifest"]) / "README.txt").write_text("not parquet; ignored\n")
+    nested = Path(synth["manifest"]) / "nested"
+    nested.mkdir()
+    os.replace(Path(synth["manifest"]) / "part-00002.parquet", nested / "part-00002.parquet")
+    a, b = tmp_path / "a", tmp_path / "b"
+    cli("scan", "--manifest", synth["manifest"], "--list", f"md5={synth['lists']['md5']}",
+        "--out", a, "-q")
+    cli("scan", "--manifest", f"{synth['manifest']}/part-0000[01].parquet",
+        "--manifest", nested / "part-00002.parquet", "--list", f"md5={synth['lists']['md5']}",
+        "--out", b, "-q")
+    for out in (a, b):
+        assert json.loads((out / "summary.json").read_text())["rows"]["scanned"] == 3000
+    assert set(decisions(a).items()) == set(decisions(b).items())
+
+
+def test_rerun_replaces_the_previous_run(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out, "--write-clean")
+    (out / "clean" / "stale.parquet").write_bytes(b"old")
+    scan_synth(cli, synth, out, "--write-clean")
+    assert not (out / "clean" / "stale.parquet").exists()
+    assert len(list((out / "clean").glob("*.parquet"))) == 3
