@@ -1,0 +1,141 @@
+"""``lists inspect``, ``synth``, ``demo`` and the CLI's general behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from dhtest import hexes, rand_bytes, write_text_list
+
+from datahygiene import __version__
+
+pytestmark = pytest.mark.usefixtures("core_only")
+
+
+def list_values(path: Path) -> list[str]:
+    return [ln.split("#")[0].strip() for ln in path.read_text().splitlines()
+            if ln.split("#")[0].strip()]
+
+
+def assert_no_value(output: str, values: list[str]) -> None:
+    low = output.lower()
+    leaked = [v for v in values if v.lower() in low or v.lower()[:16] in low]
+    assert not leaked, f"{len(leaked)} list value(s) printed"
+
+
+def test_lists_inspect_text_list(cli, synth: dict[str, Any]) -> None:
+    path = Path(synth["lists"]["md5"])
+    res = cli("lists", "inspect", path)
+    fields = dict(line.split(None, 1) for line in res.output.splitlines() if line.strip())
+    assert fields["list"] == "synthetic/placeholder-md5@1"
+    assert fields["signal"] == "md5"
+    assert fields["entries"].startswith("400 unique")
+    assert fields["fingerprint"].startswith("sha256:")
+    assert fields["problems"] == "none"
+    assert_no_value(res.output, list_values(path))
+    data = json.loads(cli("lists", "inspect", path, "--json").output)
+    assert data[0]["entries"] == 400 and data[0]["fingerprint"] == fields["fingerprint"]
+    assert_no_value(json.dumps(data), list_values(path))
+
+
+def test_lists_inspect_csv_with_two_signals_and_problems(cli, tmp_path: Path) -> None:
+    md5 = hexes(rand_bytes(6, 16, seed=60))
+    sha = hexes(rand_bytes(4, 32, seed=61))
+    bad = "feedface" * 3  # 24 hex characters: wrong length for both
+    p = tmp_path / "mixed.csv"
+    p.write_text("id,signal,hash,category\n"
+                 + "".join(f"M{i},md5,{v},A\n" for i, v in enumerate(md5))
+                 + "".join(f"S{i},sha256,{v},B\n" for i, v in enumerate(sha))
+                 + f"X1,md5,{bad},A\n" + f"X2,md5,{md5[0].upper()},A\n")
+    res = cli("lists", "inspect", p, ok=False)
+    assert res.exit_code == 4, "bad entries make inspect exit 4"
+    out = res.output
+    assert "md5" in out and "sha256" in out
+    assert "6 unique" in out and "4 unique" in out
+    assert "1 (counted once)" in out  # the upper-case duplicate
+    assert "1 bad entries (wrong-length 1); first at line(s) 12" in out
+    assert_no_value(out, [*md5, *sha, bad])
+
+
+def test_lists_inspect_missing_file(cli, tmp_path: Path) -> None:
+    res = cli("lists", "inspect", f"md5={tmp_path / 'x.txt'}", ok=False)
+    assert res.exit_code == 4 and "not found" in res.stderr
+
+
+def test_lists_inspect_parquet_binary(cli, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    raw = rand_bytes(5, 20, seed=62)
+    p = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"hash": pa.array([bytes(r) for r in raw], pa.binary(20))}), p)
+    res = cli("lists", "inspect", f"sha1={p}")
+    assert "5 unique" in res.output
+    assert_no_value(res.output, hexes(raw))
+
+
+def test_synth_command(cli, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    res = cli("synth", "--out", out, "--rows", "1000", "--files", "2", "--list-size", "50",
+              "--planted", "6", "--malformed", "3", "--binary", "--sha256", "--url-list",
+              "--row-group-size", "200", "--seed", "4")
+    assert "1,000 rows in 2 file(s)" in res.output
+    truth = json.loads((out / "planted.json").read_text())
+    assert len(truth["planted_keys"]) == 6 and len(truth["malformed_keys"]) == 3
+    files = sorted((out / "manifest").glob("*.parquet"))
+    assert len(files) == 2
+    t = pq.read_table(out / "manifest")
+    assert t.num_rows == 1000
+    assert set(t.column_names) == {"key", "url", "caption", "md5", "sha256"}
+    assert str(t.schema.field("md5").type) == "fixed_size_binary[16]"
+    assert all(u.startswith("https://example.invalid/") for u in t.column("url").to_pylist())
+    assert pq.ParquetFile(files[0]).metadata.num_row_groups == 3
+    # the planted rows are really in the list, the malformed ones really null
+    lst = {bytes.fromhex(v) for v in list_values(out / "lists" / "md5.txt")}
+    assert len(lst) == 50
+    rows = dict(zip(t.column("key").to_pylist(), t.column("md5").to_pylist(), strict=True))
+    assert all(rows[k] in lst for k in truth["planted_keys"])
+    assert all(rows[k] is None for k in truth["malformed_keys"])
+    assert sum(v in lst for v in rows.values() if v is not None) == 6
+    # same seed, same data
+    cli("synth", "--out", tmp_path / "s2", "--rows", "1000", "--files", "2", "--list-size", "50",
+        "--planted", "6", "--malformed", "3", "--binary", "--sha256", "--url-list",
+        "--row-group-size", "200", "--seed", "4")
+    assert (tmp_path / "s2" / "lists" / "md5.txt").read_bytes() == (out / "lists" / "md5.txt").read_bytes()
+
+
+def test_synth_zero_rows(cli, tmp_path: Path) -> None:
+    cli("synth", "--out", tmp_path / "z", "--rows", "0", "--files", "1")
+    assert pq.read_table(tmp_path / "z" / "manifest").num_rows == 0
+
+
+def test_demo(cli, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = cli("demo", "--out", out, "--rows", "3000", "-q")
+    assert "ok: all 40 planted rows excluded, 7 malformed rows unverified" in res.output
+    assert (out / "run" / "run.json").exists() and (out / "run" / "clean").is_dir()
+    # running it again over the same directory works (inputs regenerated, run replaced)
+    cli("demo", "--out", out, "--rows", "3000", "-q")
+
+
+def test_version_and_help(cli) -> None:
+    assert __version__ in cli("--version").output
+    out = cli("--help").output
+    for cmd in ("scan", "lists", "plugins", "synth", "demo"):
+        assert cmd in out
+    assert "--manifest" in cli("scan", "--help").output
+
+
+def test_bad_list_option_is_a_usage_error(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    res = cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
+              "--out", tmp_path / "o", "--column", "md5", ok=False)
+    assert res.exit_code == 2 and "expected NAME=VALUE" in res.stderr
+
+
+def test_plain_text_list_without_signal(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    lst = write_text_list(tmp_path / "nosig.txt", small_manifest["list_values"])
+    res = cli("scan", "--manifest", small_manifest["path"], "--list", lst, "--out", tmp_path / "o",
+              ok=False)
+    assert res.exit_code == 4 and "needs its signal" in res.stderr
