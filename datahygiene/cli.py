@@ -13,6 +13,7 @@ import importlib
 import click
 
 from datahygiene import __version__
+from datahygiene.allocator import tune_allocator
 from datahygiene.errors import DatahygieneError
 
 COMMAND_MODULES = (
@@ -59,6 +60,7 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    tune_allocator()
     cli.main(prog_name="datahygiene")
 
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datahygiene.lists.model import HashList
-from datahygiene.signals.base import Matches, SignalIndex, SignalType
+from datahygiene.signals.base import Matches, SignalIndex, SignalType, take_rows
 
 MATCH_TYPE = pa.struct([
     ("signal", pa.string()),
@@ -210,7 +210,7 @@ class Check(BaseCheck):
                 if isinstance(bad_reasons, pa.ChunkedArray):
                     bad_reasons = bad_reasons.combine_chunks()
             good = np.flatnonzero(valid)
-            m = index.query(norm.values[good])
+            m = index.query(take_rows(norm.values, good))
             rows = good[m.query]
         else:
             m = index.query(norm.values)

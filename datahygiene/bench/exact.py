@@ -81,6 +81,7 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
 
     rows = matched = 0
     total_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in _files(d))
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     if name == "floor-pyarrow":
         pa.set_cpu_count(threads)
@@ -110,11 +111,13 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         matched = lf.join(lst.lazy(), on="md5", how="semi").select(pl.len()).collect().item()
         rows = total_rows
     elif name in ("datahygiene", "datahygiene-clean"):
+        from datahygiene.allocator import tune_allocator
         from datahygiene.config import ScanConfig
         from datahygiene.lists.spec import ListSpec
         from datahygiene.scan import run_scan
 
         out = work / name
+        tune_allocator()  # as the `datahygiene` command does at start
         res = run_scan(ScanConfig(manifests=[str(d / "manifest")],
                                   lists=[ListSpec(path=_list_path(d), signal="md5")],
                                   out=str(out), threads=threads,
@@ -138,7 +141,8 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         raise SystemExit(f"unknown contender {name}")
     seconds = time.perf_counter() - t0
     return {"name": name, "seconds": seconds, "rows": int(rows), "matched": int(matched),
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": _peak_rss_mb(),
+            "page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0}
 
 
 def spawn(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
@@ -198,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for name in names:
         r = spawn(name, d, a.threads, work)
-        print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB", flush=True)
+        print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB  "
+              f"{r['page_faults']:,} page faults", flush=True)
         results.append(r)
     print_table(results, a.planted)
     if a.scaling:

@@ -10,6 +10,9 @@ the entry itself.
 
 from __future__ import annotations
 
+import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from datahygiene.errors import ListError
 from datahygiene.lists.model import HashList, ListIdentity
 from datahygiene.lists.spec import ListSpec
 from datahygiene.plugins import Registry
+from datahygiene.signals.base import Normalized, no_reasons, take_rows
 
 HASH_COLUMN_NAMES = ("hash", "value", "digest", "signal_value")
 ID_COLUMN_NAMES = ("id", "entry_id", "ref", "entry_ref")
@@ -39,19 +43,20 @@ def detect_format(path: str) -> str:
     return "text"
 
 
-def _text_lines(path: Path) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Every line of a file, without its line ending, as one string array; plus the
+CHUNK_BYTES = 8 << 20
+
+
+def _lines_of(buf: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Lines of a byte buffer, without line endings, as one string array; plus the
     indices of lines holding a ``#`` and of lines holding a space or tab.
 
     Built with numpy from the newline positions (no per-line Python): the bytes
     minus CR/LF become the data buffer and the per-line byte counts its offsets.
     Knowing which few lines hold comments or blanks lets the caller run the string
     kernels on those lines alone."""
-    data = path.read_bytes()
-    if not data:
+    if not buf.size:
         empty = np.zeros(0, dtype=np.int64)
         return pa.array([], type=pa.large_string()), empty, empty
-    buf = np.frombuffer(data, dtype=np.uint8)
     newline = buf == 10
     sep = newline | (buf == 13)
     sep_at = np.flatnonzero(sep)
@@ -63,10 +68,6 @@ def _text_lines(path: Path) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     offsets = np.concatenate(([0], kept)).astype(np.int64)
     content = buf[~sep] if sep_at.size else buf
     lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(content))
-    try:
-        lines.validate(full=True)
-    except pa.ArrowInvalid as exc:
-        raise ListError(f"{path}: not UTF-8 text; fix the encoding or use a parquet list") from exc
     hashes = np.unique(np.searchsorted(ends, np.flatnonzero(buf == 35)))
     blanks = np.unique(np.searchsorted(ends, np.flatnonzero((buf == 32) | (buf == 9))))
     return lines, hashes, blanks
@@ -84,6 +85,72 @@ def _clean_lines(lines: pa.Array, hashes: np.ndarray, blanks: np.ndarray) -> pa.
     mask = np.zeros(len(lines), dtype=bool)
     mask[fix] = True
     return pc.replace_with_mask(lines, pa.array(mask), part)
+
+
+def _chunk_bounds(data: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Split a buffer into pieces of about ``size`` bytes, each ending after a newline."""
+    bounds, start, n = [], 0, data.shape[0]
+    while start < n:
+        stop = min(start + size, n)
+        if stop < n:
+            nl = np.flatnonzero(data[stop : min(stop + 65536, n)] == 10)
+            while nl.size == 0 and stop < n:  # a very long line: look further
+                stop = min(stop + 65536, n)
+                nl = np.flatnonzero(data[stop : min(stop + 65536, n)] == 10)
+            stop = stop + int(nl[0]) + 1 if nl.size else n
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndarray, dict[str, Any]]:
+    """Parse a plain-text list in ~8 MiB pieces on a thread pool.
+
+    Pieces keep every temporary small enough to be recycled by the allocator (large
+    fresh allocations cost page faults, which dominated loading a 5M-entry list), and
+    numpy and Arrow release the GIL, so pieces parse in parallel. Returns the parsed
+    entries of the non-blank lines, their 1-based line numbers, and statistics."""
+    try:
+        # mapped, not read: the file's pages come from the page cache instead of
+        # fresh anonymous memory (a copy of a multi-GB list would cost its size again)
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            data = (np.frombuffer(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
+                    if size else np.zeros(0, np.uint8))
+    except OSError as exc:
+        raise ListError(f"{path}: cannot read ({exc.strerror})") from None
+
+    def piece(bounds: tuple[int, int]) -> tuple[Normalized, np.ndarray, int]:
+        lines, hashes, blanks = _lines_of(data[bounds[0] : bounds[1]])
+        try:
+            lines.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise ListError(f"{path}: not UTF-8 text; fix the encoding or use a parquet list") from exc
+        text = _clean_lines(lines, hashes, blanks)
+        keep = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) > 0
+        return sig.parse_entries(text.filter(pa.array(keep))), np.flatnonzero(keep), len(lines)
+
+    bounds = _chunk_bounds(data, CHUNK_BYTES)
+    if threads > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(piece, bounds))
+    else:
+        parts = [piece(b) for b in bounds]
+    line_base = np.cumsum([0] + [p[2] for p in parts])
+    norm = Normalized(
+        values=np.concatenate([p[0].values for p in parts]) if parts
+        else np.zeros((0, sig.width), np.uint8),
+        valid=np.concatenate([p[0].valid for p in parts]) if parts else np.zeros(0, bool),
+        reasons=(no_reasons(sum(len(p[0]) for p in parts))
+                 if all(p[0].valid.all() for p in parts)
+                 else np.concatenate([np.asarray(p[0].reasons) for p in parts])),
+    )
+    ltype = np.int32 if int(line_base[-1]) < 2**31 else np.int64
+    line_no = (np.concatenate([(p[1] + base + 1).astype(ltype)
+                               for p, base in zip(parts, line_base, strict=False)])
+               if parts else np.zeros(0, ltype))
+    total = int(line_base[-1])
+    return norm, line_no, {"lines": total, "comment_or_blank_lines": total - int(line_no.shape[0])}
 
 
 def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) -> tuple[int, str]:
@@ -127,8 +194,10 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
     raise ListError(f"{path}: unknown list format {fmt!r}")
 
 
-def load_list_file(spec: ListSpec, registry: Registry) -> list[HashList]:
-    """Load one list file into one :class:`HashList` per signal it holds."""
+def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list[HashList]:
+    """Load one list file into one :class:`HashList` per signal it holds.
+    ``threads``: parsing threads for plain-text lists (0: one per core)."""
+    threads = threads or len(os.sched_getaffinity(0))
     spec = spec.with_sidecar()
     path = Path(spec.path)
     if not path.is_file():
@@ -144,18 +213,14 @@ def load_list_file(spec: ListSpec, registry: Registry) -> list[HashList]:
     signal_col: pa.Array | None = None
     ids: pa.Array | None = None
     cats: pa.Array | None = None
+    text_parsed: Normalized | None = None
+    values_col: pa.Array | None = None
     if fmt == "text":
-        lines, hashes, blanks = _text_lines(path)
-        line_no = np.arange(1, len(lines) + 1)
-        text = _clean_lines(lines, hashes, blanks)
-        keep = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) > 0
-        stats["lines"] = len(lines)
-        stats["comment_or_blank_lines"] = int((~keep).sum())
-        values_col = text.filter(pa.array(keep))
-        line_no = line_no[keep]
-        word = "line"
         if spec.signal is None:
             raise ListError(f"{spec.path}: a plain-text list needs its signal (e.g. --list md5={spec.path})")
+        sig0 = registry.signal(spec.signal, threshold=spec.threshold, options=dict(spec.options))
+        text_parsed, line_no, stats = _parse_text(path, sig0, threads)
+        word = "line"
     else:
         table, line_no, word = _read_table(spec, fmt)
         cols = table.column_names
@@ -191,12 +256,13 @@ def load_list_file(spec: ListSpec, registry: Registry) -> list[HashList]:
         if signal_col is not None:
             sel = np.asarray(pc.fill_null(pc.equal(signal_col, name), False).to_numpy(zero_copy_only=False))
             sel_arr = pa.array(sel)
+            assert values_col is not None
             vcol, lno = values_col.filter(sel_arr), line_no[sel]
             icol_s = ids.filter(sel_arr) if ids is not None else None
             ccol_s = cats.filter(sel_arr) if cats is not None else None
         else:
             vcol, lno, icol_s, ccol_s = values_col, line_no, ids, cats
-        parsed = sig.parse_entries(vcol)
+        parsed = text_parsed if text_parsed is not None else sig.parse_entries(vcol)
         invalid = ~parsed.valid
         sig_stats = dict(stats)
         if invalid.any():
@@ -217,13 +283,13 @@ def load_list_file(spec: ListSpec, registry: Registry) -> list[HashList]:
         # Without an id column an entry's reference is its line number, kept as an
         # integer and spelled "line:N" only when a match needs it.
         ref_prefix = f"{word}:"
-        refs: pa.Array = pa.array(lno[good], type=pa.int64())
+        refs: pa.Array = pa.array(lno[good])
         if icol_s is not None:
             spelled = pc.binary_join_element_wise(ref_prefix, refs.cast(pa.string()), "")
             refs = pc.coalesce(icol_s.take(pa.array(good)), spelled)
             ref_prefix = ""
         out.append(HashList.from_parsed(
-            identity, name, parsed.values[good], refs,
+            identity, name, take_rows(parsed.values, good), refs,
             ccol_s.take(pa.array(good)) if ccol_s is not None else None,
             source=str(path), threshold=spec.threshold, stats=sig_stats, ref_prefix=ref_prefix,
         ))

