@@ -35,12 +35,14 @@ class ScanConfig:
     engine: str = "local"
     keys: str | None = None  # directory from `datahygiene keys init` (signed evidence)
     reporters: list[str] = field(default_factory=lambda: ["summary"])
+    services: list[str] = field(default_factory=list)  # remote matchers, e.g. photodna
+    image_column: str | None = None  # column with image bytes for services
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not self.manifests:
             raise ConfigError("no manifest given (--manifest PATH, or manifest = [...] in the config)")
-        if not self.lists:
+        if not self.lists and not self.services:
             raise ConfigError("no list given (--list SIGNAL=LISTFILE, or [[lists]] in the config)")
         if not self.out:
             raise ConfigError("no output directory given (--out DIR, or out = \"...\" in the config)")
@@ -62,6 +64,8 @@ class ScanConfig:
             "write_clean": self.write_clean,
             "keep_unverified": self.keep_unverified,
             "engine": self.engine,
+            **({"services": list(self.services), "image_column": self.image_column}
+               if self.services else {}),
         }
 
 
@@ -103,6 +107,10 @@ def load_config(path: str) -> ScanConfig:
             setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
         elif key in ("key", "engine", "keys"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
+        elif key == "services":
+            cfg.services = _typed(path, "scan.services", value, list)
+        elif key == "image_column":
+            cfg.image_column = _typed(path, "scan.image_column", value, str)
         elif key == "reporters":
             cfg.reporters = _typed(path, "scan.reporters", value, list)
         elif key == "options":

@@ -78,6 +78,12 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
                               options=dict(config.options.get(name, {})))
         column = config.columns.get(name, probe.default_column)
         checks.append(Check(sig, column, group))
+    if config.services:
+        from datahygiene.services.check import ServiceCheck
+
+        services = [ServiceCheck(registry.get("services", name).obj(options=dict(config.options.get(
+            name, {}))), config.image_column or "image") for name in config.services]
+        return ScanPlan([*checks, *services], key_column)
     return ScanPlan(checks, key_column)
 
 

@@ -41,6 +41,10 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
     for text in overrides["column"]:
         sig, col = split_pair(text, "--column")
         cfg.columns[sig] = col
+    if overrides.get("service"):
+        cfg.services = list(overrides["service"])
+    if overrides.get("image_column"):
+        cfg.image_column = overrides["image_column"]
     for text in overrides.get("on_bad_entry") or ():
         cfg.lists = [replace(s, on_bad_entry=text) for s in cfg.lists]
     return cfg
@@ -82,6 +86,12 @@ def register(group: click.Group) -> None:
     @click.option("--column", multiple=True, metavar="SIGNAL=COLUMN",
                   help="Column holding a signal [default: the signal's own name; 'url' for URL "
                        "digests]. Repeatable.")
+    @click.option("--service", multiple=True, metavar="NAME",
+                  help="Also ask a matching service (e.g. photodna) about each row's image; "
+                       "credentials from the environment. Repeatable.")
+    @click.option("--image-column", metavar="COLUMN",
+                  help="Column holding image bytes (binary, or a struct with 'bytes') "
+                       "[default: image].")
     @click.option("--write-clean", is_flag=True,
                   help="Also write clean/: each input minus excluded and unverified rows.")
     @click.option("--keep-unverified", is_flag=True,
