@@ -31,10 +31,11 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m datahygiene.bench.exact --rows 20000000 --list-size 5000000
+	$(BIN)/python -m datahygiene.bench.exact --rows 20000000 --list-size 5000000 \
+		--scaling 10000000,40000000
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000
+	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000 --repeat 1
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
