@@ -145,13 +145,22 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     registry = registry or default_registry()
     t0 = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    lists = load_lists(config, registry)
-    t_lists = time.perf_counter()
     files = resolve_manifests(config.manifests)
-    probe_plan = build_plan(lists, config, registry, None)
-    metas, schemas, key = _check_schemas(files, config, probe_plan.columns)
-    plan = build_plan(lists, config, registry, key)
-    plan.setup()
+    # Input digests (coverage evidence) need only the files: start them now, so they
+    # run while the lists load (list loading is partly serial and leaves a core idle).
+    digester = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-digest")
+    digests = [digester.submit(digest_file, f) for f in files]
+    try:
+        lists = load_lists(config, registry)
+        t_lists = time.perf_counter()
+        probe_plan = build_plan(lists, config, registry, None)
+        metas, schemas, key = _check_schemas(files, config, probe_plan.columns)
+        plan = build_plan(lists, config, registry, key)
+        plan.setup()
+    except BaseException:
+        # a one-line error must not wait for digests of files it will never scan
+        digester.shutdown(wait=False, cancel_futures=True)
+        raise
     t_index = time.perf_counter()
     tasks = plan_tasks(files, metas)
     total_rows = sum(md.num_rows for md in metas)
@@ -160,8 +169,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     threads = config.threads or default_threads()
 
     assert config.out is not None
-    with RunWriter(config.out) as writer, ThreadPoolExecutor(1) as digester:
-        digests = [digester.submit(digest_file, f) for f in files]
+    with RunWriter(config.out) as writer, digester:
         writers: dict[int, pq.ParquetWriter] = {}
         clean_outputs: list[dict[str, Any]] = []
         flagged_parts: list[pa.Table] = []
