@@ -347,12 +347,15 @@ def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: s
     is_excl = np.isin(flagged_rows, excluded_rows, assume_unique=True)
     decision = pa.array(np.where(is_excl, "excluded", "unverified").astype(object), pa.string())
     row_index = flagged_rows + row_offset
+    file_row = pc.binary_join_element_wise(f"{source_file}:", pa.array(row_index).cast(pa.string()), "")
     if plan.key_column:
         keys = pc.cast(batch.column(plan.key_column).take(pa.array(flagged_rows)), pa.string())
         if isinstance(keys, pa.ChunkedArray):
             keys = keys.combine_chunks()
+        if keys.null_count:  # a row without a key is still identified: by FILE:ROW
+            keys = pc.coalesce(keys, file_row)
     else:
-        keys = pc.binary_join_element_wise(f"{source_file}:", pa.array(row_index).cast(pa.string()), "")
+        keys = file_row
     flagged = pa.Table.from_arrays([
         keys,
         pa.array(np.full(flagged_rows.shape[0], source_file, dtype=object), pa.string()),
