@@ -182,3 +182,14 @@ def test_binary_is_valid_exactly_when_16_bytes(values: list[bytes | None]) -> No
         assert (reason is None) == bool(ok)
         if v is None:
             assert reason == "null"
+
+
+def test_view_layouts_parse_like_their_offset_layouts() -> None:
+    """string_view / binary_view columns (written by polars or DuckDB) are hashes too,
+    not malformed rows."""
+    h = bytes(range(16))
+    n = normalize_fixed(pa.array([h.hex().upper(), None, "x"]).cast(pa.string_view()), 16)
+    assert n.valid.tolist() == [True, False, False] and bytes(n.values[0]) == h
+    assert n.reasons.tolist() == [None, "null", "wrong-length"]
+    b = normalize_fixed(pa.array([h, None, b"short"]).cast(pa.binary_view()), 16)
+    assert b.valid.tolist() == [True, False, False] and bytes(b.values[0]) == h

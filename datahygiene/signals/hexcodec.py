@@ -45,6 +45,12 @@ def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
+    # View layouts (what polars and DuckDB may write) have no offsets buffer: cast them
+    # to the offset layout the decoder reads, rather than calling every row malformed.
+    if pa.types.is_string_view(column.type):
+        column = column.cast(pa.large_string())
+    elif pa.types.is_binary_view(column.type):
+        column = column.cast(pa.large_binary())
     return column
 
 
