@@ -130,7 +130,7 @@ def sync_list(store: ListStore, name: str, registry: Registry,
                 windows += 1
             if progress and page.progress:
                 progress(page.progress)
-    except (DatahygieneError, KeyboardInterrupt, OSError) as exc:
+    except BaseException as exc:  # commit what is complete whatever stopped us, then re-raise
         failure = exc
     record: dict[str, Any] | None = None
     new = False
@@ -142,7 +142,7 @@ def sync_list(store: ListStore, name: str, registry: Registry,
     if failure is not None:
         done = f"{windows} window(s) committed; run `datahygiene lists sync {name}` to resume" \
             if windows else "nothing committed"
-        if isinstance(failure, KeyboardInterrupt):
+        if not isinstance(failure, DatahygieneError | OSError):
             raise failure
         raise ServiceError(f"sync of {name} stopped: {failure} ({done})") from None
     version = record["version"] if record else store.latest_version(name)

@@ -225,3 +225,18 @@ def test_cli_sync_then_scan_matches_by_ncmec_id(env: Path) -> None:
         info = json.loads(r.output)
         assert {i["signal"] for i in info} >= {"md5", "sha1"}
         assert "netclean" in info[0]["stats"]["unsupported_signals_skipped"]
+
+
+def test_hostile_or_broken_responses_stop_the_sync(env: Path) -> None:
+    from datahygiene_ncmec.client import NCMECClient
+    from datahygiene_ncmec.xmlapi import parse_document
+
+    with pytest.raises(ServiceError, match="declares a document type"):
+        parse_document(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "entries")
+    with pytest.raises(ServiceError, match="not well-formed XML"):
+        parse_document(b"<queryResult><images>", "entries")
+    client = NCMECClient("http://127.0.0.1:9/hashsharing", USER, PASSWORD)
+    assert client.next_url("/v2/entries?start=1000").startswith("http://127.0.0.1:9/hashsharing/v2/")
+    with pytest.raises(ServiceError, match="outside the configured base_url"):
+        client.next_url("https://elsewhere.example.invalid/v2/entries?start=1000")
+    assert PASSWORD not in repr(client)
