@@ -128,6 +128,23 @@ def _sha256_file(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None:
+    """An OUT inside a manifest directory would be read back as input by the next run
+    (clean/ and restricted/ hold parquet files too): refuse it before writing anything."""
+    if config.out is None or "://" in config.out:
+        return
+    out = Path(config.out).resolve()
+    for spec in config.manifests:
+        root = Path(spec)
+        if "://" not in spec and root.is_dir() and (out == root.resolve() or root.resolve() in out.parents):
+            raise ConfigError(f"--out {config.out} lies inside manifest directory {spec}: its outputs "
+                              "would be read as input by the next run; write the run elsewhere")
+    for f in files:
+        if "://" not in f.path and out in Path(f.fs_path).resolve().parents:
+            raise ConfigError(f"{f.path}: manifest file lies inside the output directory {config.out}; "
+                              "write the run elsewhere")
+
+
 def run_id_for(config_desc: dict[str, Any], lists: list[HashList],
                inputs: list[dict[str, Any]]) -> str:
     """A run id derived from what determines the result, so the same inputs, lists
@@ -146,6 +163,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     t0 = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     files = resolve_manifests(config.manifests)
+    _refuse_out_among_inputs(config, files)
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
     digester = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-digest")

@@ -221,3 +221,24 @@ def test_output_location_not_writable(cli, setup: dict[str, Any], tmp_path: Path
     blocker.write_text("x")
     line = fails(cli, 6, *scan_args(setup)[:-3], "--out", blocker / "sub", "-q")
     assert str(blocker / "sub") in line
+
+
+def test_out_inside_a_manifest_directory_is_refused(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    """Its clean/ and restricted/ parquet files would be read back as input next time."""
+    d = setup["path"].parent
+    line = fails(cli, 2, "scan", "--manifest", d, "--list", f"md5={setup['list']}",
+                 "--out", d / "run", "--write-clean", "-q")
+    assert "inside manifest directory" in line
+    assert not (d / "run").exists()
+    # a glob that picks up files inside OUT
+    out = tmp_path / "o"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "x.parquet").write_bytes(setup["path"].read_bytes())
+    line = fails(cli, 2, "scan", "--manifest", f"{out}/*/*.parquet", "--list", f"md5={setup['list']}",
+                 "--out", out, "-q")
+    assert "inside the output directory" in line
+
+
+def test_same_list_twice_is_a_config_error(cli, setup: dict[str, Any]) -> None:
+    line = fails(cli, 2, *scan_args(setup, None, None, "--list", f"md5={setup['list']}"))
+    assert "given twice" in line

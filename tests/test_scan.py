@@ -276,3 +276,19 @@ def test_rerun_replaces_the_previous_run(cli, synth: dict[str, Any], tmp_path: P
     scan_synth(cli, synth, out, "--write-clean")
     assert not (out / "clean" / "stale.parquet").exists()
     assert len(list((out / "clean").glob("*.parquet"))) == 3
+
+
+def test_integer_key_column_and_same_named_inputs(cli, small_manifest: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    t = pq.read_table(small_manifest["path"])
+    t = t.set_column(0, "key", pa.array(range(100, 120), pa.int64()))
+    for sub in ("a", "b"):
+        (tmp_path / "d" / sub).mkdir(parents=True)
+        pq.write_table(t, tmp_path / "d" / sub / "x.parquet")
+    out = tmp_path / "run"
+    cli("scan", "--manifest", tmp_path / "d", "--list", f"md5={small_manifest['list']}", "--out", out,
+        "--write-clean", "-q")
+    ex = read_ex(out)
+    assert ex["key"] == ["103", "105", "108", "111", "114"] * 2
+    assert sorted(str(p.relative_to(out / "clean")) for p in (out / "clean").rglob("*.parquet")) == [
+        "a/x.parquet", "b/x.parquet"]
