@@ -32,7 +32,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 20000000 --list-size 5000000 \
-		--scaling 10000000,40000000
+		--binary --scaling 10000000,40000000
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000 --repeat 1

@@ -46,14 +46,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def dataset_dir(base: Path, rows: int, list_size: int) -> Path:
-    return base / f"exact-{rows}-{list_size}"
+def dataset_dir(base: Path, rows: int, list_size: int, binary: bool = False) -> Path:
+    return base / f"exact-{rows}-{list_size}{'-binary' if binary else ''}"
 
 
-def ensure_data(base: Path, rows: int, list_size: int, planted: int) -> Path:
+def ensure_data(base: Path, rows: int, list_size: int, planted: int, binary: bool = False) -> Path:
     from datahygiene.synth import SynthSpec, write_synthetic
 
-    d = dataset_dir(base, rows, list_size)
+    d = dataset_dir(base, rows, list_size, binary)
     if (d / "planted.json").exists():
         return d
     files = max(1, rows // 1_000_000)
@@ -61,7 +61,7 @@ def ensure_data(base: Path, rows: int, list_size: int, planted: int) -> Path:
     print(f"generating {rows:,} rows in {files} files and a {list_size:,}-entry list in {d} ...",
           flush=True)
     write_synthetic(d, SynthSpec(rows=rows, files=files, list_size=list_size, planted=planted,
-                                 malformed=0, row_group_size=262_144, seed=7))
+                                 malformed=0, row_group_size=262_144, seed=7, binary=binary))
     print(f"  done in {time.perf_counter() - t:.1f}s", flush=True)
     return d
 
@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="runs per contender; the median wall time is reported (default 3)")
     p.add_argument("--scaling", default="", help="comma-separated row counts for the memory "
                    "scaling check of our scan, e.g. 10000000,40000000")
+    p.add_argument("--binary", action="store_true",
+                   help="also scan a copy of the manifest whose md5 column is 16-byte binary")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -214,6 +216,15 @@ def main(argv: list[str] | None = None) -> None:
         runs.sort(key=lambda x: x["seconds"])
         results.append(runs[len(runs) // 2])
     print_table(results, a.planted)
+    if a.binary:
+        db = ensure_data(base, a.rows, a.list_size, a.planted, binary=True)
+        rb = sorted((spawn("datahygiene", db, a.threads, work) for _ in range(max(1, a.repeat))),
+                    key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
+        hexr = next((r for r in results if r["name"] == "datahygiene"), None)
+        print(f"\n`datahygiene scan` on the same rows with md5 stored as 16-byte binary: "
+              f"{rb['seconds']:.2f}s, {rb['rows'] / rb['seconds']:,.0f} rows/s, "
+              f"peak RSS {rb['peak_rss_mb']:,.0f} MB, matched {rb['matched']:,}"
+              + (f" (binary / hex time {rb['seconds'] / hexr['seconds']:.2f})" if hexr else ""))
     if a.scaling:
         sizes = [int(x) for x in a.scaling.split(",")]
         print("\nmemory scaling of `datahygiene scan` (same list size):")
