@@ -262,3 +262,22 @@ def test_listspec_rejects_unknown_keys_and_bad_values() -> None:
         ListSpec.from_mapping({"path": "x", "format": "xml"}, "cfg")
     with pytest.raises(ConfigError, match="path"):
         ListSpec.from_mapping({"signal": "md5"}, "cfg")
+
+
+def test_text_list_with_a_byte_order_mark(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "bom.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(values).encode() + b"\r\n")
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+    assert hl.stats["lines"] == len(values)
+
+
+def test_jsonl_errors_name_the_right_line_despite_blank_lines(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "l.jsonl"
+    p.write_text(json.dumps({"hash": values[0]}) + "\n\n  \n" + json.dumps({"hash": values[1]}) + "\n"
+                 + json.dumps({"hash": "zz"}) + "\n")
+    with pytest.raises(ListError, match="line 5"):
+        load(p, signal="md5")
+    hl = one(p, signal="md5", on_bad_entry="skip")
+    assert hl.stats["bad_entry_lines"] == [5]
+    assert hl.ref_strings(np.arange(2)).to_pylist() in (["line:1", "line:4"], ["line:4", "line:1"])

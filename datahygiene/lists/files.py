@@ -119,6 +119,8 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
                     if size else np.zeros(0, np.uint8))
     except OSError as exc:
         raise ListError(f"{path}: cannot read ({exc.strerror})") from None
+    if data[:3].tobytes() == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark (Windows editors)
+        data = data[3:]
 
     def piece(bounds: tuple[int, int]) -> tuple[Normalized, np.ndarray, int]:
         lines, hashes, blanks = _lines_of(data[bounds[0] : bounds[1]])
@@ -175,6 +177,17 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], p
     return None
 
 
+def _nonblank_lines(path: Path, rows: int) -> np.ndarray:
+    """1-based numbers of the non-blank lines of a JSON Lines file: the reader skips blank
+    lines, so row i is not always line i + 1, and errors must name the right line."""
+    buf = np.fromfile(path, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts, stops = np.concatenate(([0], ends + 1)), np.concatenate((ends, [buf.shape[0]]))
+    filled = np.concatenate(([0], np.cumsum(~np.isin(buf, (9, 10, 13, 32)))))
+    lines = np.flatnonzero(filled[stops] > filled[starts]) + 1
+    return lines if lines.shape[0] == rows else np.arange(rows) + 1
+
+
 def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
     """Read a tabular list. Returns the table, each row's line/row number, and the word
     for it ("line" or "row") used in messages."""
@@ -188,7 +201,7 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
             return df.to_arrow(), np.arange(df.height) + 2, "line"
         if fmt == "jsonl":
             df = pl.read_ndjson(path, infer_schema_length=None)
-            return df.to_arrow(), np.arange(df.height) + 1, "line"
+            return df.to_arrow(), _nonblank_lines(Path(path), df.height), "line"
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         raise ListError(f"{path}: cannot read as {fmt}: {type(exc).__name__}") from exc
     raise ListError(f"{path}: unknown list format {fmt!r}")
