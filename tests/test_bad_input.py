@@ -93,14 +93,17 @@ def test_corrupt_pages_with_a_readable_footer(cli, setup: dict[str, Any], tmp_pa
     n = 3000
     t = pa.table({"key": [f"{i}" for i in range(n)], "md5": hexes(rand_bytes(n, 16, seed=5))})
     good = tmp_path / "good.parquet"
-    pq.write_table(t, good, row_group_size=500, compression="none")
+    pq.write_table(t, good, row_group_size=500, compression="zstd")
+    # overwrite the md5 column chunk of row group 2 (page headers included) with noise
+    chunk = pq.ParquetFile(good).metadata.row_group(2).column(1)
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
     data = bytearray(good.read_bytes())
-    mid = len(data) // 2
-    data[mid: mid + 3000] = bytes(rand_bytes(1, 3000, seed=6)[0])
+    data[start: start + chunk.total_compressed_size] = bytes(
+        rand_bytes(1, chunk.total_compressed_size, seed=6)[0])
     bad = tmp_path / "corrupt.parquet"
     bad.write_bytes(bytes(data))
     line = fails(cli, 3, *scan_args(setup, bad), secrets=setup["secrets"])
-    assert str(bad) in line and "row group" in line
+    assert str(bad) in line and "row group 2" in line
     assert incomplete(setup["out"])
 
 
