@@ -14,9 +14,10 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datahygiene.manifest import InputFile, open_parquet
@@ -56,13 +57,17 @@ def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
              keep_unverified: bool = False) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere."""
     pf = open_parquet(task.file)
-    columns = None if keep_clean else plan.columns
+    # The row key is needed only for flagged rows, which are rare in real data: read
+    # it afterwards for row groups that have any, instead of decoding it for all rows.
+    late_key = plan.key_column if (plan.key_column and not keep_clean) else None
+    step_plan = replace(plan, key_column=None) if late_key else plan
+    columns = None if keep_clean else step_plan.columns
     flagged: list[pa.Table] = []
     clean: list[pa.RecordBatch] = []
     offset = task.row_offset
     for batch in pf.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
                                  columns=columns, use_threads=False):
-        res = check_batch(batch, plan, task.file.path, offset)
+        res = check_batch(batch, step_plan, task.file.path, offset)
         if res.flagged.num_rows:
             flagged.append(res.flagged)
         if keep_clean:
@@ -75,6 +80,11 @@ def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
             clean.append(batch.filter(pa.array(mask)))
         offset += batch.num_rows
     table = pa.concat_tables(flagged) if flagged else EXCLUSION_SCHEMA.empty_table()
+    if late_key and table.num_rows:
+        keys = pf.read_row_group(task.row_group, columns=[late_key], use_threads=False).column(0)
+        local = pc.subtract(table.column("row_index"), task.row_offset)
+        found = pc.cast(keys.take(local), pa.string())
+        table = table.set_column(0, "key", pc.coalesce(found, table.column("key")))
     clean_table = None
     if keep_clean:
         clean_table = (pa.Table.from_batches(clean) if clean
