@@ -281,3 +281,21 @@ def test_jsonl_errors_name_the_right_line_despite_blank_lines(tmp_path: Path, va
     hl = one(p, signal="md5", on_bad_entry="skip")
     assert hl.stats["bad_entry_lines"] == [5]
     assert hl.ref_strings(np.arange(2)).to_pylist() in (["line:1", "line:4"], ["line:4", "line:1"])
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_headerless_csv_is_refused_without_quoting_the_entry(tmp_path: Path, values: list[str],
+                                                             sep: str) -> None:
+    """Read with its first entry taken for a header, the entry would never match (and
+    would be quoted in messages listing the columns)."""
+    p = tmp_path / ("l.csv" if sep == "," else "l.tsv")
+    p.write_text("".join(f"{v}{sep}E{i}\n" for i, v in enumerate(values)))
+    with pytest.raises(ListError) as exc:
+        load(p, signal="md5")
+    assert "line 1" in str(exc.value) and "header" in str(exc.value)
+    assert all(v not in str(exc.value) for v in values)
+    single = tmp_path / "single.csv"
+    single.write_text("\n".join(values) + "\n")
+    with pytest.raises(ListError, match="header"):
+        load(single, signal="md5")
+    assert as_set(one(single, signal="md5", format="text")) == canonical(values)

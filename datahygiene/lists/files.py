@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,14 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], p
     return None
 
 
+def _looks_like_value(name: str) -> bool:
+    """A column name of 16 or more hex digits is a digest, not a name."""
+    return bool(_HEX_VALUE.fullmatch(name.strip()))
+
+
+_HEX_VALUE = re.compile(r"[0-9A-Fa-f]{16,}")
+
+
 def _nonblank_lines(path: Path, rows: int) -> np.ndarray:
     """1-based numbers of the non-blank lines of a JSON Lines file: the reader skips blank
     lines, so row i is not always line i + 1, and errors must name the right line."""
@@ -198,6 +207,12 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
             return table, np.arange(table.num_rows) + 1, "row"
         if fmt in ("csv", "tsv"):
             df = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", infer_schema=False)
+            if any(_looks_like_value(c) for c in df.columns):
+                # A header-less file: its first entry would be taken for a column name,
+                # never matched, and quoted in messages that list the columns.
+                raise ListError(f"{path}: line 1 holds an entry, not a header; {fmt.upper()} lists "
+                                "need a header line naming their columns (a file of bare values is "
+                                "a text list: format = \"text\")")
             return df.to_arrow(), np.arange(df.height) + 2, "line"
         if fmt == "jsonl":
             df = pl.read_ndjson(path, infer_schema_length=None)
