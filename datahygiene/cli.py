@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "datahygiene.commands.plugins",
     "datahygiene.commands.synth",
     "datahygiene.commands.demo",
+    "datahygiene.commands.keys",
+    "datahygiene.commands.log",
+    "datahygiene.commands.verify",
 )
 
 

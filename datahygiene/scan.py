@@ -276,6 +276,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         if scanned != total_rows:  # pragma: no cover - a reader bug, never expected
             raise InputError(f"scanned {scanned} rows but the inputs hold {total_rows}")
         # --- evidence hook (issue 4): signed log, checkpoint, attestation go here ---
+        from datahygiene.audit.evidence import write_evidence
+
+        write_evidence(writer, config, run, summary, exclusions)  # run must not change after this
         for name in config.reporters:
             reporter = registry.get("reporters", name).obj()
             directory = writer.path(f"{RESTRICTED}/reports/{name}/x").parent

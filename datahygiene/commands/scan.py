@@ -32,7 +32,7 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
         cfg.manifests = list(overrides["manifest"])
     if overrides["lists"]:
         cfg.lists = [parse_list_option(t) for t in overrides["lists"]]
-    for key in ("out", "key", "batch_size", "threads", "engine"):
+    for key in ("out", "key", "batch_size", "threads", "engine", "keys"):
         if overrides.get(key) is not None:
             setattr(cfg, key, overrides[key])
     for flag in ("write_clean", "keep_unverified"):
@@ -105,6 +105,9 @@ def register(group: click.Group) -> None:
                   help="Worker threads, 0 for one per core [default: 0]. Does not change results.")
     @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
                   help="Execution engine [default: local].")
+    @click.option("--keys", type=click.Path(file_okay=False), default=None, metavar="KEYDIR",
+                  help="Keys from `datahygiene keys init`: commit excluded rows to the signed log "
+                       "(OUT/public/) and sign the checkpoint and attestation.")
     @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
     def scan_cmd(config_path: str | None, quiet: bool, **opts: Any) -> None:
         """Scan parquet manifests against hash lists.
@@ -123,6 +126,13 @@ def register(group: click.Group) -> None:
         opts["on_bad_entry"] = [opts["on_bad_entry"]] if opts.get("on_bad_entry") else []
         opts["manifest"] = opts.pop("manifest")
         cfg = build_config(config_path, opts)
+        if cfg.keys:  # fail before scanning, not after
+            from datahygiene.audit.keys import load_keydir
+
+            load_keydir(cfg.keys)
         with progress_bar(quiet) as bar:
             result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
         print_result(result)
+        if not result.run.get("evidence", {}).get("signed"):
+            click.echo("note: no evidence was signed (no --keys): OUT/public/ has no log, checkpoint "
+                       "or attestation", err=True)

@@ -1,0 +1,361 @@
+"""What ``datahygiene verify`` checks, each reported pass / fail / skip with a reason.
+
+An auditor runs this on a published run directory (``OUT`` without ``restricted/``
+is enough for everything but the exclusion-manifest digest). Each check says what it
+proved; docs/auditor.md says what each one does *not* prove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow.parquet as pq
+
+from datahygiene.audit import dsse, merkle
+from datahygiene.audit.evidence import ARCHIVE, ATTESTATION, CROISSANT, PUBLIC_KEY
+from datahygiene.audit.keys import load_hmac_key, load_verifier
+from datahygiene.audit.log import (
+    CHECKPOINT,
+    LOG_DIR,
+    LogError,
+    commitments,
+    leaf_hashes,
+    parse_leaf,
+    read_log,
+)
+from datahygiene.audit.note import Checkpoint, NoteError, Verifier, open_note
+from datahygiene.errors import DatahygieneError
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    reason: str
+
+
+def _sha256_path(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with fsspec.open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+class Verification:
+    def __init__(self, out: str | Path, released: str | None = None, hmac_key: str | None = None,
+                 public_key: str | None = None, previous: str | None = None,
+                 inputs_root: str | None = None) -> None:
+        self.out = Path(out)
+        self.released, self.hmac_key_path = released, hmac_key
+        self.public_key, self.previous, self.inputs_root = public_key, previous, inputs_root
+        self.checks: list[Check] = []
+        self.run: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {}
+        self.verifier: Verifier | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.leaves: list[bytes] | None = None
+        self.parsed: list[dict[str, Any]] = []
+
+    def add(self, name: str, ok: bool | None, reason: str) -> None:
+        self.checks.append(Check(name, SKIP if ok is None else PASS if ok else FAIL, reason))
+
+    def run_all(self) -> list[Check]:
+        try:
+            self.run = json.loads((self.out / "run.json").read_bytes())
+            self.summary = json.loads((self.out / "summary.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            self.add("run-record", False,
+                     f"run.json / summary.json missing or not JSON ({type(exc).__name__})")
+            return self.checks
+        evidence = self.run.get("evidence", {})
+        if not evidence.get("signed"):
+            self.add("evidence", False, "this run was not signed (scanned without --keys)")
+        else:
+            self.check_key()
+            self.check_checkpoint()
+            self.check_log()
+            self.check_history()
+            self.check_previous()
+            self.check_attestation()
+        self.check_coverage()
+        self.check_released()
+        return self.checks
+
+    # -- signatures and the log -------------------------------------------------------
+    def check_key(self) -> None:
+        try:
+            if self.public_key:
+                self.verifier = load_verifier(self.public_key)
+                how = f"pinned key {self.public_key}"
+            else:
+                self.verifier = load_verifier(self.out / PUBLIC_KEY)
+                how = f"key published in {PUBLIC_KEY} (pin the curator's key with --public-key)"
+        except DatahygieneError as exc:
+            self.add("public-key", False, str(exc))
+            return
+        self.add("public-key", True, f"{self.verifier.name}+{self.verifier.id:08x} from {how}")
+
+    def check_checkpoint(self) -> None:
+        if self.verifier is None:
+            self.add("checkpoint-signature", False, "no usable public key")
+            return
+        try:
+            cp = Checkpoint.parse(open_note((self.out / CHECKPOINT).read_bytes(), self.verifier))
+        except OSError:
+            self.add("checkpoint-signature", False, f"{CHECKPOINT} is missing")
+            return
+        except NoteError as exc:
+            self.add("checkpoint-signature", False, f"{CHECKPOINT}: {exc}")
+            return
+        if cp.origin != self.run["evidence"]["log"].get("origin"):
+            self.add("checkpoint-signature", False, "checkpoint origin differs from run.json's log origin")
+            return
+        self.checkpoint = cp
+        self.add("checkpoint-signature", True, f"{CHECKPOINT} signed by {self.verifier.name} "
+                 f"(size {cp.size})")
+
+    def check_log(self) -> None:
+        cp = self.checkpoint
+        if cp is None:
+            self.add("log-root", False, "no verified checkpoint to compare the log with")
+            return
+        try:
+            leaves = read_log(self.out / LOG_DIR)
+            self.parsed = [parse_leaf(leaf) for leaf in leaves]
+        except (LogError, OSError) as exc:
+            self.add("log-root", False, f"{LOG_DIR}: {exc}")
+            return
+        head = merkle.root(leaf_hashes(leaves))
+        if len(leaves) != cp.size or head != cp.root:
+            self.add("log-root", False, f"{LOG_DIR} holds {len(leaves)} leaves whose root is not the "
+                     f"signed root of size {cp.size}")
+            return
+        self.leaves = leaves
+        self.add("log-root", True, f"{len(leaves)} leaves recompute to the signed root")
+        run_id, log = self.run["run_id"], self.run["evidence"]["log"]
+        idx = [i for i, p in enumerate(self.parsed) if p["run"] == run_id]
+        counts = Counter(self.parsed[i]["decision"] for i in idx)
+        rows = self.summary.get("rows", {})
+        problems = []
+        if idx != list(range(log.get("run_start", -1), log.get("run_start", -1) + log.get("run_leaves", -1))):
+            problems.append("this run's leaves are not the range run.json names")
+        for d in ("excluded", "unverified"):
+            if counts.get(d, 0) != rows.get(d):
+                problems.append(f"{counts.get(d, 0)} {d} leaves for this run, "
+                                f"summary.json says {rows.get(d)}")
+        if problems:
+            self.add("log-run", False, "; ".join(problems))
+        else:
+            self.add("log-run", True, f"run {run_id}: {counts.get('excluded', 0)} excluded and "
+                     f"{counts.get('unverified', 0)} unverified leaves, as summary.json counts")
+
+    def _consistent(self, old: Checkpoint) -> str | None:
+        """None if ``old`` is a prefix of the current log (checked with an RFC 9162
+        consistency proof built from the log), else why not."""
+        assert self.leaves is not None and self.checkpoint is not None
+        if old.origin != self.checkpoint.origin:
+            return f"belongs to log {old.origin}"
+        if old.size > self.checkpoint.size:
+            return f"size {old.size} is larger than the current {self.checkpoint.size}: leaves were removed"
+        hashes = leaf_hashes(self.leaves)
+        proof = merkle.consistency_proof(old.size, hashes)
+        new = self.checkpoint
+        if not merkle.verify_consistency(old.size, new.size, proof, old.root, new.root):
+            return f"the first {old.size} leaves of the log do not have its root: the log was rewritten"
+        return None
+
+    def check_history(self) -> None:
+        if self.leaves is None or self.verifier is None:
+            return
+        d = self.out / ARCHIVE
+        files = sorted(d.iterdir()) if d.is_dir() else []
+        bad = []
+        for f in files:
+            try:
+                old = Checkpoint.parse(open_note(f.read_bytes(), self.verifier))
+            except (NoteError, OSError) as exc:
+                bad.append(f"{f.name}: {exc}")
+                continue
+            why = self._consistent(old)
+            if why:
+                bad.append(f"{f.name}: {why}")
+        if bad:
+            self.add("log-history", False, "; ".join(bad))
+        else:
+            self.add("log-history", True, f"{len(files)} archived checkpoint(s) are prefixes of the log")
+
+    def check_previous(self) -> None:
+        if not self.previous:
+            self.add("consistency", None, "no --previous checkpoint given")
+            return
+        if self.leaves is None or self.verifier is None:
+            self.add("consistency", False, "the current log did not verify")
+            return
+        try:
+            old = Checkpoint.parse(open_note(Path(self.previous).read_bytes(), self.verifier))
+        except (NoteError, OSError) as exc:
+            self.add("consistency", False, f"{self.previous}: {exc}")
+            return
+        why = self._consistent(old)
+        assert self.checkpoint is not None
+        self.add("consistency", why is None, why or f"checkpoint of size {old.size} is consistent with "
+                 f"size {self.checkpoint.size}: nothing was removed or changed")
+
+    # -- attestation --------------------------------------------------------------------
+    def check_attestation(self) -> None:
+        if self.verifier is None:
+            self.add("attestation", False, "no usable public key")
+            return
+        try:
+            stmt = dsse.open_envelope(json.loads((self.out / ATTESTATION).read_bytes()), self.verifier)
+        except (OSError, ValueError) as exc:  # EnvelopeError is a ValueError
+            self.add("attestation", False, f"{ATTESTATION}: {exc}")
+            return
+        problems, skipped = [], []
+        inputs = {i["path"]: i["sha256"].split(":", 1)[1] for i in self.run.get("inputs", [])}
+        attested_inputs = {}
+        for s in stmt.get("subject", []):
+            role = s.get("annotations", {}).get("role")
+            want = s.get("digest", {}).get("sha256")
+            if role == "input":
+                attested_inputs[s["name"]] = want
+                continue
+            path = self.out / s["name"]
+            if role == "exclusions" and not path.exists():
+                skipped.append(s["name"])
+                continue
+            try:
+                got = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                problems.append(f"{s['name']} missing or unreadable")
+                continue
+            if got != want:
+                problems.append(f"{s['name']} differs from the attested digest")
+        if attested_inputs != inputs:
+            problems.append("run.json inputs differ from the attested inputs")
+        pred = stmt.get("predicate", {})
+        if pred.get("runId") != self.run.get("run_id"):
+            problems.append("attested run id differs from run.json")
+        if pred.get("counts") != self.summary.get("rows"):
+            problems.append("attested counts differ from summary.json")
+        if pred.get("log") != self.run["evidence"].get("log"):
+            problems.append("attested log differs from run.json")
+        if problems:
+            self.add("attestation", False, "; ".join(problems))
+        else:
+            extra = f" ({', '.join(skipped)} not present, not checked)" if skipped else ""
+            self.add("attestation", True, f"signed statement; every present subject matches{extra}")
+
+    # -- coverage and the released manifest ---------------------------------------------
+    def _input_path(self, path: str) -> str:
+        if "://" in path or Path(path).is_absolute() or not self.inputs_root:
+            return path
+        return str(Path(self.inputs_root) / path)
+
+    def check_coverage(self) -> None:
+        inputs = self.run.get("inputs", [])
+        problems, total = [], 0
+        for i in inputs:
+            where = self._input_path(i["path"])
+            try:
+                digest, size = _sha256_path(where)
+                with fsspec.open(where, "rb") as fh:
+                    rows = pq.ParquetFile(fh).metadata.num_rows
+            except Exception as exc:  # unreadable is a failed check, never a traceback
+                problems.append(f"{i['path']}: cannot read ({type(exc).__name__})")
+                continue
+            total += rows
+            if f"sha256:{digest}" != i["sha256"] or size != i["bytes"]:
+                problems.append(f"{i['path']}: digest or size differs from run.json")
+            elif rows != i["rows"]:
+                problems.append(f"{i['path']}: {rows} rows, run.json says {i['rows']}")
+        cov = self.run.get("coverage", {})
+        scanned = self.summary.get("rows", {}).get("scanned")
+        if not inputs:
+            problems.append("run.json lists no inputs")
+        if not problems and not (total == cov.get("rows") == cov.get("rows_scanned") == scanned):
+            problems.append(f"inputs hold {total} rows but run.json/summary.json say {cov.get('rows')}/"
+                            f"{cov.get('rows_scanned')}/{scanned} were scanned")
+        if problems:
+            self.add("coverage", False, "; ".join(problems))
+        else:
+            self.add("coverage", True, f"{len(inputs)} input file(s), {total} rows: digests and row counts "
+                     "match run.json, and every row was scanned")
+
+    def check_released(self) -> None:
+        if not self.released:
+            self.add("released", None, "no --released manifest given")
+            return
+        if not self.hmac_key_path:
+            self.add("released", False, "--released needs --hmac-key to compute row commitments")
+            return
+        if self.leaves is None:
+            self.add("released", False, "the log did not verify, so there is nothing to check against")
+            return
+        key_col = self.run.get("config", {}).get("key")
+        if not key_col:
+            self.add("released", False, "run.json config.key is null: rows were keyed FILE:ROW, which a "
+                     "released manifest does not carry (scan with --key COLUMN)")
+            return
+        try:
+            key = load_hmac_key(self.hmac_key_path)
+        except DatahygieneError as exc:
+            self.add("released", False, str(exc))
+            return
+        run_id = self.run["run_id"]
+        keep_unverified = bool(self.run.get("config", {}).get("keep_unverified"))
+        current = {p["commitment"]: p["decision"] for p in self.parsed if p["run"] == run_id}
+        earlier = {p["commitment"] for p in self.parsed if p["run"] != run_id and p["decision"] == "excluded"}
+        path = Path(self.released)
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        n, hit_now, hit_before = 0, 0, 0
+        try:
+            for f in files:
+                pf = pq.ParquetFile(f)
+                if key_col not in pf.schema_arrow.names:
+                    self.add("released", False, f"{f}: no key column {key_col!r}")
+                    return
+                for batch in pf.iter_batches(columns=[key_col], batch_size=65536):
+                    col = batch.column(0).cast("string").to_pylist()
+                    n += len(col)
+                    for c in commitments(key, col):
+                        d = current.get(c) if c else None
+                        if d == "excluded" or (d == "unverified" and not keep_unverified):
+                            hit_now += 1
+                        elif c in earlier:
+                            hit_before += 1
+        except Exception as exc:
+            self.add("released", False, f"{self.released}: cannot read ({type(exc).__name__})")
+            return
+        rows = self.summary.get("rows", {})
+        withheld = rows.get("excluded", 0) + (0 if keep_unverified else rows.get("unverified", 0))
+        problems = []
+        if hit_now:
+            problems.append(f"{hit_now} released row(s) are excluded or unverified in this run's log")
+        if hit_before:
+            problems.append(f"{hit_before} released row(s) were excluded by an earlier run in this log")
+        if n + withheld != rows.get("scanned"):
+            problems.append(f"released {n} + withheld {withheld} rows != {rows.get('scanned')} scanned")
+        if problems:
+            self.add("released", False, "; ".join(problems))
+        else:
+            self.add("released", True, f"{n} released rows, none in the log; released + {withheld} "
+                     f"withheld = {rows.get('scanned')} scanned rows")
+
+
+def verify(out: str | Path, **options: Any) -> list[Check]:
+    return Verification(out, **options).run_all()
+
+
+__all__ = ["CROISSANT", "FAIL", "PASS", "SKIP", "Check", "verify"]

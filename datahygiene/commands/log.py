@@ -1,0 +1,85 @@
+"""``datahygiene log``: inclusion and consistency proofs from a run's public log."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import click
+
+from datahygiene.audit import merkle
+from datahygiene.audit.keys import load_hmac_key
+from datahygiene.audit.log import CHECKPOINT, LOG_DIR, LogError, commitment, leaf_hashes, parse_leaf, read_log
+from datahygiene.audit.note import Checkpoint, NoteError
+from datahygiene.errors import ConfigError, VerificationError
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+def _load(out: str) -> tuple[list[bytes], Checkpoint]:
+    try:
+        leaves = read_log(Path(out) / LOG_DIR)
+        note = (Path(out) / CHECKPOINT).read_text()
+        cp = Checkpoint.parse(note[: note.rfind("\n\n") + 1])
+    except (LogError, OSError, NoteError) as exc:
+        raise VerificationError(f"{out}: no readable log and checkpoint ({exc})") from None
+    if cp.size != len(leaves) or merkle.root(leaf_hashes(leaves)) != cp.root:
+        raise VerificationError(f"{out}/{LOG_DIR}: does not recompute to {CHECKPOINT}")
+    return leaves, cp
+
+
+def register(group: click.Group) -> None:
+    @group.group("log")
+    def log_grp() -> None:
+        """Proofs from a run directory's exclusion log (OUT/public/log)."""
+
+    @log_grp.command("prove")
+    @click.argument("out", type=click.Path(exists=True, file_okay=False))
+    @click.argument("key")
+    @click.option("--hmac-key", required=True, type=click.Path(exists=True, dir_okay=False),
+                  help="KEYDIR/hmac.key: needed to find the row's commitment.")
+    def prove_cmd(out: str, key: str, hmac_key: str) -> None:
+        """Print an RFC 9162 inclusion proof (JSON) for each leaf of row KEY.
+
+        The proof lets someone holding the checkpoint check that this row is in the
+        log without seeing the rest of it. Exit code 7 if the row is not in the log.
+        """
+        leaves, cp = _load(out)
+        c = commitment(load_hmac_key(hmac_key), key)
+        hashes = leaf_hashes(leaves)
+        found = [i for i, leaf in enumerate(leaves) if parse_leaf(leaf)["commitment"] == c]
+        if not found:
+            raise VerificationError("that row key has no leaf in this log")
+        for i in found:
+            proof = merkle.inclusion_proof(i, hashes)
+            if not merkle.verify_inclusion(i, cp.size, hashes[i], proof, cp.root):  # pragma: no cover
+                raise VerificationError("internal error: a generated proof does not verify")
+            click.echo(json.dumps({"origin": cp.origin, "tree_size": cp.size,
+                                   "root": base64.b64encode(cp.root).decode(), "leaf_index": i,
+                                   "leaf": leaves[i].decode(), "proof": _b64(proof)}, sort_keys=True))
+
+    @log_grp.command("consistency")
+    @click.argument("out", type=click.Path(exists=True, file_okay=False))
+    @click.option("--previous", required=True, type=click.Path(exists=True, dir_okay=False),
+                  metavar="CHECKPOINT", help="An earlier checkpoint of the same log.")
+    def consistency_cmd(out: str, previous: str) -> None:
+        """Print an RFC 9162 consistency proof (JSON) from CHECKPOINT to the current one."""
+        leaves, cp = _load(out)
+        note = Path(previous).read_text()
+        try:
+            old = Checkpoint.parse(note[: note.rfind("\n\n") + 1])
+        except NoteError as exc:
+            raise ConfigError(f"{previous}: {exc}") from None
+        if old.size > cp.size:
+            raise VerificationError(f"{previous}: larger than the current log: leaves were removed")
+        proof = merkle.consistency_proof(old.size, leaf_hashes(leaves))
+        ok = merkle.verify_consistency(old.size, cp.size, proof, old.root, cp.root)
+        click.echo(json.dumps({"origin": cp.origin, "size1": old.size, "size2": cp.size,
+                               "root1": base64.b64encode(old.root).decode(),
+                               "root2": base64.b64encode(cp.root).decode(), "proof": _b64(proof),
+                               "verified": ok}, sort_keys=True))
+        if not ok:
+            raise VerificationError(f"{previous}: not consistent with the current log")
