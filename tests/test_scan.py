@@ -292,3 +292,15 @@ def test_integer_key_column_and_same_named_inputs(cli, small_manifest: dict[str,
     assert ex["key"] == ["103", "105", "108", "111", "114"] * 2
     assert sorted(str(p.relative_to(out / "clean")) for p in (out / "clean").rglob("*.parquet")) == [
         "a/x.parquet", "b/x.parquet"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_binary_md5_manifest_with_nulls(cli, make_synth, tmp_path: Path, threads: int) -> None:
+    truth = make_synth("bin", rows=2500, files=2, list_size=300, planted=11, malformed=4,
+                       row_group_size=400, binary=True, seed=21)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", truth["manifest"], "--list", f"md5={truth['lists']['md5']}",
+        "--out", out, "--batch-size", "97", "--threads", str(threads), "-q")
+    got = decisions(out)
+    assert {k for k, d in got.items() if d == "excluded"} == set(truth["planted_keys"])
+    assert {k for k, d in got.items() if d == "unverified"} == set(truth["malformed_keys"])
