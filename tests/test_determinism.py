@@ -87,3 +87,43 @@ def test_run_id_is_stable(data: dict[str, Any]) -> None:
         run_scan(cfg, registry=data["reg"])
         ids.append(json.loads((out / "run.json").read_text())["run_id"])
     assert ids[0] == ids[1]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["hit", "miss", "null", "bad"]),
+                          st.sampled_from(["lower", "upper", "padded"])), min_size=1, max_size=60),
+       st.sampled_from([1, 5, 64]), st.sampled_from([1, 2]))
+def test_decisions_match_a_row_by_row_oracle(tmp_path_factory: pytest.TempPathFactory,
+                                             rows: list[tuple[str, str]], batch: int, threads: int) -> None:
+    """Random manifests of listed, unlisted, null and malformed hashes in any spelling:
+    the scan's decisions equal what a plain Python loop over the rows says."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from dhtest import hexes, rand_bytes, write_text_list
+
+    base = tmp_path_factory.mktemp("oracle")
+    listed = hexes(rand_bytes(8, 16, seed=len(rows)))
+    unlisted = hexes(rand_bytes(len(rows), 16, seed=1000 + len(rows)))
+    col: list[str | None] = []
+    want: dict[str, str] = {}
+    for i, (kind, spelling) in enumerate(rows):
+        v: str | None = {"hit": listed[i % 8], "miss": unlisted[i], "null": None, "bad": "g" * 32}[kind]
+        if v is not None and spelling == "upper":
+            v = v.upper()
+        elif v is not None and spelling == "padded":
+            v = f" {v}\t"
+        col.append(v)
+        if kind == "hit":
+            want[f"r{i}"] = "excluded"
+        elif kind in ("null", "bad"):
+            want[f"r{i}"] = "unverified"
+    pq.write_table(pa.table({"key": [f"r{i}" for i in range(len(rows))], "md5": pa.array(col, pa.string())}),
+                   base / "m.parquet", row_group_size=7)
+    lst = write_text_list(base / "l.txt", listed)
+    cfg = ScanConfig(manifests=[str(base / "m.parquet")], lists=[ListSpec(path=str(lst), signal="md5")],
+                     out=str(base / "out"), batch_size=batch, threads=threads)
+    res = run_scan(cfg, registry=core_registry())
+    got = dict(zip(res.exclusions.column("key").to_pylist(), res.exclusions.column("decision").to_pylist(),
+                   strict=True))
+    assert got == want
+    assert res.summary["rows"]["clean"] == len(rows) - len(want)
