@@ -40,7 +40,9 @@ def _is_parquet_name(p: str) -> bool:
 
 def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
     """Expand manifest arguments into a sorted, de-duplicated list of parquet files."""
-    out: dict[str, InputFile] = {}
+    # keyed by the file itself, so one file named two ways ("data/" and "./data/x.parquet")
+    # is scanned once; the smallest spelling is shown, whatever the order given
+    out: dict[tuple[str, str], InputFile] = {}
     for spec in specs:
         fs, fs_path = fsspec.core.url_to_fs(spec)
         protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
@@ -58,8 +60,10 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
             raise InputError(f"{spec}: manifest not found")
         for p in found:
             shown = protocol + p if protocol else _local_display(spec, fs_path, p)
-            out.setdefault(shown, InputFile(shown, fs, p))
-    return [out[k] for k in sorted(out)]
+            prev = out.get((protocol, p))
+            if prev is None or shown < prev.path:
+                out[(protocol, p)] = InputFile(shown, fs, p)
+    return sorted(out.values(), key=lambda f: f.path)
 
 
 def _local_display(spec: str, fs_path: str, found: str) -> str:

@@ -304,3 +304,15 @@ def test_binary_md5_manifest_with_nulls(cli, make_synth, tmp_path: Path, threads
     got = decisions(out)
     assert {k for k, d in got.items() if d == "excluded"} == set(truth["planted_keys"])
     assert {k for k, d in got.items() if d == "unverified"} == set(truth["malformed_keys"])
+
+
+def test_a_file_named_twice_is_scanned_once(cli, synth: dict[str, Any], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    one_file = sorted(Path(synth["manifest"]).glob("*.parquet"))[0]
+    out = tmp_path / "run"
+    cli("scan", "--manifest", "./synth/manifest", "--manifest", str(one_file.relative_to(tmp_path)),
+        "--manifest", one_file, "--list", f"md5={synth['lists']['md5']}", "--out", out, "-q")
+    run = json.loads((out / "run.json").read_text())
+    assert run["coverage"]["rows"] == 3000 and len(run["inputs"]) == 3
+    assert [i["path"] for i in run["inputs"]] == sorted(i["path"] for i in run["inputs"])
