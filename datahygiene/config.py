@@ -33,6 +33,8 @@ class ScanConfig:
     batch_size: int = 131_072
     threads: int = 0  # 0: one per core
     engine: str = "local"
+    ray_address: str | None = None  # an existing Ray cluster (engine "ray"); default: start one
+    resume: bool = False  # continue the unfinished run in ``out`` (datahygiene/resume.py)
     keys: str | None = None  # directory from `datahygiene keys init` (signed evidence)
     reporters: list[str] = field(default_factory=lambda: ["summary"])
     services: list[str] = field(default_factory=list)  # remote matchers, e.g. photodna
@@ -101,11 +103,11 @@ def load_config(path: str) -> ScanConfig:
             cfg.manifests.extend(items)
         elif key == "out":
             cfg.out = _typed(path, "scan.out", value, str)
-        elif key in ("write_clean", "keep_unverified"):
+        elif key in ("write_clean", "keep_unverified", "resume"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, bool))
         elif key in ("batch_size", "threads"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
-        elif key in ("key", "engine", "keys"):
+        elif key in ("key", "engine", "keys", "ray_address"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
         elif key == "services":
             cfg.services = _typed(path, "scan.services", value, list)

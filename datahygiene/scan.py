@@ -26,8 +26,9 @@ from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ord
 from datahygiene.errors import ConfigError, InputError
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import InputFile, digest_file, open_parquet, resolve_manifests
-from datahygiene.outputs import RESTRICTED, RunWriter, write_parquet
+from datahygiene.outputs import RESTRICTED, write_parquet
 from datahygiene.plugins import Registry, default_registry
+from datahygiene.resume import WorkArea, resume_identity
 from datahygiene.step import EXCLUSION_SCHEMA, Check, ScanPlan
 from datahygiene.summary import summarize
 
@@ -159,6 +160,10 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
              on_start: Callable[[int, int], None] | None = None) -> ScanResult:
     """Scan the configured manifests and write every output into ``config.out``."""
     config.validate()
+    if config.engine == "ray":
+        from datahygiene.engines.ray import require_ray
+
+        require_ray()  # fail before any work, with the install hint
     registry = registry or default_registry()
     t0 = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -175,24 +180,37 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         metas, schemas, key = _check_schemas(files, config, probe_plan.columns)
         plan = build_plan(lists, config, registry, key)
         plan.setup()
+        config_desc = config.describe()
+        config_desc["key"] = key
+        # Resume (datahygiene/resume.py): inputs a crashed run finished are not scanned again.
+        clean_names = [f"clean/{_clean_name(files, i)}" for i in range(len(files))]
+        work_area = WorkArea(config.out or "", resume_identity(
+            config_desc, [c.describe() for c in plan.checks], lists, files), config.resume)
+        done = work_area.finished(files, clean_names if config.write_clean else None)
     except BaseException:
         # a one-line error must not wait for digests of files it will never scan
         digester.shutdown(wait=False, cancel_futures=True)
         raise
     t_index = time.perf_counter()
-    tasks = plan_tasks(files, metas)
+    tasks = [t for t in plan_tasks(files, metas) if t.file_index not in done]
+    last_task = {t.file_index: t for t in tasks}
     total_rows = sum(md.num_rows for md in metas)
     if on_start:
         on_start(total_rows, len(files))
     threads = config.threads or default_threads()
 
     assert config.out is not None
-    with RunWriter(config.out) as writer, digester:
+    with work_area.writer() as writer, digester:
         writers: dict[int, pq.ParquetWriter] = {}
         clean_outputs: list[dict[str, Any]] = []
-        flagged_parts: list[pa.Table] = []
-        scanned = 0
+        flagged_by_file: list[list[pa.Table]] = [[] for _ in files]
+        scanned = sum(r.rows for r in done.values())
         clean_rows = np.zeros(len(files), dtype=np.int64)
+        for i, rec in done.items():
+            flagged_by_file[i].append(work_area.load_flagged(i))
+            clean_rows[i] = rec.clean_rows
+        if progress and done:
+            progress(scanned, sum(r.flagged for r in done.values()))
 
         def work(task: Task) -> Any:
             try:
@@ -205,20 +223,35 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                  f"({type(exc).__name__}); the file may be corrupt") from None
 
         try:
-            for res in run_ordered(tasks, work, threads):
+            if config.engine == "ray":
+                from datahygiene.engines.ray import ray_results
+
+                results = ray_results(tasks, plan, files, schemas, config)
+            else:
+                results = run_ordered(tasks, work, threads)
+            for res in results:
                 scanned += res.task.rows
+                i = res.task.file_index
                 if res.flagged.num_rows:
-                    flagged_parts.append(res.flagged)
+                    flagged_by_file[i].append(res.flagged)
                 if res.clean is not None:
-                    i = res.task.file_index
                     if i not in writers:
                         writers[i] = pq.ParquetWriter(
                             writer.path(f"clean/{_clean_name(files, i)}"), schemas[i],
                             compression="zstd")
-                    writers[i].write_table(res.clean.cast(schemas[i]))
+                    # one chunk: parquet page boundaries follow Arrow chunks, and
+                    # they must not depend on the batch size or the engine
+                    writers[i].write_table(res.clean.cast(schemas[i]).combine_chunks())
                     clean_rows[i] += res.clean.num_rows
                 if progress:
                     progress(res.task.rows, res.flagged.num_rows)
+                if last_task[i] is res.task:  # input i is finished: mark it for --resume
+                    if i in writers:
+                        writers.pop(i).close()
+                    work_area.complete(i, files[i].path, metas[i].num_rows, flagged_by_file[i],
+                                       int(clean_rows[i]), digests[i],
+                                       clean_names[i] if config.write_clean else None)
+            work_area.flush()
         finally:
             for w in writers.values():
                 w.close()
@@ -229,6 +262,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             digest, size = fut.result()
             inputs.append({"path": f.path, "sha256": digest, "bytes": size,
                            "rows": md.num_rows, "row_groups": md.num_row_groups})
+        work_area.check_inputs(inputs)
+        flagged_parts = [t for parts in flagged_by_file for t in parts]
         exclusions = (pa.concat_tables(flagged_parts) if flagged_parts
                       else EXCLUSION_SCHEMA.empty_table()).combine_chunks()
         write_parquet(exclusions, writer.path(EXCLUSIONS))
@@ -236,16 +271,14 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
         if config.write_clean:
             for i, f in enumerate(files):
-                rel = f"clean/{_clean_name(files, i)}"
-                if i not in writers:  # an input with no row groups: still one output
+                rel = clean_names[i]
+                if not (writer.stage / rel).exists():  # an input with no row groups: still one output
                     pq.write_table(schemas[i].empty_table(), writer.path(rel), compression="zstd")
                 clean_outputs.append({"path": rel, "source": f.path, "rows": int(clean_rows[i]),
                                       "sha256": _sha256_file(writer.stage / rel)})
 
         summary = summarize(exclusions, scanned, lists, len(files))
         writer.write_json("summary.json", summary)
-        config_desc = config.describe()
-        config_desc["key"] = key
         run = {
             "format": RUN_FORMAT,
             "run_id": run_id_for(config_desc, lists, inputs),
@@ -263,7 +296,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                "sha256": _sha256_file(writer.stage / EXCLUSIONS)},
                 "clean": clean_outputs,
             },
-            "engine": {"name": "local", "threads": threads, "batch_size": config.batch_size},
+            "engine": {"name": config.engine, "threads": threads, "batch_size": config.batch_size},
             "started_at": started,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "timings_s": {

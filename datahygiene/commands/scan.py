@@ -32,10 +32,10 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
         cfg.manifests = list(overrides["manifest"])
     if overrides["lists"]:
         cfg.lists = [parse_list_option(t) for t in overrides["lists"]]
-    for key in ("out", "key", "batch_size", "threads", "engine", "keys"):
+    for key in ("out", "key", "batch_size", "threads", "engine", "keys", "ray_address"):
         if overrides.get(key) is not None:
             setattr(cfg, key, overrides[key])
-    for flag in ("write_clean", "keep_unverified"):
+    for flag in ("write_clean", "keep_unverified", "resume"):
         if overrides.get(flag):
             setattr(cfg, flag, True)
     for text in overrides["column"]:
@@ -104,7 +104,14 @@ def register(group: click.Group) -> None:
     @click.option("--threads", type=click.IntRange(min=0), default=None,
                   help="Worker threads, 0 for one per core [default: 0]. Does not change results.")
     @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
-                  help="Execution engine [default: local].")
+                  help="Execution engine [default: local]. 'ray' needs the ray extra: "
+                       "pip install 'datahygiene[ray]'. Does not change results.")
+    @click.option("--ray-address", metavar="ADDR", default=None,
+                  help="Ray cluster to run on with --engine ray (e.g. ray://head:10001, or 'auto') "
+                       "[default: start a local Ray].")
+    @click.option("--resume", is_flag=True,
+                  help="Continue the run a crash or Ctrl-C interrupted in --out, skipping inputs it "
+                       "finished; refused if the lists, inputs or configuration changed.")
     @click.option("--keys", type=click.Path(file_okay=False), default=None, metavar="KEYDIR",
                   help="Keys from `datahygiene keys init`: commit excluded rows to the signed log "
                        "(OUT/public/) and sign the checkpoint and attestation.")

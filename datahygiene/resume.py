@@ -1,0 +1,279 @@
+"""Crash-safe runs: a persistent work area inside ``OUT`` and one completion marker
+per input file, so ``--resume`` skips the files a crashed run had finished.
+
+Layout (``OUT/.work/``, owner-only: the parts point at matched rows)::
+
+    state.json          what the run depends on: tool version, configuration, list
+                        fingerprints, each input's size and parquet footer digest
+    stage/              the run directory being built (RunWriter's staging area)
+    parts/NNNNNN.parquet  excluded/unverified rows of input NNNNNN (EXCLUSION_SCHEMA)
+    done/NNNNNN.json    the marker, written last, after the part and the input's
+                        clean file are complete on disk (both fsynced)
+
+A marker is the only thing that makes a file count as finished: whatever a crash
+leaves half-written without one (a clean file cut short, a part) is redone. The
+final outputs are assembled from the parts in input order, so a resumed run writes
+the same bytes as an uninterrupted one. ``run.json`` still lands last; until it
+does ``OUT`` holds nothing that looks complete. The work area is removed once the
+run commits.
+
+Per file rather than per row group: a clean output is one parquet file per input,
+and a parquet file cannot be appended to after a crash, so a row-group marker would
+save scanning but not the rewrite. Curators with a few huge files can split them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datahygiene import __version__
+from datahygiene.errors import ConfigError, InputError, OutputError
+from datahygiene.lists.model import HashList
+from datahygiene.manifest import InputFile
+from datahygiene.outputs import OWNER_DIR, OWNER_FILE, RESTRICTED, RunWriter, dumps, write_parquet
+from datahygiene.step import EXCLUSION_SCHEMA
+
+_replace = os.replace  # bound once: markers are not part of RunWriter's commit
+WORK_DIR = ".work"
+WORK_FORMAT = "datahygiene-work/1"
+# Settings that change how fast a run goes, never what it writes: a run may be
+# resumed with different ones (even on the other engine).
+_NOT_IDENTITY = ("engine", "threads", "batch_size")
+
+
+def footer_digest(f: InputFile) -> tuple[int, str]:
+    """Size and SHA-256 of a parquet file's footer: cheap (one small read at the end),
+    and any rewrite of the data moves offsets or statistics recorded in it. The full
+    digest is compared as well, once the run has computed it."""
+    try:
+        with f.open() as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 8))
+            tail = fh.read(8)
+            flen = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
+            start = max(0, size - 8 - flen)
+            fh.seek(start)
+            return size, "sha256:" + hashlib.sha256(fh.read(size - start)).hexdigest()
+    except OSError as exc:
+        raise InputError(f"{f.path}: cannot read ({type(exc).__name__})") from None
+
+
+def resume_identity(config_desc: dict[str, Any], signals: list[dict[str, Any]],
+                    lists: list[HashList], files: list[InputFile]) -> dict[str, Any]:
+    """Everything a run's outputs depend on, grouped so a refusal can say which part
+    changed (without quoting a value)."""
+    inputs = []
+    for f in files:
+        size, footer = footer_digest(f)
+        inputs.append({"path": f.path, "bytes": size, "footer": footer})
+    return {
+        "format": WORK_FORMAT,
+        "tool": __version__,
+        "config": {k: v for k, v in config_desc.items() if k not in _NOT_IDENTITY},
+        "signals": signals,
+        "lists": [{"id": hl.id, "signal": hl.signal, "fingerprint": hl.fingerprint} for hl in lists],
+        "inputs": inputs,
+    }
+
+
+def _why_different(old: dict[str, Any], new: dict[str, Any]) -> str:
+    if old.get("format") != new["format"] or old.get("tool") != new["tool"]:
+        return "it was started by a different datahygiene version"
+    if old.get("lists") != new["lists"]:
+        ids_old = [x.get("id") for x in old.get("lists", [])]
+        if ids_old != [x["id"] for x in new["lists"]]:
+            return "the lists differ from the interrupted run's"
+        changed = [n["id"] for o, n in zip(old["lists"], new["lists"], strict=False) if o != n]
+        which = changed[0] if changed else "?"
+        return f"list {which} has a different fingerprint than in the interrupted run"
+    if old.get("inputs") != new["inputs"]:
+        paths_old = [x.get("path") for x in old.get("inputs", [])]
+        if paths_old != [x["path"] for x in new["inputs"]]:
+            return "the manifest files differ from the interrupted run's"
+        changed = [n["path"] for o, n in zip(old["inputs"], new["inputs"], strict=False) if o != n]
+        return f"input {changed[0]} changed since the interrupted run"
+    if old.get("config") != new["config"]:
+        keys = sorted(k for k in set(old.get("config", {})) | set(new["config"])
+                      if old.get("config", {}).get(k) != new["config"].get(k))
+        return f"the configuration differs from the interrupted run's ({', '.join(keys)})"
+    return "the signals differ from the interrupted run's (column or threshold changed)"
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_FILE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _replace(tmp, path)
+
+
+@dataclass
+class FileRecord:
+    """What a marker says about one finished input file."""
+
+    index: int
+    path: str
+    rows: int
+    flagged: int
+    clean_rows: int
+    sha256: str
+    clean: str | None
+
+
+class WorkArea:
+    """``OUT/.work``: see the module docstring. Opening it without ``resume``
+    discards whatever an earlier, unfinished run left there."""
+
+    def __init__(self, out: str | os.PathLike[str], identity: dict[str, Any], resume: bool) -> None:
+        self.out = Path(out)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.out}: cannot create output directory ({exc.strerror})") from None
+        if not os.access(self.out, os.W_OK):
+            raise OutputError(f"{self.out}: output directory is not writable")
+        self.root = self.out / WORK_DIR
+        self.identity = identity
+        state = self.root / "state.json"
+        if resume and state.is_file():
+            try:
+                old = json.loads(state.read_text())
+            except (OSError, ValueError):
+                raise ConfigError(f"{state}: unreadable; rerun without --resume to start over") from None
+            if old != identity:
+                raise ConfigError(f"{self.out}: cannot resume: {_why_different(old, identity)}; "
+                                  "rerun without --resume to start over")
+        else:
+            if self.root.exists():
+                shutil.rmtree(self.root)
+            self.root.mkdir(mode=OWNER_DIR)
+            _atomic_bytes(state, dumps(identity))
+        os.chmod(self.root, OWNER_DIR)
+        for sub in ("parts", "done", "stage"):
+            (self.root / sub).mkdir(mode=OWNER_DIR, exist_ok=True)
+        self.stage = self.root / "stage"
+        self._queue: deque[tuple[int, str, int, pa.Table, int, Future[tuple[str, int]],
+                                 str | None]] = deque()
+        self.records: dict[int, FileRecord] = {}
+
+    def _name(self, i: int) -> str:
+        return f"{i:06d}"
+
+    def finished(self, files: list[InputFile], clean_names: list[str] | None) -> dict[int, FileRecord]:
+        """Files a previous run finished (marker present, outputs intact). Any staged
+        clean output of an unfinished file is removed: it may be cut short."""
+        done: dict[int, FileRecord] = {}
+        for i, f in enumerate(files):
+            marker = self.root / "done" / f"{self._name(i)}.json"
+            clean = self.stage / clean_names[i] if clean_names else None
+            rec = None
+            if marker.is_file():
+                try:
+                    rec = FileRecord(**json.loads(marker.read_text()))
+                except (OSError, ValueError, TypeError):
+                    rec = None
+            ok = (rec is not None and rec.path == f.path
+                  and (self.root / "parts" / f"{self._name(i)}.parquet").is_file()
+                  and (clean is None or clean.is_file()))
+            if ok and rec is not None:
+                done[i] = rec
+                continue
+            marker.unlink(missing_ok=True)
+            if clean is not None:
+                clean.unlink(missing_ok=True)
+        self.records = dict(done)
+        return done
+
+    def load_flagged(self, i: int) -> pa.Table:
+        t = pq.read_table(self.root / "parts" / f"{self._name(i)}.parquet")
+        return pa.Table.from_batches(t.to_batches(), schema=EXCLUSION_SCHEMA)
+
+    def complete(self, i: int, path: str, rows: int, flagged: list[pa.Table], clean_rows: int,
+                 digest: Future[tuple[str, int]], clean: str | None) -> None:
+        """Record file ``i`` as finished once its input digest is known; the caller
+        has closed its clean output. Never waits: markers whose digest is not ready
+        yet are written by a later call or :meth:`flush`."""
+        table = (pa.concat_tables(flagged) if flagged else EXCLUSION_SCHEMA.empty_table())
+        self._queue.append((i, path, rows, table.combine_chunks(), clean_rows, digest, clean))
+        while self._queue and self._queue[0][5].done():
+            self._mark(*self._queue.popleft())
+
+    def flush(self) -> None:
+        while self._queue:
+            self._mark(*self._queue.popleft())
+
+    def _mark(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
+              digest: Future[tuple[str, int]], clean: str | None) -> None:
+        part = self.root / "parts" / f"{self._name(i)}.parquet"
+        tmp = part.with_name(part.name + ".tmp")
+        write_parquet(flagged, tmp)
+        os.chmod(tmp, OWNER_FILE)
+        _fsync_path(tmp)
+        _replace(tmp, part)
+        if clean is not None:
+            _fsync_path(self.stage / clean)
+        rec = FileRecord(i, path, rows, flagged.num_rows, clean_rows, digest.result()[0], clean)
+        _atomic_bytes(self.root / "done" / f"{self._name(i)}.json", dumps(vars(rec)))
+        _fsync_path(self.root / "done")
+        self.records[i] = rec
+
+    def check_inputs(self, inputs: list[dict[str, Any]]) -> None:
+        """An input whose full digest differs from the one recorded when it was
+        finished changed under the run: its recorded results cannot be trusted."""
+        for i, rec in self.records.items():
+            if inputs[i]["sha256"] != rec.sha256:
+                raise InputError(f"{rec.path}: changed since the interrupted run; "
+                                 "rerun without --resume to start over")
+
+    def writer(self) -> ResumableRunWriter:
+        return ResumableRunWriter(self)
+
+
+class ResumableRunWriter(RunWriter):
+    """RunWriter whose staging directory is ``OUT/.work/stage``: it outlives a crash
+    or an error (so ``--resume`` can pick it up), and the whole work area goes once
+    the run commits."""
+
+    def __init__(self, work: WorkArea) -> None:
+        # not RunWriter.__init__: its staging directory is random and short-lived
+        self.out = work.out
+        self.work = work
+        self.stage = work.stage
+        self._restricted = self.stage / RESTRICTED
+        self._restricted.mkdir(mode=OWNER_DIR, exist_ok=True)
+        os.chmod(self._restricted, OWNER_DIR)
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        # Kept for --resume after an interruption (Ctrl-C; a kill never gets here).
+        # A run that stops with an error leaves OUT as it was, like RunWriter.
+        if et is not None and issubclass(et, KeyboardInterrupt | SystemExit):
+            return
+        if self.work.root.exists():
+            shutil.rmtree(self.work.root, ignore_errors=True)
+
+    def commit(self, marker: str = "run.json") -> None:
+        super().commit(marker)
+        shutil.rmtree(self.work.root, ignore_errors=True)
