@@ -99,8 +99,10 @@ class RunWriter:
         if old_marker.exists():
             old_marker.unlink()
         for sub in ("clean",):
-            # a directory of per-file outputs is replaced whole, so no stale file survives
-            if (self.stage / sub).exists() and (self.out / sub).exists():
+            # a directory of per-file outputs is replaced whole, so no stale file survives;
+            # a run without one removes the previous run's, which its run.json would not
+            # describe (and which may hold rows that newer lists exclude)
+            if (self.out / sub).exists():
                 shutil.rmtree(self.out / sub)
         files = sorted(p for p in self.stage.rglob("*") if p.is_file())
         for src in files:

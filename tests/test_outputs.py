@@ -135,3 +135,14 @@ def test_runwriter_exception_removes_staging(tmp_path: Path) -> None:
         w.write_json("run.json", {})
         raise RuntimeError("boom")
     assert list(out.iterdir()) == []
+
+
+def test_run_without_clean_removes_a_previous_runs_clean(cli, synth: dict[str, Any], previous) -> None:
+    """A clean/ left from an earlier run would look like this run's output, though
+    this run's lists may exclude rows it holds."""
+    out, _ = previous
+    assert (out / "clean").is_dir()
+    cli("scan", "--manifest", synth["manifest"], "--list", f"md5={synth['lists']['md5']}",
+        "--out", out, "-q")
+    assert not (out / "clean").exists()
+    assert (out / "run.json").exists()
