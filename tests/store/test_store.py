@@ -48,6 +48,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
         'partner = "placeholder-partner"\nname = "md5-list"\nversion = "2026-11"\n')
     monkeypatch.setenv(KEY_ENV, _key())
     monkeypatch.setenv("DATAHYGIENE_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "")  # the core alone, whatever else is installed
     return {"dir": tmp_path, "list": lst, "hexes": hexes, "listed": [v.strip().lower() for v in listed],
             "manifest": tmp_path / "m"}
 

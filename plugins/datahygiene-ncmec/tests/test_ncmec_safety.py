@@ -27,7 +27,7 @@ def run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 def test_sync_and_scan_leak_no_secret_or_value(tmp_path: Path) -> None:
     env = {**os.environ, "DATAHYGIENE_STORE": str(tmp_path / "store"), "DH_KEY": STORE_KEY,
-           "NCMEC_U": USER, "NCMEC_P": PASSWORD}
+           "NCMEC_U": USER, "NCMEC_P": PASSWORD, "DATAHYGIENE_PLUGINS": "datahygiene-ncmec"}
     with NCMECServer(USER, PASSWORD, page_size=6) as server:
         server.records = synthetic_records(30, "2026-02-01T00:00:00Z", "2026-02-02T20:00:00Z", seed=9)
         conf = tmp_path / "ncmec.toml"

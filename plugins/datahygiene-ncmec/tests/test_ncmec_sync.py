@@ -32,6 +32,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DATAHYGIENE_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("NCMEC_TEST_USER", USER)
     monkeypatch.setenv("NCMEC_TEST_PASSWORD", PASSWORD)
+    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "datahygiene-ncmec")  # independent of other plugins
     return tmp_path
 
 
@@ -224,7 +225,7 @@ def test_cli_sync_then_scan_matches_by_ncmec_id(env: Path) -> None:
         r = CliRunner().invoke(cli, ["lists", "inspect", "store:ncmec", "--json"], catch_exceptions=False)
         info = json.loads(r.output)
         assert {i["signal"] for i in info} >= {"md5", "sha1"}
-        assert "netclean" in info[0]["stats"]["unsupported_signals_skipped"]
+        assert set(info[0]["stats"]["unsupported_signals_skipped"]) == {"netclean", "pdq", "photodna"}
 
 
 def test_hostile_or_broken_responses_stop_the_sync(env: Path) -> None:

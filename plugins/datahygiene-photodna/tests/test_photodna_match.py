@@ -35,6 +35,7 @@ def service(server: PhotoDNAServer, tmp: Path, **kw: Any) -> PhotoDNAService:
 @pytest.fixture(autouse=True)
 def key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PDNA_TEST_KEY", KEY)
+    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "datahygiene-photodna")  # independent of other plugins
 
 
 def scripted_rows(server: PhotoDNAServer) -> tuple[list[bytes | None], dict[int, int]]:

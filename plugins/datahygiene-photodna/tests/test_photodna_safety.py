@@ -24,7 +24,8 @@ def test_scan_leaks_no_key_image_or_digest(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     pq.write_table(pa.table({"key": [f"planted-key-{i}" for i in range(5)], "url": urls,
                              "image": pa.array(imgs, pa.binary())}), tmp_path / "m" / "p.parquet")
-    env = {**os.environ, "PHOTODNA_SUBSCRIPTION_KEY": KEY, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "PHOTODNA_SUBSCRIPTION_KEY": KEY, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "DATAHYGIENE_PLUGINS": "datahygiene-photodna"}
     outputs = []
     with PhotoDNAServer(KEY) as server:
         server.script[digest(imgs[1])] = ["match:Test:555001"]
