@@ -36,7 +36,7 @@ class ScanConfig:
     ray_address: str | None = None  # an existing Ray cluster (engine "ray"); default: start one
     resume: bool = False  # continue the unfinished run in ``out`` (datahygiene/resume.py)
     keys: str | None = None  # directory from `datahygiene keys init` (signed evidence)
-    reporters: list[str] = field(default_factory=lambda: ["summary"])
+    reporters: list[str] = field(default_factory=lambda: ["summary", "cybertipline"])
     services: list[str] = field(default_factory=list)  # remote matchers, e.g. photodna
     image_column: str | None = None  # column with image bytes for services
     options: dict[str, Any] = field(default_factory=dict)
