@@ -39,6 +39,11 @@ class ScanConfig:
     reporters: list[str] = field(default_factory=lambda: ["summary", "cybertipline"])
     services: list[str] = field(default_factory=list)  # remote matchers, e.g. photodna
     image_column: str | None = None  # column with image bytes for services
+    image_path_column: str | None = None  # column of image paths/URLs (content hashing)
+    webdataset: list[str] = field(default_factory=list)  # tar shard globs (content hashing)
+    compute: list[str] = field(default_factory=list)  # signals to compute from images
+    dihedral: bool = False  # also match rotated/flipped copies (perceptual signals)
+    hash_workers: int = 0  # processes hashing images, 0: one per core
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -52,6 +57,10 @@ class ScanConfig:
             raise ConfigError("batch_size must be at least 1")
         if self.threads < 0:
             raise ConfigError("threads must be 0 (one per core) or more")
+        if self.hash_workers < 0:
+            raise ConfigError("hash_workers must be 0 (one per core) or more")
+        if sum(bool(x) for x in (self.webdataset, self.image_path_column)) > 1:
+            raise ConfigError("give one image source: --image-path-column or --webdataset")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
 
@@ -68,6 +77,12 @@ class ScanConfig:
             "engine": self.engine,
             **({"services": list(self.services), "image_column": self.image_column}
                if self.services else {}),
+            **({"image_source": {"image_column": self.image_column,
+                                 "image_path_column": self.image_path_column,
+                                 "webdataset": list(self.webdataset)},
+                "compute": list(self.compute), "dihedral": self.dihedral}
+               if (self.image_path_column or self.webdataset or self.compute or self.dihedral)
+               else {}),
         }
 
 
@@ -105,14 +120,16 @@ def load_config(path: str) -> ScanConfig:
             cfg.out = _typed(path, "scan.out", value, str)
         elif key in ("write_clean", "keep_unverified", "resume"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, bool))
-        elif key in ("batch_size", "threads"):
+        elif key in ("batch_size", "threads", "hash_workers"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
         elif key in ("key", "engine", "keys", "ray_address"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
         elif key == "services":
             cfg.services = _typed(path, "scan.services", value, list)
-        elif key == "image_column":
-            cfg.image_column = _typed(path, "scan.image_column", value, str)
+        elif key in ("image_column", "image_path_column"):
+            setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
+        elif key in ("webdataset", "compute"):
+            setattr(cfg, key, [value] if isinstance(value, str) else _typed(path, f"scan.{key}", value, list))
         elif key == "reporters":
             cfg.reporters = _typed(path, "scan.reporters", value, list)
         elif key == "options":

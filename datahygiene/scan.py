@@ -29,7 +29,7 @@ from datahygiene.manifest import InputFile, digest_file, open_parquet, resolve_m
 from datahygiene.outputs import RESTRICTED, write_parquet
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.resume import WorkArea, resume_identity
-from datahygiene.step import EXCLUSION_SCHEMA, Check, ScanPlan
+from datahygiene.step import EXCLUSION_SCHEMA, BatchTransform, Check, ScanPlan
 from datahygiene.summary import summarize
 
 EXCLUSIONS = f"{RESTRICTED}/exclusions.parquet"
@@ -79,13 +79,19 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
                               options=dict(config.options.get(name, {})))
         column = config.columns.get(name, probe.default_column)
         checks.append(Check(sig, column, group))
+    transforms: list[BatchTransform] = []
+    if (config.image_column or config.image_path_column or config.webdataset or config.compute
+            or config.dihedral or any(c.signal.options.get("quality_column") for c in checks)):
+        from datahygiene.content import attach_content  # signals computed from images
+
+        checks, transforms = attach_content(checks, config)
     if config.services:
         from datahygiene.services.check import ServiceCheck
 
         services = [ServiceCheck(registry.get("services", name).obj(options=dict(config.options.get(
             name, {}))), config.image_column or "image") for name in config.services]
-        return ScanPlan([*checks, *services], key_column)
-    return ScanPlan(checks, key_column)
+        return ScanPlan([*checks, *services], key_column, transforms)
+    return ScanPlan(checks, key_column, transforms)
 
 
 def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str]

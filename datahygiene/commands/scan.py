@@ -45,6 +45,18 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
         cfg.services = list(overrides["service"])
     if overrides.get("image_column"):
         cfg.image_column = overrides["image_column"]
+    for key in ("image_path_column", "hash_workers"):
+        if overrides.get(key) is not None:
+            setattr(cfg, key, overrides[key])
+    for key in ("webdataset", "compute"):
+        if overrides.get(key):
+            setattr(cfg, key, list(overrides[key]))
+    if overrides.get("dihedral"):
+        cfg.dihedral = True
+    if cfg.webdataset and not cfg.manifests:
+        from datahygiene.content import shard_manifests
+
+        cfg.manifests = shard_manifests(cfg.webdataset)
     for text in overrides.get("on_bad_entry") or ():
         cfg.lists = [replace(s, on_bad_entry=text) for s in cfg.lists]
     return cfg
@@ -90,8 +102,22 @@ def register(group: click.Group) -> None:
                   help="Also ask a matching service (e.g. photodna) about each row's image; "
                        "credentials from the environment. Repeatable.")
     @click.option("--image-column", metavar="COLUMN",
-                  help="Column holding image bytes (binary, or a struct with 'bytes') "
-                       "[default: image].")
+                  help="Column holding image bytes (binary, or a struct with 'bytes'): sent to "
+                       "--service, and hashed for perceptual lists (pdq) [default: image].")
+    @click.option("--image-path-column", metavar="COLUMN",
+                  help="Column of image paths or fsspec URLs to hash (e.g. for --list pdq=...).")
+    @click.option("--webdataset", multiple=True, metavar="GLOB",
+                  help="Tar shards of img2dataset's webdataset output; rows of the sidecar parquet "
+                       "(the manifest, found beside each shard if --manifest is not given) are "
+                       "joined to images by key. Repeatable.")
+    @click.option("--compute", multiple=True, metavar="SIGNAL",
+                  help="Compute this signal from the images [default: perceptual signals (pdq) "
+                       "with a list and no --column]. Repeatable.")
+    @click.option("--dihedral", is_flag=True,
+                  help="Also match rotated and flipped copies (all 8 PDQ dihedral hashes).")
+    @click.option("--hash-workers", type=click.IntRange(min=0), default=None,
+                  help="Processes hashing images, 0 for one per core [default: 0]. Does not "
+                       "change results.")
     @click.option("--write-clean", is_flag=True,
                   help="Also write clean/: each input minus excluded and unverified rows.")
     @click.option("--keep-unverified", is_flag=True,

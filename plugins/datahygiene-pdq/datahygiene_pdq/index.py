@@ -32,8 +32,8 @@ from datahygiene.signals.base import Matches, SignalIndex
 
 WIDTH = 32  # bytes
 BITS = 256
-MAX_CHUNK_BITS = 24
-_BIT = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=np.uint8)  # a 2**24 directory of int32 is 64 MiB: the most one chunk may cost
+MAX_CHUNK_BITS = 24  # a 2**24 directory of int32 is 64 MiB: the most one chunk may cost
+_BIT = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=np.uint8)
 
 
 def as_words(values: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ class PDQ(SignalType, BytesHasher):
     """
 
     name = "pdq"
+    quality_struct = True  # computed hashes arrive as {value, quality} (see content.py)
     width = 32
     default_column = "pdq"
     exact = False
@@ -138,4 +139,4 @@ class PDQ(SignalType, BytesHasher):
         return pdq_bytes(data, self.hash_config, dihedral=True)
 
 
-__all__ = ["PDQ", "HashError", "LOW_QUALITY"]
+__all__ = ["LOW_QUALITY", "PDQ", "HashError"]
