@@ -1,0 +1,243 @@
+"""Crash-safe resume: a scan killed with SIGKILL at several points and resumed with
+``--resume`` writes the same bytes as an uninterrupted run; resuming against other
+lists, inputs or configuration is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from datahygiene.config import ScanConfig
+from datahygiene.errors import ConfigError, InputError
+from datahygiene.lists.spec import ListSpec
+from datahygiene.scan import run_scan
+
+pytestmark = pytest.mark.usefixtures("core_only")
+
+FILES = 6
+ROWS = 36_000  # 6 files x 6,000 rows, row groups of 1,500
+
+
+def outputs(out: Path) -> dict[str, str]:
+    """Digest of every output the issue requires to be identical (run.json holds timings)."""
+    paths = [out / "summary.json", out / "restricted" / "exclusions.parquet",
+             *sorted((out / "clean").glob("*.parquet"))]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def scan_args(synth: dict[str, Any], out: Path, *extra: str) -> list[str]:
+    return ["scan", "--manifest", str(synth["manifest"]), "--list", f"md5={synth['lists']['md5']}",
+            "--list", f"url-sha256={synth['lists']['url-sha256']}", "--out", str(out),
+            "--write-clean", "-q", "--threads", "1", "--batch-size", "500", *extra]
+
+
+def run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATAHYGIENE_PLUGINS": ""}
+    return subprocess.run([sys.executable, "-c", "from datahygiene.cli import main; main()", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def kill_after(args: list[str], out: Path, markers: int) -> int:
+    """Start a real scan process and SIGKILL it once ``markers`` inputs are recorded
+    finished (0: as soon as its work area exists). Returns the markers seen."""
+    env = {**os.environ, "DATAHYGIENE_PLUGINS": ""}
+    proc = subprocess.Popen([sys.executable, "-c", "from datahygiene.cli import main; main()", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    done = out / ".work" / "done"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            n = len(list(done.glob("*.json"))) if done.is_dir() else -1
+            if n >= markers and (out / ".work" / "state.json").exists():
+                break
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the scan finished before it could be killed"
+    return len(list(done.glob("*.json")))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from datahygiene.synth import SynthSpec, write_synthetic
+
+    root = tmp_path_factory.mktemp("resume")
+    truth = write_synthetic(root / "s", SynthSpec(rows=ROWS, files=FILES, list_size=2000, planted=30,
+                                                  malformed=9, row_group_size=1500, url_list=True,
+                                                  seed=5))
+    truth["manifest"] = root / "s" / "manifest"
+    base = root / "baseline"
+    res = run_cli(scan_args(truth, base))
+    assert res.returncode == 0, res.stderr
+    truth["baseline"] = outputs(base)
+    truth["root"] = root
+    return truth
+
+
+@pytest.mark.parametrize("markers", [0, 2, 4])
+def test_sigkill_then_resume_is_byte_identical(data: dict[str, Any], markers: int) -> None:
+    out = data["root"] / f"killed-{markers}"
+    seen = kill_after(scan_args(data, out), out, markers)
+    assert not (out / "run.json").exists(), "a killed run must not look complete"
+    assert seen >= markers and seen < FILES
+    # what a crash leaves is private: the work area holds pointers to matched rows
+    assert (out / ".work").stat().st_mode & 0o077 == 0
+    res = run_cli(scan_args(data, out, "--resume"))
+    assert res.returncode == 0, res.stderr
+    assert outputs(out) == data["baseline"]
+    assert not (out / ".work").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert run["coverage"]["rows_scanned"] == ROWS
+    ex = pq.read_table(out / "restricted" / "exclusions.parquet")
+    pairs = list(zip(ex.column("source_file").to_pylist(), ex.column("row_index").to_pylist(),
+                     strict=True))
+    assert len(pairs) == len(set(pairs)) == 30 + 9, "a row lost or duplicated"
+    clean_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / "clean").glob("*.parquet"))
+    assert clean_rows == ROWS - 39
+
+
+def test_killed_twice_then_resumed(data: dict[str, Any]) -> None:
+    """A resumed run that is itself killed resumes again from its own markers."""
+    out = data["root"] / "twice"
+    first = kill_after(scan_args(data, out), out, 1)
+    second = kill_after(scan_args(data, out, "--resume"), out, first + 2)
+    assert second >= first + 2
+    res = run_cli(scan_args(data, out, "--resume"))
+    assert res.returncode == 0, res.stderr
+    assert outputs(out) == data["baseline"]
+
+
+# ---- in-process: an interrupted run (Ctrl-C) and what --resume refuses ----------------
+
+def config(synth: dict[str, Any], out: Path, **kw: Any) -> ScanConfig:
+    return ScanConfig(manifests=[str(synth["manifest"])],
+                      lists=[ListSpec(path=synth["lists"]["md5"], signal="md5")],
+                      out=str(out), write_clean=True, threads=1, **kw)
+
+
+def interrupt_after(cfg: ScanConfig, rows: int) -> None:
+    seen = {"n": 0}
+
+    def progress(n: int, flagged: int) -> None:
+        seen["n"] += n
+        if seen["n"] >= rows:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(cfg, progress=progress)
+
+
+@pytest.fixture
+def small(make_synth: Any) -> dict[str, Any]:
+    return make_synth("small", rows=4000, files=4, list_size=300, planted=8, malformed=3,
+                      row_group_size=500, seed=3)
+
+
+def test_ctrl_c_keeps_work_and_resume_skips_finished_files(small: dict[str, Any], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    full = run_scan(config(small, tmp_path / "full"))
+    out = tmp_path / "cut"
+    interrupt_after(config(small, out), 2500)  # files 0 and 1 done, file 2 part-way
+    assert sorted(p.name for p in (out / ".work" / "done").iterdir()) == ["000000.json", "000001.json"]
+    assert not (out / "run.json").exists()
+
+    import datahygiene.engines.local as local
+
+    scanned: list[int] = []
+    real = local.run_task
+
+    def spy(task: Any, *a: Any, **k: Any) -> Any:
+        scanned.append(task.file_index)
+        return real(task, *a, **k)
+
+    monkeypatch.setattr("datahygiene.scan.run_task", spy)
+    res = run_scan(config(small, out, resume=True))
+    assert sorted(set(scanned)) == [2, 3], "finished inputs were scanned again"
+    assert outputs(out) == outputs(full.out)
+    assert res.summary == full.summary
+
+
+def test_resume_without_work_area_runs_fresh(small: dict[str, Any], tmp_path: Path) -> None:
+    full = run_scan(config(small, tmp_path / "a"))
+    again = run_scan(config(small, tmp_path / "b", resume=True))
+    assert outputs(again.out) == outputs(full.out)
+
+
+def test_run_without_resume_discards_unfinished_work(small: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    interrupt_after(config(small, out), 1500)
+    stale = out / ".work" / "done" / "000000.json"
+    assert stale.exists()
+    run_scan(config(small, out))
+    assert not (out / ".work").exists() and (out / "run.json").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ("list", "list synthetic/placeholder-md5@1 has a different fingerprint"),
+    ("lists", "the lists differ"),
+    ("config", "the configuration differs from the interrupted run's (keep_unverified)"),
+    ("input", "changed since the interrupted run"),
+    ("files", "the manifest files differ"),
+])
+def test_resume_refuses_changed_run(small: dict[str, Any], tmp_path: Path, change: str,
+                                    message: str) -> None:
+    out = tmp_path / "o"
+    interrupt_after(config(small, out), 1500)
+    kw: dict[str, Any] = {"resume": True}
+    cfg = config(small, out, **kw)
+    md5_list = Path(small["lists"]["md5"])
+    manifest = Path(small["manifest"])
+    if change == "list":  # same identity, different content: one more placeholder entry
+        with open(md5_list, "a") as fh:
+            fh.write("0" * 31 + "1\n")
+    elif change == "lists":
+        cfg.lists = [*cfg.lists, ListSpec(path=small["lists"]["md5"], signal="md5",
+                                          name="another", partner="synthetic", version="2")]
+    elif change == "config":
+        cfg.keep_unverified = True
+    elif change == "input":
+        victim = manifest / small["files"][0]
+        table = pq.read_table(victim)
+        pq.write_table(table.slice(0, table.num_rows - 1), victim, row_group_size=500)
+    elif change == "files":
+        (manifest / small["files"][-1]).unlink()
+    with pytest.raises(ConfigError) as err:
+        run_scan(cfg)
+    text = str(err.value)
+    assert message in text and "without --resume" in text and "\n" not in text
+    assert (out / ".work" / "done" / "000000.json").exists(), "a refusal must not destroy the work"
+
+
+def test_resume_refuses_input_changed_with_same_footer(small: dict[str, Any], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap footer check is backed by the full digest recorded with each marker."""
+    out = tmp_path / "o"
+    interrupt_after(config(small, out), 1500)
+    rec = out / ".work" / "done" / "000000.json"
+    data = json.loads(rec.read_text())
+    data["sha256"] = "sha256:" + "0" * 64  # as if the bytes had changed under the footer
+    rec.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="changed since the interrupted run"):
+        run_scan(config(small, out, resume=True))
+
+
+def test_resume_cli_option(cli: Any, small: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    interrupt_after(config(small, out), 1500)
+    args = ["scan", "--manifest", small["manifest"], "--list", f"md5={small['lists']['md5']}",
+            "--out", out, "--write-clean", "-q", "--resume", "--keep-unverified"]
+    res = cli(*args, ok=False)
+    assert res.exit_code == 2 and "cannot resume" in res.output
+    res = cli(*args[:-1])
+    assert (out / "run.json").exists()
