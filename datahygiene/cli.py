@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "datahygiene.commands.keys",
     "datahygiene.commands.log",
     "datahygiene.commands.verify",
+    "datahygiene.commands.hash",
 )
 
 
