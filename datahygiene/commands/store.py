@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from datahygiene.commands.common import echo_table
+from datahygiene.commands.common import echo_table, interactive
 from datahygiene.commands.scan import parse_list_option
 from datahygiene.errors import ConfigError
 from datahygiene.plugins import default_registry
@@ -91,9 +91,10 @@ def register(group: click.Group) -> None:
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
                   help="TOML with the source's settings (credentials by reference only); needed the "
                        "first time, remembered after.")
+    @click.option("-q", "--quiet", is_flag=True, help="No per-window progress on a terminal.")
     @_store_options
     def sync_cmd(name: str, source_name: str | None, config_path: str | None, store_dir: str | None,
-                 key_file: str | None, key_env: str | None) -> None:
+                 key_file: str | None, key_env: str | None, quiet: bool) -> None:
         """Bring a stored list up to date from its partner service.
 
         Fetches what changed since the last completed time window, applies updates and
@@ -108,7 +109,9 @@ def register(group: click.Group) -> None:
                 raise ConfigError("give --source and --config together")
             registry.get("sources", source_name)
             store.set_sync_config(name, source_name, _load_sync_config(config_path))
-        result = sync_list(store, name, registry, progress=None)
+        show = interactive(quiet)
+        result = sync_list(store, name, registry,
+                           progress=(lambda note: click.echo(f"{name}: {note}", err=True)) if show else None)
         state = "new snapshot" if result.new_snapshot else "no change; latest snapshot"
         click.echo(f"{name}: {result.windows} window(s) fetched, {result.updates:,} update(s), "
                    f"{result.deletions:,} deletion(s); {state} {result.version} holds "

@@ -108,6 +108,7 @@ class PhotoDNAService(MatchService):
             raise ConfigError("photodna: rate must be > 0, concurrency >= 1, max_retries >= 0")
         self._key: str | None = None
         self._limiter: RateLimiter | None = None
+        self._slots: threading.BoundedSemaphore | None = None  # in flight, across every batch
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "cache_hits": 0, "not_sent": 0, "unverified": 0}
 
@@ -115,6 +116,7 @@ class PhotoDNAService(MatchService):
         state = dict(self.__dict__)
         state["_key"] = None  # read again from the environment where it is used
         state["_limiter"] = None
+        state["_slots"] = None
         state["_stats_lock"] = None
         return state
 
@@ -134,6 +136,8 @@ class PhotoDNAService(MatchService):
             self._key = key.strip()
         if self._limiter is None:
             self._limiter = RateLimiter(self.rate)
+        if self._slots is None:
+            self._slots = threading.BoundedSemaphore(self.concurrency)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "base_url": self.base_url, "endpoint": "Match",
@@ -205,13 +209,14 @@ class PhotoDNAService(MatchService):
 
     def _match_one(self, image: bytes, mime: str) -> tuple[ServiceResult, bool]:
         """(result, cacheable) for one image, retrying transient failures."""
-        assert self._limiter is not None
+        assert self._limiter is not None and self._slots is not None
         last = "service-unavailable"
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._count("retries")
-            self._limiter.wait()
-            a = self._post(image, mime)
+            with self._slots:  # engine threads run batches at once: the limit holds across them
+                self._limiter.wait()
+                a = self._post(image, mime)
             if a.result is not None:
                 return a.result, (a.retry_reason == "cacheable")
             last = a.retry_reason or last

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,11 @@ def test_rate_limit_and_concurrency(tmp_path: Path) -> None:
     with PhotoDNAServer(KEY, delay_s=0.3) as server:
         svc = service(server, tmp_path, rate=1000, concurrency=3, cache="")
         svc.match(imgs)
+        assert server.max_in_flight == 3
+        # two batches at once (engine threads) share the same limit
+        more = [png(160, 160, seed=200 + i) for i in range(8)]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(svc.match, [imgs, more]))
         assert server.max_in_flight == 3
 
 
