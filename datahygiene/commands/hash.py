@@ -15,7 +15,7 @@ import click
 from datahygiene.content import hash_one
 from datahygiene.errors import ConfigError, InputError
 from datahygiene.plugins import default_registry
-from datahygiene.signals.base import BytesHasher
+from datahygiene.signals.base import BytesHasher, SignalType
 
 
 def register(group: click.Group) -> None:
@@ -37,9 +37,9 @@ def register(group: click.Group) -> None:
           datahygiene hash --signal pdq --signal md5 photos/*.jpg > hashes.csv
         """
         registry = default_registry()
-        sigs = []
+        sigs: list[SignalType] = []
         for name in dict.fromkeys(signals):
-            sig = registry.signal(name)
+            sig: SignalType = registry.signal(name)
             if not isinstance(sig, BytesHasher):
                 raise ConfigError(f"--signal {name}: this signal cannot be computed from file bytes")
             sigs.append(sig)
