@@ -353,3 +353,15 @@ def test_scan_cli_with_keys_and_croissant(world: dict[str, Any], cli: Cli, tmp_p
     res = cli("scan", "--manifest", t["manifest"], "--list", t["lists"]["md5"], "--out", tmp_path / "p",
               "--keys", tmp_path / "nokeys", "-q", ok=False)
     assert res.exit_code == ConfigError.exit_code and not (tmp_path / "p" / "run.json").exists()
+
+
+def test_published_without_restricted_and_kept_unverified(world: dict[str, Any], cli: Cli,
+                                                           tmp_path: Path) -> None:
+    """An auditor usually gets OUT without restricted/; and with --keep-unverified the
+    unverified rows are released, which the released check must allow."""
+    out = tmp_path / "o"
+    scan(world["truth"], out, world["keys"], keep_unverified=True)
+    shutil.rmtree(out / "restricted")
+    res = verify(cli, out, "--released", out / "clean", "--hmac-key", world["keys"] / "hmac.key")
+    assert "restricted/exclusions.parquet not readable here, not checked" in res.output
+    assert "released + 11 withheld = 2400 scanned rows" in res.output
