@@ -152,6 +152,18 @@ def _replace_clean_file(out: Path) -> None:
     pq.write_table(t.slice(1), p)
 
 
+def _edit_card(out: Path) -> None:
+    p = out / "public/croissant-rai.json"
+    p.write_text(p.read_text().replace("excluded", "exc1uded", 1))
+
+
+def _shrink_archived_checkpoint(out: Path) -> None:
+    arch = next((out / "public/log/checkpoints").iterdir())
+    text = arch.read_text()
+    assert "\n15\n" in text
+    arch.write_text(text.replace("\n15\n", "\n14\n", 1))
+
+
 TAMPERS = {
     "leaf-byte": (_flip_hex_in_leaf, "log-root"),
     "drop-leaf": (_drop_leaf, "log-root"),
@@ -162,6 +174,8 @@ TAMPERS = {
     "summary-count": (_lower_summary_count, "attestation"),
     "attestation-subject": (_flip_attestation, "attestation"),
     "clean-file": (_replace_clean_file, "attestation"),
+    "croissant-card": (_edit_card, "attestation"),
+    "archived-checkpoint": (_shrink_archived_checkpoint, "log-history"),
 }
 
 
