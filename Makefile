@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
 
-.PHONY: env demo test lint typecheck pytest bench bench-quick clean
+.PHONY: env demo test lint typecheck pytest bench bench-quick clean test-ray bench-engines
 
 env: $(STAMP)
 
@@ -33,6 +33,16 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 20000000 --list-size 5000000 \
 		--binary --scaling 10000000,40000000
+
+# The Ray engine's tests need the optional ray extra and most of a minute of Ray start-up.
+test-ray: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[ray]'
+	DATAHYGIENE_SLOW=1 $(BIN)/python -m pytest -q tests/engines
+
+# rows/s, local vs Ray, on the same 20M-row manifest; resume overhead (needs the ray extra)
+bench-engines: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[ray]'
+	$(BIN)/python -m datahygiene.bench.engines --rows 20000000
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000 --repeat 1

@@ -23,7 +23,9 @@ the cluster. See docs/scaling.md.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -48,6 +50,21 @@ def require_ray() -> Any:
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     return ray
+
+
+def _settle_optional_imports() -> None:
+    """Ray Data probes fsspec's HTTP filesystem for every path, from several threads
+    at once. Without aiohttp that import fails, and concurrent failing imports can
+    surface as an ImportError Ray does not expect (it catches ModuleNotFoundError).
+    Importing once here and recording a failure the way Python does (``None`` in
+    ``sys.modules``) makes every later probe fail cleanly."""
+    name = "fsspec.implementations.http"
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        sys.modules[name] = None  # type: ignore[assignment]
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -189,6 +206,7 @@ def ray_results(tasks: list[Task], plan: ScanPlan, files: list[InputFile], schem
     if not tasks:
         return
     ray = require_ray()
+    _settle_optional_imports()
     started = False
     if not ray.is_initialized():
         try:

@@ -1,0 +1,136 @@
+"""The Ray engine on a real local Ray runtime (one small module-scoped cluster):
+outputs byte-identical to the local engine's, lists loaded once per worker, resume
+across engines. Skipped when Ray (the ``ray`` extra) is not installed, and marked
+slow: starting Ray and its actors takes most of a minute on a shared 2-core box
+(``make test-ray`` installs the extra and runs them)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
+
+from datahygiene.config import ScanConfig  # noqa: E402
+from datahygiene.lists.spec import ListSpec  # noqa: E402
+from datahygiene.scan import run_scan  # noqa: E402
+
+pytestmark = [pytest.mark.usefixtures("core_only"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_runtime() -> Any:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.shutdown()
+
+
+def outputs(out: Path) -> dict[str, str]:
+    paths = [out / "summary.json", out / "restricted" / "exclusions.parquet",
+             *sorted((out / "clean").glob("**/*.parquet"))]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in paths if p.exists()}
+
+
+def config(manifest: Path | str, lists: dict[str, str], out: Path, **kw: Any) -> ScanConfig:
+    return ScanConfig(manifests=[str(manifest)],
+                      lists=[ListSpec(path=p, signal=s) for s, p in sorted(lists.items())],
+                      out=str(out), **kw)
+
+
+def both(manifest: Path | str, lists: dict[str, str], tmp: Path, **kw: Any) -> tuple[Any, Any]:
+    local = run_scan(config(manifest, lists, tmp / "local", **kw))
+    on_ray = run_scan(config(manifest, lists, tmp / "ray", engine="ray", **kw))
+    return local, on_ray
+
+
+@pytest.mark.parametrize("batch_size, keep_unverified", [(1000, False), (137, True)])
+def test_ray_outputs_identical_to_local(synth: dict[str, Any], tmp_path: Path, batch_size: int,
+                                        keep_unverified: bool) -> None:
+    """Batches that straddle row groups and files; clean output on and off unverified."""
+    local, on_ray = both(synth["manifest"], synth["lists"], tmp_path, write_clean=True,
+                         batch_size=batch_size, keep_unverified=keep_unverified)
+    assert outputs(on_ray.out) == outputs(local.out)
+    assert len(outputs(local.out)) == 2 + 3
+    assert on_ray.summary["rows"]["excluded"] == 13 and on_ray.summary["rows"]["unverified"] == 5
+    assert on_ray.run["engine"]["name"] == "ray"
+
+
+def test_ray_file_row_keys_and_awkward_files(synth: dict[str, Any], tmp_path: Path) -> None:
+    """No key column (keys are FILE:ROW, fixed on the driver), an input with no rows,
+    and a manifest column named ``path`` (Ray's own name for file paths)."""
+    src = tmp_path / "m"
+    src.mkdir()
+    for name in synth["files"]:
+        t = pq.read_table(Path(synth["manifest"]) / name).drop_columns(["key"])
+        t = t.append_column("path", pa.array(["p"] * t.num_rows))
+        pq.write_table(t, src / name, row_group_size=400)
+    pq.write_table(t.slice(0, 0), src / "part-00001b.parquet")  # sorts between two inputs
+    local, on_ray = both(src, synth["lists"], tmp_path, write_clean=True, batch_size=500)
+    assert outputs(on_ray.out) == outputs(local.out)
+    keys = on_ray.exclusions.column("key").to_pylist()
+    assert all(":" in k for k in keys) and len(keys) == 18
+
+
+def test_ray_resumes_a_local_run(synth: dict[str, Any], tmp_path: Path) -> None:
+    """Engine and batch size are not part of a run's identity: a run interrupted on
+    one engine may finish on the other, with the same bytes."""
+    full = run_scan(config(synth["manifest"], synth["lists"], tmp_path / "full", write_clean=True))
+    out = tmp_path / "cut"
+    seen = {"n": 0}
+
+    def progress(n: int, flagged: int) -> None:
+        seen["n"] += n
+        if seen["n"] >= 1400:  # file 0 (1,000 rows) done, file 1 part-way
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(config(synth["manifest"], synth["lists"], out, write_clean=True, threads=1),
+                 progress=progress)
+    assert (out / ".work" / "done" / "000000.json").exists()
+    resumed = run_scan(config(synth["manifest"], synth["lists"], out, write_clean=True,
+                              engine="ray", resume=True, batch_size=300))
+    assert outputs(resumed.out) == outputs(full.out)
+
+
+def test_lists_loaded_once_per_worker(synth: dict[str, Any], tmp_path: Path) -> None:
+    """Each Ray worker builds the index once, however many batches it checks."""
+    from datahygiene.engines.local import plan_tasks
+    from datahygiene.engines.ray import ray_results
+    from datahygiene.manifest import open_parquet, resolve_manifests
+    from datahygiene.plugins import default_registry
+    from datahygiene.scan import build_plan, load_lists
+    from datahygiene.step import Check, ScanPlan
+
+    log = tmp_path / "setups.log"
+
+    class CountingCheck(Check):
+        def setup(self) -> None:
+            if self._index is None:
+                with open(log, "a") as fh:
+                    fh.write(f"{os.getpid()}\n")
+            super().setup()
+
+    cfg = config(synth["manifest"], synth["lists"], tmp_path / "o", engine="ray", batch_size=100)
+    registry = default_registry()
+    plan = build_plan(load_lists(cfg, registry), cfg, registry, "key")
+    plan = ScanPlan([CountingCheck(c.signal, c.column, c.list_group) for c in plan.checks], "key")
+    files = resolve_manifests(cfg.manifests)
+    pfs = [open_parquet(f) for f in files]
+    tasks = plan_tasks(files, [p.metadata for p in pfs])
+    results = list(ray_results(tasks, plan, files, [p.schema_arrow for p in pfs], cfg))
+    assert [r.task for r in results] == tasks
+    assert sum(r.flagged.num_rows for r in results) == 18
+    pids = log.read_text().split()
+    batches = 3000 // 100
+    setups_per_worker = len(pids) / len(set(pids))
+    assert setups_per_worker == len(plan.checks), f"{len(pids)} setups for {batches} batches"
+    assert os.getpid() not in {int(p) for p in pids}, "the driver built no index"
