@@ -68,8 +68,7 @@ class ScanConfig:
         """The configuration as recorded in run.json (paths, names; no secrets)."""
         return {
             "manifests": list(self.manifests),
-            "lists": [{k: v for k, v in vars(s).items() if v not in (None, {}, "")}
-                      for s in self.lists],
+            "lists": [s.describe() for s in self.lists],
             "key": self.key,
             "columns": dict(sorted(self.columns.items())),
             "write_clean": self.write_clean,

@@ -58,7 +58,8 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
 
         cfg.manifests = shard_manifests(cfg.webdataset)
     for text in overrides.get("on_bad_entry") or ():
-        cfg.lists = [replace(s, on_bad_entry=text) for s in cfg.lists]
+        cfg.lists = [replace(s, on_bad_entry=text, explicit=s.explicit | {"on_bad_entry"})
+                     for s in cfg.lists]
     return cfg
 
 

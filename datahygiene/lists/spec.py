@@ -31,17 +31,25 @@ class ListSpec:
     threshold: int | None = None
     source: str = "file"
     options: dict[str, Any] = field(default_factory=dict)
+    # names of the fields set on purpose (command line, config block): a sidecar never
+    # overrides those, even where the value given equals the default
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as recorded in run.json (set fields only)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "explicit" and getattr(self, f.name) not in (None, {}, "")}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str) -> ListSpec:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"explicit"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown list key(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(known))}")
         if "path" not in data:
             raise ConfigError(f"{where}: list needs a 'path'")
-        spec = cls(**{k: v for k, v in data.items()})
+        spec = cls(**{k: v for k, v in data.items()}, explicit=frozenset(data))
         spec.validate(where)
         return spec
 
@@ -60,12 +68,12 @@ class ListSpec:
             side = Path(self.path + suffix)
             if side.is_file():
                 data = loader(side)
-                known = {f.name for f in fields(self)} - {"path"}
+                known = {f.name for f in fields(self)} - {"path", "explicit"}
                 unknown = sorted(set(data) - known)
                 if unknown:
                     raise ConfigError(f"{side}: unknown key(s) {', '.join(unknown)}")
-                merged = {k: v for k, v in data.items()
-                          if getattr(self, k) in (None, "auto", "fail", {}, "file")}
+                merged = {k: v for k, v in data.items() if k not in self.explicit
+                          and getattr(self, k) in (None, "auto", "fail", {}, "file")}
                 spec = replace(self, **merged)
                 spec.validate(str(side))
                 return spec
