@@ -93,8 +93,11 @@ class RunWriter:
         if rel.startswith(RESTRICTED + "/"):
             os.chmod(self.stage / rel, OWNER_FILE)
 
-    def commit(self, marker: str = "run.json") -> None:
-        """Move every staged output into place; ``marker`` last."""
+    def commit(self, marker: str = "run.json", late: tuple[str, ...] = ("public/checkpoint",)
+               ) -> None:
+        """Move every staged output into place: ``late`` files (what commits to the
+        others, e.g. the signed checkpoint over the log) after the rest, ``marker``
+        last of all."""
         old_marker = self.out / marker
         if old_marker.exists():
             old_marker.unlink()
@@ -104,7 +107,8 @@ class RunWriter:
             # describe (and which may hold rows that newer lists exclude)
             if (self.out / sub).exists():
                 shutil.rmtree(self.out / sub)
-        files = sorted(p for p in self.stage.rglob("*") if p.is_file())
+        files = sorted((p for p in self.stage.rglob("*") if p.is_file()),
+                       key=lambda p: (str(p.relative_to(self.stage)) in late, str(p)))
         for src in files:
             rel = src.relative_to(self.stage)
             if str(rel) == marker:
