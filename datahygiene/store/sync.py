@@ -144,6 +144,8 @@ def sync_list(store: ListStore, name: str, registry: Registry,
             if windows else "nothing committed"
         if not isinstance(failure, DatahygieneError | OSError):
             raise failure
+        if not windows and isinstance(failure, DatahygieneError) and not isinstance(failure, ServiceError):
+            raise failure  # a configuration problem: its own message and exit code
         raise ServiceError(f"sync of {name} stopped: {failure} ({done})") from None
     version = record["version"] if record else store.latest_version(name)
     return SyncResult(name, version, new, windows, updates, deletions,
