@@ -14,7 +14,7 @@ import click
 
 from datahygiene import __version__
 from datahygiene.allocator import tune_allocator
-from datahygiene.errors import DatahygieneError
+from datahygiene.errors import DatahygieneError, OutputError
 
 COMMAND_MODULES = (
     "datahygiene.commands.scan",
@@ -42,6 +42,12 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("datahygiene: interrupted; no output was committed", err=True)
             ctx.exit(130)
+        except OSError as exc:
+            # what the library did not already attribute to an input or list: most often
+            # the output side (disk full, permissions); one line, the output exit code
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"datahygiene: error: {where}{exc.strerror or type(exc).__name__}", err=True)
+            ctx.exit(OutputError.exit_code)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"],

@@ -1,0 +1,28 @@
+"""Errors the library does not attribute to an input or a list still come out as one
+line and a documented exit code, and leave no complete-looking output."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def test_disk_full_while_writing_is_one_line_exit_6(cli: Any, synth: dict[str, Any], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import datahygiene.scan as scan_mod
+
+    def full(table: Any, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(scan_mod, "write_parquet", full)
+    out = tmp_path / "out"
+    res = cli("scan", "--manifest", synth["dir"] / "manifest", "--list",
+              f"md5={synth['lists']['md5']}", "--out", out, "-q", ok=False)
+    assert res.exit_code == 6
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("datahygiene: error:")]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "exclusions.parquet" in lines[0]
+    assert not (out / "run.json").exists()
+    assert not any(p.name.startswith(".staging") for p in out.iterdir())
