@@ -39,7 +39,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def config(server: NCMECServer, until: str, **kw: Any) -> dict[str, Any]:
     return {"base_url": server.base_url, "username": {"env": "NCMEC_TEST_USER"},
             "password": {"env": "NCMEC_TEST_PASSWORD"}, "start": T0, "until": until,
-            "window_hours": 24, "timeout_s": 0.5, "max_retries": 3, "backoff_s": 0.01, **kw}
+            "window_hours": 24, "timeout_s": 1.5, "max_retries": 3, "backoff_s": 0.01, **kw}
 
 
 def open_store(name: str, server: NCMECServer, until: str, **kw: Any) -> ListStore:
@@ -145,7 +145,8 @@ def test_401_stops_at_once_and_commits_nothing(env: Path) -> None:
 
 @pytest.mark.parametrize("action", ["503", "500", "429", "timeout", "drop", "truncate"])
 def test_transient_failures_mid_page_are_retried(env: Path, action: str) -> None:
-    with NCMECServer(USER, PASSWORD, page_size=4, timeout_sleep=1.0) as server:
+    # a timeout well above any honest response on a loaded machine, a sleep well above it
+    with NCMECServer(USER, PASSWORD, page_size=4, timeout_sleep=3.0) as server:
         server.records = synthetic_records(30, T0, "2026-01-04T23:00:00Z", seed=3)
         # the second page of the second window fails twice, then succeeds
         server.faults = [Fault(lambda p, q: q.get("from") == "2026-01-02T00:00:00Z"

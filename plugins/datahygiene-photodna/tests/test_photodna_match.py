@@ -28,7 +28,7 @@ KEY = "pdna-Planted-Subscription-Key-7f3e"
 
 def service(server: PhotoDNAServer, tmp: Path, **kw: Any) -> PhotoDNAService:
     opts = {"base_url": server.base_url, "key_env": "PDNA_TEST_KEY", "rate": 1000, "concurrency": 4,
-            "timeout_s": 0.4, "max_retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05,
+            "timeout_s": 1.0, "max_retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05,
             "cache": str(tmp / "cache"), **kw}
     return PhotoDNAService(opts)
 
@@ -88,7 +88,7 @@ def scan(tmp: Path, server: PhotoDNAServer, out: str) -> tuple[int, str]:
         "[scan]\nservices = [\"photodna\"]\nimage_column = \"jpg\"\n"
         "[scan.options.photodna]\n"
         f"base_url = \"{server.base_url}\"\nkey_env = \"PDNA_TEST_KEY\"\nrate = 1000\nconcurrency = 4\n"
-        "timeout_s = 0.4\nmax_retries = 3\nbackoff_s = 0.01\nmax_backoff_s = 0.05\n"
+        "timeout_s = 1.0\nmax_retries = 3\nbackoff_s = 0.01\nmax_backoff_s = 0.05\n"
         f"cache = \"{tmp / 'cache'}\"\n")
     r = CliRunner().invoke(cli, ["scan", "--config", str(conf), "--manifest", str(tmp / "m"),
                                  "--out", str(tmp / out), "--batch-size", "7", "-q"],
@@ -97,7 +97,7 @@ def scan(tmp: Path, server: PhotoDNAServer, out: str) -> tuple[int, str]:
 
 
 def test_scan_exact_rows_and_request_count_then_rerun_uses_cache(tmp_path: Path) -> None:
-    with PhotoDNAServer(KEY, slow_s=0.8) as server:
+    with PhotoDNAServer(KEY, slow_s=2.5) as server:
         rows, cost = scripted_rows(server)
         write_manifest(tmp_path / "m", rows)
         code, out = scan(tmp_path, server, "run1")
