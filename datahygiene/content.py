@@ -315,10 +315,16 @@ class ContentHashes(BatchTransform):
             self._pool.shutdown()
             self._pool = None
 
+    def __del__(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
     def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
         specs = self.source.specs(batch)
         n = len(specs)
-        chunks = [specs[i:i + self.chunk] for i in range(0, n, self.chunk)]
+        # small chunks for small batches, so every worker gets some
+        size = max(1, min(self.chunk, -(-n // (4 * self._workers()))))
+        chunks = [specs[i:i + size] for i in range(0, n, size)]
         results: list[Result | str] = [r for part in self._map(hash_chunk, chunks) for r in part]
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         for si, sig in enumerate(self.signals):
