@@ -107,7 +107,8 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
         for col in needed:
             if col not in schema.names:
                 shown = ", ".join(schema.names[:20]) + (" ..." if len(schema.names) > 20 else "")
-                what = "row key" if col == key else "hash"
+                what = ("row key" if col == key else
+                        "image" if col in (config.image_column, config.image_path_column) else "hash")
                 raise InputError(f"{f.path}: no {what} column {col!r} (columns: {shown})")
         metas.append(pf.metadata)
         schemas.append(schema)
