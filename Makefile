@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
 
-.PHONY: env demo test lint typecheck pytest bench bench-quick clean test-ray bench-engines
+.PHONY: env demo test lint typecheck pytest bench bench-quick bench-pdq bench-pdq-quick clean test-ray bench-engines
 
 env: $(STAMP)
 
@@ -46,6 +46,12 @@ bench-engines: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000 --repeat 1
+
+bench-pdq: $(STAMP)
+	$(BIN)/python -m datahygiene.bench.pdq --list-size 1000000 --queries 100000
+
+bench-pdq-quick: $(STAMP)
+	$(BIN)/python -m datahygiene.bench.pdq --quick
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

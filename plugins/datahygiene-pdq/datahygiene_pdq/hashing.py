@@ -14,12 +14,15 @@ What happens to an image, and why (measurements in docs/perceptual-matching.md):
    images go through RGB first (alpha is dropped, as the reference does); a JPEG is
    decoded straight to its Y channel, which is the same ITU-R 601 luma the reference
    computes from RGB.
-4. **Size**: images with a side over ``max_side`` (1024) are reduced (Pillow's
+4. **Size**: images with a side over ``max_side`` (960) are reduced (Pillow's
    antialiased bilinear) before hashing. PDQ's own filter brings every image to 64x64,
-   and its cost grows with pixels; 1024 is the smallest cap that keeps the eight
-   reference ``dih/`` photos within 8 bits of the C++ reference. A JPEG at least twice
-   the cap is decoded at reduced scale (Pillow draft mode) to no less than the cap, so
-   draft never goes below 1024 pixels on the long side (the benchmark prints the shift).
+   and its cost grows with pixels -- and jumps about 3x for rows of exactly 1024 pixels
+   (cache aliasing in its column pass). Of the caps measured (512 to 1024 and none),
+   960 kept the eight reference ``dih/`` photos closest to the C++ reference (at most
+   6 bits) while hashing 1024x768 JPEGs about 3x faster than no cap. A JPEG at least
+   twice the cap is decoded at reduced scale (Pillow draft mode) to no less than the
+   cap, so draft never goes below 960 pixels on the long side (the benchmark prints the
+   resulting shift).
 5. **Hash** with the ``pdqhash`` package (Meta's C++ PDQ, unmodified).
 """
 
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MAX_SIDE = 1024
+DEFAULT_MAX_SIDE = 960
 MIN_SIDE = 64  # never reduce below what PDQ works at
 
 
