@@ -154,7 +154,7 @@ def run_contender(name: str, data: Path, threads: int, sample: int) -> dict[str,
     t2 = time.perf_counter()
     np.save(data / f"pairs-{name}.npy", _pairs(q, e))
     out.update(build_s=round(t1 - t0, 2), query_s=round(t2 - t1, 2), queries=int(queries.shape[0]),
-               qps=round(queries.shape[0] / max(t2 - t1, 1e-9)), pairs=int(len(q)),
+               qps=round(queries.shape[0] / max(t2 - t1, 1e-9)), pairs=len(q),
                peak_rss_mb=round(_peak_rss_mb()), data_rss_mb=round(base_rss))
     return out
 
@@ -237,10 +237,10 @@ def _full_res(items: list[bytes]) -> int:
 
 def bench_hashing(n: int, workers: int) -> dict[str, Any]:
     import pyarrow as pa
-
-    from datahygiene.content import BytesColumn, ContentHashes
     from datahygiene_pdq.hashing import HashConfig, pdq_bytes
     from datahygiene_pdq.signal import PDQ
+
+    from datahygiene.content import BytesColumn, ContentHashes
 
     imgs = [_photo(i, 1024, 768) for i in range(n)]
     out: dict[str, Any] = {"images": n, "size": "1024x768", "workers": workers}
