@@ -118,7 +118,8 @@ def test_scan_hf_image_struct_and_path_column(planted: tuple[Path, Path], tmp_pa
         p.parent.mkdir(exist_ok=True)
         if data is not None:
             p.write_bytes(data)
-        files.append(str(p))  # row 14 (null image) names a file that does not exist
+        files.append(str(p) if i % 4 else f"file://{p}")  # some as fsspec URLs
+        # row 14 (null image) names a file that does not exist
     # HF datasets Image: {bytes, path}; every third row carries only its path
     struct = pa.StructArray.from_arrays(
         [pa.array([d if i % 3 else None for i, d in enumerate(imgs)], pa.binary()),
@@ -157,6 +158,22 @@ def test_scan_webdataset_shards(planted: tuple[Path, Path], tmp_path: Path) -> N
     for r in pq.read_table(out / "restricted" / "exclusions.parquet").to_pylist():
         found[int(r["key"])] = (r["decision"], [m["distance"] for m in r["matches"]], r["reasons"])
     expect_planted(found, {**BROKEN, 14: "not-in-shard"})
+
+
+def test_compute_exact_digests_from_image_bytes(planted: tuple[Path, Path], tmp_path: Path) -> None:
+    manifest, lst = planted
+    imgs = images()
+    md5 = tmp_path / "md5.txt"
+    md5.write_text(hashlib.md5(imgs[9]).hexdigest() + "\n")  # type: ignore[arg-type]
+    out = tmp_path / "run"
+    run("scan", "--manifest", manifest, "--list", f"pdq={lst}", "--list", f"md5={md5}",
+        "--image-column", "jpg", "--compute", "md5", "--compute", "pdq", "--out", out,
+        "--hash-workers", "1", "-q")
+    found = exclusions(out)
+    assert found[9] == ("excluded", [0], ["md5:match"])
+    assert {r for r, (dec, _, _) in found.items() if dec == "excluded"} == {9, *PLANTED}
+    assert found[5][2] == ["md5:empty", "pdq:empty"] and found[14][2] == ["md5:null", "pdq:null"]
+    assert found[26][2] == ["pdq:low-quality"]  # md5 of a flat image is fine
 
 
 def test_precomputed_column_with_quality(tmp_path: Path) -> None:
