@@ -14,6 +14,14 @@ import pyarrow as pa
 
 from datahygiene.lists.model import HashList
 
+# Distance bands for perceptual matches (PDQ's default threshold is 31): how close
+# matches were, at a glance, without opening the restricted exclusion manifest.
+BANDS = ("0", "1-8", "9-16", "17-24", "25-31", "32+")
+
+
+def distance_band(d: int) -> str:
+    return "0" if d == 0 else "32+" if d > 31 else BANDS[(d - 1) // 8 + 1]
+
 
 def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
               files: int) -> dict[str, Any]:
@@ -27,6 +35,7 @@ def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
     }
     reasons: dict[str, int] = {}
     per_signal: dict[str, dict[str, int]] = {}
+    per_band: dict[str, dict[str, int]] = {}
     if df.height:
         m = df.select("source_file", "row_index", pl.col("matches")).explode("matches")
         m = m.filter(pl.col("matches").is_not_null()).unnest("matches")
@@ -43,6 +52,9 @@ def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
             for row in bands.iter_rows(named=True):
                 sig = per_signal.setdefault(row["signal"], {})
                 sig[f"distance_{row['distance']}"] = int(row["n"])
+                band = per_band.setdefault(row["signal"], {})
+                name = distance_band(int(row["distance"]))
+                band[name] = band.get(name, 0) + int(row["n"])
         r = df.select(pl.col("reasons").explode()).drop_nulls()
         for name, count in r.group_by("reasons").agg(pl.len()).iter_rows():
             reasons[str(name)] = int(count)
@@ -57,4 +69,5 @@ def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
         "lists": {k: per_list[k] for k in sorted(per_list)},
         "reasons": dict(sorted(reasons.items())),
         "match_distances": {k: dict(sorted(v.items())) for k, v in sorted(per_signal.items())},
+        "match_bands": {k: {b: v[b] for b in BANDS if b in v} for k, v in sorted(per_band.items())},
     }

@@ -97,6 +97,8 @@ def test_scan_bytes_column_excludes_exactly_the_planted_rows(planted: tuple[Path
     expect_planted(exclusions(out), BROKEN)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"]["clean"] == N - len(PLANTED) - len(BROKEN)
+    assert summary["match_bands"] == {"pdq": {"0": 2, "17-24": 1}}
+    assert summary["match_distances"] == {"pdq": {"distance_0": 2, "distance_20": 1}}
     assert pq.read_table(next((out / "clean").glob("*.parquet"))).num_rows == summary["rows"]["clean"]
     public = (out / "summary.json").read_text() + (out / "run.json").read_text()
     assert lst.read_text().split()[0] not in public  # no list value in public outputs
