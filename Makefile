@@ -48,9 +48,11 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 2000000 --list-size 500000 --repeat 1
 
 bench-pdq: $(STAMP)
+	$(BIN)/python -m pip install -q -e 'plugins/datahygiene-pdq[bench]'
 	$(BIN)/python -m datahygiene.bench.pdq --list-size 1000000 --queries 100000
 
 bench-pdq-quick: $(STAMP)
+	$(BIN)/python -m pip install -q -e 'plugins/datahygiene-pdq[bench]'
 	$(BIN)/python -m datahygiene.bench.pdq --quick
 
 clean:
