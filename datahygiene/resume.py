@@ -274,6 +274,7 @@ class ResumableRunWriter(RunWriter):
         if self.work.root.exists():
             shutil.rmtree(self.work.root, ignore_errors=True)
 
-    def commit(self, marker: str = "run.json") -> None:
-        super().commit(marker)
+    def commit(self, marker: str = "run.json", late: tuple[str, ...] = ("public/checkpoint",)
+               ) -> None:
+        super().commit(marker, late)
         shutil.rmtree(self.work.root, ignore_errors=True)
