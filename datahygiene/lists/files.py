@@ -10,6 +10,7 @@ the entry itself.
 
 from __future__ import annotations
 
+import csv
 import mmap
 import os
 import re
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from datahygiene.errors import ListError
@@ -197,6 +199,27 @@ def _nonblank_lines(path: Path, rows: int) -> np.ndarray:
     return lines if lines.shape[0] == rows else np.arange(rows) + 1
 
 
+def _read_csv(path: Path, delimiter: str) -> pa.Table:
+    """A CSV/TSV list with every column read as text (no type guessing: an all-digit id
+    or a hash must not turn into a number). Empty fields are null.
+
+    pyarrow rather than polars here: lists are loaded in processes that may fork
+    afterwards (``datasets.map(num_proc=...)``), and polars' thread pool does not
+    survive a fork."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh, delimiter=delimiter), [])
+    if not header:
+        return pa.table({})
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding="utf8"),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+                                             strings_can_be_null=True,
+                                             quoted_strings_can_be_null=False),
+    )
+
+
 def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
     """Read a tabular list. Returns the table, each row's line/row number, and the word
     for it ("line" or "row") used in messages."""
@@ -206,18 +229,20 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
             table = pq.read_table(path)
             return table, np.arange(table.num_rows) + 1, "row"
         if fmt in ("csv", "tsv"):
-            df = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", infer_schema=False)
-            if any(_looks_like_value(c) for c in df.columns):
+            table = _read_csv(Path(path), "\t" if fmt == "tsv" else ",")
+            if any(_looks_like_value(c) for c in table.column_names):
                 # A header-less file: its first entry would be taken for a column name,
                 # never matched, and quoted in messages that list the columns.
                 raise ListError(f"{path}: line 1 holds an entry, not a header; {fmt.upper()} lists "
                                 "need a header line naming their columns (a file of bare values is "
                                 "a text list: format = \"text\")")
-            return df.to_arrow(), np.arange(df.height) + 2, "line"
+            return table, np.arange(table.num_rows) + 2, "line"
         if fmt == "jsonl":
-            df = pl.read_ndjson(path, infer_schema_length=None)
-            return df.to_arrow(), _nonblank_lines(Path(path), df.height), "line"
-    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+            # one block for the whole file: types are inferred from every line, not the first few
+            table = pajson.read_json(path, read_options=pajson.ReadOptions(
+                block_size=max(1 << 20, os.path.getsize(path) + 1)))
+            return table, _nonblank_lines(Path(path), table.num_rows), "line"
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
         raise ListError(f"{path}: cannot read as {fmt}: {type(exc).__name__}") from exc
     raise ListError(f"{path}: unknown list format {fmt!r}")
 
