@@ -86,7 +86,7 @@ def test_num_proc_gives_the_same_dataset(synth: dict[str, Any], hf_cache: Path) 
     two = annotate(ds, hygiene, batch_size=700, num_proc=2)
     assert two.with_format("arrow")[:].equals(one.with_format("arrow")[:])
     _check_truth(_decisions(two), synth)
-    clean, excluded = split(two, num_proc=2)
+    _clean, excluded = split(two, num_proc=2)
     assert set(excluded["key"]) == set(synth["planted_keys"]) | set(synth["malformed_keys"])
 
 
@@ -146,7 +146,8 @@ def test_map_cache_is_reused_only_for_the_same_lists(synth: dict[str, Any], hf_c
     # clean row's) must not be served from the cache
     moved = tmp_path / "lists2"
     shutil.copytree(synth["dir"] / "lists", moved)
-    clean_row = ds.filter(lambda r: r["key"] not in set(synth["planted_keys"]) | set(synth["malformed_keys"]))[0]
+    flagged = set(synth["planted_keys"]) | set(synth["malformed_keys"])
+    clean_row = ds.filter(lambda r: r["key"] not in flagged)[0]
     (moved / "md5.txt").write_text((moved / "md5.txt").read_text() + clean_row["md5"] + "\n")
     changed = annotate(ds, [f"md5={moved / 'md5.txt'}", f"url-sha256={moved / 'urls.csv'}"])
     assert [f["filename"] for f in changed.cache_files] != [f["filename"] for f in first.cache_files]
