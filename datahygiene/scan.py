@@ -156,8 +156,11 @@ def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None
 def run_id_for(config_desc: dict[str, Any], lists: list[HashList],
                inputs: list[dict[str, Any]]) -> str:
     """A run id derived from what determines the result, so the same inputs, lists
-    and configuration always give the same id (and the same evidence)."""
-    basis = {"config": config_desc, "lists": [hl.fingerprint for hl in lists],
+    and configuration always give the same id (and the same evidence). The engine is
+    left out: like threads and batch size it changes how fast a run goes, never what
+    it finds, so a local and a Ray run over the same inputs share their id."""
+    basis = {"config": {k: v for k, v in config_desc.items() if k != "engine"},
+             "lists": [hl.fingerprint for hl in lists],
              "inputs": [(i["path"], i["sha256"]) for i in inputs]}
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 

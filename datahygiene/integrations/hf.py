@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datahygiene import __version__
+from datahygiene.errors import ListError
 from datahygiene.lists.spec import ListSpec
 from datahygiene.step import ScanPlan, check_batch
 
@@ -71,13 +72,8 @@ class Annotator:
         self.decision_column = decision_column
         self.reasons_column = reasons_column
         self._plan: ScanPlan | None = None
-        plan = self._load()  # once, here: fails early on a bad list, and fixes the fingerprint
-        basis = {"tool": __version__, "columns": self.columns, "options": self.options,
-                 "output": [decision_column, reasons_column],
-                 "lists": [(hl.id, hl.signal, hl.fingerprint) for hl in plan.lists],
-                 "signals": [c.describe() for c in plan.checks]}
-        self.fingerprint = hashlib.sha256(json.dumps(basis, sort_keys=True, default=str)
-                                          .encode()).hexdigest()
+        # once, here: fails early on a bad list, and fixes the fingerprint
+        self.fingerprint = self._fingerprint_of(self._load())
 
     def _load(self) -> ScanPlan:
         if self._plan is None:
@@ -90,8 +86,21 @@ class Annotator:
             registry = default_registry()
             plan = build_plan(load_lists(config, registry), config, registry, None)
             plan.setup()
+            expected = getattr(self, "fingerprint", None)
+            if expected is not None and self._fingerprint_of(plan) != expected:
+                # A worker re-reads the list files; if they changed since the Annotator
+                # was made, its results would be cached under the old lists' fingerprint.
+                raise ListError("a list file changed after the Annotator was made (its content "
+                                "fingerprint differs): make a new Annotator")
             self._plan = plan
         return self._plan
+
+    def _fingerprint_of(self, plan: ScanPlan) -> str:
+        basis = {"tool": __version__, "columns": self.columns, "options": self.options,
+                 "output": [self.decision_column, self.reasons_column],
+                 "lists": [(hl.id, hl.signal, hl.fingerprint) for hl in plan.lists],
+                 "signals": [c.describe() for c in plan.checks]}
+        return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
 
     # What pickles (for num_proc workers, and for datasets' cache hash): specs,
     # settings and the fingerprint -- small, deterministic, and never the lists.

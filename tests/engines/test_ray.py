@@ -62,6 +62,8 @@ def test_ray_outputs_identical_to_local(synth: dict[str, Any], tmp_path: Path, b
     assert len(outputs(local.out)) == 2 + 3
     assert on_ray.summary["rows"]["excluded"] == 13 and on_ray.summary["rows"]["unverified"] == 5
     assert on_ray.run["engine"]["name"] == "ray"
+    # the engine changes how a run goes, not what it found: same run id (and evidence basis)
+    assert on_ray.run["run_id"] == local.run["run_id"]
 
 
 def test_ray_file_row_keys_and_awkward_files(synth: dict[str, Any], tmp_path: Path) -> None:

@@ -165,3 +165,17 @@ def test_rejects_python_batches(synth: dict[str, Any]) -> None:
     hygiene = Annotator(_lists(synth))
     with pytest.raises(TypeError, match="with_format"):
         hygiene({"md5": ["0" * 32]})  # type: ignore[arg-type]
+
+
+def test_worker_refuses_a_list_changed_after_the_annotator(synth: dict[str, Any], tmp_path: Path) -> None:
+    """A worker (num_proc > 1) re-reads the lists; results computed from other lists
+    than the fingerprint names would poison the datasets cache, so it refuses."""
+    moved = tmp_path / "lists3"
+    shutil.copytree(synth["dir"] / "lists", moved)
+    hygiene = Annotator([f"md5={moved / 'md5.txt'}"])
+    (moved / "md5.txt").write_text((moved / "md5.txt").read_text() + "0" * 32 + "\n")
+    worker = pickle.loads(pickle.dumps(hygiene))
+    import pyarrow.parquet as pq
+
+    with pytest.raises(ListError, match="changed after the Annotator"):
+        worker(pq.read_table(synth["manifest"] / synth["files"][0]))
