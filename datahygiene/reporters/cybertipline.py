@@ -99,12 +99,17 @@ def _read_rows(path: str, rows: list[int], wanted: list[str]) -> pa.Table | None
             starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
             idx = np.asarray(rows, dtype=np.int64)
             groups = np.searchsorted(starts, idx, side="right") - 1
-            needed = sorted(set(groups.tolist()))
-            table = pf.read_row_groups(needed, columns=cols, use_threads=False)
-            # positions of the rows within the concatenation of the needed groups
-            base = np.cumsum([0] + [md.row_group(g).num_rows for g in needed])
-            local = idx - starts[groups] + base[np.searchsorted(needed, groups)]
-            return table.take(pa.array(local))
+            parts = []
+            # one row group at a time, keeping only its excluded rows: memory stays at
+            # one row group's columns, however many groups hold matches
+            for g in sorted(set(groups.tolist())):
+                sel = np.flatnonzero(groups == g)
+                part = pf.read_row_group(g, columns=cols, use_threads=False)
+                parts.append((sel, part.take(pa.array(idx[sel] - starts[g]))))
+            order = np.concatenate([sel for sel, _ in parts])
+            table = pa.concat_tables([t for _, t in parts])
+            # back to the order of ``rows``
+            return table.take(pa.array(np.argsort(order, kind="stable")))
     except Exception:
         return None
 
