@@ -223,20 +223,14 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             progress(scanned, sum(r.flagged for r in done.values()))
 
         def work(task: Task) -> Any:
-            try:
-                return run_task(task, plan, config.batch_size, config.write_clean,
-                                config.keep_unverified)
-            except (OSError, pa.ArrowException) as exc:
-                # A file whose footer reads but whose pages do not (corrupt or changed
-                # underneath us). Only the error's type: Arrow's text may quote a value.
-                raise InputError(f"{task.file.path}: row group {task.row_group} cannot be read "
-                                 f"({type(exc).__name__}); the file may be corrupt") from None
+            return run_task(task, plan, config.batch_size, config.write_clean,
+                            config.keep_unverified)
 
         try:
             if config.engine == "ray":
                 from datahygiene.engines.ray import ray_results
 
-                results = ray_results(tasks, plan, files, schemas, config)
+                results = ray_results(tasks, plan, config)
             else:
                 results = run_ordered(tasks, work, threads)
             for res in results:

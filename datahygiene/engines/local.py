@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datahygiene.errors import InputError
 from datahygiene.manifest import InputFile, open_parquet
 from datahygiene.step import EXCLUSION_SCHEMA, ScanPlan, check_batch
 
@@ -55,7 +56,19 @@ def plan_tasks(files: list[InputFile], metadata: list[pq.FileMetaData]) -> list[
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
              keep_unverified: bool = False) -> TaskResult:
-    """Check one row group. Pure apart from reading the file: safe to run anywhere."""
+    """Check one row group. Pure apart from reading the file: safe to run anywhere
+    (a thread here, a Ray actor)."""
+    try:
+        return _run_task(task, plan, batch_size, keep_clean, keep_unverified)
+    except (OSError, pa.ArrowException) as exc:
+        # A file whose footer reads but whose pages do not (corrupt or changed
+        # underneath us). Only the error's type: Arrow's text may quote a value.
+        raise InputError(f"{task.file.path}: row group {task.row_group} cannot be read "
+                         f"({type(exc).__name__}); the file may be corrupt") from None
+
+
+def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
+              keep_unverified: bool) -> TaskResult:
     pf = open_parquet(task.file)
     # The row key is needed only for flagged rows, which are rare in real data: read
     # it afterwards for row groups that have any, instead of decoding it for all rows.

@@ -40,7 +40,6 @@ import pyarrow as pa
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, TaskResult, run_task
 from datahygiene.errors import ConfigError, InputError
-from datahygiene.manifest import InputFile
 from datahygiene.step import ScanPlan
 
 INSTALL_HINT = "--engine ray needs Ray, which is not installed: pip install 'datahygiene[ray]'"
@@ -108,8 +107,7 @@ class _TaskRunner:
                          "clean": pa.array(clean, pa.large_binary())})
 
 
-def ray_results(tasks: list[Task], plan: ScanPlan, files: list[InputFile], schemas: list[pa.Schema],
-                config: ScanConfig) -> Iterator[TaskResult]:
+def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig) -> Iterator[TaskResult]:
     """TaskResults for ``tasks``, in order, computed on Ray (see the module docstring).
 
     Uses the Ray runtime this process is already connected to, else connects to

@@ -16,7 +16,6 @@ perceptual or service-derived hash.
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datahygiene.engines.local import default_threads
 from datahygiene.reporters.base import Reporter
 from datahygiene.reporters.summary import RETENTION
 
@@ -78,7 +78,7 @@ def _row_details(run: dict[str, Any], excluded: pa.Table) -> dict[tuple[str, int
 
     out: dict[tuple[str, int], dict[str, Any]] = {}
     # files in parallel (parquet decoding releases the GIL); results merged in file order
-    with ThreadPoolExecutor(max(1, min(len(by_file), len(os.sched_getaffinity(0))))) as pool:
+    with ThreadPoolExecutor(max(1, min(len(by_file), default_threads()))) as pool:
         for part in pool.map(lambda item: read(*item), sorted(by_file.items())):
             out.update(part)
     return out
@@ -102,7 +102,7 @@ def _read_rows(path: str, rows: list[int], wanted: list[str]) -> pa.Table | None
             parts = []
             # one row group at a time, keeping only its excluded rows: memory stays at
             # one row group's columns, however many groups hold matches
-            for g in sorted(set(groups.tolist())):
+            for g in np.unique(groups):
                 sel = np.flatnonzero(groups == g)
                 part = pf.read_row_group(g, columns=cols, use_threads=False)
                 parts.append((sel, part.take(pa.array(idx[sel] - starts[g]))))

@@ -128,7 +128,7 @@ def test_lists_loaded_once_per_worker(synth: dict[str, Any], tmp_path: Path) -> 
     files = resolve_manifests(cfg.manifests)
     pfs = [open_parquet(f) for f in files]
     tasks = plan_tasks(files, [p.metadata for p in pfs])
-    results = list(ray_results(tasks, plan, files, [p.schema_arrow for p in pfs], cfg))
+    results = list(ray_results(tasks, plan, cfg))
     assert [r.task for r in results] == tasks
     assert sum(r.flagged.num_rows for r in results) == 18
     pids = log.read_text().split()
