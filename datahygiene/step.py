@@ -163,14 +163,13 @@ class Check(BaseCheck):
         if self._index is not None:
             return
         widths = {hl.values.shape[1] for hl in self.list_group}
-        values = (np.concatenate([hl.values for hl in self.list_group])
-                  if self.list_group else np.zeros((0, self.signal.width), np.uint8))
+        values = (self.list_group[0].values if len(self.list_group) == 1  # no copy
+                  else np.concatenate([hl.values for hl in self.list_group]) if self.list_group
+                  else np.zeros((0, self.signal.width), np.uint8))
         if widths and widths != {self.signal.width}:
             raise ValueError(f"lists for {self.signal.name} have the wrong width")
         self._index = self.signal.build_index(values)
-        self._entry_list = pa.array(
-            np.repeat(np.arange(len(self.list_group), dtype=np.int32),
-                      [len(hl) for hl in self.list_group]), type=pa.int32())
+        self._entry_list = pa.array(range(len(self.list_group)), type=pa.int32())  # list numbers
         self._list_starts = np.cumsum([0] + [len(hl) for hl in self.list_group])
         if not self.signal.exact:
             # one index at the largest threshold; each list's own threshold applied after
@@ -196,25 +195,32 @@ class Check(BaseCheck):
 
     def run(self, batch: pa.RecordBatch | pa.Table) -> CheckOutcome:
         index = self.index
-        norm = self.signal.normalize(batch.column(self.column))
-        valid = norm.valid
-        bad = np.zeros(0, dtype=np.int64)
-        bad_reasons = pa.array([], pa.string())
-        if not valid.all():
-            bad = np.flatnonzero(~valid)
-            bad_reasons = pa.array(norm.reasons[bad], type=pa.string())
+        column = batch.column(self.column)
+        fused = self.signal.match_column(column, index)
+        if fused is not None:  # normalised and matched in one pass
+            bad, reasons, m = fused.bad_rows, fused.bad_reasons, fused.matches
+            rows = m.query
+        else:
+            norm = self.signal.normalize(column)
+            valid = norm.valid
+            if valid.all():
+                bad, reasons = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+                m = index.query(norm.values)
+                rows = m.query
+            else:
+                bad = np.flatnonzero(~valid)
+                reasons = np.asarray(norm.reasons, dtype=object)[bad]
+                good = np.flatnonzero(valid)
+                m = index.query(take_rows(norm.values, good))
+                rows = good[m.query]
+        bad_reasons = pa.array(reasons, type=pa.string())
+        if bad.size:
             rcol = reason_column(self.column)
             if rcol in batch.schema.names:
                 given = batch.column(rcol).take(pa.array(bad)).cast(pa.string())
                 bad_reasons = pc.coalesce(given, bad_reasons)
                 if isinstance(bad_reasons, pa.ChunkedArray):
                     bad_reasons = bad_reasons.combine_chunks()
-            good = np.flatnonzero(valid)
-            m = index.query(take_rows(norm.values, good))
-            rows = good[m.query]
-        else:
-            m = index.query(norm.values)
-            rows = m.query
         if self._entry_threshold is not None and len(m):
             within = m.distance <= self._entry_threshold[m.entry]
             m = Matches(m.query[within], m.entry[within], m.distance[within])

@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from datahygiene import kernels
 from datahygiene.errors import ListError
 from datahygiene.lists.model import HashList, ListIdentity
 from datahygiene.lists.spec import ListSpec
@@ -125,6 +126,12 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
     if data[:3].tobytes() == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark (Windows editors)
         data = data[3:]
 
+    bounds = _chunk_bounds(data, max(CHUNK_BYTES, -(-data.shape[0] // max(1, threads))))
+    if getattr(sig, "hex_entries", False):
+        fast = _parse_hex_text(data, bounds, sig.width, threads)
+        if fast is not None:
+            return fast
+
     def piece(bounds: tuple[int, int]) -> tuple[Normalized, np.ndarray, int]:
         lines, hashes, blanks = _lines_of(data[bounds[0] : bounds[1]])
         try:
@@ -156,6 +163,46 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
                if parts else np.zeros(0, ltype))
     total = int(line_base[-1])
     return norm, line_no, {"lines": total, "comment_or_blank_lines": total - int(line_no.shape[0])}
+
+
+def _parse_hex_text(data: np.ndarray, bounds: list[tuple[int, int]], width: int, threads: int
+                    ) -> tuple[Normalized, np.ndarray, dict[str, Any]] | None:
+    """The common case of a plain-text list -- every line a hex digest, a comment or
+    blank -- in one compiled pass per piece (datahygiene/kernels.py), pieces in
+    parallel. ``None`` when any line is anything else: the general parser then reads
+    the file and names the fault exactly as it always has."""
+
+    # One output for all pieces, each piece writing its own region (no concatenation:
+    # fresh memory costs page faults, and a copy would hold the list twice).
+    caps = np.array([(b1 - b0) // (2 * width + 1) + 1 for b0, b1 in bounds], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(caps)[:-1])).astype(np.int64)
+    total_lines_bound = int(caps.sum()) + data.shape[0]
+    values = np.empty((int(caps.sum()), width), dtype=np.uint8)
+    lines: np.ndarray = np.empty(values.shape[0],
+                                 dtype=np.int32 if total_lines_bound < 2**31 else np.int64)
+
+    def piece(j: int) -> tuple[int, int, int]:
+        b0, b1 = bounds[j]
+        lo, hi = int(starts[j]), int(starts[j] + caps[j])
+        k, count, bad = kernels.parse_hex_lines(data[b0:b1], width, kernels.HEX_PAIRS,
+                                                values[lo:hi], lines[lo:hi])
+        return int(k), int(count), int(bad)
+
+    if threads > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(min(threads, len(bounds))) as pool:
+            parts = list(pool.map(piece, range(len(bounds))))
+    else:
+        parts = [piece(j) for j in range(len(bounds))]
+    if any(p[2] >= 0 for p in parts):
+        return None
+    counts = np.array([p[0] for p in parts], dtype=np.int64)
+    base = np.cumsum([0] + [p[1] for p in parts])
+    for j in range(1, len(parts)):  # piece-local line numbers -> file line numbers
+        lines[starts[j] : starts[j] + counts[j]] += base[j]
+    n = int(kernels.compact_rows(values, lines, starts, counts)) if len(parts) else 0
+    total = int(base[-1])
+    norm = Normalized(values[:n], np.ones(n, dtype=bool), no_reasons(n))
+    return norm, lines[:n], {"lines": total, "comment_or_blank_lines": total - n}
 
 
 def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) -> tuple[int, str]:
@@ -332,17 +379,18 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
             sig_stats["bad_entry_" + word + "s"] = [int(x) for x in lno[bad_at[:10]]]
             kinds, counts = np.unique(parsed.reasons[bad_at].astype(str), return_counts=True)
             sig_stats["bad_entry_reasons"] = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+        all_good = bool(parsed.valid.all())
         good = np.flatnonzero(parsed.valid)
         # Without an id column an entry's reference is its line number, kept as an
         # integer and spelled "line:N" only when a match needs it.
         ref_prefix = f"{word}:"
-        refs: pa.Array = pa.array(lno[good])
+        refs: pa.Array = pa.array(lno if all_good else lno[good])
         if icol_s is not None:
             spelled = pc.binary_join_element_wise(ref_prefix, refs.cast(pa.string()), "")
             refs = pc.coalesce(icol_s.take(pa.array(good)), spelled)
             ref_prefix = ""
         out.append(HashList.from_parsed(
-            identity, name, take_rows(parsed.values, good), refs,
+            identity, name, parsed.values if all_good else take_rows(parsed.values, good), refs,
             ccol_s.take(pa.array(good)) if ccol_s is not None else None,
             source=str(path), threshold=spec.threshold, stats=sig_stats, ref_prefix=ref_prefix,
         ))

@@ -9,7 +9,6 @@ so it may appear in restricted outputs; values never appear anywhere.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datahygiene import kernels
 from datahygiene.signals.base import take_rows
 
 FINGERPRINT_DOMAIN = b"datahygiene-list-v1\0"
@@ -42,41 +42,18 @@ class ListIdentity:
         return out
 
 
-def _argsort_parallel(keys: np.ndarray) -> np.ndarray:
-    """argsort of uint64 keys on two threads: split on the top bit, sort each half
-    (numpy releases the GIL while sorting), and concatenate."""
-    if keys.shape[0] < 1 << 20:
-        return np.argsort(keys)
-    top = keys >= np.uint64(1 << 63)
-    halves = [np.flatnonzero(~top), np.flatnonzero(top)]
-    with ThreadPoolExecutor(2) as pool:
-        orders = list(pool.map(lambda idx: idx[np.argsort(keys[idx])], halves))
-    return np.concatenate(orders)
-
-
 def sort_rows(values: np.ndarray) -> np.ndarray:
-    """Lexicographic argsort of fixed-width byte rows (vectorised, deterministic).
+    """Stable lexicographic argsort of fixed-width byte rows: among equal rows the
+    earliest comes first (so de-duplication keeps the first occurrence).
 
-    Sorts by the leading 8 bytes (uint64 argsort, SIMD-accelerated in numpy, two
-    halves in parallel); only when two rows share those bytes -- rare for digests --
-    does it fall back to a full multi-key sort."""
-    n, w = values.shape
+    A compiled bucket sort on the leading bytes (datahygiene/kernels.py), linear for
+    uniformly spread values such as digests."""
+    n = values.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    padded_w = -(-w // 8) * 8
-    if padded_w != w:
-        padded = np.zeros((n, padded_w), dtype=np.uint8)
-        padded[:, :w] = values
-    else:
-        padded = np.ascontiguousarray(values)
-    words = padded.view(">u8")
-    head = words[:, 0].astype(np.uint64)
-    order = _argsort_parallel(head)
-    sorted_head = head[order]
-    if np.any(sorted_head[1:] == sorted_head[:-1]):
-        keys = [words[:, i].astype(np.uint64) for i in range(words.shape[1] - 1, -1, -1)]
-        order = np.lexsort(keys)  # stable: among equal rows the earliest comes first
-    return order.astype(np.int64, copy=False)
+    bits = int(min(20, max(1, n.bit_length() - 4)))
+    return np.asarray(kernels.row_order(np.ascontiguousarray(values, dtype=np.uint8), bits),
+                      dtype=np.int64)
 
 
 def fingerprint(signal: str, values: np.ndarray) -> str:

@@ -88,6 +88,17 @@ class Matches:
         return int(self.query.shape[0])
 
 
+@dataclass(frozen=True)
+class ColumnMatch:
+    """What :meth:`SignalType.match_column` found in one column: the rows it could not
+    check (ascending) with a reason code each, and the matches of the others
+    (``matches.query`` indexes the column's rows)."""
+
+    bad_rows: np.ndarray
+    bad_reasons: np.ndarray  # object array of str
+    matches: Matches
+
+
 class SignalIndex(ABC):
     """An index over list entries of one signal type.
 
@@ -133,6 +144,10 @@ class SignalType(ABC):
     examples: ClassVar[Mapping[str, list[Any]]] = {}
     invalid_examples: ClassVar[list[Any]] = []
 
+    # List text files hold one hex digest of ``width`` bytes per line: lists of this
+    # type may take the compiled plain-text parser (same result, one pass).
+    hex_entries: ClassVar[bool] = False
+
     threshold: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -151,6 +166,13 @@ class SignalType(ABC):
         Usually the same as :meth:`normalize`; differs for derived signals such as URL
         digests, whose manifest column holds URLs but whose list holds digests."""
         return self.normalize(column)
+
+    def match_column(self, column: pa.Array | pa.ChunkedArray,
+                     index: SignalIndex) -> ColumnMatch | None:
+        """Optionally normalise and match a whole column in one fused pass; ``None``
+        (the default) means :meth:`normalize` then ``index.query``. Must decide every
+        row exactly as that path would."""
+        return None
 
     @abstractmethod
     def build_index(self, values: np.ndarray) -> SignalIndex:

@@ -10,13 +10,24 @@ match; the full-width comparison then runs only on rows whose 64-bit prefix matc
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar
+import threading
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
-from datahygiene.signals.base import BytesHasher, Matches, Normalized, SignalIndex, SignalType, take_rows
-from datahygiene.signals.hexcodec import normalize_fixed
+from datahygiene import kernels
+from datahygiene.lists.model import sort_rows
+from datahygiene.signals.base import (
+    BytesHasher,
+    ColumnMatch,
+    Matches,
+    Normalized,
+    SignalIndex,
+    SignalType,
+    take_rows,
+)
+from datahygiene.signals.hexcodec import NULL, as_array, normalize_fixed, offsets_of
 
 
 def prefix64(values: np.ndarray) -> np.ndarray:
@@ -30,100 +41,168 @@ def prefix64(values: np.ndarray) -> np.ndarray:
     return head.view(">u8").ravel().astype(np.uint64)
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread scratch arrays for the match kernel, kept between batches: fresh
+    multi-megabyte arrays cost their page faults again on every batch."""
+    have = getattr(_SCRATCH, "arrays", None)
+    if have is None or have[0].shape[0] < n:
+        have = (np.empty(max(n, 1), dtype=np.uint64), np.empty(max(n, 1), dtype=np.int64))
+        _SCRATCH.arrays = have
+    return have
+
+
 class SortedPrefixIndex(SignalIndex):
-    """Exact-match index: entries sorted by 64-bit prefix, a bitmap prefilter and a
-    bucket directory.
+    """Exact-match index: entries sorted, a bitmap prefilter and a bucket directory.
 
     A query row costs one random read of the bitmap (about 32 bits per entry, so ~3%
     of non-matching rows pass); a passing row costs one read of the directory (the
-    start of its bucket of ~1 entry in the sorted prefixes) instead of a binary
-    search's ~log2(m) cache misses; rows whose prefix then matches are compared in
-    full. Memory: the values, their prefixes, 4 bytes per entry of bitmap, and ~4-8
-    bytes per entry of directory.
+    start of its bucket of ~1-2 entries in the sorted values) instead of a binary
+    search's ~log2(m) cache misses, then a comparison with the bucket's few entries.
+    Memory: the values, 4 bytes per entry of bitmap, and ~2-4 bytes per entry of
+    directory. Queries run in compiled kernels (datahygiene/kernels.py).
     """
 
     def __init__(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.uint8)
-        prefixes = prefix64(values)
         self._order: np.ndarray | None = None
-        if prefixes.size < 2 or bool(np.all(prefixes[1:] >= prefixes[:-1])):
+        if kernels.rows_sorted(values):
             # a single list arrives sorted already: no copy, no sort
-            self._prefix, self._values = prefixes, values
-        else:
-            order = np.argsort(prefixes, kind="stable")
-            self._prefix = prefixes[order]
+            self._values = values
+        else:  # several lists of one signal, concatenated
+            order = sort_rows(values)
             self._values = take_rows(values, order)
-            self._order = order.astype(np.int64)
-        m = int(self._prefix.shape[0])
+            self._order = order
+        m = int(values.shape[0])
         self._m = m
-        # ~32 bits of bitmap per entry keeps the false-positive rate near 3%.
-        self._bits = int(min(34, max(16, int(np.ceil(np.log2(max(m, 1) * 32))))))
-        self._shift = np.uint64(64 - self._bits)
-        self._bitmap = np.zeros((1 << self._bits) // 8, dtype=np.uint8)
+        # 16-32 bits of bitmap per entry: 2-4% false positives, and half the size of
+        # 32-64 bits, which matters more: the bitmap must stay mostly in cache.
+        bits = int(min(34, max(16, int(np.ceil(np.log2(max(m, 1) * 16))))))
+        self._shift = np.uint64(64 - bits)
+        self._bitmap = np.zeros((1 << bits) // 8, dtype=np.uint8)
         dir_bits = int(min(28, max(8, int(np.ceil(np.log2(max(m, 1)))) - 1)))
         self._dshift = np.uint64(64 - dir_bits)
-        if m:
-            # keys are sorted (the prefixes are), so the bits of one bitmap byte are
-            # adjacent: OR each run together instead of a slow unbuffered ufunc.at
-            keys = self._prefix >> self._shift
-            byte = (keys >> np.uint64(3)).astype(np.int64)
-            bit = np.left_shift(np.uint8(1), (keys & np.uint64(7)).astype(np.uint8))
-            starts = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1])))
-            self._bitmap[byte[starts]] = np.bitwise_or.reduceat(bit, starts)
-        dtype = np.int32 if m < 2**31 else np.int64
-        self._dir = np.zeros((1 << dir_bits) + 1, dtype=dtype)
-        np.cumsum(np.bincount((self._prefix >> self._dshift).astype(np.intp), minlength=1 << dir_bits),
-                  out=self._dir[1:])
+        self._dir = np.zeros((1 << dir_bits) + 1, dtype=np.int32 if m < 2**31 else np.int64)
+        kernels.build_prefilter(self._values, self._bitmap, self._shift, self._dir, self._dshift)
 
     def __len__(self) -> int:
         return self._m
 
     def nbytes(self) -> int:
-        return int(self._prefix.nbytes + self._values.nbytes + self._bitmap.nbytes
-                   + self._dir.nbytes + (self._order.nbytes if self._order is not None else 0))
+        return int(self._values.nbytes + self._bitmap.nbytes + self._dir.nbytes
+                   + (self._order.nbytes if self._order is not None else 0))
+
+    def _matches(self, run: Any) -> Matches:
+        """Call a match kernel (``run(out_rows, out_pos) -> count``), growing its
+        outputs when a batch holds more matches than first guessed."""
+        cap = 64
+        while True:
+            rows = np.empty(cap, dtype=np.int64)
+            pos = np.empty(cap, dtype=np.int64)
+            count = int(run(rows, pos))
+            if count <= cap:
+                break
+            cap = count
+        rows, pos = rows[:count], pos[:count]
+        entries = pos if self._order is None else self._order[pos]
+        return Matches(rows, entries, np.zeros(count, dtype=np.int32))
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self._bitmap, self._shift, self._dir, self._dshift, self._values)
 
     def query(self, values: np.ndarray) -> Matches:
-        if len(self) == 0 or values.shape[0] == 0:
-            return Matches.empty()
-        return self.query_prefix(prefix64(values), lambda rows: take_rows(values, rows))
+        return self.query_valid(values, np.ones(values.shape[0], dtype=bool))
 
-    def query_prefix(self, qp: np.ndarray, full_rows: object) -> Matches:
-        """Match by prefix first; ``full_rows(rows)`` returns the full values of the
-        candidate rows only (lets callers decode the full hash for candidates alone)."""
-        keys = qp >> self._shift
-        hit = (self._bitmap[(keys >> np.uint64(3)).astype(np.intp)]
-               >> (keys & np.uint64(7)).astype(np.uint8)) & 1
-        cand = np.flatnonzero(hit)
-        if cand.size == 0:
+    def query_valid(self, values: np.ndarray, valid: np.ndarray) -> Matches:
+        """Matches of the rows of ``values`` where ``valid`` is set."""
+        if self._m == 0 or values.shape[0] == 0:
             return Matches.empty()
-        qc = qp[cand]
-        bucket = (qc >> self._dshift).astype(np.intp)
-        lo = self._dir[bucket].astype(np.int64)
-        cnt = self._dir[bucket + 1].astype(np.int64) - lo
-        keep = cnt > 0
-        if not keep.any():
-            return Matches.empty()
-        cand, lo, cnt, qc = cand[keep], lo[keep], cnt[keep], qc[keep]
-        rows = np.repeat(cand, cnt)
-        pos = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(rows.shape[0])
-        same = self._prefix[pos] == np.repeat(qc, cnt)
-        rows, pos = rows[same], pos[same]
-        if rows.size == 0:
-            return Matches.empty()
-        full = full_rows(rows)  # type: ignore[operator]
-        eq = np.all(full == take_rows(self._values, pos), axis=1)
-        q = rows[eq].astype(np.int64)
-        entries = pos[eq] if self._order is None else self._order[pos[eq]]
-        return Matches(q, entries.astype(np.int64), np.zeros(q.shape[0], dtype=np.int32))
+        values = np.ascontiguousarray(values, dtype=np.uint8)
+        valid = np.ascontiguousarray(valid, dtype=np.bool_)
+        bitmap, shift, directory, dshift, entries = self._args()
+        return self._matches(lambda rows, pos: kernels.match_rows(
+            values, valid, bitmap, shift, directory, dshift, entries, rows, pos))
+
+    def query_hex(self, column: pa.Array, width: int) -> tuple[np.ndarray, Matches]:
+        """Match a string column of hex digests in one pass (decode, validate, probe).
+
+        Returns a status per row (``kernels.OK``, ``NULL_ROW``, or ``SLOW_ROW`` for a
+        value that is not exactly ``2 * width`` hex digits: the caller parses those
+        rows the general way) and the matches of the rows that were decoded."""
+        n = len(column)
+        status = np.zeros(n, dtype=np.uint8)
+        offsets = offsets_of(column)
+        data_buf = column.buffers()[2]
+        data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
+                else np.zeros(0, np.uint8))
+        data16 = data[: data.shape[0] // 2 * 2].view(np.uint16)
+        vbuf = column.buffers()[0] if column.null_count else None
+        validity = np.frombuffer(vbuf, dtype=np.uint8) if vbuf is not None else np.zeros(0, np.uint8)
+        bitmap, shift, directory, dshift, entries = self._args()
+        if self._m == 0:  # nothing to match: still tell nulls and malformed rows apart
+            bitmap = np.zeros(1, np.uint8)
+            shift, dshift = np.uint64(63), np.uint64(63)
+            directory = np.zeros(3, np.int32)
+        keys, cand = _scratch(n)
+        m = self._matches(lambda rows, pos: kernels.match_hex(
+            data, data16, offsets, validity, column.offset, width, kernels.HEX_PAIRS, bitmap, shift,
+            directory, dshift, entries, status, keys, cand, rows, pos))
+        return status, m
+
+
+def match_fixed_column(column: pa.Array | pa.ChunkedArray, width: int,
+                       index: SignalIndex) -> ColumnMatch | None:
+    """Normalise and match a column of fixed-width digests (hex text or binary)
+    against a :class:`SortedPrefixIndex` in one pass.
+
+    Hex text goes through the fused kernel; the rare rows it cannot decode as they
+    stand (surrounding whitespace, wrong length, a non-hex character) are parsed by
+    :func:`normalize_fixed`, which decides them exactly as it would in a full column."""
+    if not isinstance(index, SortedPrefixIndex):
+        return None
+    arr = as_array(column)
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        status, m = index.query_hex(arr, width)
+        if not status.any():
+            return ColumnMatch(np.zeros(0, np.int64), np.zeros(0, object), m)
+        bad = [np.flatnonzero(status == kernels.NULL_ROW)]
+        reasons = [np.full(bad[0].shape[0], NULL, dtype=object)]
+        slow = np.flatnonzero(status == kernels.SLOW_ROW)
+        if slow.size:
+            norm = normalize_fixed(arr.take(pa.array(slow)), width)
+            if norm.valid.any():
+                more = index.query_valid(norm.values, norm.valid)
+                m = Matches(np.concatenate([m.query, slow[more.query]]),
+                            np.concatenate([m.entry, more.entry]),
+                            np.concatenate([m.distance, more.distance]))
+            bad.append(slow[~norm.valid])
+            reasons.append(np.asarray(norm.reasons, dtype=object)[~norm.valid])
+        rows, why = np.concatenate(bad), np.concatenate(reasons)
+        order = np.argsort(rows, kind="stable")
+        return ColumnMatch(rows[order], why[order], m)
+    if pa.types.is_fixed_size_binary(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        norm = normalize_fixed(arr, width)
+        bad_rows = np.flatnonzero(~norm.valid)
+        return ColumnMatch(bad_rows, np.asarray(norm.reasons, dtype=object)[bad_rows],
+                           index.query_valid(norm.values, norm.valid))
+    return None
 
 
 class ExactDigest(SignalType, BytesHasher):
     """A cryptographic digest compared by equality."""
 
     algorithm: ClassVar[str]
+    hex_entries = True
 
     def normalize(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
         return normalize_fixed(column, self.width)
+
+    def match_column(self, column: pa.Array | pa.ChunkedArray,
+                     index: SignalIndex) -> ColumnMatch | None:
+        return match_fixed_column(column, self.width, index)
 
     def build_index(self, values: np.ndarray) -> SignalIndex:
         return SortedPrefixIndex(values)

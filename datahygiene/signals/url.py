@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datahygiene.errors import ConfigError
-from datahygiene.signals.base import Normalized, SignalIndex, SignalType
-from datahygiene.signals.exact import SortedPrefixIndex
+from datahygiene.signals.base import ColumnMatch, Normalized, SignalIndex, SignalType
+from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
 from datahygiene.signals.hexcodec import NULL, normalize_fixed
 
 _SPLIT = r"^(?P<auth>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)(?P<rest>.*)$"
@@ -63,6 +63,7 @@ class URLDigest(SignalType):
 
     algorithm: ClassVar[str]
     default_column = "url"
+    hex_entries = True
 
     def normalize(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
         if self.options.get("precomputed"):
@@ -87,6 +88,12 @@ class URLDigest(SignalType):
             digests = b"".join(new(alg, t.encode("utf-8")).digest() for t in texts)
             values[rows] = np.frombuffer(digests, dtype=np.uint8).reshape(-1, self.width)
         return Normalized(values, valid, reasons)
+
+    def match_column(self, column: pa.Array | pa.ChunkedArray,
+                     index: SignalIndex) -> ColumnMatch | None:
+        if self.options.get("precomputed"):
+            return match_fixed_column(column, self.width, index)
+        return None
 
     def parse_entries(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
         """List entries are digests (hex or binary), not URLs."""

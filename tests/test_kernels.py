@@ -1,0 +1,197 @@
+"""The compiled kernels decide exactly what the plain numpy / Python code decides.
+
+Each test builds synthetic inputs with the awkward cases mixed in (nulls, odd byte
+offsets, upper case, padding, comments, wrong lengths, non-hex characters, duplicate
+and clustered values) and compares the kernel's answer with a direct reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from datahygiene import kernels
+from datahygiene.lists.files import load_list_file
+from datahygiene.lists.model import sort_rows
+from datahygiene.lists.spec import ListSpec
+from datahygiene.plugins import default_registry
+from datahygiene.signals.exact import MD5, SHA256, SortedPrefixIndex
+from datahygiene.signals.hexcodec import normalize_fixed
+from datahygiene.step import Check
+
+
+def _digest(i: int, width: int = 16) -> bytes:
+    return hashlib.sha256(f"synthetic-{i}".encode()).digest()[:width]
+
+
+@pytest.mark.parametrize("width", [4, 16, 20, 32])
+def test_row_order_is_a_stable_lexicographic_sort(width: int) -> None:
+    rng = np.random.default_rng(width)
+    n = 20_000
+    v = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    v[: n // 2, :2] = 0  # clustered: one bucket holds half the rows
+    v[100:150] = v[:50]  # exact duplicates
+    v[200:230, : min(8, width)] = v[300:330, : min(8, width)]  # equal keys, other tails
+    order = sort_rows(v)
+    expected = np.lexsort([v[:, i] for i in range(width - 1, -1, -1)])  # stable
+    assert np.array_equal(order, expected)
+
+
+def test_row_order_of_nothing_and_one() -> None:
+    assert sort_rows(np.zeros((0, 16), np.uint8)).shape == (0,)
+    assert sort_rows(np.zeros((1, 16), np.uint8)).tolist() == [0]
+
+
+def _text_list(tmp_path, lines: list[str], name: str = "l.txt"):  # type: ignore[no-untyped-def]
+    p = tmp_path / name
+    p.write_bytes("\n".join(lines).encode())
+    return p
+
+
+def _load(path, fast: bool, monkeypatch):  # type: ignore[no-untyped-def]
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(MD5, "hex_entries", False)
+        [hl] = load_list_file(ListSpec(path=str(path), signal="md5"), default_registry(), threads=2)
+    return hl
+
+
+def test_text_list_fast_path_equals_general_parser(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    lines = []
+    for i in range(3000):
+        h = _digest(i % 2500).hex()  # duplicates
+        lines.append([h, h.upper(), f"  {h}\t", f"{h}  # note", "", "# comment", f"{h}\r"][i % 7])
+    path = _text_list(tmp_path, lines)
+    fast, general = _load(path, True, monkeypatch), _load(path, False, monkeypatch)
+    assert fast.fingerprint == general.fingerprint
+    assert np.array_equal(fast.values, general.values)
+    assert fast.refs.equals(general.refs)
+    assert fast.stats == general.stats
+
+
+@pytest.mark.parametrize("bad", ["zz" * 16, "0" * 31, "0" * 33, "00 " * 11, "é" * 16])
+def test_text_list_with_a_bad_line_names_it_as_before(tmp_path, monkeypatch, bad: str) -> None:  # type: ignore[no-untyped-def]
+    from datahygiene.errors import ListError
+
+    path = _text_list(tmp_path, [_digest(1).hex(), "# c", bad, _digest(2).hex()])
+    messages = []
+    for fast in (True, False):
+        with pytest.raises(ListError) as err:
+            _load(path, fast, monkeypatch)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "line 3" in messages[0]
+
+
+def test_parse_hex_lines_counts_lines_and_stops_at_the_first_bad_one() -> None:
+    text = f"{_digest(1).hex()}\n\n# x\n{_digest(2).hex().upper()}".encode()
+    buf = np.frombuffer(text, np.uint8)
+    values = np.empty((4, 16), np.uint8)
+    lines = np.empty(4, np.int64)
+    k, count, bad = kernels.parse_hex_lines(buf, 16, kernels.HEX_PAIRS, values, lines)
+    assert (k, count, bad) == (2, 4, -1)
+    assert lines[:2].tolist() == [1, 4]
+    assert bytes(values[1]) == _digest(2)
+    buf = np.frombuffer(text + b"\nnot-hex\n" + _digest(3).hex().encode(), np.uint8)
+    k, count, bad = kernels.parse_hex_lines(buf, 16, kernels.HEX_PAIRS, np.empty((9, 16), np.uint8),
+                                            np.empty(9, np.int64))
+    assert bad == 4  # 0-based: the fifth line
+
+
+def _column_cases(rng: np.random.Generator, n: int, listed: list[bytes], width: int) -> list[object]:
+    out: list[object] = []
+    for i in range(n):
+        r = rng.random()
+        h = (listed[i % len(listed)] if r < 0.1 else _digest(10_000 + i, width)).hex()
+        if r < 0.05:
+            h = h.upper()
+        elif r < 0.15:
+            out.append(None)
+            continue
+        elif r < 0.2:
+            h = "abc"  # odd length: shifts every later value to an odd byte offset
+        elif r < 0.25:
+            h = f" {h} "
+        elif r < 0.28:
+            h = h[:-1] + "g"
+        elif r < 0.3:
+            h = "é" + h[2:]
+        out.append(h)
+    return out
+
+
+def _reference(values: list[object], listed: set[bytes], width: int) -> tuple[set[int], dict[int, str]]:
+    """Rows that match and rows that cannot be checked, decided in plain Python."""
+    hits, bad = set(), {}
+    for i, v in enumerate(values):
+        if v is None:
+            bad[i] = "null"
+            continue
+        t = str(v).strip()
+        if len(t.encode()) != 2 * width:  # lengths are in bytes, as Arrow stores them
+            bad[i] = "wrong-length"
+            continue
+        try:
+            b = bytes.fromhex(t)
+        except ValueError:
+            bad[i] = "malformed"
+            continue
+        if b in listed:
+            hits.add(i)
+    return hits, bad
+
+
+@pytest.mark.parametrize("sig", [MD5(), SHA256()], ids=["md5", "sha256"])
+@pytest.mark.parametrize("large", [False, True])
+def test_fused_hex_matching_agrees_with_the_reference(sig, large: bool) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(7)
+    listed = [_digest(i, sig.width) for i in range(500)]
+    values = _column_cases(rng, 5000, listed, sig.width)
+    col = pa.array(values, pa.large_string() if large else pa.string())
+    index = SortedPrefixIndex(normalize_fixed(pa.array([x.hex() for x in listed]), sig.width).values)
+    for part in (col, col.slice(1), col.slice(777, 3000)):  # sliced: offsets and validity shift
+        got = sig.match_column(part, index)
+        assert got is not None
+        hits, bad = _reference(part.to_pylist(), set(listed), sig.width)
+        assert set(got.matches.query.tolist()) == hits
+        assert dict(zip(got.bad_rows.tolist(), got.bad_reasons.tolist(), strict=True)) == bad
+        assert got.bad_rows.tolist() == sorted(bad)
+        # the same decisions as normalising first and querying the index
+        norm = sig.normalize(part)
+        slow = index.query(norm.values[norm.valid])
+        assert sorted(np.flatnonzero(norm.valid)[slow.query].tolist()) == sorted(
+            got.matches.query.tolist())
+
+
+def test_fused_matching_reports_every_list_holding_a_value() -> None:
+    sig = MD5()
+    shared = _digest(1)
+    from datahygiene.lists.model import HashList, ListIdentity
+
+    lists = [HashList(ListIdentity("p", name, "1"), "md5", np.frombuffer(v, np.uint8).reshape(-1, 16),
+                      pa.array(np.arange(1, len(v) // 16 + 1)), ref_prefix="line:")
+             for name, v in (("a", shared + _digest(2)), ("b", _digest(3) + shared))]
+    lists = [HashList.from_parsed(hl.identity, "md5", hl.values, hl.refs, ref_prefix="line:")
+             for hl in lists]
+    check = Check(sig, "md5", lists)
+    out = check.run(pa.table({"md5": pa.array([shared.hex(), _digest(3).hex(), None])}))
+    assert sorted(zip(out.match_rows.tolist(), out.match_list.to_pylist(), strict=True)) == [
+        (0, "p/a@1"), (0, "p/b@1"), (1, "p/b@1")]
+    assert out.invalid_rows.tolist() == [2]
+
+
+def test_binary_columns_take_the_compiled_probe() -> None:
+    sig = MD5()
+    listed = [_digest(i) for i in range(100)]
+    index = SortedPrefixIndex(np.frombuffer(b"".join(listed), np.uint8).reshape(-1, 16))
+    col = pa.array([listed[5], _digest(999), None, b"short", listed[99]], pa.binary())
+    got = sig.match_column(col, index)
+    assert got is not None
+    assert sorted(got.matches.query.tolist()) == [0, 4]
+    assert got.bad_rows.tolist() == [2, 3]
+    fixed = pa.array([listed[5], None, _digest(999)], pa.binary(16))
+    got = sig.match_column(fixed, index)
+    assert got is not None and got.matches.query.tolist() == [0] and got.bad_rows.tolist() == [1]
