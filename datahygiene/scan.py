@@ -28,6 +28,7 @@ from datahygiene.lists.model import HashList
 from datahygiene.manifest import InputFile, digest_file, open_parquet, resolve_manifests
 from datahygiene.outputs import RESTRICTED, write_parquet
 from datahygiene.plugins import Registry, default_registry
+from datahygiene.reporters.base import RowDetails
 from datahygiene.resume import WorkArea, resume_identity
 from datahygiene.step import EXCLUSION_SCHEMA, BatchTransform, Check, ScanPlan
 from datahygiene.summary import summarize
@@ -190,12 +191,18 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         metas, schemas, key = _check_schemas(files, config, probe_plan.columns)
         plan = build_plan(lists, config, registry, key)
         plan.setup()
+        reporters = [(name, registry.get("reporters", name).obj()) for name in config.reporters]
+        signals = [c.describe() for c in plan.checks]
+        # manifest columns reporters want for excluded rows (URLs, file hashes): captured
+        # by the tasks as they read the rows, instead of a second pass over the inputs
+        wants = {name: list(getattr(r, "detail_columns", lambda _: [])(signals)) for name, r in reporters}
+        detail_columns = list(dict.fromkeys(c for cols in wants.values() for c in cols)) or None
         config_desc = config.describe()
         config_desc["key"] = key
         # Resume (datahygiene/resume.py): inputs a crashed run finished are not scanned again.
         clean_names = [f"clean/{_clean_name(files, i)}" for i in range(len(files))]
         work_area = WorkArea(config.out or "", resume_identity(
-            config_desc, [c.describe() for c in plan.checks], lists, files), config.resume)
+            config_desc, signals, lists, files), config.resume)
         done = work_area.finished(files, clean_names if config.write_clean else None)
     except BaseException:
         # a one-line error must not wait for digests of files it will never scan
@@ -214,6 +221,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         writers: dict[int, pq.ParquetWriter] = {}
         clean_outputs: list[dict[str, Any]] = []
         flagged_by_file: list[list[pa.Table]] = [[] for _ in files]
+        details_by_file: dict[int, list[pa.Table]] = {}  # inputs scanned by this run only
         scanned = sum(r.rows for r in done.values())
         clean_rows = np.zeros(len(files), dtype=np.int64)
         for i, rec in done.items():
@@ -224,13 +232,13 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
         def work(task: Task) -> Any:
             return run_task(task, plan, config.batch_size, config.write_clean,
-                            config.keep_unverified)
+                            config.keep_unverified, detail_columns)
 
         try:
             if config.engine == "ray":
                 from datahygiene.engines.ray import ray_results
 
-                results = ray_results(tasks, plan, config)
+                results = ray_results(tasks, plan, config, detail_columns)
             else:
                 results = run_ordered(tasks, work, threads)
             for res in results:
@@ -238,6 +246,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 i = res.task.file_index
                 if res.flagged.num_rows:
                     flagged_by_file[i].append(res.flagged)
+                if res.details is not None:
+                    details_by_file.setdefault(i, []).append(res.details)
                 if res.clean is not None:
                     if i not in writers:
                         writers[i] = pq.ParquetWriter(
@@ -316,10 +326,15 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         from datahygiene.audit.evidence import write_evidence
 
         write_evidence(writer, config, run, summary, exclusions)  # run must not change after this
-        for name in config.reporters:
-            reporter = registry.get("reporters", name).obj()
+        # excluded rows' values, for inputs this run scanned (those skipped on --resume
+        # have none: a reporter reads their rows back). Matched rows' URLs and hashes:
+        # they go to reporters, which write under restricted/ only.
+        details = RowDetails({files[i].path: pa.concat_tables(parts) for i, parts in
+                              details_by_file.items()}) if detail_columns else None
+        for name, reporter in reporters:
             directory = writer.path(f"{RESTRICTED}/reports/{name}/x").parent
-            for p in reporter.write(exclusions, run, summary, directory):
+            extra = {"details": details} if wants[name] else {}
+            for p in reporter.write(exclusions, run, summary, directory, **extra):
                 writer.seal(str(p.relative_to(writer.stage)))
         writer.write_json("run.json", run)
         writer.commit()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -25,6 +26,9 @@ from datahygiene.manifest import InputFile, open_parquet
 from datahygiene.step import EXCLUSION_SCHEMA, ScanPlan, check_batch
 
 ProgressFn = Callable[[int, int], None]  # (rows done, rows flagged) increments
+# Batch size of the late read: small enough that stopping after the last needed row
+# leaves most of a row group undecoded when its matches come early.
+LATE_BATCH = 16_384
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,10 @@ class TaskResult:
     task: Task
     flagged: pa.Table
     clean: pa.Table | None  # the row group minus flagged rows (when writing clean output)
+    # ``row_index`` + the wanted detail columns the file has, one row per *excluded* row
+    # (ascending), for reporters; None when nothing is excluded or no details were asked.
+    # Matched rows' URLs and hashes: kept out of repr, so never in a log or traceback.
+    details: pa.Table | None = field(default=None, repr=False)
 
 
 def plan_tasks(files: list[InputFile], metadata: list[pq.FileMetaData]) -> list[Task]:
@@ -55,11 +63,15 @@ def plan_tasks(files: list[InputFile], metadata: list[pq.FileMetaData]) -> list[
 
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
-             keep_unverified: bool = False) -> TaskResult:
+             keep_unverified: bool = False, detail_columns: Sequence[str] | None = None
+             ) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere
-    (a thread here, a Ray actor)."""
+    (a thread here, a Ray actor).
+
+    ``detail_columns``: manifest columns reporters want for excluded rows; those the
+    file has come back in ``TaskResult.details``."""
     try:
-        return _run_task(task, plan, batch_size, keep_clean, keep_unverified)
+        return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns)
     except (OSError, pa.ArrowException) as exc:
         # A file whose footer reads but whose pages do not (corrupt or changed
         # underneath us). Only the error's type: Arrow's text may quote a value.
@@ -67,22 +79,42 @@ def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
                          f"({type(exc).__name__}); the file may be corrupt") from None
 
 
+def _excluded_local(flagged: pa.Table, offset: int) -> np.ndarray:
+    """Positions, relative to ``offset``, of the flagged rows that are excluded."""
+    excl = pc.equal(flagged.column("decision"), "excluded")
+    return flagged.column("row_index").filter(excl).to_numpy() - offset
+
+
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
-              keep_unverified: bool) -> TaskResult:
+              keep_unverified: bool, detail_columns: Sequence[str] | None) -> TaskResult:
     pf = open_parquet(task.file)
     # The row key is needed only for flagged rows, which are rare in real data: read
     # it afterwards for row groups that have any, instead of decoding it for all rows.
     late_key = plan.key_column if (plan.key_column and not keep_clean) else None
     step_plan = replace(plan, key_column=None) if late_key else plan
     columns = None if keep_clean else step_plan.columns
+    names = pf.schema_arrow.names
+    wanted = list(dict.fromkeys(c for c in detail_columns or () if c in names))
+    # detail columns the check already reads are taken from its batches; the others
+    # join the late key read
+    early = [c for c in wanted if columns is None or c in columns]
+    late = [c for c in wanted if c not in early]
     flagged: list[pa.Table] = []
     clean: list[pa.RecordBatch] = []
+    early_parts: list[pa.Table] = []
     offset = task.row_offset
     for batch in pf.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
                                  columns=columns, use_threads=False):
         res = check_batch(batch, step_plan, task.file.path, offset)
         if res.flagged.num_rows:
             flagged.append(res.flagged)
+            if detail_columns is not None:
+                rows = _excluded_local(res.flagged, offset)
+                if rows.size:
+                    take = pa.array(rows)
+                    early_parts.append(pa.table(
+                        {"row_index": pa.array(rows + offset, pa.int64()),
+                         **{c: batch.column(c).take(take) for c in early}}))
         if keep_clean:
             mask = res.clean
             if keep_unverified and res.flagged.num_rows:
@@ -93,16 +125,55 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
             clean.append(batch.filter(pa.array(mask)))
         offset += batch.num_rows
     table = pa.concat_tables(flagged) if flagged else EXCLUSION_SCHEMA.empty_table()
-    if late_key and table.num_rows:
-        keys = pf.read_row_group(task.row_group, columns=[late_key], use_threads=False).column(0)
-        local = pc.subtract(table.column("row_index"), task.row_offset)
-        found = pc.cast(keys.take(local), pa.string())
-        table = table.set_column(0, "key", pc.coalesce(found, table.column("key")))
+    details = pa.concat_tables(early_parts) if early_parts else None
+    key_cols = [late_key] if late_key and table.num_rows else []
+    late_cols = late if details is not None else []
+    if key_cols or late_cols:
+        # one read of [key + late detail columns], of the rows that need them (flagged
+        # rows for the key, which include the excluded ones for the details)
+        src = table if key_cols or details is None else details
+        need = src.column("row_index").to_numpy() - task.row_offset
+        got = _late_read(pf, task.row_group, list(dict.fromkeys([*key_cols, *late_cols])), need,
+                         min(batch_size, LATE_BATCH))
+        if key_cols:
+            found = pc.cast(got.column(key_cols[0]), pa.string())
+            table = table.set_column(0, "key", pc.coalesce(found, table.column("key")))
+        if late_cols and details is not None:
+            excl = details.column("row_index").to_numpy() - task.row_offset
+            picked = got.take(pa.array(np.searchsorted(need, excl)))
+            for c in late_cols:
+                details = details.append_column(picked.schema.field(c), picked.column(c))
+    if details is not None:
+        details = details.select(["row_index", *wanted])
     clean_table = None
     if keep_clean:
         clean_table = (pa.Table.from_batches(clean) if clean
                        else pf.schema_arrow.empty_table())
-    return TaskResult(task, table, clean_table)
+    return TaskResult(task, table, clean_table, details)
+
+
+def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.ndarray,
+               batch_size: int) -> pa.Table:
+    """Columns ``columns`` of the (ascending, unique) row-group-relative ``rows``.
+
+    Batch by batch, keeping only the needed rows of each, and stopping after the batch
+    that holds the last one: pages after it are never decompressed, and memory stays
+    at one batch of these columns."""
+    parts: list[pa.RecordBatch] = []
+    start, last = 0, int(rows[-1])
+    batches = pf.iter_batches(batch_size=batch_size, row_groups=[row_group], columns=columns,
+                              use_threads=False)
+    for b in batches:
+        end = start + b.num_rows
+        lo, hi = np.searchsorted(rows, [start, end])
+        if hi > lo:
+            parts.append(b.take(pa.array(rows[lo:hi] - start)))
+        start = end
+        if start > last:
+            break
+    if start <= last:  # pragma: no cover - the footer promised more rows than came back
+        raise InputError(f"row group {row_group} holds fewer rows than its metadata says")
+    return pa.Table.from_batches(parts)
 
 
 def default_threads() -> int:

@@ -7,9 +7,9 @@ included) and the task table once, through the object store, and builds its inde
 once -- lists are never shipped with every batch. For each task it gets, an actor
 runs :func:`datahygiene.engines.local.run_task` -- the same per-batch step
 (:func:`datahygiene.step.check_batch`) over one (file, row group), reading only the
-needed columns -- and returns the flagged rows and (with ``--write-clean``) the row
-group minus the rows that leave it, serialised as Arrow IPC, tagged with the task's
-number.
+needed columns -- and returns the flagged rows, the excluded rows' detail columns for
+reporters and (with ``--write-clean``) the row group minus the rows that leave it,
+serialised as Arrow IPC, tagged with the task's number.
 
 Why outputs are byte-identical to the local engine's: every task's result is exactly
 what the local engine computes for it, and the driver puts results back in task order
@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -85,7 +85,7 @@ class _TaskRunner:
     """Runs in a Ray actor: the plan and task table arrive once, tasks one at a time."""
 
     def __init__(self, box: list[Any], batch_size: int, keep_clean: bool,
-                 keep_unverified: bool) -> None:
+                 keep_unverified: bool, detail_columns: list[str] | None = None) -> None:
         import ray
 
         self.plan, self.tasks = ray.get(box[0])  # boxed: Ray would not resolve it otherwise
@@ -93,21 +93,25 @@ class _TaskRunner:
         self.batch_size = batch_size
         self.keep_clean = keep_clean
         self.keep_unverified = keep_unverified
+        self.detail_columns = detail_columns
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         numbers = batch.column("task").to_pylist()
-        flagged, clean = [], []
+        flagged, clean, details = [], [], []
         for k in numbers:
             res = run_task(self.tasks[k], self.plan, self.batch_size, self.keep_clean,
-                           self.keep_unverified)
+                           self.keep_unverified, self.detail_columns)
             flagged.append(_ipc(res.flagged))
             clean.append(_ipc(res.clean) if res.clean is not None else None)
+            details.append(_ipc(res.details) if res.details is not None else None)
         return pa.table({"task": pa.array(numbers, pa.int64()),
                          "flagged": pa.array(flagged, pa.large_binary()),
-                         "clean": pa.array(clean, pa.large_binary())})
+                         "clean": pa.array(clean, pa.large_binary()),
+                         "details": pa.array(details, pa.large_binary())})
 
 
-def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig) -> Iterator[TaskResult]:
+def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
+                detail_columns: Sequence[str] | None = None) -> Iterator[TaskResult]:
     """TaskResults for ``tasks``, in order, computed on Ray (see the module docstring).
 
     Uses the Ray runtime this process is already connected to, else connects to
@@ -140,15 +144,19 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig) -> Iterat
             _TaskRunner, batch_format="pyarrow", batch_size=1,
             fn_constructor_kwargs={"box": [ray.put((plan, tasks))], "batch_size": config.batch_size,
                                    "keep_clean": config.write_clean,
-                                   "keep_unverified": config.keep_unverified},
+                                   "keep_unverified": config.keep_unverified,
+                                   "detail_columns": list(detail_columns) if detail_columns else None},
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
         early: dict[int, TaskResult] = {}
         nxt = 0
         for block in _blocks(out.iter_batches(batch_format="pyarrow", batch_size=None)):
-            for k, fb, cb in zip(block.column("task").to_pylist(), block.column("flagged").to_pylist(),
-                                 block.column("clean").to_pylist(), strict=True):
+            for k, fb, cb, db in zip(block.column("task").to_pylist(),
+                                     block.column("flagged").to_pylist(),
+                                     block.column("clean").to_pylist(),
+                                     block.column("details").to_pylist(), strict=True):
                 early[k] = TaskResult(tasks[k], _from_ipc(fb),
-                                      _from_ipc(cb) if cb is not None else None)
+                                      _from_ipc(cb) if cb is not None else None,
+                                      _from_ipc(db) if db is not None else None)
             while nxt in early:
                 yield early.pop(nxt)
                 nxt += 1

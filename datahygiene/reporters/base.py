@@ -7,16 +7,65 @@ report necessarily points at matched items. They never submit anything anywhere.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class RowDetails:
+    """Manifest values of excluded rows, captured while the scan was reading them, so
+    a reporter need not open the inputs again.
+
+    ``tables`` maps an input (its ``source_file`` in the exclusions) to a table of
+    ``row_index`` plus those of the wanted columns the input has: one row per excluded
+    row, ascending. An input with no entry -- finished by an earlier, interrupted run
+    and skipped on ``--resume`` -- has no details; a reporter reads those rows back.
+
+    The values point at matched items: they go to ``restricted/`` outputs only, and are
+    kept out of ``repr`` so that no log or traceback can show them.
+    """
+
+    tables: Mapping[str, pa.Table] = field(default_factory=dict, repr=False)
+
+    def lookup(self, source_file: str, rows: Sequence[int]) -> list[dict[str, Any] | None]:
+        """Column -> value for each of ``rows`` of ``source_file``; ``None`` for a row
+        with no details (read it back from the input)."""
+        table = self.tables.get(source_file)
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        if table is None or not table.num_rows or not len(rows):
+            return out
+        have = table.column("row_index").to_numpy()
+        want = np.asarray(rows, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(have, want), have.shape[0] - 1)
+        hit = np.flatnonzero(have[pos] == want)
+        values = table.drop_columns(["row_index"])
+        # (an input with none of the wanted columns still has its rows: empty records)
+        recs = (values.take(pa.array(pos[hit])).to_pylist() if values.num_columns
+                else [{} for _ in hit])
+        for k, rec in zip(hit.tolist(), recs, strict=True):
+            out[k] = rec
+        return out
 
 
 class Reporter(ABC):
     name: ClassVar[str]
 
+    def detail_columns(self, signals: list[dict[str, Any]]) -> list[str]:
+        """Manifest columns this reporter needs for each excluded row, given the run's
+        signals (``run["signals"]``: dicts with ``name`` and ``column``). The scan
+        captures them while it reads the rows and passes them to :meth:`write` as
+        ``details``; a reporter returning ``[]`` (the default) is called without it."""
+        return []
+
     @abstractmethod
     def write(self, exclusions: pa.Table, run: dict[str, Any], summary: dict[str, Any],
-              directory: Path) -> list[Path]:
-        """Write stubs into ``directory`` (already owner-only); return the paths written."""
+              directory: Path, *, details: RowDetails | None = None) -> list[Path]:
+        """Write stubs into ``directory`` (already owner-only); return the paths written.
+
+        ``details`` (only for a reporter whose :meth:`detail_columns` is not empty):
+        the values of those columns for excluded rows; see :class:`RowDetails`."""

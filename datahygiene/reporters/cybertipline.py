@@ -11,6 +11,12 @@ for them), so it is written only under ``restricted/reports/`` (owner-only).
 ``originalFileHash`` carries only exact file digests read from the curator's own
 manifest columns (md5 / sha1 / sha256), never a partner list's value, and never a
 perceptual or service-derived hash.
+
+Those URLs and hashes are captured by the scan as it reads the excluded rows
+(:meth:`CyberTiplineReporter.detail_columns`, handed over as ``RowDetails``); only the
+rows it has none for -- inputs finished by an interrupted run and skipped on
+``--resume`` -- are read back from the inputs afterwards. Both give the same values, so
+the same stub.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datahygiene.engines.local import default_threads
-from datahygiene.reporters.base import Reporter
+from datahygiene.reporters.base import Reporter, RowDetails
 from datahygiene.reporters.summary import RETENTION
 
 INCIDENT_TYPE = "Child Pornography (possession, manufacture, and distribution)"
@@ -50,37 +56,57 @@ def _hex_hash(value: Any, width: int) -> str | None:
     return h
 
 
-def _row_details(run: dict[str, Any], excluded: pa.Table) -> dict[tuple[str, int], dict[str, Any]]:
-    """URL and curator-computed file hashes of each excluded row, read back from the
-    inputs (only the needed columns, only files with matches)."""
-    url_cols = sorted({s["column"] for s in run.get("signals", [])
+def _detail_columns(signals: list[dict[str, Any]]) -> tuple[list[str], dict[str, tuple[str, int]]]:
+    """The manifest columns a row's details come from: its URL columns (``url`` and
+    those of ``url-*`` signals) and its exact file-hash columns (md5 / sha1 / sha256
+    signals'), with each hash column's type and hex width."""
+    url_cols = sorted({s["column"] for s in signals
                        if str(s.get("name", "")).startswith("url-") and s.get("column")} | {"url"})
-    hash_cols = {s["column"]: FILE_HASHES[s["name"]] for s in run.get("signals", [])
+    hash_cols = {s["column"]: FILE_HASHES[s["name"]] for s in signals
                  if s.get("name") in FILE_HASHES and s.get("column")}
+    return url_cols, hash_cols
+
+
+def _row_details(run: dict[str, Any], excluded: pa.Table, details: RowDetails | None = None
+                 ) -> dict[tuple[str, int], dict[str, Any]]:
+    """URL and curator-computed file hashes of each excluded row: from ``details``
+    (captured by the scan) where it has them, else read back from the inputs (only the
+    needed columns, only files with rows missing)."""
+    url_cols, hash_cols = _detail_columns(run.get("signals", []))
     by_file: dict[str, list[int]] = {}
     for f, i in zip(excluded.column("source_file").to_pylist(), excluded.column("row_index").to_pylist(),
                     strict=True):
         by_file.setdefault(f, []).append(i)
 
-    def read(path: str, rows: list[int]) -> dict[tuple[str, int], dict[str, Any]]:
-        table = _read_rows(path, rows, [*url_cols, *hash_cols])
-        found: dict[tuple[str, int], dict[str, Any]] = {}
-        recs = table.to_pylist() if table is not None else [{}] * len(rows)
-        for i, rec in zip(rows, recs, strict=True):
-            d: dict[str, Any] = {"urls": sorted({str(rec[c]) for c in url_cols if rec.get(c)}),
-                                 "hashes": []}
-            for c, (kind, width) in sorted(hash_cols.items()):
-                h = _hex_hash(rec.get(c), width)
-                if h:
-                    d["hashes"].append({"hashType": kind, "value": h})
-            found[(path, i)] = d
-        return found
+    def detail(rec: dict[str, Any]) -> dict[str, Any]:
+        d: dict[str, Any] = {"urls": sorted({str(rec[c]) for c in url_cols if rec.get(c)}),
+                             "hashes": []}
+        for c, (kind, width) in sorted(hash_cols.items()):
+            h = _hex_hash(rec.get(c), width)
+            if h:
+                d["hashes"].append({"hashType": kind, "value": h})
+        return d
 
     out: dict[tuple[str, int], dict[str, Any]] = {}
-    # files in parallel (parquet decoding releases the GIL); results merged in file order
-    with ThreadPoolExecutor(max(1, min(len(by_file), default_threads()))) as pool:
-        for part in pool.map(lambda item: read(*item), sorted(by_file.items())):
-            out.update(part)
+    missing: dict[str, list[int]] = {}
+    for path, rows in sorted(by_file.items()):
+        recs = details.lookup(path, rows) if details is not None else [None] * len(rows)
+        for i, rec in zip(rows, recs, strict=True):
+            if rec is None:
+                missing.setdefault(path, []).append(i)
+            else:
+                out[(path, i)] = detail(rec)
+
+    def read(path: str, rows: list[int]) -> dict[tuple[str, int], dict[str, Any]]:
+        table = _read_rows(path, rows, [*url_cols, *hash_cols])
+        recs = table.to_pylist() if table is not None else [{}] * len(rows)
+        return {(path, i): detail(rec) for i, rec in zip(rows, recs, strict=True)}
+
+    if missing:
+        # files in parallel (parquet decoding releases the GIL); results merged in file order
+        with ThreadPoolExecutor(max(1, min(len(missing), default_threads()))) as pool:
+            for part in pool.map(lambda item: read(*item), sorted(missing.items())):
+                out.update(part)
     return out
 
 
@@ -114,12 +140,16 @@ def _read_rows(path: str, rows: list[int], wanted: list[str]) -> pa.Table | None
         return None
 
 
-def build_stub(exclusions: pa.Table, run: dict[str, Any]) -> dict[str, Any]:
+def build_stub(exclusions: pa.Table, run: dict[str, Any], details: RowDetails | None = None
+               ) -> dict[str, Any]:
+    """The stub as a dict. ``details``: excluded rows' URL and hash columns as the scan
+    captured them; rows it lacks are read back from the inputs (same values, so the
+    same stub either way)."""
     excluded = exclusions.filter(pa.compute.equal(exclusions.column("decision"), "excluded"))
-    details = _row_details(run, excluded)
+    found = _row_details(run, excluded, details)
     files, urls = [], set()
     for r in excluded.select(["key", "source_file", "row_index", "matches"]).to_pylist():
-        d = details.get((r["source_file"], r["row_index"]), {"urls": [], "hashes": []})
+        d = found.get((r["source_file"], r["row_index"]), {"urls": [], "hashes": []})
         urls.update(d["urls"])
         lists = sorted({m["list"] for m in r["matches"] or ()})
         files.append({
@@ -191,12 +221,16 @@ def _xml(stub: dict[str, Any]) -> bytes:
 class CyberTiplineReporter(Reporter):
     name = "cybertipline"
 
+    def detail_columns(self, signals: list[dict[str, Any]]) -> list[str]:
+        url_cols, hash_cols = _detail_columns(signals)
+        return list(dict.fromkeys([*url_cols, *hash_cols]))
+
     def write(self, exclusions: pa.Table, run: dict[str, Any], summary: dict[str, Any],
-              directory: Path) -> list[Path]:
+              directory: Path, *, details: RowDetails | None = None) -> list[Path]:
         if not (exclusions.num_rows and pa.compute.any(
                 pa.compute.equal(exclusions.column("decision"), "excluded")).as_py()):
             return []  # nothing matched: nothing to report
-        stub = build_stub(exclusions, run)
+        stub = build_stub(exclusions, run, details)
         xml_path = directory / "cybertipline-stub.xml"
         json_path = directory / "cybertipline-stub.json"
         xml_path.write_bytes(_xml(stub))

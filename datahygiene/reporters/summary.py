@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from datahygiene.reporters.base import Reporter
+from datahygiene.reporters.base import Reporter, RowDetails
 
 RETENTION = (
     "Keep this file only as long as your legal duty to report and your records policy "
@@ -23,7 +23,7 @@ class SummaryReporter(Reporter):
     name = "summary"
 
     def write(self, exclusions: pa.Table, run: dict[str, Any], summary: dict[str, Any],
-              directory: Path) -> list[Path]:
+              directory: Path, *, details: RowDetails | None = None) -> list[Path]:
         rows = summary["rows"]
         lines = [
             f"# datahygiene run {run['run_id']}",
