@@ -115,15 +115,6 @@ def parse_hex_lines(buf, width, pairs, values, line_no):
 
 
 @numba.njit(**_JIT)
-def _tail_less(values, a, b):
-    """Row ``a`` < row ``b`` on the bytes after the 8-byte key."""
-    for c in range(8, values.shape[1]):
-        if values[a, c] != values[b, c]:
-            return values[a, c] < values[b, c]
-    return False
-
-
-@numba.njit(**_JIT)
 def _key(values, i):
     """Row ``i``'s first 8 bytes as a big-endian uint64 (zero-padded)."""
     hi = np.uint64(0)
@@ -134,51 +125,89 @@ def _key(values, i):
 
 
 @numba.njit(**_JIT)
-def row_order(values, bits):
-    """Stable lexicographic argsort of the rows of ``values`` ((n, w) uint8).
+def row_keys(values, keys):
+    """Each row's first 8 bytes as a big-endian uint64 (zero-padded), into ``keys``."""
+    for i in range(values.shape[0]):
+        keys[i] = _key(values, i)
 
-    One counting-sort pass moves (key, row) pairs -- the key being the row's first 8
-    bytes -- into buckets by the keys' top ``bits`` bits (~16 pairs each for uniform
-    values such as digests); each bucket is then insertion-sorted on its contiguous
-    keys, and on the rest of the row where keys are equal. A large bucket (clustered
-    values) is merge-sorted on its keys first. Every step is stable, so equal rows
-    keep their input order and de-duplication keeps the first occurrence."""
-    n = values.shape[0]
+
+@numba.njit(**_JIT)
+def bucket_starts(keys, bits):
+    """First stage of :func:`sort_bucket_range`: where each bucket of the sorted rows
+    starts, a bucket being the top ``bits`` bits of a row's 8-byte key."""
     shift = np.uint64(64 - bits)
-    nb = 1 << bits
-    starts = np.zeros(nb + 1, dtype=np.int64)
-    for i in range(n):
-        starts[np.int64(_key(values, i) >> shift) + 1] += 1
-    for b in range(nb):
+    starts = np.zeros((1 << bits) + 1, dtype=np.int64)
+    for i in range(keys.shape[0]):
+        starts[np.int64(keys[i] >> shift) + 1] += 1
+    for b in range(1 << bits):
         starts[b + 1] += starts[b]
-    fill = starts[:-1].copy()
-    k = np.empty(n, dtype=np.uint64)
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        key = _key(values, i)
+    return starts
+
+
+@numba.njit(**_JIT)
+def _tail_after(values, a, b):
+    """Row ``a`` sorts after row ``b`` on the bytes after the 8-byte key?"""
+    for c in range(8, values.shape[1]):
+        if values[a, c] != values[b, c]:
+            return values[a, c] > values[b, c]
+    return False
+
+
+@numba.njit(**_JIT)
+def sort_bucket_range(values, row_keys, bits, starts, b0, b1, out, order, keys):
+    """Sort the rows of ``values`` (8-byte keys ``row_keys``) whose bucket is in
+    ``[b0, b1)`` into ``out`` (the rows) and ``order`` (their input positions), at
+    their final sorted places; ``keys`` is scratch of one uint64 per row. Threads given disjoint bucket ranges
+    write disjoint parts of the outputs, so one sort runs on every core.
+
+    A counting-sort pass places (key, position) pairs in buckets of ~16 (digests are
+    uniform), in input order; each bucket is insertion-sorted on the keys, comparing
+    the rest of the rows only where keys are equal; a large bucket (clustered
+    values) is merge-sorted on its keys first. Every step is stable, so equal rows
+    keep their input order and de-duplication keeps the first occurrence. The rows
+    themselves move once, at the end."""
+    shift = np.uint64(64 - bits)
+    w = values.shape[1]
+    fill = starts[b0:b1].copy()
+    for i in range(values.shape[0]):
+        key = row_keys[i]
         b = np.int64(key >> shift)
-        p = fill[b]
-        fill[b] = p + 1
-        k[p] = key
+        if b < b0 or b >= b1:
+            continue
+        p = fill[b - b0]
+        fill[b - b0] = p + 1
         order[p] = i
-    for b in range(nb):
+        keys[p] = key
+    for b in range(b0, b1):
         lo = starts[b]
         hi = starts[b + 1]
         if hi - lo > 64:
-            perm = np.argsort(k[lo:hi], kind="mergesort")
-            k[lo:hi] = k[lo:hi][perm]
+            perm = np.argsort(keys[lo:hi], kind="mergesort")
+            keys[lo:hi] = keys[lo:hi][perm]
             order[lo:hi] = order[lo:hi][perm]
         for i in range(lo + 1, hi):
-            x = k[i]
+            xk = keys[i]
             xo = order[i]
             j = i - 1
-            while j >= lo and (k[j] > x or (k[j] == x and _tail_less(values, xo, order[j]))):
-                k[j + 1] = k[j]
+            while j >= lo and (keys[j] > xk or (keys[j] == xk and _tail_after(values, order[j], xo))):
+                keys[j + 1] = keys[j]
                 order[j + 1] = order[j]
                 j -= 1
-            k[j + 1] = x
+            keys[j + 1] = xk
             order[j + 1] = xo
-    return order
+    # the rows move once, 8 bytes at a time where the width allows
+    if w % 8 == 0:
+        src = values.view(np.uint64)
+        dst = out.view(np.uint64)
+        for p in range(starts[b0], starts[b1]):
+            r = order[p]
+            for c in range(w // 8):
+                dst[p, c] = src[r, c]
+    else:
+        for p in range(starts[b0], starts[b1]):
+            r = order[p]
+            for c in range(w):
+                out[p, c] = values[r, c]
 
 
 @numba.njit(**_JIT)

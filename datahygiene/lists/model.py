@@ -9,6 +9,7 @@ so it may appear in restricted outputs; values never appear anywhere.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,18 +43,42 @@ class ListIdentity:
         return out
 
 
-def sort_rows(values: np.ndarray) -> np.ndarray:
-    """Stable lexicographic argsort of fixed-width byte rows: among equal rows the
-    earliest comes first (so de-duplication keeps the first occurrence).
+def sort_rows_with_order(values: np.ndarray, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted lexicographically, and the input position of each (stable: among
+    equal rows the earliest comes first, so de-duplication keeps the first occurrence).
 
     A compiled bucket sort on the leading bytes (datahygiene/kernels.py), linear for
-    uniformly spread values such as digests."""
-    n = values.shape[0]
+    uniformly spread values such as digests; the buckets are split into ``threads``
+    ranges of about equal size, sorted in parallel into their final places."""
+    values = np.ascontiguousarray(values, dtype=np.uint8)
+    n, w = values.shape
+    out = np.empty((n, w), dtype=np.uint8)
+    order = np.empty(n, dtype=np.int64)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return out, order
     bits = int(min(20, max(1, n.bit_length() - 4)))
-    return np.asarray(kernels.row_order(np.ascontiguousarray(values, dtype=np.uint8), bits),
-                      dtype=np.int64)
+    row_keys = np.empty(n, dtype=np.uint64)
+    kernels.row_keys(values, row_keys)
+    starts = kernels.bucket_starts(row_keys, bits)
+    keys = np.empty(n, dtype=np.uint64)
+    parts = max(1, min(threads, n // 100_000))
+    cuts = [0, *(int(np.searchsorted(starts, n * k // parts)) for k in range(1, parts)), 1 << bits]
+
+    def run(k: int) -> None:
+        kernels.sort_bucket_range(values, row_keys, bits, starts, cuts[k], cuts[k + 1], out, order, keys)
+
+    if parts == 1:
+        run(0)
+    else:
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(run, range(parts)))
+    return out, order
+
+
+def sort_rows(values: np.ndarray) -> np.ndarray:
+    """Stable lexicographic argsort of fixed-width byte rows (see
+    :func:`sort_rows_with_order`)."""
+    return sort_rows_with_order(values)[1]
 
 
 def fingerprint(signal: str, values: np.ndarray) -> str:
@@ -143,8 +168,7 @@ class HashList:
         **kwargs: Any,
     ) -> HashList:
         """Sort and de-duplicate parsed entries (one reference kept per value)."""
-        order = sort_rows(values)
-        v = take_rows(values, order)
+        v, order = sort_rows_with_order(values)
         first = np.ones(v.shape[0], dtype=bool)
         if v.shape[0] > 1:
             first[1:] = _differs_from_previous(v)
@@ -152,11 +176,16 @@ class HashList:
         stats = dict(kwargs.pop("stats", {}))
         stats["duplicates"] = int(v.shape[0] - keep.shape[0])
         take = pa.array(keep, type=pa.int64())
+        if pa.types.is_integer(refs.type) and not refs.null_count:  # line numbers: numpy's take
+            kept_refs: pa.Array = pa.array(refs.to_numpy()[keep])
+        else:
+            kept_refs = refs.take(take)
+            kept_refs = kept_refs if pa.types.is_integer(kept_refs.type) else kept_refs.cast(pa.string())
         return cls(
             identity=identity,
             signal=signal,
             values=v if first.all() else take_rows(v, np.flatnonzero(first)),
-            refs=refs.take(take) if pa.types.is_integer(refs.type) else refs.take(take).cast(pa.string()),
+            refs=kept_refs,
             categories=categories.take(take) if categories is not None else None,
             stats=stats,
             **kwargs,

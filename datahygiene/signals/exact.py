@@ -77,9 +77,10 @@ class SortedPrefixIndex(SignalIndex):
             self._order = order
         m = int(values.shape[0])
         self._m = m
-        # 16-32 bits of bitmap per entry: 2-4% false positives, and half the size of
-        # 32-64 bits, which matters more: the bitmap must stay mostly in cache.
-        bits = int(min(34, max(16, int(np.ceil(np.log2(max(m, 1) * 16))))))
+        # 32-64 bits of bitmap per entry: 1.5-3% false positives. Measured on the
+        # benchmark: faster than 16-32 bits (fewer candidates to look up in full)
+        # although the bitmap is twice the size.
+        bits = int(min(34, max(16, int(np.ceil(np.log2(max(m, 1) * 32))))))
         self._shift = np.uint64(64 - bits)
         self._bitmap = np.zeros((1 << bits) // 8, dtype=np.uint8)
         dir_bits = int(min(28, max(8, int(np.ceil(np.log2(max(m, 1)))) - 1)))
