@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,bench]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	@echo 'compiling the scan kernels (once per installation, ~15 s)'
+	$(BIN)/python -m datahygiene.kernels
 	@touch $(STAMP)
 
 demo: $(STAMP)

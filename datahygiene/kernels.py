@@ -383,3 +383,34 @@ def match_rows(query, valid, bitmap, shift, directory, dshift, values, out_rows,
         if (bitmap[np.int64(key >> np.uint64(3))] >> np.uint8(key & np.uint64(7))) & 1:
             count = _probe(query[i], hi, i, directory, dshift, values, out_rows, out_pos, count)
     return count
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel for the argument types a scan
+    uses, so the first scan does not pause for compilation (several seconds, once per
+    installation). ``make env`` runs this; ``python -m datahygiene.kernels`` too."""
+    values = np.zeros((4, 16), dtype=np.uint8)
+    text = np.frombuffer(b"00000000000000000000000000000000\n", dtype=np.uint8)
+    for lines in (np.zeros(2, np.int32), np.zeros(2, np.int64)):
+        parse_hex_lines(text, 16, HEX_PAIRS, np.zeros((2, 16), np.uint8), lines)
+        compact_rows(values, lines[:1].repeat(4), np.zeros(1, np.int64), np.ones(1, np.int64))
+    keys = np.zeros(4, np.uint64)
+    row_keys(values, keys)
+    starts = bucket_starts(keys, 1)
+    sort_bucket_range(values, keys, 1, starts, 0, 2, values.copy(), np.zeros(4, np.int64), keys.copy())
+    rows_sorted(values)
+    bitmap = np.zeros(8, np.uint8)
+    for directory in (np.zeros(3, np.int32), np.zeros(3, np.int64)):
+        build_prefilter(values, bitmap, np.uint64(58), directory, np.uint64(63))
+        out = np.zeros(4, np.int64)
+        match_rows(values, np.ones(4, np.bool_), bitmap, np.uint64(58), directory, np.uint64(63),
+                   values, out, out.copy())
+        data = np.zeros(64, np.uint8)
+        for offsets in (np.array([0, 32], np.int32), np.array([0, 32], np.int64)):
+            match_hex(data, data.view(np.uint16), offsets, np.zeros(0, np.uint8), 0, 16, HEX_PAIRS,
+                      bitmap, np.uint64(58), directory, np.uint64(63), values, np.zeros(1, np.uint8),
+                      keys, out, out, out.copy())
+
+
+if __name__ == "__main__":
+    warm_up()
