@@ -221,6 +221,22 @@ def test_csv_bad_row_names_the_file_line(tmp_path: Path, values: list[str]) -> N
         load(p, signal="md5")
 
 
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_csv_errors_and_refs_name_the_right_line_despite_blank_lines(tmp_path: Path, values: list[str],
+                                                                     sep: str) -> None:
+    """The CSV reader skips blank lines; line numbers must still be the file's."""
+    p = tmp_path / ("l.csv" if sep == "," else "l.tsv")
+    p.write_text(f"hash{sep}category\n\n{values[0]}{sep}a\n\n\n{values[1]}{sep}b\nnothex{sep}c\n")
+    with pytest.raises(ListError, match="line 7"):
+        load(p, signal="md5")
+    hl = one(p, signal="md5", on_bad_entry="skip")
+    assert hl.stats["bad_entry_lines"] == [7]
+    order = {bytes(v): i for i, v in enumerate(hl.values)}
+    refs = hl.ref_strings(np.arange(2)).to_pylist()
+    assert refs[order[bytes.fromhex(values[0])]] == "line:3"
+    assert refs[order[bytes.fromhex(values[1])]] == "line:6"
+
+
 def test_entries_of_another_signal_length(tmp_path: Path) -> None:
     sha = hexes(rand_bytes(4, 32, seed=43))
     p = write_text_list(tmp_path / "sha.txt", sha)

@@ -236,8 +236,10 @@ _HEX_VALUE = re.compile(r"[0-9A-Fa-f]{16,}")
 
 
 def _nonblank_lines(path: Path, rows: int) -> np.ndarray:
-    """1-based numbers of the non-blank lines of a JSON Lines file: the reader skips blank
-    lines, so row i is not always line i + 1, and errors must name the right line."""
+    """1-based numbers of the non-blank lines of a JSON Lines or CSV file: the readers
+    skip blank lines, so row i is not always line i + 1, and errors must name the right
+    line. Where the count differs from ``rows`` (a quoted CSV field holding a newline),
+    lines are numbered 1, 2, ... as read."""
     buf = np.fromfile(path, dtype=np.uint8)
     ends = np.flatnonzero(buf == 10)
     starts, stops = np.concatenate(([0], ends + 1)), np.concatenate((ends, [buf.shape[0]]))
@@ -283,7 +285,9 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
                 raise ListError(f"{path}: line 1 holds an entry, not a header; {fmt.upper()} lists "
                                 "need a header line naming their columns (a file of bare values is "
                                 "a text list: format = \"text\")")
-            return table, np.arange(table.num_rows) + 2, "line"
+            # the reader skips blank lines: number rows by the file's non-blank lines
+            # (the header is the first), so that errors name the right line
+            return table, _nonblank_lines(Path(path), table.num_rows + 1)[1:], "line"
         if fmt == "jsonl":
             # one block for the whole file: types are inferred from every line, not the first few
             table = pajson.read_json(path, read_options=pajson.ReadOptions(
