@@ -63,6 +63,10 @@ class ScanConfig:
             raise ConfigError("give one image source: --image-path-column or --webdataset")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.ray_address and self.engine != "ray":
+            # silently scanning locally would not be what was asked for
+            raise ConfigError(f"a Ray address is given but the engine is {self.engine!r}; "
+                              "add --engine ray (engine = \"ray\"), or drop the address")
 
     def describe(self) -> dict[str, Any]:
         """The configuration as recorded in run.json (paths, names; no secrets)."""

@@ -26,3 +26,15 @@ def test_disk_full_while_writing_is_one_line_exit_6(cli: Any, synth: dict[str, A
     assert len(lines) == 1 and "No space left on device" in lines[0] and "exclusions.parquet" in lines[0]
     assert not (out / "run.json").exists()
     assert not any(p.name.startswith(".staging") for p in out.iterdir())
+
+
+def test_ray_address_without_the_ray_engine_is_refused(cli: Any, synth: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """Scanning locally when a cluster was named would silently ignore the address."""
+    out = tmp_path / "out"
+    res = cli("scan", "--manifest", synth["dir"] / "manifest", "--list",
+              f"md5={synth['lists']['md5']}", "--out", out, "--ray-address", "ray://127.0.0.1:1",
+              "-q", ok=False)
+    assert res.exit_code == 2
+    assert "--engine ray" in res.output
+    assert not out.exists()
