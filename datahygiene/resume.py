@@ -267,9 +267,12 @@ class ResumableRunWriter(RunWriter):
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
-        # Kept for --resume after an interruption (Ctrl-C; a kill never gets here).
-        # A run that stops with an error leaves OUT as it was, like RunWriter.
-        if et is not None and issubclass(et, KeyboardInterrupt | SystemExit):
+        # Kept for --resume after an interruption (Ctrl-C; a kill never gets here), and
+        # after an error once some inputs are finished: a storage error or a full disk
+        # late in a long run must not throw away hours of finished work. A run that
+        # stops with an error before finishing any input leaves OUT as it was, like
+        # RunWriter.
+        if et is not None and (issubclass(et, KeyboardInterrupt | SystemExit) or self.work.records):
             return
         if self.work.root.exists():
             shutil.rmtree(self.work.root, ignore_errors=True)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from datahygiene import __version__
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ordered, run_task
-from datahygiene.errors import ConfigError, InputError
+from datahygiene.errors import ConfigError, DatahygieneError, InputError, OutputError
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import InputFile, digest_file, open_parquet, resolve_manifests
 from datahygiene.outputs import RESTRICTED, write_parquet
@@ -166,6 +166,21 @@ def run_id_for(config_desc: dict[str, Any], lists: list[HashList],
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _with_resume_hint(exc: DatahygieneError | OSError, work_area: WorkArea, out: str
+                      ) -> DatahygieneError | OSError:
+    """The same error, saying that the inputs finished before it were kept (the work
+    area survives an error once an input is finished) and how to use them."""
+    kept = len(work_area.records)
+    if not kept or not work_area.root.exists():
+        return exc
+    hint = (f"; {kept} finished input(s) kept in {out}/.work: once the cause is fixed, "
+            "--resume skips them (if an input or list had to change, rerun without --resume)")
+    if isinstance(exc, DatahygieneError):
+        return type(exc)(f"{exc}{hint}")
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return OutputError(f"{where}{exc.strerror or type(exc).__name__}{hint}")
+
+
 def run_scan(config: ScanConfig, registry: Registry | None = None,
              progress: ProgressFn | None = None,
              on_start: Callable[[int, int], None] | None = None) -> ScanResult:
@@ -217,125 +232,131 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     threads = config.threads or default_threads()
 
     assert config.out is not None
-    with work_area.writer() as writer, digester:
-        writers: dict[int, pq.ParquetWriter] = {}
-        clean_outputs: list[dict[str, Any]] = []
-        flagged_by_file: list[list[pa.Table]] = [[] for _ in files]
-        details_by_file: dict[int, list[pa.Table]] = {}  # inputs scanned by this run only
-        scanned = sum(r.rows for r in done.values())
-        clean_rows = np.zeros(len(files), dtype=np.int64)
-        for i, rec in done.items():
-            flagged_by_file[i].append(work_area.load_flagged(i))
-            clean_rows[i] = rec.clean_rows
-        if progress and done:
-            progress(scanned, sum(r.flagged for r in done.values()))
+    try:
+        with work_area.writer() as writer, digester:
+            writers: dict[int, pq.ParquetWriter] = {}
+            clean_outputs: list[dict[str, Any]] = []
+            flagged_by_file: list[list[pa.Table]] = [[] for _ in files]
+            details_by_file: dict[int, list[pa.Table]] = {}  # inputs scanned by this run only
+            scanned = sum(r.rows for r in done.values())
+            clean_rows = np.zeros(len(files), dtype=np.int64)
+            for i, rec in done.items():
+                flagged_by_file[i].append(work_area.load_flagged(i))
+                clean_rows[i] = rec.clean_rows
+            if progress and done:
+                progress(scanned, sum(r.flagged for r in done.values()))
 
-        def work(task: Task) -> Any:
-            return run_task(task, plan, config.batch_size, config.write_clean,
-                            config.keep_unverified, detail_columns)
+            def work(task: Task) -> Any:
+                return run_task(task, plan, config.batch_size, config.write_clean,
+                                config.keep_unverified, detail_columns)
 
-        try:
-            if config.engine == "ray":
-                from datahygiene.engines.ray import ray_results
+            try:
+                if config.engine == "ray":
+                    from datahygiene.engines.ray import ray_results
 
-                results = ray_results(tasks, plan, config, detail_columns)
-            else:
-                results = run_ordered(tasks, work, threads)
-            for res in results:
-                scanned += res.task.rows
-                i = res.task.file_index
-                if res.flagged.num_rows:
-                    flagged_by_file[i].append(res.flagged)
-                if res.details is not None:
-                    details_by_file.setdefault(i, []).append(res.details)
-                if res.clean is not None:
-                    if i not in writers:
-                        writers[i] = pq.ParquetWriter(
-                            writer.path(f"clean/{_clean_name(files, i)}"), schemas[i],
-                            compression="zstd")
-                    # one chunk: parquet page boundaries follow Arrow chunks, and
-                    # they must not depend on the batch size or the engine
-                    writers[i].write_table(res.clean.cast(schemas[i]).combine_chunks())
-                    clean_rows[i] += res.clean.num_rows
-                if progress:
-                    progress(res.task.rows, res.flagged.num_rows)
-                if last_task[i] is res.task:  # input i is finished: mark it for --resume
-                    if i in writers:
-                        writers.pop(i).close()
-                    work_area.complete(i, files[i].path, metas[i].num_rows, flagged_by_file[i],
-                                       int(clean_rows[i]), digests[i],
-                                       clean_names[i] if config.write_clean else None)
-            work_area.flush()
-        finally:
-            for w in writers.values():
-                w.close()
-        t_scan = time.perf_counter()
+                    results = ray_results(tasks, plan, config, detail_columns)
+                else:
+                    results = run_ordered(tasks, work, threads)
+                for res in results:
+                    scanned += res.task.rows
+                    i = res.task.file_index
+                    if res.flagged.num_rows:
+                        flagged_by_file[i].append(res.flagged)
+                    if res.details is not None:
+                        details_by_file.setdefault(i, []).append(res.details)
+                    if res.clean is not None:
+                        if i not in writers:
+                            writers[i] = pq.ParquetWriter(
+                                writer.path(f"clean/{_clean_name(files, i)}"), schemas[i],
+                                compression="zstd")
+                        # one chunk: parquet page boundaries follow Arrow chunks, and
+                        # they must not depend on the batch size or the engine
+                        writers[i].write_table(res.clean.cast(schemas[i]).combine_chunks())
+                        clean_rows[i] += res.clean.num_rows
+                    if progress:
+                        progress(res.task.rows, res.flagged.num_rows)
+                    if last_task[i] is res.task:  # input i is finished: mark it for --resume
+                        if i in writers:
+                            writers.pop(i).close()
+                        work_area.complete(i, files[i].path, metas[i].num_rows, flagged_by_file[i],
+                                           int(clean_rows[i]), digests[i],
+                                           clean_names[i] if config.write_clean else None)
+                work_area.flush()
+            finally:
+                for w in writers.values():
+                    w.close()
+            t_scan = time.perf_counter()
 
-        inputs: list[dict[str, Any]] = []
-        for f, md, fut in zip(files, metas, digests, strict=True):
-            digest, size = fut.result()
-            inputs.append({"path": f.path, "sha256": digest, "bytes": size,
-                           "rows": md.num_rows, "row_groups": md.num_row_groups})
-        work_area.check_inputs(inputs)
-        flagged_parts = [t for parts in flagged_by_file for t in parts]
-        exclusions = (pa.concat_tables(flagged_parts) if flagged_parts
-                      else EXCLUSION_SCHEMA.empty_table()).combine_chunks()
-        write_parquet(exclusions, writer.path(EXCLUSIONS))
-        writer.seal(EXCLUSIONS)
+            inputs: list[dict[str, Any]] = []
+            for f, md, fut in zip(files, metas, digests, strict=True):
+                digest, size = fut.result()
+                inputs.append({"path": f.path, "sha256": digest, "bytes": size,
+                               "rows": md.num_rows, "row_groups": md.num_row_groups})
+            work_area.check_inputs(inputs)
+            flagged_parts = [t for parts in flagged_by_file for t in parts]
+            exclusions = (pa.concat_tables(flagged_parts) if flagged_parts
+                          else EXCLUSION_SCHEMA.empty_table()).combine_chunks()
+            write_parquet(exclusions, writer.path(EXCLUSIONS))
+            writer.seal(EXCLUSIONS)
 
-        if config.write_clean:
-            for i, f in enumerate(files):
-                rel = clean_names[i]
-                if not (writer.stage / rel).exists():  # an input with no row groups: still one output
-                    pq.write_table(schemas[i].empty_table(), writer.path(rel), compression="zstd")
-                clean_outputs.append({"path": rel, "source": f.path, "rows": int(clean_rows[i]),
-                                      "sha256": _sha256_file(writer.stage / rel)})
+            if config.write_clean:
+                for i, f in enumerate(files):
+                    rel = clean_names[i]
+                    if not (writer.stage / rel).exists():  # an input with no row groups: still one output
+                        pq.write_table(schemas[i].empty_table(), writer.path(rel), compression="zstd")
+                    clean_outputs.append({"path": rel, "source": f.path, "rows": int(clean_rows[i]),
+                                          "sha256": _sha256_file(writer.stage / rel)})
 
-        summary = summarize(exclusions, scanned, lists, len(files))
-        writer.write_json("summary.json", summary)
-        run = {
-            "format": RUN_FORMAT,
-            "run_id": run_id_for(config_desc, lists, inputs),
-            "tool": {"name": "datahygiene", "version": __version__},
-            "plugins": [{"kind": p.kind, "name": p.name, "distribution": p.distribution,
-                         "version": p.version} for p in registry.all()],
-            "config": config_desc,
-            "signals": [c.describe() for c in plan.checks],
-            "lists": [hl.describe() for hl in lists],
-            "inputs": inputs,
-            "coverage": {"files": len(files), "rows": total_rows, "rows_scanned": scanned},
-            "outputs": {
-                "summary": "summary.json",
-                "exclusions": {"path": EXCLUSIONS, "rows": exclusions.num_rows,
-                               "sha256": _sha256_file(writer.stage / EXCLUSIONS)},
-                "clean": clean_outputs,
-            },
-            "engine": {"name": config.engine, "threads": threads, "batch_size": config.batch_size},
-            "started_at": started,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "timings_s": {
-                "load_lists": round(t_lists - t0, 3),
-                "build_index": round(t_index - t_lists, 3),
-                "scan": round(t_scan - t_index, 3),
-                "total": round(time.perf_counter() - t0, 3),
-            },
-        }
-        if scanned != total_rows:  # pragma: no cover - a reader bug, never expected
-            raise InputError(f"scanned {scanned} rows but the inputs hold {total_rows}")
-        # --- evidence hook (issue 4): signed log, checkpoint, attestation go here ---
-        from datahygiene.audit.evidence import write_evidence
+            summary = summarize(exclusions, scanned, lists, len(files))
+            writer.write_json("summary.json", summary)
+            run = {
+                "format": RUN_FORMAT,
+                "run_id": run_id_for(config_desc, lists, inputs),
+                "tool": {"name": "datahygiene", "version": __version__},
+                "plugins": [{"kind": p.kind, "name": p.name, "distribution": p.distribution,
+                             "version": p.version} for p in registry.all()],
+                "config": config_desc,
+                "signals": [c.describe() for c in plan.checks],
+                "lists": [hl.describe() for hl in lists],
+                "inputs": inputs,
+                "coverage": {"files": len(files), "rows": total_rows, "rows_scanned": scanned},
+                "outputs": {
+                    "summary": "summary.json",
+                    "exclusions": {"path": EXCLUSIONS, "rows": exclusions.num_rows,
+                                   "sha256": _sha256_file(writer.stage / EXCLUSIONS)},
+                    "clean": clean_outputs,
+                },
+                "engine": {"name": config.engine, "threads": threads, "batch_size": config.batch_size},
+                "started_at": started,
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "timings_s": {
+                    "load_lists": round(t_lists - t0, 3),
+                    "build_index": round(t_index - t_lists, 3),
+                    "scan": round(t_scan - t_index, 3),
+                    "total": round(time.perf_counter() - t0, 3),
+                },
+            }
+            if scanned != total_rows:  # pragma: no cover - a reader bug, never expected
+                raise InputError(f"scanned {scanned} rows but the inputs hold {total_rows}")
+            # --- evidence hook (issue 4): signed log, checkpoint, attestation go here ---
+            from datahygiene.audit.evidence import write_evidence
 
-        write_evidence(writer, config, run, summary, exclusions)  # run must not change after this
-        # excluded rows' values, for inputs this run scanned (those skipped on --resume
-        # have none: a reporter reads their rows back). Matched rows' URLs and hashes:
-        # they go to reporters, which write under restricted/ only.
-        details = RowDetails({files[i].path: pa.concat_tables(parts) for i, parts in
-                              details_by_file.items()}) if detail_columns else None
-        for name, reporter in reporters:
-            directory = writer.path(f"{RESTRICTED}/reports/{name}/x").parent
-            extra = {"details": details} if wants[name] else {}
-            for p in reporter.write(exclusions, run, summary, directory, **extra):
-                writer.seal(str(p.relative_to(writer.stage)))
-        writer.write_json("run.json", run)
-        writer.commit()
+            write_evidence(writer, config, run, summary, exclusions)  # run must not change after this
+            # excluded rows' values, for inputs this run scanned (those skipped on --resume
+            # have none: a reporter reads their rows back). Matched rows' URLs and hashes:
+            # they go to reporters, which write under restricted/ only.
+            details = RowDetails({files[i].path: pa.concat_tables(parts) for i, parts in
+                                  details_by_file.items()}) if detail_columns else None
+            for name, reporter in reporters:
+                directory = writer.path(f"{RESTRICTED}/reports/{name}/x").parent
+                extra = {"details": details} if wants[name] else {}
+                for p in reporter.write(exclusions, run, summary, directory, **extra):
+                    writer.seal(str(p.relative_to(writer.stage)))
+            writer.write_json("run.json", run)
+            writer.commit()
+    except (DatahygieneError, OSError) as exc:
+        hinted = _with_resume_hint(exc, work_area, config.out)
+        if hinted is exc:
+            raise
+        raise hinted from exc
     return ScanResult(Path(config.out), summary, run, exclusions)

@@ -241,3 +241,56 @@ def test_resume_cli_option(cli: Any, small: dict[str, Any], tmp_path: Path) -> N
     assert res.exit_code == 2 and "cannot resume" in res.output
     res = cli(*args[:-1])
     assert (out / "run.json").exists()
+
+
+def test_an_error_after_finished_inputs_keeps_them_for_resume(small: dict[str, Any], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk (or a storage error) late in a long run must not throw away the
+    inputs already finished: the error says so, and --resume skips them."""
+    import errno
+
+    import datahygiene.scan as scan_mod
+    from datahygiene.errors import OutputError
+
+    full = run_scan(config(small, tmp_path / "full"))
+    out = tmp_path / "o"
+    real_write = scan_mod.write_parquet
+
+    def disk_full(table: Any, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(scan_mod, "write_parquet", disk_full)  # the exclusions, after the scan
+    with pytest.raises(OutputError) as err:
+        run_scan(config(small, out))
+    text = str(err.value)
+    assert "No space left on device" in text and "4 finished input(s) kept" in text
+    assert "--resume" in text and "\n" not in text
+    assert not (out / "run.json").exists()
+    assert len(list((out / ".work" / "done").iterdir())) == 4
+
+    monkeypatch.setattr(scan_mod, "write_parquet", real_write)  # space freed
+    scanned: list[int] = []
+    real = scan_mod.run_task
+    monkeypatch.setattr(scan_mod, "run_task", lambda t, *a, **k: scanned.append(t.file_index)
+                        or real(t, *a, **k))
+    res = run_scan(config(small, out, resume=True))
+    assert scanned == [], "finished inputs were scanned again"
+    assert outputs(out) == outputs(full.out)
+    assert res.summary == full.summary
+    assert not (out / ".work").exists()
+
+
+def test_an_error_before_any_input_finished_leaves_out_as_it_was(small: dict[str, Any], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import datahygiene.scan as scan_mod
+    from datahygiene.errors import InputError as InErr
+
+    def broken(task: Any, *a: Any, **k: Any) -> Any:
+        raise InErr(f"{task.file.path}: row group {task.row_group} cannot be read")
+
+    monkeypatch.setattr(scan_mod, "run_task", broken)
+    out = tmp_path / "o"
+    with pytest.raises(InErr) as err:
+        run_scan(config(small, out))
+    assert "kept" not in str(err.value)
+    assert not (out / ".work").exists() and not (out / "run.json").exists()
