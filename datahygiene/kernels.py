@@ -1,18 +1,20 @@
-"""Compiled kernels for the three loops that decide a scan's speed.
+"""Compiled kernels for the loops that decide a scan's speed.
 
 * :func:`parse_hex_lines` -- a plain-text list of hex digests into canonical bytes,
-  one pass over the file's bytes;
-* :func:`row_order` -- a stable lexicographic sort of fixed-width byte rows (a
-  bucket pass on the leading bits, then small sorts inside buckets: O(n) for digests);
+  one pass over the file's bytes (pieces of the file on several threads);
+* :func:`sort_bucket_range` -- a stable lexicographic sort of fixed-width byte rows:
+  a counting pass into buckets on the leading bits, small sorts inside the buckets
+  (linear for digests), disjoint bucket ranges on several threads;
+* :func:`build_prefilter` -- the index's bitmap and bucket directory;
 * :func:`match_hex` / :func:`match_rows` -- exact matching of a column against the
-  sorted-prefix index, hex validation, decoding, prefilter and comparison fused in one
-  pass over the column's bytes, so no per-row intermediate is ever materialised.
+  index: hex validation, decoding, the bitmap prefilter and the comparison over the
+  column's own bytes, with no per-row intermediate materialised.
 
 Written with numba (``nogil``: the local engine's threads run them in parallel;
-``cache``: compiled once per machine, then loaded in milliseconds). Each kernel does
-only what the numpy code it replaced did -- the same decisions, the same order -- and
-the tests compare the two on the same inputs. Kernels see values only as bytes: they
-never format, log or raise with one.
+``cache``: compiled once per installation -- ``python -m datahygiene.kernels`` --
+then loaded in milliseconds). Each kernel decides exactly what the numpy code it
+replaced decided, in the same order; tests/test_kernels.py compares them on the same
+inputs. Kernels see values only as bytes: they never format, log or raise with one.
 """
 
 from __future__ import annotations
