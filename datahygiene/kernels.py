@@ -222,6 +222,22 @@ def rows_sorted(values):
 
 
 @numba.njit(**_JIT)
+def rows_strictly_increasing(values):
+    """Whether every row is greater than the one before (full-width byte order): the
+    rows are sorted and unique already, as a list written in order is."""
+    n, w = values.shape
+    for i in range(1, n):
+        for c in range(w):
+            if values[i, c] != values[i - 1, c]:
+                if values[i, c] < values[i - 1, c]:
+                    return False
+                break
+        else:
+            return False  # equal rows
+    return True
+
+
+@numba.njit(**_JIT)
 def compact_rows(values, lines, starts, counts):
     """Move the pieces ``values[starts[j] : starts[j] + counts[j]]`` (and ``lines``)
     forward so they follow each other from row 0; return the total. In place:
@@ -401,6 +417,7 @@ def warm_up() -> None:
     starts = bucket_starts(keys, 1)
     sort_bucket_range(values, keys, 1, starts, 0, 2, values.copy(), np.zeros(4, np.int64), keys.copy())
     rows_sorted(values)
+    rows_strictly_increasing(values)
     bitmap = np.zeros(8, np.uint8)
     for directory in (np.zeros(3, np.int32), np.zeros(3, np.int64)):
         build_prefilter(values, bitmap, np.uint64(58), directory, np.uint64(63))

@@ -195,3 +195,19 @@ def test_binary_columns_take_the_compiled_probe() -> None:
     fixed = pa.array([listed[5], None, _digest(999)], pa.binary(16))
     got = sig.match_column(fixed, index)
     assert got is not None and got.matches.query.tolist() == [0] and got.bad_rows.tolist() == [1]
+
+
+def test_a_list_written_in_order_is_not_sorted_again() -> None:
+    from datahygiene.lists.model import sort_rows_with_order
+
+    rng = np.random.default_rng(3)
+    v = rng.integers(0, 256, (5000, 16), dtype=np.uint8)
+    v = v[np.lexsort([v[:, i] for i in range(15, -1, -1)])]
+    v = v[np.concatenate(([True], np.any(v[1:] != v[:-1], axis=1)))]  # unique
+    out, order = sort_rows_with_order(v)
+    assert out is v and np.array_equal(order, np.arange(v.shape[0]))
+    for broken in (np.concatenate([v[:10], v[9:10], v[10:]]),  # a duplicate
+                   np.concatenate([v[1:2], v[:1], v[2:]])):  # two rows swapped
+        out, order = sort_rows_with_order(broken)
+        assert out is not broken
+        assert np.array_equal(order, np.lexsort([broken[:, i] for i in range(15, -1, -1)]))
