@@ -126,9 +126,10 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
     if data[:3].tobytes() == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark (Windows editors)
         data = data[3:]
 
-    bounds = _chunk_bounds(data, max(CHUNK_BYTES, -(-data.shape[0] // max(1, threads))))
     if getattr(sig, "hex_entries", False):
-        fast = _parse_hex_text(data, bounds, sig.width, threads)
+        # one piece per thread: the kernel needs no small pieces to keep memory low
+        pieces = _chunk_bounds(data, max(CHUNK_BYTES, -(-data.shape[0] // max(1, threads))))
+        fast = _parse_hex_text(data, pieces, sig.width, threads)
         if fast is not None:
             return fast
 
@@ -176,10 +177,10 @@ def _parse_hex_text(data: np.ndarray, bounds: list[tuple[int, int]], width: int,
     # fresh memory costs page faults, and a copy would hold the list twice).
     caps = np.array([(b1 - b0) // (2 * width + 1) + 1 for b0, b1 in bounds], dtype=np.int64)
     starts = np.concatenate(([0], np.cumsum(caps)[:-1])).astype(np.int64)
-    total_lines_bound = int(caps.sum()) + data.shape[0]
     values = np.empty((int(caps.sum()), width), dtype=np.uint8)
+    # a file has at most one line per byte, plus one
     lines: np.ndarray = np.empty(values.shape[0],
-                                 dtype=np.int32 if total_lines_bound < 2**31 else np.int64)
+                                 dtype=np.int32 if data.shape[0] < 2**31 - 1 else np.int64)
 
     def piece(j: int) -> tuple[int, int, int]:
         b0, b1 = bounds[j]
