@@ -121,3 +121,23 @@ def test_duplicates_across_lists_give_one_match_per_list() -> None:
         ("synthetic/a@1", "line:1"), ("synthetic/b@1", "line:11")]
     assert [m["list"] for m in rows[1]["matches"]] == ["synthetic/a@1"]
     assert res.clean.tolist() == [False, False, True]
+
+
+def test_index_built_in_two_halves_equals_one_pass() -> None:
+    """A large list's filter and directory are built on two threads, split between two
+    filter words; the result must be exactly the single-threaded one, also when values
+    cluster around the split."""
+    rng = np.random.default_rng(11)
+    uniform = rng.integers(0, 256, (1_200_000, 16), dtype=np.uint8)
+    clustered = uniform.copy()
+    clustered[: 900_000, :3] = 0x80  # most rows share one filter word's prefix
+    for values in (uniform, clustered):
+        index = SortedPrefixIndex(values[sort_rows(values)])
+        words, directory = index._words.copy(), index._dir.copy()
+        index._words[:] = 0
+        index._dir[:] = 0
+        index._build(threads=1)
+        assert np.array_equal(index._words, words)
+        assert np.array_equal(index._dir, directory)
+        hits = index.query(values[::1000])
+        assert len(hits.query) == len(values[::1000])

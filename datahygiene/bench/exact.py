@@ -143,13 +143,14 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         matched = lf.join(lst.lazy(), on="md5", how="semi").select(pl.len()).collect().item()
         rows = total_rows
     elif name in ("datahygiene", "datahygiene-clean", "datahygiene-no-reports"):
-        from datahygiene.allocator import tune_allocator
+        from datahygiene.allocator import freeze_startup_objects, tune_allocator
         from datahygiene.config import ScanConfig
         from datahygiene.lists.spec import ListSpec
         from datahygiene.scan import run_scan
 
         out = work / name
         tune_allocator()  # as the `datahygiene` command does at start
+        freeze_startup_objects()  # as `datahygiene scan` does before scanning
         config = ScanConfig(manifests=[str(d / "manifest")],
                             lists=[ListSpec(path=_list_path(d), signal="md5")],
                             out=str(out), threads=threads,

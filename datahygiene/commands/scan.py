@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from datahygiene.allocator import freeze_startup_objects
 from datahygiene.commands.common import echo_table, progress_bar, split_pair
 from datahygiene.config import ScanConfig, load_config
 from datahygiene.lists.spec import ListSpec
@@ -164,6 +165,7 @@ def register(group: click.Group) -> None:
             from datahygiene.audit.keys import load_keydir
 
             load_keydir(cfg.keys)
+        freeze_startup_objects()
         with progress_bar(quiet) as bar:
             result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
         print_result(result)

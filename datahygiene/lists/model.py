@@ -47,31 +47,46 @@ def sort_rows_with_order(values: np.ndarray, threads: int = 2) -> tuple[np.ndarr
     """Rows sorted lexicographically, and the input position of each (stable: among
     equal rows the earliest comes first, so de-duplication keeps the first occurrence).
 
-    A compiled bucket sort on the leading bytes (datahygiene/kernels.py), linear for
-    uniformly spread values such as digests; the buckets are split into ``threads``
-    ranges of about equal size, sorted in parallel into their final places."""
+    A compiled two-pass radix sort on the rows' leading 8 bytes
+    (datahygiene/kernels.py), linear for uniformly spread values such as digests: a
+    counting pass on the top bits (each thread counts and places its own part of the
+    input: stable), then each bucket -- a few kilobytes, in cache -- is finished on
+    its own, the buckets split into ``threads`` ranges of about equal size. The rows
+    themselves move once, at the end."""
     values = np.ascontiguousarray(values, dtype=np.uint8)
     n, w = values.shape
     if kernels.rows_strictly_increasing(values):  # written in order already: no copy
         return values, np.arange(n, dtype=np.int64)
-    out = np.empty((n, w), dtype=np.uint8)
-    order = np.empty(n, dtype=np.int64)
-    bits = int(min(20, max(1, n.bit_length() - 4)))
-    row_keys = np.empty(n, dtype=np.uint64)
-    kernels.row_keys(values, row_keys)
-    starts = kernels.bucket_starts(row_keys, bits)
-    keys = np.empty(n, dtype=np.uint64)
     parts = max(1, min(threads, n // 100_000))
-    cuts = [0, *(int(np.searchsorted(starts, n * k // parts)) for k in range(1, parts)), 1 << bits]
+    bits = int(min(12, max(1, n.bit_length() - 10)))  # ~1,000+ entries per bucket
+    cuts_in = [n * k // parts for k in range(parts + 1)]
+    row_keys = np.empty(n, dtype=np.uint64)
+    skeys = np.empty(n, dtype=np.uint64)
+    order = np.empty(n, dtype=np.int64)
+    out = np.empty((n, w), dtype=np.uint8)
 
-    def run(k: int) -> None:
-        kernels.sort_bucket_range(values, row_keys, bits, starts, cuts[k], cuts[k + 1], out, order, keys)
+    def count(k: int) -> np.ndarray:
+        kernels.row_keys_range(values, row_keys, cuts_in[k], cuts_in[k + 1])
+        return np.asarray(kernels.radix_counts(row_keys, cuts_in[k], cuts_in[k + 1], bits))
 
-    if parts == 1:
-        run(0)
-    else:
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(run, range(parts)))
+    def place(k: int, fill: np.ndarray) -> None:
+        kernels.radix_scatter(row_keys, cuts_in[k], cuts_in[k + 1], bits, fill, skeys, order)
+
+    with ThreadPoolExecutor(parts) as pool:
+        counts = np.stack(list(pool.map(count, range(parts))))  # (parts, buckets)
+        totals = counts.sum(axis=0)
+        starts = np.zeros(totals.shape[0] + 1, dtype=np.int64)
+        np.cumsum(totals, out=starts[1:])
+        # part k's entries of bucket b follow those of parts before it: stable
+        fills = starts[:-1] + np.cumsum(counts, axis=0) - counts
+        list(pool.map(place, range(parts), [np.ascontiguousarray(f) for f in fills]))
+        cuts = [0, *(int(np.searchsorted(starts, n * k // parts)) for k in range(1, parts)),
+                1 << bits]
+
+        def finish(k: int) -> None:
+            kernels.sort_buckets(values, bits, starts, cuts[k], cuts[k + 1], skeys, order, out)
+
+        list(pool.map(finish, range(parts)))
     return out, order
 
 
@@ -93,7 +108,7 @@ def fingerprint(signal: str, values: np.ndarray) -> str:
     h = hashlib.sha256(FINGERPRINT_DOMAIN)
     h.update(signal.encode() + b"\0")
     h.update(np.uint64(values.shape[0]).astype("<u8").tobytes())
-    h.update(np.ascontiguousarray(values).tobytes())
+    h.update(np.ascontiguousarray(values).reshape(-1).data)  # its own buffer: no copy
     return "sha256:" + h.hexdigest()
 
 
