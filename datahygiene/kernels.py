@@ -117,6 +117,20 @@ def parse_hex_lines(buf, width, pairs, values, line_no):
 
 
 @numba.njit(**_JIT)
+def decode_hex_matrix(chars16, pairs, out, ok):
+    """Rows of ``2 * w`` ASCII characters (given as ``(k, w)`` uint16: two characters
+    per element) into ``(k, w)`` bytes; ``ok[i]`` is whether row i was all hex."""
+    k, w = chars16.shape
+    for i in range(k):
+        bad = 0
+        for b in range(w):
+            v = pairs[chars16[i, b]]
+            bad |= v
+            out[i, b] = v & 255
+        ok[i] = bad < 256
+
+
+@numba.njit(**_JIT)
 def _key(values, i):
     """Row ``i``'s first 8 bytes as a big-endian uint64 (zero-padded)."""
     hi = np.uint64(0)
@@ -494,6 +508,7 @@ def warm_up() -> None:
     sort_buckets(values, 1, np.array([0, counts[0], 4]), 0, 2, keys.copy(), order, values.copy())
     rows_sorted(values)
     row_key(values, 0)
+    decode_hex_matrix(np.zeros((2, 16), np.uint16), HEX_PAIRS, values[:2], np.zeros(2, np.bool_))
     rows_strictly_increasing(values)
     words = np.zeros(2, np.uint64)
     for directory in (np.zeros(3, np.int32), np.zeros(3, np.int64)):

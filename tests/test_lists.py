@@ -76,6 +76,14 @@ def test_csv_with_header_id_and_category(tmp_path: Path, values: list[str]) -> N
     idx = next(i for i, r in enumerate(hl.values) if bytes(r) == bytes.fromhex(values[5]))
     assert hl.ref_strings(np.array([idx])).to_pylist() == ["E5"]
     assert hl.categories is not None and set(hl.categories.to_pylist()) == {"cat0", "cat1"}
+    # references and categories stay in file order; each value row still finds its own
+    # (the first line's, for a value given twice)
+    cats = hl.aligned_categories()
+    assert cats is not None
+    for i, row in enumerate(hl.values):
+        line = values.index(bytes(row).hex())
+        assert hl.ref_strings(np.array([i])).to_pylist() == [f"E{line}"]
+        assert cats[i].as_py() == f"cat{line % 2}"
 
 
 def test_tsv_with_named_hash_column(tmp_path: Path, values: list[str]) -> None:

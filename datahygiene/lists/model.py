@@ -131,13 +131,17 @@ class HashList:
     identity: ListIdentity
     signal: str
     values: np.ndarray  # (m, width) uint8, sorted, unique
-    refs: pa.Array  # aligned with values: strings, or int64 spelled ref_prefix + N
-    categories: pa.Array | None = None
+    refs: pa.Array  # strings, or int64 spelled ref_prefix + N; aligned with values, or see ref_order
+    categories: pa.Array | None = None  # aligned like refs
     source: str = ""
     threshold: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
     ref_prefix: str = ""
+    # value row i's reference and category are refs[ref_order[i]] (None: refs[i]).
+    # String references are not reordered at load time: millions of strings would be
+    # copied for the handful of entries a scan ever names.
+    ref_order: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -145,10 +149,19 @@ class HashList:
 
     def ref_strings(self, entries: np.ndarray) -> pa.Array:
         """The opaque references of the given entries, as strings."""
+        entries = np.asarray(entries, dtype=np.int64)
+        if self.ref_order is not None:
+            entries = self.ref_order[entries]
         taken = self.refs.take(pa.array(entries, type=pa.int64()))
         if pa.types.is_integer(taken.type):
             return pc.binary_join_element_wise(self.ref_prefix, taken.cast(pa.string()), "")
         return taken.cast(pa.string())
+
+    def aligned_categories(self) -> pa.Array | None:
+        """The categories, one per value row in order."""
+        if self.categories is None or self.ref_order is None:
+            return self.categories
+        return self.categories.take(pa.array(self.ref_order, type=pa.int64()))
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -190,18 +203,18 @@ class HashList:
         keep = order if first.all() else order[first]
         stats = dict(kwargs.pop("stats", {}))
         stats["duplicates"] = int(v.shape[0] - keep.shape[0])
-        take = pa.array(keep, type=pa.int64())
-        if pa.types.is_integer(refs.type) and not refs.null_count:  # line numbers: numpy's take
-            kept_refs: pa.Array = pa.array(refs.to_numpy()[keep])
-        else:
-            kept_refs = refs.take(take)
-            kept_refs = kept_refs if pa.types.is_integer(kept_refs.type) else kept_refs.cast(pa.string())
+        if pa.types.is_integer(refs.type) and not refs.null_count and categories is None:
+            # line numbers: reordered now, with numpy's take
+            return cls(identity=identity, signal=signal,
+                       values=v if first.all() else take_rows(v, np.flatnonzero(first)),
+                       refs=pa.array(refs.to_numpy()[keep]), stats=stats, **kwargs)
         return cls(
             identity=identity,
             signal=signal,
             values=v if first.all() else take_rows(v, np.flatnonzero(first)),
-            refs=kept_refs,
-            categories=categories.take(take) if categories is not None else None,
+            refs=refs if pa.types.is_integer(refs.type) else refs.cast(pa.string()),
+            categories=categories,
             stats=stats,
+            ref_order=np.ascontiguousarray(keep, dtype=np.int64),
             **kwargs,
         )

@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datahygiene import kernels
 from datahygiene.kernels import HEX_PAIRS
 from datahygiene.signals.base import Normalized, no_reasons
 
 _PAIRS = HEX_PAIRS  # two hex characters per lookup (datahygiene/kernels.py)
-_HIGH_BYTES = np.uint64(0xFF00FF00FF00FF00)
 
 NULL, MALFORMED, WRONG_LENGTH = "null", "malformed", "wrong-length"
 
@@ -67,19 +67,16 @@ def lengths_of(arr: pa.Array) -> np.ndarray:
 
 
 def decode_hex_rows(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k, 2w) ASCII -> ((k, w) bytes, ok mask), two characters per table lookup."""
+    """(k, 2w) ASCII -> ((k, w) bytes, ok mask), two characters per table lookup
+    (a compiled loop: datahygiene/kernels.py)."""
     k, w2 = chars.shape
-    chars = np.ascontiguousarray(chars)
-    decoded = _PAIRS[chars.view(np.uint16)]  # (k, w) uint16, high byte set when invalid
-    if (w2 * 2) % 8 == 0 and k:
-        words = decoded.view(np.uint64)
-        acc = words[:, 0].copy()
-        for j in range(1, words.shape[1]):
-            acc |= words[:, j]
-        ok = (acc & _HIGH_BYTES) == 0
+    decoded = np.empty((k, w2 // 2), dtype=np.uint8)
+    ok = np.empty(k, dtype=bool)
+    if k and w2:
+        kernels.decode_hex_matrix(np.ascontiguousarray(chars).view(np.uint16), _PAIRS, decoded, ok)
     else:
-        ok = decoded.max(axis=1, initial=0) < 256
-    return decoded.astype(np.uint8), ok
+        ok[:] = True
+    return decoded, ok
 
 
 def normalize_fixed(column: pa.Array | pa.ChunkedArray, width: int) -> Normalized:

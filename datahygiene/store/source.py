@@ -32,7 +32,8 @@ def hashlists_to_entries(lists: list[HashList]) -> pa.Table:
     for hl in lists:
         n = len(hl)
         refs = hl.ref_strings(np.arange(n, dtype=np.int64)) if n else pa.array([], pa.string())
-        cats = hl.categories.cast(pa.string()) if hl.categories is not None else pa.nulls(n, pa.string())
+        aligned = hl.aligned_categories()
+        cats = aligned.cast(pa.string()) if aligned is not None else pa.nulls(n, pa.string())
         parts.append(pa.table([refs.cast(pa.string()), pa.array([hl.signal] * n, pa.string()),
                                hex_rows(hl.values), cats, pa.nulls(n, pa.string()),
                                pa.nulls(n, pa.string())],
@@ -44,13 +45,15 @@ def snapshot_to_hashlists(snap: Snapshot, registry: Registry, spec: ListSpec) ->
     entries = snap.entries
     meta = snap.meta
     sigcol = entries.column("signal")
-    present = sorted(s for s in pc.unique(sigcol).to_pylist() if s is not None)
+    counts = {r["values"]: int(r["counts"]) for r in pc.value_counts(sigcol).to_pylist()
+              if r["values"] is not None}
+    present = sorted(counts)
     known = set(registry.names("signals"))
     where = f"store:{snap.name}@{snap.version}"
     if spec.signal is not None and spec.signal not in present:
         raise ListError(f"{where}: holds no {spec.signal} entries (holds: {', '.join(present) or 'none'})")
     wanted = [spec.signal] if spec.signal is not None else present
-    unsupported = {s: int(pc.sum(pc.equal(sigcol, s)).as_py() or 0) for s in wanted if s not in known}
+    unsupported = {s: counts[s] for s in wanted if s not in known}
     usable = [s for s in wanted if s in known]
     if not usable:
         raise ListError(f"{where}: no entries of a signal type installed here (holds: "
@@ -64,7 +67,8 @@ def snapshot_to_hashlists(snap: Snapshot, registry: Registry, spec: ListSpec) ->
     options = {k: v for k, v in spec.options.items() if k != STORE_OPTION}
     out = []
     for sig in usable:
-        part = entries.filter(pc.equal(sigcol, sig))
+        # (a snapshot of one signal type, the usual case, is used as it is: no copy)
+        part = entries if counts[sig] == entries.num_rows else entries.filter(pc.equal(sigcol, sig))
         st = registry.signal(sig, threshold=spec.threshold, options=dict(options))
         parsed = st.parse_entries(part.column("value").combine_chunks())
         good = np.flatnonzero(parsed.valid)
