@@ -30,7 +30,7 @@ class ScanConfig:
     columns: dict[str, str] = field(default_factory=dict)
     write_clean: bool = False
     keep_unverified: bool = False
-    batch_size: int = 131_072
+    batch_size: int = 262_144
     threads: int = 0  # 0: one per core
     engine: str = "local"
     ray_address: str | None = None  # an existing Ray cluster (engine "ray"); default: start one

@@ -128,7 +128,7 @@ def register(group: click.Group) -> None:
                   default=None, help="What to do with a list entry that does not parse "
                                      "[default: fail, naming the line].")
     @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-                  help="Rows per batch [default: 131072]. Does not change results.")
+                  help="Rows per batch [default: 262144]. Does not change results.")
     @click.option("--threads", type=click.IntRange(min=0), default=None,
                   help="Worker threads, 0 for one per core [default: 0]. Does not change results.")
     @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
