@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -177,6 +177,10 @@ class WorkArea:
         self._queue: deque[tuple[int, str, int, pa.Table, int, Future[tuple[str, int]],
                                  str | None]] = deque()
         self.records: dict[int, FileRecord] = {}
+        # Markers are written (and fsynced: ~1 ms each here, far more on network storage)
+        # by a thread of their own, in input order, so the scan never waits for them.
+        self._marker = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-marker")
+        self._pending: deque[Future[None]] = deque()
 
     def _name(self, i: int) -> str:
         return f"{i:06d}"
@@ -217,12 +221,26 @@ class WorkArea:
         yet are written by a later call or :meth:`flush`."""
         table = (pa.concat_tables(flagged) if flagged else EXCLUSION_SCHEMA.empty_table())
         self._queue.append((i, path, rows, table.combine_chunks(), clean_rows, digest, clean))
-        while self._queue and self._queue[0][5].done():
-            self._mark(*self._queue.popleft())
+        self._submit(wait=False)
+
+    def _submit(self, wait: bool) -> None:
+        """Hand queued markers to the marker thread (those whose digest is ready, or
+        all with ``wait``) and raise the error of any marker that failed."""
+        while self._queue and (wait or self._queue[0][5].done()):
+            self._pending.append(self._marker.submit(self._mark, *self._queue.popleft()))
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()  # raises what the marker raised
 
     def flush(self) -> None:
-        while self._queue:
-            self._mark(*self._queue.popleft())
+        """Wait until every finished input's marker is on disk."""
+        self._submit(wait=True)
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Stop the marker thread: markers not started are dropped, a marker being
+        written is finished (each is atomic, so either way none is half there)."""
+        self._marker.shutdown(wait=True, cancel_futures=True)
 
     def _mark(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
               digest: Future[tuple[str, int]], clean: str | None) -> None:
@@ -272,6 +290,7 @@ class ResumableRunWriter(RunWriter):
         # late in a long run must not throw away hours of finished work. A run that
         # stops with an error before finishing any input leaves OUT as it was, like
         # RunWriter.
+        self.work.close()
         if et is not None and (issubclass(et, KeyboardInterrupt | SystemExit) or self.work.records):
             return
         if self.work.root.exists():
@@ -279,5 +298,6 @@ class ResumableRunWriter(RunWriter):
 
     def commit(self, marker: str = "run.json", late: tuple[str, ...] = ("public/checkpoint",)
                ) -> None:
+        self.work.close()
         super().commit(marker, late)
         shutil.rmtree(self.work.root, ignore_errors=True)
