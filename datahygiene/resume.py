@@ -6,7 +6,8 @@ Layout (``OUT/.work/``, owner-only: the parts point at matched rows)::
     state.json          what the run depends on: tool version, configuration, list
                         fingerprints, each input's size and parquet footer digest
     stage/              the run directory being built (RunWriter's staging area)
-    parts/NNNNNN.parquet  excluded/unverified rows of input NNNNNN (EXCLUSION_SCHEMA)
+    parts/NNNNNN.parquet  excluded/unverified rows of input NNNNNN (EXCLUSION_SCHEMA);
+                        none for an input with no such row (its marker says 0)
     done/NNNNNN.json    the marker, written last, after the part and the input's
                         clean file are complete on disk (both fsynced)
 
@@ -142,6 +143,9 @@ class FileRecord:
     clean: str | None
 
 
+_EMPTY_PART = EXCLUSION_SCHEMA.empty_table()  # tables are immutable: one serves every clean input
+
+
 class WorkArea:
     """``OUT/.work``: see the module docstring. Opening it without ``resume``
     discards whatever an earlier, unfinished run left there."""
@@ -157,7 +161,8 @@ class WorkArea:
         self.root = self.out / WORK_DIR
         self.identity = identity
         state = self.root / "state.json"
-        if resume and state.is_file():
+        self._fresh = not (resume and state.is_file())
+        if not self._fresh:
             try:
                 old = json.loads(state.read_text())
             except (OSError, ValueError):
@@ -189,6 +194,9 @@ class WorkArea:
         """Files a previous run finished (marker present, outputs intact). Any staged
         clean output of an unfinished file is removed: it may be cut short."""
         done: dict[int, FileRecord] = {}
+        if self._fresh:  # a new work area holds nothing (no need to look, per input)
+            self.records = {}
+            return done
         for i, f in enumerate(files):
             marker = self.root / "done" / f"{self._name(i)}.json"
             clean = self.stage / clean_names[i] if clean_names else None
@@ -199,7 +207,7 @@ class WorkArea:
                 except (OSError, ValueError, TypeError):
                     rec = None
             ok = (rec is not None and rec.path == f.path
-                  and (self.root / "parts" / f"{self._name(i)}.parquet").is_file()
+                  and (rec.flagged == 0 or (self.root / "parts" / f"{self._name(i)}.parquet").is_file())
                   and (clean is None or clean.is_file()))
             if ok and rec is not None:
                 done[i] = rec
@@ -211,6 +219,8 @@ class WorkArea:
         return done
 
     def load_flagged(self, i: int) -> pa.Table:
+        if self.records[i].flagged == 0:  # no part was written
+            return _EMPTY_PART
         t = pq.read_table(self.root / "parts" / f"{self._name(i)}.parquet")
         return pa.Table.from_batches(t.to_batches(), schema=EXCLUSION_SCHEMA)
 
@@ -219,8 +229,8 @@ class WorkArea:
         """Record file ``i`` as finished once its input digest is known; the caller
         has closed its clean output. Never waits: markers whose digest is not ready
         yet are written by a later call or :meth:`flush`."""
-        table = (pa.concat_tables(flagged) if flagged else EXCLUSION_SCHEMA.empty_table())
-        self._queue.append((i, path, rows, table.combine_chunks(), clean_rows, digest, clean))
+        table = pa.concat_tables(flagged).combine_chunks() if flagged else _EMPTY_PART
+        self._queue.append((i, path, rows, table, clean_rows, digest, clean))
         self._submit(wait=False)
 
     def _submit(self, wait: bool) -> None:
@@ -244,12 +254,13 @@ class WorkArea:
 
     def _mark(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
               digest: Future[tuple[str, int]], clean: str | None) -> None:
-        part = self.root / "parts" / f"{self._name(i)}.parquet"
-        tmp = part.with_name(part.name + ".tmp")
-        write_parquet(flagged, tmp)
-        os.chmod(tmp, OWNER_FILE)
-        _fsync_path(tmp)
-        _replace(tmp, part)
+        if flagged.num_rows:  # most inputs flag nothing: their marker says so, no part file
+            part = self.root / "parts" / f"{self._name(i)}.parquet"
+            tmp = part.with_name(part.name + ".tmp")
+            write_parquet(flagged, tmp)
+            os.chmod(tmp, OWNER_FILE)
+            _fsync_path(tmp)
+            _replace(tmp, part)
         if clean is not None:
             _fsync_path(self.stage / clean)
         rec = FileRecord(i, path, rows, flagged.num_rows, clean_rows, digest.result()[0], clean)

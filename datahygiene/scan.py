@@ -116,17 +116,20 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
     return metas, schemas, key
 
 
-def _clean_name(files: list[InputFile], i: int) -> str:
-    """Deterministic clean-output name: the input's path below the inputs' common
+def _clean_names(files: list[InputFile]) -> list[str]:
+    """Deterministic clean-output names: each input's path below the inputs' common
     directory (so ``data/a/x.parquet`` and ``data/b/x.parquet`` do not collide)."""
     dirs = [f.path.rsplit("/", 1)[0] if "/" in f.path else "" for f in files]
-    common = dirs[0]
-    for d in dirs[1:]:
+    common = dirs[0] if dirs else ""
+    for d in dict.fromkeys(dirs[1:]):  # each distinct directory once: linear in the inputs
         while common and not (d == common or d.startswith(common + "/")):
             common = common.rsplit("/", 1)[0] if "/" in common else ""
-    rel = files[i].path[len(common) + 1:] if common else files[i].path
-    rel = rel.split("://", 1)[-1].lstrip("/")
-    return rel if rel.lower().endswith(".parquet") else rel + ".parquet"
+    names = []
+    for f in files:
+        rel = f.path[len(common) + 1:] if common else f.path
+        rel = rel.split("://", 1)[-1].lstrip("/")
+        names.append(rel if rel.lower().endswith(".parquet") else rel + ".parquet")
+    return names
 
 
 def _sha256_file(path: Path) -> str:
@@ -215,7 +218,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         config_desc = config.describe()
         config_desc["key"] = key
         # Resume (datahygiene/resume.py): inputs a crashed run finished are not scanned again.
-        clean_names = [f"clean/{_clean_name(files, i)}" for i in range(len(files))]
+        clean_names = [f"clean/{name}" for name in _clean_names(files)]
         work_area = WorkArea(config.out or "", resume_identity(
             config_desc, signals, lists, files), config.resume)
         done = work_area.finished(files, clean_names if config.write_clean else None)
@@ -267,7 +270,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     if res.clean is not None:
                         if i not in writers:
                             writers[i] = pq.ParquetWriter(
-                                writer.path(f"clean/{_clean_name(files, i)}"), schemas[i],
+                                writer.path(clean_names[i]), schemas[i],
                                 compression="zstd")
                         # one chunk: parquet page boundaries follow Arrow chunks, and
                         # they must not depend on the batch size or the engine
