@@ -294,3 +294,22 @@ def test_an_error_before_any_input_finished_leaves_out_as_it_was(small: dict[str
         run_scan(config(small, out))
     assert "kept" not in str(err.value)
     assert not (out / ".work").exists() and not (out / "run.json").exists()
+
+
+def test_resume_over_inputs_that_flagged_nothing(make_synth: Any, tmp_path: Path) -> None:
+    """An input with no excluded or unverified row leaves a marker and no part file;
+    resuming over such inputs still writes the same bytes."""
+    one = make_synth("one-match", rows=4000, files=4, list_size=300, planted=1, malformed=0,
+                     row_group_size=500, seed=5)
+    full = run_scan(config(one, tmp_path / "full"))
+    assert full.summary["rows"]["excluded"] == 1
+    out = tmp_path / "cut"
+    interrupt_after(config(one, out), 2500)
+    done = sorted(p.name for p in (out / ".work" / "done").iterdir())
+    assert done == ["000000.json", "000001.json"]
+    records = [json.loads((out / ".work" / "done" / n).read_text()) for n in done]
+    parts = {p.name for p in (out / ".work" / "parts").iterdir()}
+    assert parts == {f"{r['index']:06d}.parquet" for r in records if r["flagged"]}
+    res = run_scan(config(one, out, resume=True))
+    assert outputs(out) == outputs(full.out)
+    assert res.summary == full.summary
