@@ -267,9 +267,12 @@ def sort_buckets(values, bits, starts, b0, b1, keys, order, out):
 @numba.njit(**_JIT)
 def rows_sorted(values):
     """Whether the rows' 8-byte keys are in non-decreasing order."""
-    for i in range(1, values.shape[0]):  # noqa: SIM110 - a loop numba compiles
-        if _key(values, i) < _key(values, i - 1):
+    prev = _key(values, 0) if values.shape[0] else np.uint64(0)
+    for i in range(1, values.shape[0]):
+        key = _key(values, i)
+        if key < prev:
             return False
+        prev = key
     return True
 
 

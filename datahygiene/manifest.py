@@ -94,10 +94,11 @@ def _local_display(spec: str, fs_path: str, found: str) -> str:
     return posixpath.join(base, rel) if base else rel
 
 
-def open_parquet(f: InputFile) -> pq.ParquetFile:
-    """Open a manifest file, turning any failure into a one-line InputError."""
+def open_parquet(f: InputFile, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
+    """Open a manifest file, turning any failure into a one-line InputError. With the
+    footer's ``metadata`` (read before), the footer is not read and parsed again."""
     try:
-        return pq.ParquetFile(f.open())
+        return pq.ParquetFile(f.open(), metadata=metadata)
     except FileNotFoundError:
         raise InputError(f"{f.path}: manifest not found") from None
     except PermissionError:

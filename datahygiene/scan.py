@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -97,10 +98,15 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
 
 def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str]
                    ) -> tuple[list[pq.FileMetaData], list[pa.Schema], str | None]:
+    # footers read on a few threads (the reads and the parsing release the GIL): a run
+    # over hundreds of thousands of small files reads as many footers
+    with ThreadPoolExecutor(8, thread_name_prefix="datahygiene-footer") as pool:
+        opened = list(pool.map(_open_quietly, files))
     metas, schemas = [], []
     key = config.key
-    for i, f in enumerate(files):
-        pf = open_parquet(f)
+    for i, (f, pf) in enumerate(zip(files, opened, strict=True)):
+        if isinstance(pf, DatahygieneError):
+            raise pf  # the first unreadable file, in input order
         schema = pf.schema_arrow
         if i == 0 and key is None and "key" in schema.names:
             key = "key"
@@ -114,6 +120,13 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
         metas.append(pf.metadata)
         schemas.append(schema)
     return metas, schemas, key
+
+
+def _open_quietly(f: InputFile) -> pq.ParquetFile | DatahygieneError:
+    try:
+        return open_parquet(f)
+    except DatahygieneError as exc:
+        return exc
 
 
 def _clean_names(files: list[InputFile]) -> list[str]:
@@ -151,8 +164,17 @@ def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None
         if "://" not in spec and root.is_dir() and (out == root.resolve() or root.resolve() in out.parents):
             raise ConfigError(f"--out {config.out} lies inside manifest directory {spec}: its outputs "
                               "would be read as input by the next run; write the run elsewhere")
+    resolved: dict[str, Path] = {}  # each directory resolved once, not each file
     for f in files:
-        if "://" not in f.path and out in Path(f.fs_path).resolve().parents:
+        if "://" in f.path:
+            continue
+        parent, _, _ = f.fs_path.rpartition("/")
+        if parent not in resolved:
+            resolved[parent] = Path(parent or ".").resolve()
+        where = resolved[parent]
+        if os.path.islink(f.fs_path):  # a link may point anywhere: follow it
+            where = Path(f.fs_path).resolve().parent
+        if out == where or out in where.parents:
             raise ConfigError(f"{f.path}: manifest file lies inside the output directory {config.out}; "
                               "write the run elsewhere")
 

@@ -24,6 +24,7 @@ from datahygiene.lists.spec import ListSpec
 from datahygiene.manifest import resolve_manifests
 from datahygiene.plugins import PluginInfo
 from datahygiene.reporters.base import Reporter, RowDetails
+from datahygiene.resume import MARKER_LOG, read_markers
 from datahygiene.scan import run_scan
 
 pytestmark = pytest.mark.usefixtures("core_only")
@@ -164,7 +165,7 @@ def test_resume_reads_back_only_rows_of_files_from_the_earlier_run(
 
     with pytest.raises(KeyboardInterrupt):
         run_scan(config(world, out, threads=1, write_clean=True), progress=progress)
-    assert sorted(p.name for p in (out / ".work" / "done").iterdir()) == ["000000.json"]
+    assert sorted(read_markers(out / ".work" / MARKER_LOG)) == [0]
     spy = Spy(monkeypatch)
     res = run_scan(config(world, out, threads=1, write_clean=True, resume=True))
     first = resolve_manifests([str(world["manifest"])])[0].path

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from datahygiene.bench.exact import ensure_data
+from datahygiene.resume import MARKER_LOG, read_markers
 
 CMD = [sys.executable, "-c", "from datahygiene.cli import main; main()"]
 
@@ -57,12 +58,12 @@ def _timed(args: list[str]) -> float:
 
 def _killed_at(args: list[str], out: Path, markers: int) -> tuple[float, int]:
     """Run ``args`` and SIGKILL it once ``markers`` inputs are recorded done."""
-    done = out / ".work" / "done"
+    log = out / ".work" / MARKER_LOG
     t = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     try:
         while proc.poll() is None:
-            if done.is_dir() and len(list(done.glob("*.json"))) >= markers:
+            if len(read_markers(log)) >= markers:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.01)
@@ -71,7 +72,7 @@ def _killed_at(args: list[str], out: Path, markers: int) -> tuple[float, int]:
     seconds = time.perf_counter() - t
     if proc.returncode != -signal.SIGKILL:
         raise SystemExit("the scan finished before it could be killed")
-    return seconds, len(list(done.glob("*.json")))
+    return seconds, len(read_markers(log))
 
 
 def _digests(out: Path) -> dict[str, str]:

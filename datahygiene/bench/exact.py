@@ -1,7 +1,8 @@
 """Benchmark: exact-hash scanning against the floors and peers named in issue 2.
 
 Run with ``make bench`` (20M rows, 5M-entry list, 1,000 planted matches; a copy with
-binary md5; a copy with matches as rare as LAION-5B's; the 10M -> 40M scaling check)
+binary md5; a copy with matches as rare as LAION-5B's; the same rows in img2dataset-
+sized files of 10,000 rows; the 10M -> 40M scaling check)
 or ``make bench-quick``. Each contender runs in its own Python
 process, on the same files, one after another, ``--repeat`` times (median reported),
 and reports its wall time, rows/s, peak RSS (VmHWM of that process) and page faults.
@@ -55,25 +56,31 @@ def _peak_rss_mb() -> float:
 
 
 def dataset_dir(base: Path, rows: int, list_size: int, binary: bool = False,
-                planted: int | None = None) -> Path:
-    """Where a dataset lives; ``planted`` names a non-default number of planted rows."""
+                planted: int | None = None, file_rows: int | None = None) -> Path:
+    """Where a dataset lives; ``planted`` names a non-default number of planted rows,
+    ``file_rows`` a non-default number of rows per file."""
     return base / (f"exact-{rows}-{list_size}{'-binary' if binary else ''}"
-                   + (f"-planted{planted}" if planted is not None else ""))
+                   + (f"-planted{planted}" if planted is not None else "")
+                   + (f"-files{file_rows}" if file_rows is not None else ""))
 
 
 def ensure_data(base: Path, rows: int, list_size: int, planted: int, binary: bool = False,
-                tag_planted: bool = False) -> Path:
+                tag_planted: bool = False, file_rows: int | None = None) -> Path:
+    """The dataset, generated once: files of 1M rows in row groups of 262,144 (or, with
+    ``file_rows``, files of that many rows in one row group each, as img2dataset
+    writes its shards)."""
     from datahygiene.synth import SynthSpec, write_synthetic
 
-    d = dataset_dir(base, rows, list_size, binary, planted if tag_planted else None)
+    d = dataset_dir(base, rows, list_size, binary, planted if tag_planted else None, file_rows)
     if (d / "planted.json").exists():
         return d
-    files = max(1, rows // 1_000_000)
+    files = max(1, rows // (file_rows or 1_000_000))
     t = time.perf_counter()
     print(f"generating {rows:,} rows in {files} files and a {list_size:,}-entry list in {d} ...",
           flush=True)
     write_synthetic(d, SynthSpec(rows=rows, files=files, list_size=list_size, planted=planted,
-                                 malformed=0, row_group_size=262_144, seed=7, binary=binary))
+                                 malformed=0, row_group_size=file_rows or 262_144, seed=7,
+                                 binary=binary))
     print(f"  done in {time.perf_counter() - t:.1f}s", flush=True)
     return d
 
@@ -239,6 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sparse", action="store_true",
                    help="also compare us and DuckDB on a manifest with matches as rare as "
                    "LAION-5B's (about one row in 5 million)")
+    p.add_argument("--small-files", action="store_true",
+                   help="also compare us and DuckDB on the same rows in files of 10,000 rows "
+                   "(img2dataset's shards), with LAION-rare matches")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -291,6 +301,22 @@ def main(argv: list[str] | None = None) -> None:
                   f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
         print(f"  datahygiene / duckdb-semijoin   time "
               f"{sp['datahygiene']['seconds'] / sp['duckdb-semijoin']['seconds']:.2f}")
+    if a.small_files:
+        # img2dataset writes one parquet file per shard of 10,000 images: a LAION-scale
+        # run reads hundreds of thousands of small files, where per-file costs count.
+        k = max(1, a.rows // 5_000_000)
+        dsf = ensure_data(base, a.rows, a.list_size, k, tag_planted=True, file_rows=10_000)
+        print(f"\nthe same rows in {a.rows // 10_000:,} files of 10,000 rows, {k:,} planted "
+              "(median of --repeat runs):")
+        sf = {}
+        for name in ("duckdb-semijoin", "datahygiene"):
+            r = sorted((spawn(name, dsf, a.threads, work) for _ in range(max(1, a.repeat))),
+                       key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
+            sf[name] = r
+            print(f"  {name:<16} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
+        print(f"  datahygiene / duckdb-semijoin   time "
+              f"{sf['datahygiene']['seconds'] / sf['duckdb-semijoin']['seconds']:.2f}")
     if a.scaling:
         sizes = [int(x) for x in a.scaling.split(",")]
         print("\nscaling with the manifest (same list size; median of --repeat runs):")

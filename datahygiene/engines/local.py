@@ -38,6 +38,9 @@ class Task:
     row_group: int
     row_offset: int
     rows: int
+    # the file's footer, parsed once for all its tasks (for small files, reading and
+    # parsing it again per task was a sizeable part of the work)
+    metadata: pq.FileMetaData | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -57,7 +60,7 @@ def plan_tasks(files: list[InputFile], metadata: list[pq.FileMetaData]) -> list[
         offset = 0
         for rg in range(md.num_row_groups):
             rows = md.row_group(rg).num_rows
-            tasks.append(Task(i, f, rg, offset, rows))
+            tasks.append(Task(i, f, rg, offset, rows, md))
             offset += rows
     return tasks
 
@@ -87,7 +90,7 @@ def _excluded_local(flagged: pa.Table, offset: int) -> np.ndarray:
 
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None) -> TaskResult:
-    pf = open_parquet(task.file)
+    pf = open_parquet(task.file, task.metadata)
     # The row key is needed only for flagged rows, which are rare in real data: read
     # it afterwards for row groups that have any, instead of decoding it for all rows.
     late_key = plan.key_column if (plan.key_column and not keep_clean) else None

@@ -20,6 +20,7 @@ import pytest
 from datahygiene.config import ScanConfig
 from datahygiene.errors import ConfigError, InputError
 from datahygiene.lists.spec import ListSpec
+from datahygiene.resume import MARKER_LOG, FileRecord, read_markers
 from datahygiene.scan import run_scan
 
 pytestmark = pytest.mark.usefixtures("core_only")
@@ -47,17 +48,22 @@ def run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+def finished(out: Path) -> dict[int, FileRecord]:
+    """The inputs the work area in ``out`` records as finished."""
+    return read_markers(out / ".work" / MARKER_LOG)
+
+
 def kill_after(args: list[str], out: Path, markers: int) -> int:
     """Start a real scan process and SIGKILL it once ``markers`` inputs are recorded
     finished (0: as soon as its work area exists). Returns the markers seen."""
     env = {**os.environ, "DATAHYGIENE_PLUGINS": ""}
     proc = subprocess.Popen([sys.executable, "-c", "from datahygiene.cli import main; main()", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    done = out / ".work" / "done"
+    log = out / ".work" / MARKER_LOG
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            n = len(list(done.glob("*.json"))) if done.is_dir() else -1
+            n = len(read_markers(log))
             if n >= markers and (out / ".work" / "state.json").exists():
                 break
             time.sleep(0.002)
@@ -65,7 +71,7 @@ def kill_after(args: list[str], out: Path, markers: int) -> int:
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the scan finished before it could be killed"
-    return len(list(done.glob("*.json")))
+    return len(read_markers(log))
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +155,7 @@ def test_ctrl_c_keeps_work_and_resume_skips_finished_files(small: dict[str, Any]
     full = run_scan(config(small, tmp_path / "full"))
     out = tmp_path / "cut"
     interrupt_after(config(small, out), 2500)  # files 0 and 1 done, file 2 part-way
-    assert sorted(p.name for p in (out / ".work" / "done").iterdir()) == ["000000.json", "000001.json"]
+    assert sorted(finished(out)) == [0, 1]
     assert not (out / "run.json").exists()
 
     import datahygiene.engines.local as local
@@ -177,8 +183,7 @@ def test_resume_without_work_area_runs_fresh(small: dict[str, Any], tmp_path: Pa
 def test_run_without_resume_discards_unfinished_work(small: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "o"
     interrupt_after(config(small, out), 1500)
-    stale = out / ".work" / "done" / "000000.json"
-    assert stale.exists()
+    assert 0 in finished(out)
     run_scan(config(small, out))
     assert not (out / ".work").exists() and (out / "run.json").exists()
 
@@ -216,7 +221,7 @@ def test_resume_refuses_changed_run(small: dict[str, Any], tmp_path: Path, chang
         run_scan(cfg)
     text = str(err.value)
     assert message in text and "without --resume" in text and "\n" not in text
-    assert (out / ".work" / "done" / "000000.json").exists(), "a refusal must not destroy the work"
+    assert 0 in finished(out), "a refusal must not destroy the work"
 
 
 def test_resume_refuses_input_changed_with_same_footer(small: dict[str, Any], tmp_path: Path,
@@ -224,10 +229,12 @@ def test_resume_refuses_input_changed_with_same_footer(small: dict[str, Any], tm
     """The cheap footer check is backed by the full digest recorded with each marker."""
     out = tmp_path / "o"
     interrupt_after(config(small, out), 1500)
-    rec = out / ".work" / "done" / "000000.json"
-    data = json.loads(rec.read_text())
-    data["sha256"] = "sha256:" + "0" * 64  # as if the bytes had changed under the footer
-    rec.write_text(json.dumps(data))
+    log = out / ".work" / MARKER_LOG
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line]
+    for data in lines:
+        if data["index"] == 0:
+            data["sha256"] = "sha256:" + "0" * 64  # as if the bytes had changed under the footer
+    log.write_text("".join(json.dumps(d) + "\n" for d in lines))
     with pytest.raises(InputError, match="changed since the interrupted run"):
         run_scan(config(small, out, resume=True))
 
@@ -266,7 +273,7 @@ def test_an_error_after_finished_inputs_keeps_them_for_resume(small: dict[str, A
     assert "No space left on device" in text and "4 finished input(s) kept" in text
     assert "--resume" in text and "\n" not in text
     assert not (out / "run.json").exists()
-    assert len(list((out / ".work" / "done").iterdir())) == 4
+    assert len(finished(out)) == 4
 
     monkeypatch.setattr(scan_mod, "write_parquet", real_write)  # space freed
     scanned: list[int] = []
@@ -305,11 +312,36 @@ def test_resume_over_inputs_that_flagged_nothing(make_synth: Any, tmp_path: Path
     assert full.summary["rows"]["excluded"] == 1
     out = tmp_path / "cut"
     interrupt_after(config(one, out), 2500)
-    done = sorted(p.name for p in (out / ".work" / "done").iterdir())
-    assert done == ["000000.json", "000001.json"]
-    records = [json.loads((out / ".work" / "done" / n).read_text()) for n in done]
+    records = finished(out)
+    assert sorted(records) == [0, 1]
     parts = {p.name for p in (out / ".work" / "parts").iterdir()}
-    assert parts == {f"{r['index']:06d}.parquet" for r in records if r["flagged"]}
+    assert parts == {f"{i:06d}.parquet" for i, r in records.items() if r.flagged}
     res = run_scan(config(one, out, resume=True))
     assert outputs(out) == outputs(full.out)
     assert res.summary == full.summary
+
+
+def test_marker_log_survives_a_line_cut_short(tmp_path: Path) -> None:
+    """A crash while a marker is written leaves part of a line: that input counts as
+    unfinished, and a resumed run's next marker starts on a line of its own."""
+    from concurrent.futures import Future
+
+    from datahygiene.resume import WorkArea
+
+    identity = {"tool": "test"}
+    area = WorkArea(tmp_path / "out", identity, resume=False)
+    good = {"index": 0, "path": "a.parquet", "rows": 1, "flagged": 0, "clean_rows": 1,
+            "sha256": "sha256:" + "0" * 64, "clean": None}
+    area.log_path.write_text(json.dumps(good) + "\n" + '{"index": 1, "path": "b.par')
+    area.close()
+    assert sorted(read_markers(area.log_path)) == [0]
+
+    resumed = WorkArea(tmp_path / "out", identity, resume=True)
+    digest: Future[tuple[str, int]] = Future()
+    digest.set_result(("sha256:" + "1" * 64, 10))
+    resumed.complete(2, "c.parquet", 5, [], 5, digest, None)
+    resumed.flush()
+    resumed.close()
+    records = read_markers(resumed.log_path)
+    assert sorted(records) == [0, 2] and records[2].path == "c.parquet"
+    assert resumed.log_path.stat().st_mode & 0o077 == 0
