@@ -1,10 +1,9 @@
 """Exact digests (MD5, SHA-1, SHA-256) and the sorted-prefix index that matches them.
 
-The index is the DataComp pattern (a sorted fixed-width array searched with
-vectorised binary search) plus a bitmap prefilter on the leading bits. The prefilter
-answers "certainly not in the list" with one memory access for almost every row, so
-the binary search -- about log2(m) cache misses -- only runs for the few rows that may
-match; the full-width comparison then runs only on rows whose 64-bit prefix matched.
+The index is a sorted fixed-width array (the DataComp pattern) with a prefilter in
+front: a blocked Bloom filter on the leading 8 bytes answers "certainly not in the
+list" with one memory access for almost every row, so the directory lookup and the
+full-width comparison run only for the 1-3% of rows that may match.
 """
 
 from __future__ import annotations
@@ -57,14 +56,15 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class SortedPrefixIndex(SignalIndex):
-    """Exact-match index: entries sorted, a bitmap prefilter and a bucket directory.
+    """Exact-match index: entries sorted, a filter and a bucket directory.
 
-    A query row costs one random read of the bitmap (about 32 bits per entry, so ~3%
-    of non-matching rows pass); a passing row costs one read of the directory (the
-    start of its bucket of ~1-2 entries in the sorted values) instead of a binary
-    search's ~log2(m) cache misses, then a comparison with the bucket's few entries.
-    Memory: the values, 4 bytes per entry of bitmap, and ~2-4 bytes per entry of
-    directory. Queries run in compiled kernels (datahygiene/kernels.py).
+    A query row costs one random read of the filter (one 64-bit word holding three
+    bits per entry, 8-16 bits per entry, so 1-3% of non-matching rows pass); a passing
+    row costs one read of the directory (the start of its bucket of ~1-2 entries in
+    the sorted values) instead of a binary search's ~log2(m) cache misses, then a
+    comparison with the bucket's few entries. Memory: the values, 1-2 bytes per entry
+    of filter, and ~2-4 bytes per entry of directory. Queries run in compiled kernels
+    (datahygiene/kernels.py).
     """
 
     def __init__(self, values: np.ndarray) -> None:
