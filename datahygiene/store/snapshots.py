@@ -106,12 +106,12 @@ def _column_digest(h: Any, col: pa.Array) -> None:
             h.update(np.zeros(n, np.uint8).data)
             h.update(np.zeros(n, "<u4").data)
             return
-        offs = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset: col.offset + n + 1]
+        offs32 = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset: col.offset + n + 1]
         h.update(np.ones(n, np.uint8).data)
-        h.update(np.diff(offs).astype("<u4").data)
+        h.update(np.diff(offs32).astype("<u4").data)
         data = col.buffers()[2]
         if n and data is not None:
-            h.update(memoryview(data)[int(offs[0]): int(offs[-1])])
+            h.update(memoryview(data)[int(offs32[0]): int(offs32[-1])])
         return
     col = col.cast(pa.large_string())
     valid = np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=np.uint8)
