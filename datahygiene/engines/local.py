@@ -38,9 +38,6 @@ class Task:
     row_group: int
     row_offset: int
     rows: int
-    # the file's footer, parsed once for all its tasks (for small files, reading and
-    # parsing it again per task was a sizeable part of the work)
-    metadata: pq.FileMetaData | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -60,21 +57,24 @@ def plan_tasks(files: list[InputFile], metadata: list[pq.FileMetaData]) -> list[
         offset = 0
         for rg in range(md.num_row_groups):
             rows = md.row_group(rg).num_rows
-            tasks.append(Task(i, f, rg, offset, rows, md))
+            tasks.append(Task(i, f, rg, offset, rows))
             offset += rows
     return tasks
 
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
-             keep_unverified: bool = False, detail_columns: Sequence[str] | None = None
-             ) -> TaskResult:
+             keep_unverified: bool = False, detail_columns: Sequence[str] | None = None,
+             metadata: pq.FileMetaData | None = None) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere
     (a thread here, a Ray actor).
 
     ``detail_columns``: manifest columns reporters want for excluded rows; those the
-    file has come back in ``TaskResult.details``."""
+    file has come back in ``TaskResult.details``. ``metadata``: the file's footer, if
+    already parsed (for small files, reading and parsing it again per task was a
+    sizeable part of the work)."""
     try:
-        return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns)
+        return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns,
+                         metadata)
     except (OSError, pa.ArrowException) as exc:
         # A file whose footer reads but whose pages do not (corrupt or changed
         # underneath us). Only the error's type: Arrow's text may quote a value.
@@ -89,8 +89,9 @@ def _excluded_local(flagged: pa.Table, offset: int) -> np.ndarray:
 
 
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
-              keep_unverified: bool, detail_columns: Sequence[str] | None) -> TaskResult:
-    pf = open_parquet(task.file, task.metadata)
+              keep_unverified: bool, detail_columns: Sequence[str] | None,
+              metadata: pq.FileMetaData | None) -> TaskResult:
+    pf = open_parquet(task.file, metadata)
     # The row key is needed only for flagged rows, which are rare in real data: read
     # it afterwards for row groups that have any, instead of decoding it for all rows.
     late_key = plan.key_column if (plan.key_column and not keep_clean) else None

@@ -33,7 +33,6 @@ import importlib
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -139,14 +138,11 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
         ctx.enable_progress_bars = False  # our own bar counts rows
         data_log.setLevel(logging.ERROR)
         workers = config.threads or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # Footers stay here: an actor reads the footer of the file it opens, and shipping
-        # every file's parsed footer to every actor would cost far more at scale.
-        shipped = [replace(t, metadata=None) for t in tasks]
         ds = ray.data.from_items([{"task": k} for k in range(len(tasks))],
                                  override_num_blocks=len(tasks))
         out = ds.map_batches(
             _TaskRunner, batch_format="pyarrow", batch_size=1,
-            fn_constructor_kwargs={"box": [ray.put((plan, shipped))], "batch_size": config.batch_size,
+            fn_constructor_kwargs={"box": [ray.put((plan, tasks))], "batch_size": config.batch_size,
                                    "keep_clean": config.write_clean,
                                    "keep_unverified": config.keep_unverified,
                                    "detail_columns": list(detail_columns) if detail_columns else None},
