@@ -494,6 +494,90 @@ def match_rows(query, valid, words, wshift, directory, dshift, values, out_rows,
     return count
 
 
+@numba.njit(**_JIT)
+def _scheme_char(c):
+    return ((65 <= c <= 90) or (97 <= c <= 122) or (48 <= c <= 57)
+            or c == 43 or c == 46 or c == 45)  # A-Z a-z 0-9 + . -
+
+
+@numba.njit(**_JIT)
+def normalize_urls_basic(data, offsets, validity, vbase, space, out, out_offsets, status):
+    """The ``basic`` URL normalisation (datahygiene/signals/url.py) of the rows whose
+    text is printable ASCII once surrounding whitespace is trimmed -- nearly every
+    URL. Writes each such row's normalised bytes to ``out`` (at ``out_offsets``) and
+    status 0; a null row gets 1; any other row gets 2, and the caller normalises it
+    with the Arrow kernels that define the rule (Unicode whitespace and case, control
+    characters). ``space`` marks the ASCII bytes Arrow trims as whitespace."""
+    n = offsets.shape[0] - 1
+    has_validity = validity.shape[0] > 0
+    k = 0
+    for i in range(n):
+        out_offsets[i] = k
+        if has_validity:
+            bit = vbase + i
+            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
+                status[i] = 1
+                continue
+        s = offsets[i]
+        e = offsets[i + 1]
+        while s < e and space[data[s]]:
+            s += 1
+        while e > s and space[data[e - 1]]:
+            e -= 1
+        slow = False
+        cut = e
+        for j in range(s, e):
+            c = data[j]
+            if c < 33 or c > 126:
+                slow = True
+                break
+            if c == 35 and cut == e:  # '#': the fragment starts here
+                cut = j
+        if slow:
+            status[i] = 2
+            continue
+        e = cut
+        # scheme://authority, lower-cased, without a default port
+        p = s
+        auth_end = -1
+        if p < e and ((65 <= data[p] <= 90) or (97 <= data[p] <= 122)):
+            p += 1
+            while p < e and _scheme_char(data[p]):
+                p += 1
+            if p + 2 < e and data[p] == 58 and data[p + 1] == 47 and data[p + 2] == 47:  # "://"
+                q = p + 3
+                while q < e and data[q] != 47 and data[q] != 63:  # up to '/' or '?'
+                    q += 1
+                auth_end = q
+        start = k
+        if auth_end < 0:
+            for j in range(s, e):
+                out[k] = data[j]
+                k += 1
+        else:
+            for j in range(s, auth_end):
+                c = data[j]
+                out[k] = c + 32 if 65 <= c <= 90 else c
+                k += 1
+            # drop ":80" after http://, ":443" after https://
+            alen = k - start
+            if (alen >= 10 and out[start] == 104 and out[start + 1] == 116 and out[start + 2] == 116
+                    and out[start + 3] == 112 and out[start + 4] == 58
+                    and out[k - 3] == 58 and out[k - 2] == 56 and out[k - 1] == 48):
+                k -= 3
+            elif (alen >= 12 and out[start] == 104 and out[start + 1] == 116
+                    and out[start + 2] == 116 and out[start + 3] == 112 and out[start + 4] == 115
+                    and out[start + 5] == 58 and out[k - 4] == 58 and out[k - 3] == 52
+                    and out[k - 2] == 52 and out[k - 1] == 51):
+                k -= 4
+            for j in range(auth_end, e):
+                out[k] = data[j]
+                k += 1
+        status[i] = 0
+    out_offsets[n] = k
+    return k
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel for the argument types a scan
     uses, so the first scan does not pause for compilation (several seconds, once per
@@ -511,6 +595,10 @@ def warm_up() -> None:
     sort_buckets(values, 1, np.array([0, counts[0], 4]), 0, 2, keys.copy(), order, values.copy())
     rows_sorted(values)
     row_key(values, 0)
+    url = np.frombuffer(b"HTTP://A:80/x", dtype=np.uint8)
+    for offs in (np.array([0, 13], np.int32), np.array([0, 13], np.int64)):
+        normalize_urls_basic(url, offs, np.zeros(0, np.uint8), 0, np.zeros(256, np.bool_),
+                             np.zeros(13, np.uint8), np.zeros(2, np.int64), np.zeros(1, np.uint8))
     decode_hex_matrix(np.zeros((2, 16), np.uint16), HEX_PAIRS, values[:2], np.zeros(2, np.bool_))
     rows_strictly_increasing(values)
     words = np.zeros(2, np.uint64)
