@@ -17,9 +17,10 @@ The rule is defined by the Arrow string kernels in :func:`normalize_urls`. A sca
 runs a compiled pass instead (``kernels.normalize_urls_basic``: 25-100 times faster)
 on every row whose text is printable ASCII once trimmed -- nearly every URL -- and
 hands the others (non-ASCII text, inner spaces or control characters) to the Arrow
-kernels; tests check both give the same bytes. The digest itself is a per-row
-``hashlib`` call (there is no vectorised MD5 in Arrow or numpy), which is why URL
-lists cost more per row than content-hash lists.
+kernels; tests check both give the same bytes. The digests are compiled too
+(:mod:`datahygiene.digests`, checked against ``hashlib``): a per-row ``hashlib`` call
+held the GIL, so threads could not share the hashing. URL lists still cost more per
+row than content-hash lists: every row is hashed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datahygiene import kernels
+from datahygiene import digests, kernels
 from datahygiene.errors import ConfigError
 from datahygiene.signals.base import ColumnMatch, Normalized, SignalIndex, SignalType
 from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
@@ -59,6 +60,7 @@ def normalize_urls(urls: pa.Array, mode: str = "basic") -> pa.Array:
     return pc.if_else(pc.is_null(parts), u, joined)
 
 
+_ALGORITHMS = {"md5": 0, "sha1": 1, "sha256": 2}  # datahygiene.digests.digest_rows
 _SPACE = np.zeros(256, dtype=np.bool_)  # the ASCII bytes Arrow's utf8_trim_whitespace trims
 for _c in range(128):
     _SPACE[_c] = pc.utf8_trim_whitespace(pa.array([chr(_c) + "a" + chr(_c)]))[0].as_py() == "a"
@@ -118,11 +120,10 @@ class URLDigest(SignalType):
         reasons = np.full(n, None, dtype=object)
         digest = getattr(hashlib, self.algorithm)
         rows = np.flatnonzero(valid)
-        if rows.size:
-            view = data.data  # the buffer itself: slices are not copied
-            starts, ends = offsets[rows].tolist(), offsets[rows + 1].tolist()
-            digests = b"".join([digest(view[a:b]).digest() for a, b in zip(starts, ends, strict=True)])
-            values[rows] = np.frombuffer(digests, dtype=np.uint8).reshape(-1, self.width)
+        if rows.size:  # compiled, without the GIL: the engine's threads hash in parallel
+            out = np.empty((rows.shape[0], self.width), dtype=np.uint8)
+            digests.digest_rows(_ALGORITHMS[self.algorithm], data, offsets, rows, out)
+            values[rows] = out
         slow = np.flatnonzero(status == 2)
         if slow.size:  # rows the compiled pass leaves to the Arrow kernels that define the rule
             urls = normalize_urls(column.take(pa.array(slow)), mode)

@@ -1,0 +1,218 @@
+"""Compiled MD5, SHA-1 and SHA-256 of many short byte strings (Arrow layout).
+
+URL digests are one hash per row of a few dozen bytes, where a per-row ``hashlib``
+call costs more in the interpreter than in the hash, and holds the GIL. These run
+without it, on every core. Arithmetic is on int64 masked to 32 bits (numba would turn
+mixed unsigned arithmetic into floats). tests/test_url.py checks them against
+``hashlib`` on every length from 0 to 300 bytes; ``make env`` compiles them once
+(``kernels.warm_up``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+_JIT: dict[str, Any] = {"nogil": True, "cache": True}
+_M32 = 0xFFFFFFFF
+
+_SHA256_K = np.array([
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+], dtype=np.int64)
+_SHA256_H = np.array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19], dtype=np.int64)
+_MD5_K = np.array([int(abs(np.sin(i + 1)) * 2**32) & _M32 for i in range(64)], dtype=np.int64)
+_MD5_S = np.array([7, 12, 17, 22] * 4 + [5, 9, 14, 20] * 4 + [4, 11, 16, 23] * 4
+                  + [6, 10, 15, 21] * 4, dtype=np.int64)
+
+
+@numba.njit(**_JIT)
+def _rotl(x, n):
+    return ((x << n) | (x >> (32 - n))) & 0xFFFFFFFF
+
+
+@numba.njit(**_JIT)
+def _rotr(x, n):
+    return ((x >> n) | (x << (32 - n))) & 0xFFFFFFFF
+
+
+@numba.njit(**_JIT)
+def _padded(data, s, length, big_endian, tail):
+    """Copy the message's last partial block plus its padding into ``tail`` (128
+    bytes); return (full blocks read in place, blocks in ``tail``)."""
+    full = length // 64
+    rest = length - full * 64
+    for j in range(rest):
+        tail[j] = data[s + full * 64 + j]
+    tail[rest] = 0x80
+    nt = 1 if rest < 56 else 2
+    for j in range(rest + 1, nt * 64):
+        tail[j] = 0
+    bits = length * 8
+    for j in range(8):
+        byte = (bits >> (8 * j)) & 0xFF
+        if big_endian:
+            tail[nt * 64 - 1 - j] = byte
+        else:
+            tail[nt * 64 - 8 + j] = byte
+    return full, nt
+
+
+@numba.njit(**_JIT)
+def _sha256_block(buf, off, h, w, k):
+    for t in range(16):
+        p = off + 4 * t
+        w[t] = (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) \
+            | np.int64(buf[p + 3])
+    for t in range(16, 64):
+        s0 = _rotr(w[t - 15], 7) ^ _rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+        s1 = _rotr(w[t - 2], 17) ^ _rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) & 0xFFFFFFFF
+    a, b, c, d, e, f, g, hh = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    for t in range(64):
+        s1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
+        ch = (e & f) ^ ((~e & 0xFFFFFFFF) & g)
+        t1 = (hh + s1 + ch + k[t] + w[t]) & 0xFFFFFFFF
+        s0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
+        maj = (a & b) ^ (a & c) ^ (b & c)
+        t2 = (s0 + maj) & 0xFFFFFFFF
+        hh = g
+        g = f
+        f = e
+        e = (d + t1) & 0xFFFFFFFF
+        d = c
+        c = b
+        b = a
+        a = (t1 + t2) & 0xFFFFFFFF
+    h[0] = (h[0] + a) & 0xFFFFFFFF
+    h[1] = (h[1] + b) & 0xFFFFFFFF
+    h[2] = (h[2] + c) & 0xFFFFFFFF
+    h[3] = (h[3] + d) & 0xFFFFFFFF
+    h[4] = (h[4] + e) & 0xFFFFFFFF
+    h[5] = (h[5] + f) & 0xFFFFFFFF
+    h[6] = (h[6] + g) & 0xFFFFFFFF
+    h[7] = (h[7] + hh) & 0xFFFFFFFF
+
+
+@numba.njit(**_JIT)
+def _sha1_block(buf, off, h, w):
+    for t in range(16):
+        p = off + 4 * t
+        w[t] = (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) \
+            | np.int64(buf[p + 3])
+    for t in range(16, 80):
+        w[t] = _rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1)
+    a, b, c, d, e = h[0], h[1], h[2], h[3], h[4]
+    for t in range(80):
+        if t < 20:
+            f = (b & c) | ((~b & 0xFFFFFFFF) & d)
+            kk = 0x5A827999
+        elif t < 40:
+            f = b ^ c ^ d
+            kk = 0x6ED9EBA1
+        elif t < 60:
+            f = (b & c) | (b & d) | (c & d)
+            kk = 0x8F1BBCDC
+        else:
+            f = b ^ c ^ d
+            kk = 0xCA62C1D6
+        tmp = (_rotl(a, 5) + f + e + kk + w[t]) & 0xFFFFFFFF
+        e = d
+        d = c
+        c = _rotl(b, 30)
+        b = a
+        a = tmp
+    h[0] = (h[0] + a) & 0xFFFFFFFF
+    h[1] = (h[1] + b) & 0xFFFFFFFF
+    h[2] = (h[2] + c) & 0xFFFFFFFF
+    h[3] = (h[3] + d) & 0xFFFFFFFF
+    h[4] = (h[4] + e) & 0xFFFFFFFF
+
+
+@numba.njit(**_JIT)
+def _md5_block(buf, off, h, w, k, sh):
+    for t in range(16):
+        p = off + 4 * t
+        w[t] = np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16) \
+            | (np.int64(buf[p + 3]) << 24)
+    a, b, c, d = h[0], h[1], h[2], h[3]
+    for t in range(64):
+        if t < 16:
+            f = (b & c) | ((~b & 0xFFFFFFFF) & d)
+            g = t
+        elif t < 32:
+            f = (d & b) | ((~d & 0xFFFFFFFF) & c)
+            g = (5 * t + 1) % 16
+        elif t < 48:
+            f = b ^ c ^ d
+            g = (3 * t + 5) % 16
+        else:
+            f = c ^ (b | (~d & 0xFFFFFFFF))
+            g = (7 * t) % 16
+        f = (f + a + k[t] + w[g]) & 0xFFFFFFFF
+        a = d
+        d = c
+        c = b
+        b = (b + _rotl(f, sh[t])) & 0xFFFFFFFF
+    h[0] = (h[0] + a) & 0xFFFFFFFF
+    h[1] = (h[1] + b) & 0xFFFFFFFF
+    h[2] = (h[2] + c) & 0xFFFFFFFF
+    h[3] = (h[3] + d) & 0xFFFFFFFF
+
+
+@numba.njit(**_JIT)
+def digest_rows(algorithm, data, offsets, rows, out):
+    """Digest ``data[offsets[r]:offsets[r + 1]]`` for each r in ``rows`` into the
+    matching row of ``out`` ((len(rows), width) uint8). ``algorithm``: 0 MD5,
+    1 SHA-1, 2 SHA-256."""
+    tail = np.empty(128, dtype=np.uint8)
+    w = np.empty(80, dtype=np.int64)
+    h = np.empty(8, dtype=np.int64)
+    k256 = _SHA256_K
+    h256 = _SHA256_H
+    kmd5 = _MD5_K
+    smd5 = _MD5_S
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        s = offsets[r]
+        length = offsets[r + 1] - s
+        if algorithm == 0:
+            h[0], h[1], h[2], h[3] = 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476
+            full, nt = _padded(data, s, length, False, tail)
+            for b in range(full):
+                _md5_block(data, s + 64 * b, h, w, kmd5, smd5)
+            for b in range(nt):
+                _md5_block(tail, 64 * b, h, w, kmd5, smd5)
+            for j in range(4):
+                for q in range(4):
+                    out[i, 4 * j + q] = (h[j] >> (8 * q)) & 0xFF
+        elif algorithm == 1:
+            h[0], h[1], h[2], h[3], h[4] = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
+            full, nt = _padded(data, s, length, True, tail)
+            for b in range(full):
+                _sha1_block(data, s + 64 * b, h, w)
+            for b in range(nt):
+                _sha1_block(tail, 64 * b, h, w)
+            for j in range(5):
+                for q in range(4):
+                    out[i, 4 * j + q] = (h[j] >> (24 - 8 * q)) & 0xFF
+        else:
+            for j in range(8):
+                h[j] = h256[j]
+            full, nt = _padded(data, s, length, True, tail)
+            for b in range(full):
+                _sha256_block(data, s + 64 * b, h, w, k256)
+            for b in range(nt):
+                _sha256_block(tail, 64 * b, h, w, k256)
+            for j in range(8):
+                for q in range(4):
+                    out[i, 4 * j + q] = (h[j] >> (24 - 8 * q)) & 0xFF
