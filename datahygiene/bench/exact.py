@@ -24,6 +24,10 @@ Contenders:
                      what the CyberTipline stub's reading of matched rows costs
   pyarrow-rewrite    bare pyarrow: read every file, drop listed rows (is_in), write
   datahygiene-clean  ``datahygiene scan --write-clean``
+
+With ``--urls`` (in ``make bench``), on a quarter of the rows and a url-sha256 list:
+  duckdb-url-semijoin  DuckDB: semi-join ``sha256(url)`` (the URL as stored) against it
+  datahygiene-url      ``datahygiene scan`` with the list: normalise, hash, match
 """
 
 from __future__ import annotations
@@ -56,22 +60,25 @@ def _peak_rss_mb() -> float:
 
 
 def dataset_dir(base: Path, rows: int, list_size: int, binary: bool = False,
-                planted: int | None = None, file_rows: int | None = None) -> Path:
+                planted: int | None = None, file_rows: int | None = None,
+                urls: bool = False) -> Path:
     """Where a dataset lives; ``planted`` names a non-default number of planted rows,
-    ``file_rows`` a non-default number of rows per file."""
+    ``file_rows`` a non-default number of rows per file, ``urls`` a URL-digest list."""
     return base / (f"exact-{rows}-{list_size}{'-binary' if binary else ''}"
                    + (f"-planted{planted}" if planted is not None else "")
-                   + (f"-files{file_rows}" if file_rows is not None else ""))
+                   + (f"-files{file_rows}" if file_rows is not None else "")
+                   + ("-urls" if urls else ""))
 
 
 def ensure_data(base: Path, rows: int, list_size: int, planted: int, binary: bool = False,
-                tag_planted: bool = False, file_rows: int | None = None) -> Path:
+                tag_planted: bool = False, file_rows: int | None = None,
+                urls: bool = False) -> Path:
     """The dataset, generated once: files of 1M rows in row groups of 262,144 (or, with
     ``file_rows``, files of that many rows in one row group each, as img2dataset
     writes its shards)."""
     from datahygiene.synth import SynthSpec, write_synthetic
 
-    d = dataset_dir(base, rows, list_size, binary, planted if tag_planted else None, file_rows)
+    d = dataset_dir(base, rows, list_size, binary, planted if tag_planted else None, file_rows, urls)
     if (d / "planted.json").exists():
         return d
     files = max(1, rows // (file_rows or 1_000_000))
@@ -80,7 +87,7 @@ def ensure_data(base: Path, rows: int, list_size: int, planted: int, binary: boo
           flush=True)
     write_synthetic(d, SynthSpec(rows=rows, files=files, list_size=list_size, planted=planted,
                                  malformed=0, row_group_size=file_rows or 262_144, seed=7,
-                                 binary=binary))
+                                 binary=binary, url_list=urls))
     print(f"  done in {time.perf_counter() - t:.1f}s", flush=True)
     return d
 
@@ -98,7 +105,7 @@ def _import_for(name: str) -> None:
     import pyarrow as pa
 
     pa.array([0])  # pyarrow imports pandas (when installed) the first time it builds one
-    if name == "duckdb-semijoin":
+    if name in ("duckdb-semijoin", "duckdb-url-semijoin"):
         import duckdb  # noqa: F401
     elif name == "polars-semijoin":
         import polars  # noqa: F401
@@ -140,6 +147,18 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         ).fetchone()
         matched = int(row[0]) if row else 0
         rows = total_rows
+    elif name == "duckdb-url-semijoin":
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"SET threads = {threads}")
+        con.execute("CREATE TABLE l AS SELECT hash AS h FROM read_csv(?, header = true)",
+                    [str(d / "lists" / "urls.csv")])
+        row = con.execute(
+            "SELECT count(*) FROM read_parquet(?) m SEMI JOIN l ON sha256(m.url) = l.h", [_files(d)]
+        ).fetchone()
+        matched = int(row[0]) if row else 0
+        rows = total_rows
     elif name == "polars-semijoin":
         os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
         import polars as pl
@@ -149,7 +168,7 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         lf = pl.scan_parquet(_files(d)).select("md5")
         matched = lf.join(lst.lazy(), on="md5", how="semi").select(pl.len()).collect().item()
         rows = total_rows
-    elif name in ("datahygiene", "datahygiene-clean", "datahygiene-no-reports"):
+    elif name in ("datahygiene", "datahygiene-clean", "datahygiene-no-reports", "datahygiene-url"):
         from datahygiene.allocator import freeze_startup_objects, tune_allocator
         from datahygiene.config import ScanConfig
         from datahygiene.lists.spec import ListSpec
@@ -158,8 +177,9 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         out = work / name
         tune_allocator()  # as the `datahygiene` command does at start
         freeze_startup_objects()  # as `datahygiene scan` does before scanning
-        config = ScanConfig(manifests=[str(d / "manifest")],
-                            lists=[ListSpec(path=_list_path(d), signal="md5")],
+        spec = (ListSpec(path=str(d / "lists" / "urls.csv")) if name == "datahygiene-url"
+                else ListSpec(path=_list_path(d), signal="md5"))
+        config = ScanConfig(manifests=[str(d / "manifest")], lists=[spec],
                             out=str(out), threads=threads,
                             write_clean=name == "datahygiene-clean")
         if name == "datahygiene-no-reports":
@@ -249,6 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--small-files", action="store_true",
                    help="also compare us and DuckDB on the same rows in files of 10,000 rows "
                    "(img2dataset's shards), with LAION-rare matches")
+    p.add_argument("--urls", action="store_true",
+                   help="also compare a url-sha256 scan of a quarter of the rows with DuckDB "
+                   "semi-joining sha256(url) (DuckDB hashes the URL as stored; we normalise it "
+                   "first)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -317,6 +341,20 @@ def main(argv: list[str] | None = None) -> None:
                   f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
         print(f"  datahygiene / duckdb-semijoin   time "
               f"{sf['datahygiene']['seconds'] / sf['duckdb-semijoin']['seconds']:.2f}")
+    if a.urls:
+        n = max(1, a.rows // 4)
+        du = ensure_data(base, n, a.list_size // 4, a.planted, urls=True)
+        print(f"\nurl-sha256 digests of {n:,} rows' URLs, {a.planted:,} planted "
+              "(median of --repeat runs):")
+        ur = {}
+        for name in ("duckdb-url-semijoin", "datahygiene-url"):
+            r = sorted((spawn(name, du, a.threads, work) for _ in range(max(1, a.repeat))),
+                       key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
+            ur[name] = r
+            print(f"  {name:<20} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
+        print(f"  datahygiene-url / duckdb-url-semijoin   time "
+              f"{ur['datahygiene-url']['seconds'] / ur['duckdb-url-semijoin']['seconds']:.2f}")
     if a.scaling:
         sizes = [int(x) for x in a.scaling.split(",")]
         print("\nscaling with the manifest (same list size; median of --repeat runs):")
