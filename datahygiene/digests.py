@@ -214,3 +214,60 @@ def digest_rows(algorithm, data, offsets, rows, out):
             for j in range(8):
                 for q in range(4):
                     out[i, 4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)
+
+
+def hmac_sha256_states(key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The SHA-256 states after the HMAC key's inner and outer padded blocks: every
+    message under one key starts from them (RFC 2104)."""
+    import hashlib
+
+    k = (key if len(key) <= 64 else hashlib.sha256(key).digest()).ljust(64, b"\0")
+    states = []
+    w = np.empty(80, dtype=np.uint32)
+    for pad in (0x36, 0x5C):
+        h = _SHA256_H.copy()
+        _sha256_block(np.frombuffer(bytes(b ^ pad for b in k), dtype=np.uint8), 0, h, w, _SHA256_K)
+        states.append(h)
+    return states[0], states[1]
+
+
+@numba.njit(**_JIT)
+def hmac_sha256_rows(istate, ostate, prefix, data, offsets, out):
+    """HMAC-SHA256 of ``prefix + data[offsets[i]:offsets[i + 1]]`` for every row i into
+    ``out[i]``, the key's blocks already compressed into ``istate``/``ostate``
+    (:func:`hmac_sha256_states`)."""
+    n = offsets.shape[0] - 1
+    p = prefix.shape[0]
+    longest = 0
+    for i in range(n):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    buf = np.empty(((p + longest + 9) // 64 + 1) * 64, dtype=np.uint8)
+    buf[:p] = prefix
+    ob = np.zeros(64, dtype=np.uint8)
+    ob[32] = 0x80
+    ob[62] = 0x03  # the outer message is 64 + 32 bytes: 768 bits
+    w = np.empty(80, dtype=np.uint32)
+    h = np.empty(8, dtype=np.uint32)
+    for i in range(n):
+        s = offsets[i]
+        m = p + offsets[i + 1] - s
+        for j in range(m - p):
+            buf[p + j] = data[s + j]
+        nb = (m + 9 + 63) // 64
+        buf[m] = 0x80
+        for j in range(m + 1, nb * 64 - 8):
+            buf[j] = 0
+        bits = (64 + m) * 8
+        for j in range(8):
+            buf[nb * 64 - 1 - j] = (bits >> (8 * j)) & 0xFF
+        h[:] = istate
+        for b in range(nb):
+            _sha256_block(buf, 64 * b, h, w, _SHA256_K)
+        for j in range(8):
+            for q in range(4):
+                ob[4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)
+        h[:] = ostate
+        _sha256_block(ob, 0, h, w, _SHA256_K)
+        for j in range(8):
+            for q in range(4):
+                out[i, 4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datahygiene.audit import dsse, merkle
@@ -25,7 +27,7 @@ from datahygiene.audit.log import (
     CHECKPOINT,
     LOG_DIR,
     LogError,
-    commitments,
+    commitments_array,
     leaf_hashes,
     parse_leaf,
     read_log,
@@ -318,6 +320,10 @@ class Verification:
         keep_unverified = bool(self.run.get("config", {}).get("keep_unverified"))
         current = {p["commitment"]: p["decision"] for p in self.parsed if p["run"] == run_id}
         earlier = {p["commitment"] for p in self.parsed if p["run"] != run_id and p["decision"] == "excluded"}
+        # the rows this run withheld from a release, and those earlier runs excluded
+        withheld_set = pa.array(sorted(c for c, d in current.items() if d == "excluded" or (
+            d == "unverified" and not keep_unverified)), pa.string())
+        earlier_set = pa.array(sorted(earlier), pa.string())
         path = Path(self.released)
         files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
         n, hit_now, hit_before = 0, 0, 0
@@ -328,14 +334,12 @@ class Verification:
                     self.add("released", False, f"{f}: no key column {key_col!r}")
                     return
                 for batch in pf.iter_batches(columns=[key_col], batch_size=65536):
-                    col = batch.column(0).cast("string").to_pylist()
-                    n += len(col)
-                    for c in commitments(key, col):
-                        d = current.get(c) if c else None
-                        if d == "excluded" or (d == "unverified" and not keep_unverified):
-                            hit_now += 1
-                        elif c in earlier:
-                            hit_before += 1
+                    commits = commitments_array(key, batch.column(0).cast("string"))
+                    n += len(commits)
+                    now = pc.is_in(commits, value_set=withheld_set)
+                    hit_now += int(pc.sum(now).as_py() or 0)
+                    before = pc.and_(pc.is_in(commits, value_set=earlier_set), pc.invert(now))
+                    hit_before += int(pc.sum(before).as_py() or 0)
         except Exception as exc:
             self.add("released", False, f"{self.released}: cannot read ({type(exc).__name__})")
             return

@@ -182,3 +182,26 @@ def test_every_generated_proof_verifies() -> None:
             assert merkle.verify_consistency(m, n, p, merkle.root(hs[:m]), root), (m, n)
             if 0 < m < n:
                 assert not merkle.verify_consistency(m, n, p, merkle.root([*hs[: m - 1], hs[m]]), root)
+
+
+def test_row_commitments_of_a_column_equal_one_by_one() -> None:
+    """`verify --released` computes row commitments a column at a time with compiled
+    HMAC-SHA256; they must be exactly :func:`commitment` of each key: Unicode, NUL,
+    empty and long keys, nulls, sliced and large_string columns, HMAC keys shorter and
+    longer than SHA-256's 64-byte block."""
+    import random
+
+    import pyarrow as pa
+
+    from datahygiene.audit.log import commitment, commitments_array
+
+    rng = random.Random(3)
+    keys = [None if rng.random() < 0.05 else
+            "".join(rng.choice("abc\u00e9\U0001f600 \x00Z9") for _ in range(rng.randrange(0, 150)))
+            for _ in range(2000)]
+    for key in (b"k" * 32, bytes(range(64)), bytes(range(100))):
+        want = [None if k is None else commitment(key, k) for k in keys]
+        for column in (pa.array(keys, pa.string()), pa.array(keys, pa.large_string()),
+                       pa.array(["pad", *keys]).slice(1)):
+            assert commitments_array(key, column).to_pylist() == want
+    assert commitments_array(b"k" * 32, pa.array([], pa.string())).to_pylist() == []
