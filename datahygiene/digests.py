@@ -78,6 +78,15 @@ def _padded(data, s, length, big_endian, tail):
     return full, nt
 
 
+@numba.njit(inline="always", **_JIT)
+def _put_words(h, words, big_endian, dst):
+    """The first ``words`` state words as the digest's bytes, into ``dst``."""
+    for j in range(words):
+        for q in range(4):
+            shift = np.uint32(24 - 8 * q) if big_endian else np.uint32(8 * q)
+            dst[4 * j + q] = (h[j] >> shift) & np.uint32(0xFF)
+
+
 @numba.njit(**_JIT)
 def _sha256_block(buf, off, h, w, k):
     for t in range(16):
@@ -191,9 +200,7 @@ def digest_rows(algorithm, data, offsets, rows, out):
                 _md5_block(data, s + 64 * b, h, w, _MD5_K, _MD5_S)
             for b in range(nt):
                 _md5_block(tail, 64 * b, h, w, _MD5_K, _MD5_S)
-            for j in range(4):
-                for q in range(4):
-                    out[i, 4 * j + q] = (h[j] >> np.uint32(8 * q)) & np.uint32(0xFF)
+            _put_words(h, 4, False, out[i])
         elif algorithm == 1:
             h[:5] = _SHA1_H
             full, nt = _padded(data, s, length, True, tail)
@@ -201,9 +208,7 @@ def digest_rows(algorithm, data, offsets, rows, out):
                 _sha1_block(data, s + 64 * b, h, w, _SHA1_K)
             for b in range(nt):
                 _sha1_block(tail, 64 * b, h, w, _SHA1_K)
-            for j in range(5):
-                for q in range(4):
-                    out[i, 4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)
+            _put_words(h, 5, True, out[i])
         else:
             h[:8] = _SHA256_H
             full, nt = _padded(data, s, length, True, tail)
@@ -211,9 +216,7 @@ def digest_rows(algorithm, data, offsets, rows, out):
                 _sha256_block(data, s + 64 * b, h, w, _SHA256_K)
             for b in range(nt):
                 _sha256_block(tail, 64 * b, h, w, _SHA256_K)
-            for j in range(8):
-                for q in range(4):
-                    out[i, 4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)
+            _put_words(h, 8, True, out[i])
 
 
 def hmac_sha256_states(key: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -263,11 +266,7 @@ def hmac_sha256_rows(istate, ostate, prefix, data, offsets, out):
         h[:] = istate
         for b in range(nb):
             _sha256_block(buf, 64 * b, h, w, _SHA256_K)
-        for j in range(8):
-            for q in range(4):
-                ob[4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)
+        _put_words(h, 8, True, ob)
         h[:] = ostate
         _sha256_block(ob, 0, h, w, _SHA256_K)
-        for j in range(8):
-            for q in range(4):
-                out[i, 4 * j + q] = (h[j] >> np.uint32(24 - 8 * q)) & np.uint32(0xFF)
+        _put_words(h, 8, True, out[i])

@@ -367,6 +367,12 @@ def _probe(q, hi, row, directory, dshift, values, out_rows, out_pos, count):
     return count
 
 
+@numba.njit(inline="always", **_JIT)
+def _is_null(validity, bit):
+    """Whether an Arrow validity bitmap marks position ``bit`` null."""
+    return (validity[bit >> 3] >> (bit & 7)) & 1 == 0
+
+
 @numba.njit(**_JIT)
 def _hex_key(data, s, width, pairs):
     """Validate the ``2 * width`` hex digits at byte ``s``; return (ok, first 8 bytes
@@ -408,11 +414,9 @@ def match_hex(data, data16, offsets, validity, vbase, width, pairs, words, wshif
     # The usual row inline: two characters per 16-bit load and table lookup.
     odd = 0
     for i in range(n):
-        if has_validity:
-            bit = vbase + i
-            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
-                status[i] = 1
-                continue
+        if has_validity and _is_null(validity, vbase + i):
+            status[i] = 1
+            continue
         s = offsets[i]
         if offsets[i + 1] - s != w2:
             status[i] = 2
@@ -513,11 +517,9 @@ def normalize_urls_basic(data, offsets, validity, vbase, space, out, out_offsets
     k = 0
     for i in range(n):
         out_offsets[i] = k
-        if has_validity:
-            bit = vbase + i
-            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
-                status[i] = 1
-                continue
+        if has_validity and _is_null(validity, vbase + i):
+            status[i] = 1
+            continue
         s = offsets[i]
         e = offsets[i + 1]
         while s < e and space[data[s]]:

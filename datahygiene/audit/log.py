@@ -55,31 +55,24 @@ def commitments(key: bytes, row_keys: Iterable[str | None]) -> list[str | None]:
             for k in row_keys]
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
 def commitments_array(key: bytes, row_keys: pa.Array) -> pa.Array:
     """:func:`commitments` of a whole string column at once (null stays null), with
     the HMAC-SHA256 computed by compiled code (:mod:`datahygiene.digests`) from
     Arrow's buffers: no Python object per row. What checking a released manifest of
     billions of rows costs is this; tests compare it with :func:`commitment`."""
     from datahygiene.digests import hmac_sha256_rows, hmac_sha256_states
+    from datahygiene.signals.hexcodec import hex_strings, string_buffers
 
-    keys = row_keys.cast(pa.large_string())
+    keys = row_keys if pa.types.is_large_string(row_keys.type) else row_keys.cast(pa.string())
     n = len(keys)
     if n == 0:
         return pa.array([], pa.string())
     istate, ostate = hmac_sha256_states(key)
-    offs = np.frombuffer(keys.buffers()[1], dtype=np.int64)[keys.offset: keys.offset + n + 1]
-    raw = keys.buffers()[2]
-    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
+    data, offsets, _ = string_buffers(keys)
     mac = np.empty((n, 32), dtype=np.uint8)
-    hmac_sha256_rows(istate, ostate, np.frombuffer(COMMIT_DOMAIN, dtype=np.uint8), data, offs, mac)
-    text = np.empty((n, 64), dtype=np.uint8)
-    text[:, 0::2] = _HEX[mac >> 4]
-    text[:, 1::2] = _HEX[mac & 15]
-    hexes = pa.StringArray.from_buffers(n, pa.py_buffer((np.arange(n + 1, dtype=np.int32) * 64).tobytes()),
-                                        pa.py_buffer(text.tobytes()))
+    hmac_sha256_rows(istate, ostate, np.frombuffer(COMMIT_DOMAIN, dtype=np.uint8), data,
+                     offsets.astype(np.int64), mac)
+    hexes = hex_strings(mac)
     out = pc.binary_join_element_wise("hmac-sha256:", hexes, "")
     return pc.if_else(keys.is_null(), pa.scalar(None, pa.string()), out) if keys.null_count else out
 

@@ -337,7 +337,8 @@ class Verification:
         n, hit_now, hit_before = 0, 0, 0
         try:
             # batches on every core (the HMACs run without the GIL), a few in flight
-            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            workers = os.cpu_count() or 1
+            with ThreadPoolExecutor(workers) as pool:
                 pending: deque[Future[tuple[int, int, int]]] = deque()
                 for f in files:
                     pf = pq.ParquetFile(f)
@@ -346,7 +347,7 @@ class Verification:
                         return
                     for batch in pf.iter_batches(columns=[key_col], batch_size=65536):
                         pending.append(pool.submit(count, batch.column(0)))
-                        while len(pending) > 2 * (os.cpu_count() or 1) or (
+                        while len(pending) > 2 * workers or (
                                 pending and pending[0].done()):
                             rows_, now_, before_ = pending.popleft().result()
                             n, hit_now, hit_before = n + rows_, hit_now + now_, hit_before + before_

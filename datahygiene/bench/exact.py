@@ -225,6 +225,24 @@ def spawn(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
     return out
 
 
+def median_run(name: str, d: Path, threads: int, work: Path, repeat: int) -> dict[str, Any]:
+    """The run of median wall time among ``repeat`` runs of a contender."""
+    runs = sorted((spawn(name, d, threads, work) for _ in range(max(1, repeat))),
+                  key=lambda x: x["seconds"])
+    return runs[len(runs) // 2]
+
+
+def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat: int) -> None:
+    """Run a baseline and our contender on ``d``; print both and ours / baseline."""
+    width = max(16, len(baseline) + 1, len(ours) + 1)
+    runs = {}
+    for name in (baseline, ours):
+        r = runs[name] = median_run(name, d, threads, work, repeat)
+        print(f"  {name:<{width}} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
+              f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
+    print(f"  {ours} / {baseline}   time {runs[ours]['seconds'] / runs[baseline]['seconds']:.2f}")
+
+
 def print_table(results: list[dict[str, Any]], planted: int) -> None:
     by = {r["name"]: r for r in results}
     print(f"\n{'contender':<24}{'wall s':>8}{'rows/s':>14}{'peak RSS MB':>13}{'matched':>9}"
@@ -301,8 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results, a.planted)
     if a.binary:
         db = ensure_data(base, a.rows, a.list_size, a.planted, binary=True)
-        rb = sorted((spawn("datahygiene", db, a.threads, work) for _ in range(max(1, a.repeat))),
-                    key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
+        rb = median_run("datahygiene", db, a.threads, work, a.repeat)
         hexr = next((r for r in results if r["name"] == "datahygiene"), None)
         print(f"\n`datahygiene scan` on the same rows with md5 stored as 16-byte binary: "
               f"{rb['seconds']:.2f}s, {rb['rows'] / rb['seconds']:,.0f} rows/s, "
@@ -316,15 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         dsp = ensure_data(base, a.rows, a.list_size, k, tag_planted=True)
         print(f"\nmatches as rare as in LAION-5B: {k:,} planted in {a.rows:,} rows "
               "(median of --repeat runs):")
-        sp = {}
-        for name in ("duckdb-semijoin", "datahygiene"):
-            r = sorted((spawn(name, dsp, a.threads, work) for _ in range(max(1, a.repeat))),
-                       key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
-            sp[name] = r
-            print(f"  {name:<16} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
-                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
-        print(f"  datahygiene / duckdb-semijoin   time "
-              f"{sp['datahygiene']['seconds'] / sp['duckdb-semijoin']['seconds']:.2f}")
+        compare("duckdb-semijoin", "datahygiene", dsp, a.threads, work, a.repeat)
     if a.small_files:
         # img2dataset writes one parquet file per shard of 10,000 images: a LAION-scale
         # run reads hundreds of thousands of small files, where per-file costs count.
@@ -332,29 +341,13 @@ def main(argv: list[str] | None = None) -> None:
         dsf = ensure_data(base, a.rows, a.list_size, k, tag_planted=True, file_rows=10_000)
         print(f"\nthe same rows in {a.rows // 10_000:,} files of 10,000 rows, {k:,} planted "
               "(median of --repeat runs):")
-        sf = {}
-        for name in ("duckdb-semijoin", "datahygiene"):
-            r = sorted((spawn(name, dsf, a.threads, work) for _ in range(max(1, a.repeat))),
-                       key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
-            sf[name] = r
-            print(f"  {name:<16} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
-                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
-        print(f"  datahygiene / duckdb-semijoin   time "
-              f"{sf['datahygiene']['seconds'] / sf['duckdb-semijoin']['seconds']:.2f}")
+        compare("duckdb-semijoin", "datahygiene", dsf, a.threads, work, a.repeat)
     if a.urls:
         n = max(1, a.rows // 4)
         du = ensure_data(base, n, a.list_size // 4, a.planted, urls=True)
         print(f"\nurl-sha256 digests of {n:,} rows' URLs, {a.planted:,} planted "
               "(median of --repeat runs):")
-        ur = {}
-        for name in ("duckdb-url-semijoin", "datahygiene-url"):
-            r = sorted((spawn(name, du, a.threads, work) for _ in range(max(1, a.repeat))),
-                       key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
-            ur[name] = r
-            print(f"  {name:<20} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
-                  f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
-        print(f"  datahygiene-url / duckdb-url-semijoin   time "
-              f"{ur['datahygiene-url']['seconds'] / ur['duckdb-url-semijoin']['seconds']:.2f}")
+        compare("duckdb-url-semijoin", "datahygiene-url", du, a.threads, work, a.repeat)
     if a.scaling:
         sizes = [int(x) for x in a.scaling.split(",")]
         print("\nscaling with the manifest (same list size; median of --repeat runs):")
@@ -362,8 +355,7 @@ def main(argv: list[str] | None = None) -> None:
         for n in sizes:
             dn = ensure_data(base, n, a.list_size, a.planted)
             for name in by:
-                r = sorted((spawn(name, dn, a.threads, work) for _ in range(max(1, a.repeat))),
-                           key=lambda x: x["seconds"])[max(1, a.repeat) // 2]
+                r = median_run(name, dn, a.threads, work, a.repeat)
                 by[name].append(r)
                 print(f"  {name:<16} {n:>12,} rows  {r['seconds']:.2f}s  "
                       f"{r['rows'] / r['seconds']:,.0f} rows/s  peak RSS {r['peak_rss_mb']:,.0f} MB")

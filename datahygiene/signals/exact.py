@@ -27,7 +27,7 @@ from datahygiene.signals.base import (
     SignalType,
     take_rows,
 )
-from datahygiene.signals.hexcodec import NULL, as_array, normalize_fixed, offsets_of
+from datahygiene.signals.hexcodec import NULL, as_array, normalize_fixed, string_buffers
 
 
 def prefix64(values: np.ndarray) -> np.ndarray:
@@ -157,13 +157,8 @@ class SortedPrefixIndex(SignalIndex):
         rows the general way) and the matches of the rows that were decoded."""
         n = len(column)
         status = np.zeros(n, dtype=np.uint8)
-        offsets = offsets_of(column)
-        data_buf = column.buffers()[2]
-        data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
-                else np.zeros(0, np.uint8))
+        data, offsets, validity = string_buffers(column)
         data16 = data[: data.shape[0] // 2 * 2].view(np.uint16)
-        vbuf = column.buffers()[0] if column.null_count else None
-        validity = np.frombuffer(vbuf, dtype=np.uint8) if vbuf is not None else np.zeros(0, np.uint8)
         words, wshift, directory, dshift, entries = self._args()
         if self._m == 0:  # nothing to match: still tell nulls and malformed rows apart
             words = np.zeros(2, np.uint64)

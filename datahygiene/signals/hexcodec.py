@@ -56,6 +56,31 @@ def offsets_of(arr: pa.Array) -> np.ndarray:
     return offsets[arr.offset : arr.offset + len(arr) + 1]
 
 
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A string or binary array's bytes, offsets (:func:`offsets_of`) and validity
+    bitmap (empty when there are no nulls; bit ``arr.offset + i`` is row i), as numpy
+    views of Arrow's buffers, for the compiled kernels."""
+    raw = arr.buffers()[2]
+    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
+    vbuf = arr.buffers()[0] if arr.null_count else None
+    validity = np.frombuffer(vbuf, dtype=np.uint8) if vbuf is not None else np.zeros(0, np.uint8)
+    return data, offsets_of(arr), validity
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def hex_strings(values: np.ndarray) -> pa.Array:
+    """``(m, w)`` uint8 rows as lower-case hex strings (vectorised)."""
+    m, w = values.shape
+    out = np.empty((m, 2 * w), dtype=np.uint8)
+    out[:, 0::2] = _HEX[values >> 4]
+    out[:, 1::2] = _HEX[values & 15]
+    offsets = np.arange(m + 1, dtype=np.int32) * (2 * w)
+    return pa.StringArray.from_buffers(m, pa.py_buffer(offsets.tobytes()),
+                                       pa.py_buffer(out.tobytes()))
+
+
 def lengths_of(arr: pa.Array) -> np.ndarray:
     """Byte length per row, -1 for nulls (from the offsets buffer: no kernel call)."""
     if len(arr) == 0:

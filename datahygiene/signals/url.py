@@ -36,7 +36,7 @@ from datahygiene import digests, kernels
 from datahygiene.errors import ConfigError
 from datahygiene.signals.base import ColumnMatch, Normalized, SignalIndex, SignalType
 from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
-from datahygiene.signals.hexcodec import NULL, normalize_fixed
+from datahygiene.signals.hexcodec import NULL, normalize_fixed, string_buffers
 
 _SPLIT = r"^(?P<auth>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)(?P<rest>.*)$"
 
@@ -71,18 +71,12 @@ def _normalized_bytes(column: pa.Array, mode: str) -> tuple[np.ndarray, np.ndarr
     (digest ``data[offsets[i]:offsets[i + 1]]``), 1 (null) or 2 (left to
     :func:`normalize_urls`: text that is not printable ASCII)."""
     n = len(column)
-    large = pa.types.is_large_string(column.type)
-    raw = column.buffers()[2]
-    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64 if large else np.int32)[
-        column.offset: column.offset + n + 1].astype(np.int64)
-    vbuf = column.buffers()[0] if column.null_count else None
-    validity = np.frombuffer(vbuf, dtype=np.uint8) if vbuf is not None else np.zeros(0, np.uint8)
+    data, offsets, validity = string_buffers(column)
+    offsets = offsets.astype(np.int64)
     status = np.zeros(n, dtype=np.uint8)
     if mode == "none":
         if column.null_count:
             status[np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = 1
-            offsets = offsets.copy()
         return data, offsets, status
     if mode != "basic":
         raise ConfigError(f"unknown url normalisation {mode!r}; use 'basic' or 'none'")

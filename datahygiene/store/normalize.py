@@ -12,19 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datahygiene.plugins import Registry
-
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def hex_rows(values: np.ndarray) -> pa.Array:
-    """``(m, w)`` uint8 rows as lower-case hex strings (vectorised)."""
-    m, w = values.shape
-    out = np.empty((m, 2 * w), dtype=np.uint8)
-    out[:, 0::2] = _HEX[values >> 4]
-    out[:, 1::2] = _HEX[values & 15]
-    offsets = np.arange(m + 1, dtype=np.int32) * (2 * w)
-    return pa.StringArray.from_buffers(m, pa.py_buffer(offsets.tobytes()),
-                                       pa.py_buffer(out.tobytes()))
+from datahygiene.signals.hexcodec import hex_strings
 
 
 def normalize_values(table: pa.Table, registry: Registry, stats: dict[str, int]) -> pa.Table:
@@ -46,5 +34,5 @@ def normalize_values(table: pa.Table, registry: Registry, stats: dict[str, int])
         if good.shape[0] != len(part):
             stats[f"bad_values:{sig}"] = stats.get(f"bad_values:{sig}", 0) + len(part) - good.shape[0]
         part = part.take(pa.array(good, pa.int64()))
-        parts.append(part.set_column(2, "value", hex_rows(parsed.values[good])))
+        parts.append(part.set_column(2, "value", hex_strings(parsed.values[good])))
     return pa.concat_tables(parts).combine_chunks()

@@ -19,8 +19,8 @@ from datahygiene.errors import ListError
 from datahygiene.lists.model import HashList, ListIdentity
 from datahygiene.lists.spec import ListSpec
 from datahygiene.plugins import Registry
+from datahygiene.signals.hexcodec import hex_strings
 from datahygiene.sources.base import ListSource
-from datahygiene.store.normalize import hex_rows
 from datahygiene.store.snapshots import ENTRY_SCHEMA, ListStore, Snapshot, split_ref
 
 STORE_OPTION = "store"
@@ -35,7 +35,7 @@ def hashlists_to_entries(lists: list[HashList]) -> pa.Table:
         aligned = hl.aligned_categories()
         cats = aligned.cast(pa.string()) if aligned is not None else pa.nulls(n, pa.string())
         parts.append(pa.table([refs.cast(pa.string()), pa.array([hl.signal] * n, pa.string()),
-                               hex_rows(hl.values), cats, pa.nulls(n, pa.string()),
+                               hex_strings(hl.values), cats, pa.nulls(n, pa.string()),
                                pa.nulls(n, pa.string())],
                               schema=ENTRY_SCHEMA))
     return pa.concat_tables(parts) if parts else ENTRY_SCHEMA.empty_table()
