@@ -11,7 +11,9 @@ including those made lazily, such as pandas (which pyarrow loads the first time 
 array is built) and datahygiene's audit and report modules -- happen before the clock
 starts, for every contender alike. What a first call costs beyond its import
 (numba loading the compiled kernels) stays in. The whole process's time, start and
-imports included, is printed as well ("process s").
+imports included, is printed as well ("process s"), and so is the CPU time (user +
+system, all threads) the timed work used ("cpu s"): on 2 cores, a contender needing
+more CPU than another cannot finish sooner than half its CPU time.
 Ratios are ``ours / baseline`` (<= 1.0 means we are at least as fast / as small).
 Numbers are only comparable on an otherwise idle machine.
 
@@ -128,6 +130,7 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
     total_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in _files(d))
     _import_for(name)
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    cpu0 = os.times()
     t0 = time.perf_counter()
     if name == "floor-pyarrow":
         pa.set_cpu_count(threads)
@@ -204,9 +207,12 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown contender {name}")
     seconds = time.perf_counter() - t0
+    cpu1 = os.times()
+    cpu_seconds = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     if phases:  # what ran after run.json's clock stopped: evidence, reports, commit
         phases["after"] = round(seconds - phases.pop("total"), 3)
-    return {"name": name, "seconds": seconds, "rows": int(rows), "matched": int(matched),
+    return {"name": name, "seconds": seconds, "cpu_seconds": cpu_seconds, "rows": int(rows),
+            "matched": int(matched),
             "phases": phases,
             "peak_rss_mb": _peak_rss_mb(),
             "page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0}
@@ -239,17 +245,19 @@ def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat:
     for name in (baseline, ours):
         r = runs[name] = median_run(name, d, threads, work, repeat)
         print(f"  {name:<{width}} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
-              f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}")
+              f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}  "
+              f"cpu {r['cpu_seconds']:.2f}s")
     print(f"  {ours} / {baseline}   time {runs[ours]['seconds'] / runs[baseline]['seconds']:.2f}")
 
 
 def print_table(results: list[dict[str, Any]], planted: int) -> None:
     by = {r["name"]: r for r in results}
     print(f"\n{'contender':<24}{'wall s':>8}{'rows/s':>14}{'peak RSS MB':>13}{'matched':>9}"
-          f"{'process s':>11}")
+          f"{'process s':>11}{'cpu s':>8}")
     for r in results:
         print(f"{r['name']:<24}{r['seconds']:>8.2f}{r['rows'] / r['seconds']:>14,.0f}"
-              f"{r['peak_rss_mb']:>13,.0f}{r['matched']:>9,}{r.get('process_seconds', 0):>11.2f}")
+              f"{r['peak_rss_mb']:>13,.0f}{r['matched']:>9,}{r.get('process_seconds', 0):>11.2f}"
+              f"{r.get('cpu_seconds', 0):>8.2f}")
     clean = by.get("datahygiene-clean")
     print("\nratios (ours / baseline; time <= 1.0 means at least as fast):")
     for mine in ("datahygiene", "datahygiene-no-reports"):
