@@ -19,6 +19,7 @@ inputs. Kernels see values only as bytes: they never format, log or raise with o
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numba
@@ -578,6 +579,17 @@ def normalize_urls_basic(data, offsets, validity, vbase, space, out, out_offsets
         status[i] = 0
     out_offsets[n] = k
     return k
+
+
+def load_in_background() -> threading.Thread:
+    """Start numba's one-off set-up (its type registries: about 0.2 s per process, paid
+    by the first kernel call even when every kernel comes from the cache) on a thread,
+    so it overlaps work that needs no kernel yet -- reading and decrypting a stored
+    list, digesting inputs -- instead of stalling the first kernel call."""
+    thread = threading.Thread(target=rows_strictly_increasing, args=(np.zeros((1, 1), np.uint8),),
+                              name="datahygiene-kernels", daemon=True)
+    thread.start()
+    return thread
 
 
 def warm_up() -> None:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from datahygiene import __version__
+from datahygiene import __version__, kernels
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ordered, run_task
 from datahygiene.errors import ConfigError, DatahygieneError, InputError, OutputError
@@ -222,6 +222,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         require_ray()  # fail before any work, with the install hint
     registry = registry or default_registry()
     t0 = time.perf_counter()
+    kernels.load_in_background()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     files = resolve_manifests(config.manifests)
     _refuse_out_among_inputs(config, files)

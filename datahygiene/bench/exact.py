@@ -98,6 +98,41 @@ def _list_path(d: Path) -> str:
     return str(d / "lists" / "md5.txt")
 
 
+def ensure_stored(d: Path) -> Path:
+    """The dataset's list prepared once, as a curator keeps it between scans: imported
+    into a list store (encrypted, with its scan index) for us, and into a DuckDB
+    database file for DuckDB. Made outside every timing; returns the directory."""
+    import duckdb
+
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.plugins import default_registry
+    from datahygiene.sources.files import FileListSource
+    from datahygiene.store import ListStore
+    from datahygiene.store.crypto import write_key_file
+    from datahygiene.store.source import build_scan_index, hashlists_to_entries
+
+    out = d / "stored"
+    if (out / "done").exists():
+        return out
+    out.mkdir(mode=0o700, exist_ok=True)
+    key = out / "store.key"
+    if not key.exists():
+        write_key_file(key)  # a fresh random key for this synthetic list
+    registry = default_registry()
+    lists = FileListSource().load(ListSpec(path=_list_path(d), signal="md5"), registry)
+    store = ListStore.open(out / "store", create=True, key_ref={"file": str(key.resolve())})
+    store.write_snapshot("bench", hashlists_to_entries(lists), {"source": "file"},
+                         scan_index=build_scan_index(registry))
+    db = out / "list.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE l AS SELECT column0 AS h FROM read_csv(?, header = false, comment = '#', "
+                "columns = {'column0': 'VARCHAR'})", [_list_path(d)])
+    con.close()
+    (out / "done").write_text("")
+    return out
+
+
 def _files(d: Path) -> list[str]:
     return sorted(str(p) for p in (d / "manifest").glob("*.parquet"))
 
@@ -107,7 +142,7 @@ def _import_for(name: str) -> None:
     import pyarrow as pa
 
     pa.array([0])  # pyarrow imports pandas (when installed) the first time it builds one
-    if name in ("duckdb-semijoin", "duckdb-url-semijoin"):
+    if name in ("duckdb-semijoin", "duckdb-url-semijoin", "duckdb-semijoin-stored"):
         import duckdb  # noqa: F401
     elif name == "polars-semijoin":
         import polars  # noqa: F401
@@ -115,7 +150,8 @@ def _import_for(name: str) -> None:
         import datahygiene.audit.evidence
         import datahygiene.reporters.cybertipline
         import datahygiene.reporters.summary
-        import datahygiene.scan  # noqa: F401
+        import datahygiene.scan
+        import datahygiene.store.source  # noqa: F401
 
 
 def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
@@ -150,6 +186,16 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         ).fetchone()
         matched = int(row[0]) if row else 0
         rows = total_rows
+    elif name == "duckdb-semijoin-stored":
+        import duckdb
+
+        con = duckdb.connect(str(d / "stored" / "list.duckdb"), read_only=True)
+        con.execute(f"SET threads = {threads}")
+        row = con.execute(
+            "SELECT count(*) FROM read_parquet(?) m SEMI JOIN l ON m.md5 = l.h", [_files(d)]
+        ).fetchone()
+        matched = int(row[0]) if row else 0
+        rows = total_rows
     elif name == "duckdb-url-semijoin":
         import duckdb
 
@@ -171,7 +217,8 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         lf = pl.scan_parquet(_files(d)).select("md5")
         matched = lf.join(lst.lazy(), on="md5", how="semi").select(pl.len()).collect().item()
         rows = total_rows
-    elif name in ("datahygiene", "datahygiene-clean", "datahygiene-no-reports", "datahygiene-url"):
+    elif name in ("datahygiene", "datahygiene-clean", "datahygiene-no-reports", "datahygiene-url",
+                  "datahygiene-stored"):
         from datahygiene.allocator import freeze_startup_objects, tune_allocator
         from datahygiene.config import ScanConfig
         from datahygiene.lists.spec import ListSpec
@@ -181,6 +228,9 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         tune_allocator()  # as the `datahygiene` command does at start
         freeze_startup_objects()  # as `datahygiene scan` does before scanning
         spec = (ListSpec(path=str(d / "lists" / "urls.csv")) if name == "datahygiene-url"
+                else ListSpec(path="bench", signal="md5", source="store",
+                              options={"store": str(d / "stored" / "store")})
+                if name == "datahygiene-stored"
                 else ListSpec(path=_list_path(d), signal="md5"))
         config = ScanConfig(manifests=[str(d / "manifest")], lists=[spec],
                             out=str(out), threads=threads,
@@ -244,9 +294,10 @@ def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat:
     runs = {}
     for name in (baseline, ours):
         r = runs[name] = median_run(name, d, threads, work, repeat)
+        phases = "  ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
         print(f"  {name:<{width}} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}  "
-              f"cpu {r['cpu_seconds']:.2f}s")
+              f"cpu {r['cpu_seconds']:.2f}s" + (f"  ({phases})" if phases else ""))
     print(f"  {ours} / {baseline}   time {runs[ours]['seconds'] / runs[baseline]['seconds']:.2f}")
 
 
@@ -292,6 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sparse", action="store_true",
                    help="also compare us and DuckDB on a manifest with matches as rare as "
                    "LAION-5B's (about one row in 5 million)")
+    p.add_argument("--stored", action="store_true",
+                   help="also compare us and DuckDB with LAION-rare matches and the list prepared "
+                   "once: in our list store, and in a DuckDB database file")
     p.add_argument("--small-files", action="store_true",
                    help="also compare us and DuckDB on the same rows in files of 10,000 rows "
                    "(img2dataset's shards), with LAION-rare matches")
@@ -342,6 +396,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nmatches as rare as in LAION-5B: {k:,} planted in {a.rows:,} rows "
               "(median of --repeat runs):")
         compare("duckdb-semijoin", "datahygiene", dsp, a.threads, work, a.repeat)
+    if a.stored:
+        k = max(1, a.rows // 5_000_000)
+        dsp = ensure_data(base, a.rows, a.list_size, k, tag_planted=True)
+        ensure_stored(dsp)
+        print(f"\nthe same {k:,} planted in {a.rows:,} rows, the list prepared once (ours: the list "
+              "store with its scan index; DuckDB: a database file holding the list table; median "
+              "of --repeat runs):")
+        compare("duckdb-semijoin-stored", "datahygiene-stored", dsp, a.threads, work, a.repeat)
     if a.small_files:
         # img2dataset writes one parquet file per shard of 10,000 images: a LAION-scale
         # run reads hundreds of thousands of small files, where per-file costs count.

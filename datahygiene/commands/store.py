@@ -20,7 +20,7 @@ from datahygiene.errors import ConfigError
 from datahygiene.plugins import default_registry
 from datahygiene.store.crypto import write_key_file
 from datahygiene.store.snapshots import DEFAULT_KEY_ENV, ListStore, check_name
-from datahygiene.store.source import hashlists_to_entries
+from datahygiene.store.source import build_scan_index, hashlists_to_entries
 from datahygiene.store.sync import sync_list
 
 STORE_HELP = "List store directory [default: $DATAHYGIENE_STORE, else ~/.local/share/datahygiene/store]."
@@ -79,7 +79,8 @@ def register(group: click.Group) -> None:
         meta = {"source": spec.source, "partner": first.partner, "upstream_name": first.name,
                 "upstream_version": first.version,
                 "retrieved_at": first.retrieved_at}
-        record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta)
+        record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta,
+                                           scan_index=build_scan_index(registry))
         what = "stored as" if new else "unchanged; latest is"
         click.echo(f"{name}: {what} snapshot {record['version']} ({record['fingerprints']:,} "
                    f"entries; {', '.join(record['signals'])}; {record['fingerprint']})")

@@ -18,6 +18,7 @@ import binascii
 import os
 from pathlib import Path
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -74,13 +75,37 @@ def seal(key: bytes, plaintext: bytes, purpose: str, name: str, version: int) ->
     return MAGIC + nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(purpose, name, version))
 
 
-def unseal(key: bytes, blob: bytes, purpose: str, name: str, version: int, where: str) -> bytes:
-    """Decrypt and authenticate; any failure is one line naming the file, never its content."""
+def _split(blob: bytes, where: str) -> tuple[bytes, memoryview]:
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + NONCE_BYTES + 16:
         raise ListError(f"{where}: not a datahygiene store file (or truncated)")
-    nonce = blob[len(MAGIC):len(MAGIC) + NONCE_BYTES]
+    view = memoryview(blob)  # slices of a view: no copy of a large ciphertext
+    return bytes(view[len(MAGIC):len(MAGIC) + NONCE_BYTES]), view[len(MAGIC) + NONCE_BYTES:]
+
+
+def _cannot_decrypt(where: str) -> ListError:
+    return ListError(f"{where}: cannot decrypt: wrong store key, or the file was altered or moved")
+
+
+def unseal(key: bytes, blob: bytes, purpose: str, name: str, version: int, where: str) -> bytes:
+    """Decrypt and authenticate; any failure is one line naming the file, never its content."""
+    nonce, body = _split(blob, where)
     try:
-        return AESGCM(key).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES:], _aad(purpose, name, version))
+        return AESGCM(key).decrypt(nonce, body, _aad(purpose, name, version))
     except InvalidTag:
-        raise ListError(f"{where}: cannot decrypt: wrong store key, or the file was altered "
-                        "or moved") from None
+        raise _cannot_decrypt(where) from None
+
+
+def unseal_array(key: bytes, blob: bytes, purpose: str, name: str, version: int, where: str
+                 ) -> np.ndarray:
+    """:func:`unseal` into a writable uint8 array (decrypted in place where the
+    installed ``cryptography`` can: no second copy of a large plaintext)."""
+    nonce, body = _split(blob, where)
+    aesgcm, aad = AESGCM(key), _aad(purpose, name, version)
+    try:
+        if hasattr(aesgcm, "decrypt_into"):  # in newer releases of cryptography
+            out = np.empty(len(body) - 16, dtype=np.uint8)
+            aesgcm.decrypt_into(nonce, body, aad, out.data)
+            return out
+        return np.frombuffer(aesgcm.decrypt(nonce, body, aad), dtype=np.uint8).copy()
+    except InvalidTag:
+        raise _cannot_decrypt(where) from None

@@ -8,6 +8,7 @@ Layout (every directory 0700, every file 0600)::
       lists/NAME/
         index.json            what each snapshot is: version, time, counts, fingerprint (no values)
         snapshot-000001.dhs   AES-GCM sealed parquet of the entries
+        snapshot-000001.index.dhs  sealed scan index: the entries as a scan loads them
         state.dhs             sealed sync state (the checkpoint of the last completed window)
 
 Why snapshots and not one mutable file: a scan names the exact snapshot it used
@@ -33,6 +34,7 @@ import os
 import re
 import tomllib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +47,7 @@ import pyarrow.parquet as pq
 
 from datahygiene.config import resolve_secret
 from datahygiene.errors import ConfigError, ListError
-from datahygiene.store.crypto import parse_key, seal, unseal
+from datahygiene.store.crypto import parse_key, seal, unseal, unseal_array
 
 STORE_ENV = "DATAHYGIENE_STORE"
 DEFAULT_KEY_ENV = "DATAHYGIENE_STORE_KEY"
@@ -55,6 +57,7 @@ FINGERPRINT_DOMAIN = b"datahygiene-store-snapshot-v1\0"
 ENTRY_COLUMNS = ("entry_id", "signal", "value", "category", "kind", "member")
 ENTRY_SCHEMA = pa.schema([(c, pa.string()) for c in ENTRY_COLUMNS])
 META_KEY = b"datahygiene.snapshot"
+SCAN_INDEX_PURPOSE = "scan-index"
 
 
 def default_store_root() -> Path:
@@ -279,16 +282,28 @@ class ListStore:
 
     # -- snapshots -----------------------------------------------------------------------
     def write_snapshot(self, name: str, entries: pa.Table, meta: dict[str, Any],
-                       only_if_changed: bool = True) -> tuple[dict[str, Any], bool]:
+                       only_if_changed: bool = True,
+                       scan_index: Callable[[Snapshot], bytes] | None = None,
+                       ) -> tuple[dict[str, Any], bool]:
         """Store a new snapshot; returns (its index record, whether it is new).
 
         With ``only_if_changed`` a snapshot whose fingerprint equals the latest one is
-        not written again (the latest record is returned)."""
+        not written again (the latest record is returned). ``scan_index`` derives, from
+        the snapshot, the bytes of its scan index (datahygiene/store/source.py): sealed
+        beside it and written before the snapshot becomes visible, so a visible
+        snapshot that has one always has it complete."""
         entries = canonical_entries(entries)
         fp = _digest_in_order(entries)
         idx = self.index(name)
         snaps: list[dict[str, Any]] = idx["snapshots"]
         if only_if_changed and snaps and snaps[-1]["fingerprint"] == fp:
+            if scan_index is not None and not snaps[-1].get("scan_index"):
+                # a snapshot from before scan indexes: unchanged, but it gains one now
+                latest = snaps[-1]
+                self._write_scan_index(name, Snapshot(name, int(latest["version"]), latest,
+                                                      self.read_snapshot(name).meta, entries),
+                                       scan_index)
+                self._write_index(name, idx)
             return snaps[-1], False
         d = self.list_dir(name)
         _mkdir_private(d)
@@ -303,6 +318,7 @@ class ListStore:
         blob = seal(self._key, buf.getvalue(), "snapshot", name, version)
         fname = f"snapshot-{version:06d}.dhs"
         _write_private(d / fname, blob)
+        del buf, blob
         signals = entries.group_by("signal").aggregate([("signal", "count")]).to_pylist()
         record = {
             "version": version,
@@ -316,24 +332,52 @@ class ListStore:
             "origin": {k: v for k, v in meta.items() if k in ("source", "partner", "upstream_name",
                                                              "upstream_version", "retrieved_at")},
         }
+        if scan_index is not None:
+            self._write_scan_index(name, Snapshot(name, version, record, full_meta, entries), scan_index)
         idx["snapshots"] = [*snaps, record]
         self._write_index(name, idx)  # the snapshot becomes visible only here
         return record, True
 
-    def read_snapshot(self, name: str, version: int | None = None) -> Snapshot:
-        idx = self.index(name)
-        snaps = idx["snapshots"]
+    def _write_scan_index(self, name: str, snap: Snapshot, scan_index: Callable[[Snapshot], bytes]
+                          ) -> None:
+        """Seal the scan index of ``snap`` beside it and name it in ``snap.info`` (its
+        index record, which the caller then writes)."""
+        payload = scan_index(snap)
+        index_name = f"snapshot-{snap.version:06d}.index.dhs"
+        _write_private(self.list_dir(name) / index_name,
+                       seal(self._key, payload, SCAN_INDEX_PURPOSE, name, snap.version))
+        snap.info["scan_index"] = index_name
+
+    def record(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """The index record of snapshot ``version`` (None: the latest)."""
+        snaps = self.index(name)["snapshots"]
         if not snaps:
             raise ListError(f"{self.root}: no stored list named {name!r} (stored: "
                             f"{', '.join(self.names()) or 'none'})")
         if version is None:
-            rec = snaps[-1]
-        else:
-            found = [s for s in snaps if int(s["version"]) == version]
-            if not found:
-                have = ", ".join(str(s["version"]) for s in snaps)
-                raise ListError(f"{self.root}: stored list {name} has no snapshot {version} (has: {have})")
-            rec = found[0]
+            return dict(snaps[-1])
+        found = [s for s in snaps if int(s["version"]) == version]
+        if not found:
+            have = ", ".join(str(s["version"]) for s in snaps)
+            raise ListError(f"{self.root}: stored list {name} has no snapshot {version} (has: {have})")
+        return dict(found[0])
+
+    def read_scan_index(self, name: str, version: int | None = None
+                        ) -> tuple[dict[str, Any], np.ndarray] | None:
+        """(the snapshot's index record, its scan index's bytes as a writable uint8
+        array); None when the snapshot has none (written before scan indexes existed)."""
+        rec = self.record(name, version)
+        if not rec.get("scan_index"):
+            return None
+        path = self.list_dir(name) / rec["scan_index"]
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            raise ListError(f"{path}: scan index missing or unreadable") from None
+        return rec, unseal_array(self._key, blob, SCAN_INDEX_PURPOSE, name, int(rec["version"]), str(path))
+
+    def read_snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        rec = self.record(name, version)
         path = self.list_dir(name) / rec["file"]
         try:
             blob = path.read_bytes()

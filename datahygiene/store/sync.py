@@ -26,6 +26,7 @@ from datahygiene.errors import DatahygieneError, ServiceError
 from datahygiene.plugins import Registry
 from datahygiene.store.normalize import normalize_values
 from datahygiene.store.snapshots import ENTRY_SCHEMA, ListStore, empty_entries
+from datahygiene.store.source import build_scan_index
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def sync_list(store: ListStore, name: str, registry: Registry,
     if windows:
         meta["checkpoint"] = checkpoint
         meta["retrieved_at"] = _checkpoint_time(checkpoint)
-        record, new = store.write_snapshot(name, entries, meta)
+        record, new = store.write_snapshot(name, entries, meta,
+                                           scan_index=build_scan_index(registry))
         store.write_state(name, {"checkpoint": checkpoint, "snapshot": record["version"]})
     if failure is not None:
         done = f"{windows} window(s) committed; run `datahygiene lists sync {name}` to resume" \
