@@ -58,12 +58,13 @@ class CheckOutcome:
     """
 
     signal: str
-    invalid_rows: np.ndarray
-    invalid_reasons: pa.Array
-    match_rows: np.ndarray
-    match_list: pa.Array
-    match_ref: pa.Array
-    match_distance: np.ndarray
+    # which rows matched which entries: never in a repr that may reach a log
+    invalid_rows: np.ndarray = field(repr=False)
+    invalid_reasons: pa.Array = field(repr=False)
+    match_rows: np.ndarray = field(repr=False)
+    match_list: pa.Array = field(repr=False)
+    match_ref: pa.Array = field(repr=False)
+    match_distance: np.ndarray = field(repr=False)
 
     @staticmethod
     def nothing(signal: str, invalid_rows: np.ndarray | None = None,
@@ -273,8 +274,9 @@ class ScanPlan:
 
 @dataclass
 class BatchResult:
-    flagged: pa.Table  # EXCLUSION_SCHEMA, sorted by row_index
-    clean: np.ndarray  # bool per input row
+    # flagged rows' keys and matches: never in a repr that may reach a log
+    flagged: pa.Table = field(repr=False)  # EXCLUSION_SCHEMA, sorted by row_index
+    clean: np.ndarray = field(repr=False)  # bool per input row
     num_rows: int
 
 

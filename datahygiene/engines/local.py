@@ -43,8 +43,9 @@ class Task:
 @dataclass
 class TaskResult:
     task: Task
-    flagged: pa.Table
-    clean: pa.Table | None  # the row group minus flagged rows (when writing clean output)
+    # flagged rows' keys and matches: never in a repr that may reach a log
+    flagged: pa.Table = field(repr=False)
+    clean: pa.Table | None = field(repr=False)  # the row group minus flagged rows (with clean output)
     # ``row_index`` + the wanted detail columns the file has, one row per *excluded* row
     # (ascending), for reporters; None when nothing is excluded or no details were asked.
     # Matched rows' URLs and hashes: kept out of repr, so never in a log or traceback.

@@ -130,9 +130,11 @@ class HashList:
 
     identity: ListIdentity
     signal: str
-    values: np.ndarray  # (m, width) uint8, sorted, unique
-    refs: pa.Array  # strings, or int64 spelled ref_prefix + N; aligned with values, or see ref_order
-    categories: pa.Array | None = None  # aligned like refs
+    # the list's contents: never in a repr that may reach a log
+    values: np.ndarray = field(repr=False)  # (m, width) uint8, sorted, unique
+    # strings, or integers spelled ref_prefix + N; aligned with values, or see ref_order
+    refs: pa.Array = field(repr=False)
+    categories: pa.Array | None = field(default=None, repr=False)  # aligned like refs
     source: str = ""
     threshold: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)

@@ -57,10 +57,11 @@ class Normalized:
     -- never the offending value. ``quality`` is an optional per-row score (PDQ).
     """
 
-    values: np.ndarray
-    valid: np.ndarray
-    reasons: np.ndarray  # object array of str|None, same length
-    quality: np.ndarray | None = None
+    # hash values (a list's, while it loads) never in a repr that may reach a log
+    values: np.ndarray = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+    reasons: np.ndarray = field(repr=False)  # object array of str|None, same length
+    quality: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.valid.shape[0])
@@ -75,9 +76,10 @@ class Matches:
     Order does not matter; the caller sorts.
     """
 
-    query: np.ndarray
-    entry: np.ndarray
-    distance: np.ndarray
+    # which rows matched which entries: never in a repr that may reach a log
+    query: np.ndarray = field(repr=False)
+    entry: np.ndarray = field(repr=False)
+    distance: np.ndarray = field(repr=False)
 
     @staticmethod
     def empty() -> Matches:
@@ -94,9 +96,9 @@ class ColumnMatch:
     check (ascending) with a reason code each, and the matches of the others
     (``matches.query`` indexes the column's rows)."""
 
-    bad_rows: np.ndarray
-    bad_reasons: np.ndarray  # object array of str
-    matches: Matches
+    bad_rows: np.ndarray = field(repr=False)
+    bad_reasons: np.ndarray = field(repr=False)  # object array of str
+    matches: Matches = field(repr=False)
 
 
 class SignalIndex(ABC):

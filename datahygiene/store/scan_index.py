@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,11 @@ _ALIGN = 8
 class IndexedList:
     """One signal's part of a scan index."""
 
-    values: np.ndarray  # (rows, width) uint8: sorted, unique
-    refs: pa.Array  # int64 (spelled ref_prefix + N) or strings, aligned with values
+    # the list's contents: never in a repr that may reach a log
+    values: np.ndarray = field(repr=False)  # (rows, width) uint8: sorted, unique
+    refs: pa.Array = field(repr=False)  # integers (spelled ref_prefix + N) or strings, aligned
     ref_prefix: str
-    categories: pa.Array | None
+    categories: pa.Array | None = field(repr=False)
     about: dict[str, Any]  # the header's record for this signal
 
 

@@ -35,7 +35,7 @@ import re
 import tomllib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ class Snapshot:
     version: int
     info: dict[str, Any]  # the index.json record
     meta: dict[str, Any]  # sealed metadata (origin, checkpoint at snapshot time)
-    entries: pa.Table
+    entries: pa.Table = field(repr=False)  # the list's contents: never in a repr
 
     @property
     def fingerprint(self) -> str:

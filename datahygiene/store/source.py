@@ -152,7 +152,9 @@ def hashlists_from_scan_index(name: str, info: dict[str, Any], buf: np.ndarray,
     try:
         header, parts = scan_index.decode(buf)
     except (scan_index.ScanIndexError, pa.ArrowException) as exc:
-        raise ListError(f"{where}: scan index unreadable ({exc}); re-import the list") from None
+        # our own message, or only the type of Arrow's (whose text may quote a value)
+        why = str(exc) if isinstance(exc, scan_index.ScanIndexError) else type(exc).__name__
+        raise ListError(f"{where}: scan index unreadable ({why}); re-import the list") from None
     if header.get("snapshot_fingerprint") != info["fingerprint"]:
         raise ListError(f"{where}: scan index belongs to another snapshot; re-import the list")
     usable, unsupported = _plan(where, dict(header["counts"]), registry, spec)
