@@ -244,3 +244,20 @@ def test_column_digest_fast_path_matches_the_general_one() -> None:
         general(a, col)
         snapmod._column_digest(b, col)
         assert a.digest() == b.digest()
+
+
+def test_canonical_entries_sorts_every_column_and_drops_exact_duplicates_only() -> None:
+    import random
+
+    rng = random.Random(3)
+    pool = [None, "", "a", "b", "ab", "é", "line:1", "line:10"]
+    cols = snapmod.ENTRY_COLUMNS
+    for _ in range(200):
+        n = rng.randint(1, 40)
+        rows = [tuple(rng.choice(pool) for _ in cols) for _ in range(n)]
+        rows += rows[: rng.randint(0, n)]  # some exact duplicates
+        table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)}, schema=snapmod.ENTRY_SCHEMA)
+        # byte order of UTF-8 is code-point order; nulls sort last
+        expected = sorted(set(rows), key=lambda r: tuple((v is None, v or "") for v in r))
+        got = snapmod.canonical_entries(table)
+        assert [tuple(d[c] for c in cols) for d in got.to_pylist()] == expected
