@@ -301,16 +301,15 @@ class Verification:
         if not self.released:
             self.add("released", None, "no --released manifest given")
             return
+        key_col = self.run.get("config", {}).get("key")
+        if not key_col:
+            self._check_released_files()
+            return
         if not self.hmac_key_path:
             self.add("released", False, "--released needs --hmac-key to compute row commitments")
             return
         if self.leaves is None:
             self.add("released", False, "the log did not verify, so there is nothing to check against")
-            return
-        key_col = self.run.get("config", {}).get("key")
-        if not key_col:
-            self.add("released", False, "run.json config.key is null: rows were keyed FILE:ROW, which a "
-                     "released manifest does not carry (scan with --key COLUMN)")
             return
         try:
             key = load_hmac_key(self.hmac_key_path)
@@ -371,6 +370,47 @@ class Verification:
         else:
             self.add("released", True, f"{n} released rows, none in the log; released + {withheld} "
                      f"withheld = {rows.get('scanned')} scanned rows")
+
+
+    def _check_released_files(self) -> None:
+        """A run keyed ``FILE:ROW``: released rows carry no key to commit to, so the
+        release is checked file by file instead -- each released file must be
+        byte-identical to one of the run's clean outputs (whose digests the attestation
+        signs), and released + withheld rows must equal the scanned rows."""
+        clean = {c["sha256"].split(":", 1)[-1]: c for c in self.run.get("outputs", {}).get("clean", [])}
+        if not clean:
+            self.add("released", False, "rows were keyed FILE:ROW and the run wrote no clean output to "
+                     "compare the release with (scan with --key COLUMN, or with --write-clean)")
+            return
+        path = Path(self.released or "")
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        problems, n, seen = [], 0, set()
+        for f in files:
+            try:
+                digest, _ = _sha256_path(str(f))
+            except Exception as exc:  # unreadable is a failed check, never a traceback
+                problems.append(f"{f}: cannot read ({type(exc).__name__})")
+                continue
+            match = clean.get(digest)
+            if match is None:
+                problems.append(f"{f}: not byte-identical to any clean output of this run")
+            elif digest in seen:
+                problems.append(f"{f}: the same clean output released twice")
+            else:
+                seen.add(digest)
+                n += int(match["rows"])
+        rows = self.summary.get("rows", {})
+        keep_unverified = bool(self.run.get("config", {}).get("keep_unverified"))
+        withheld = rows.get("excluded", 0) + (0 if keep_unverified else rows.get("unverified", 0))
+        if not problems and n + withheld != rows.get("scanned"):
+            problems.append(f"released {n} + withheld {withheld} rows != {rows.get('scanned')} scanned "
+                            "(a clean output is missing from the release)")
+        if problems:
+            self.add("released", False, "; ".join(problems))
+        else:
+            self.add("released", True, f"rows keyed FILE:ROW: the {len(files)} released file(s) are "
+                     f"byte-identical to this run's clean outputs; released {n} + {withheld} withheld = "
+                     f"{rows.get('scanned')} scanned rows (row commitments need a keyed run)")
 
 
 def verify(out: str | Path, **options: Any) -> list[Check]:

@@ -379,3 +379,33 @@ def test_published_without_restricted_and_kept_unverified(world: dict[str, Any],
     res = verify(cli, out, "--released", out / "clean", "--hmac-key", world["keys"] / "hmac.key")
     assert "restricted/exclusions.parquet not readable here, not checked" in res.output
     assert "released + 11 withheld = 2400 scanned rows" in res.output
+
+
+def test_released_check_of_a_file_row_keyed_run(world: dict[str, Any], cli: Cli, tmp_path: Path) -> None:
+    """Without a key column the release is checked file by file against the attested
+    clean outputs: a re-inserted row or a missing file fails, no HMAC key is needed."""
+    keyless = tmp_path / "keyless"
+    keyless.mkdir()
+    for p in sorted(world["truth"]["manifest"].glob("*.parquet")):
+        pq.write_table(pq.read_table(p).drop_columns(["key"]), keyless / p.name)
+    truth = dict(world["truth"], manifest=keyless)
+    out = tmp_path / "o"
+    run = scan(truth, out, world["keys"])
+    assert run["config"]["key"] is None
+    res = verify(cli, out, "--released", out / "clean", "--public-key", world["keys"] / "signing.pub")
+    assert "PASS  released: rows keyed FILE:ROW: the 3 released file(s) are byte-identical" in res.output
+    assert "released 2385 + 15 withheld = 2400 scanned rows" in res.output
+
+    released = tmp_path / "released"
+    shutil.copytree(out / "clean", released)
+    first = sorted(released.glob("*.parquet"))[0]
+    table = pq.read_table(first)
+    source = pq.read_table(sorted(keyless.glob("*.parquet"))[0])
+    pq.write_table(pa.concat_tables([table, source.slice(0, 1).cast(table.schema)]), first)
+    res = verify(cli, out, "--released", released, ok=False)
+    assert f"FAIL  released: {first}: not byte-identical to any clean output of this run" in res.output
+
+    shutil.copy(out / "clean" / first.name, first)
+    sorted(released.glob("*.parquet"))[-1].unlink()
+    res = verify(cli, out, "--released", released, ok=False)
+    assert "a clean output is missing from the release" in res.output
