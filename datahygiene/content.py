@@ -128,6 +128,8 @@ class WebDataset(ImageSource):
         found = sorted({p for pat in self.patterns for p in glob.glob(pat, recursive=True)})
         if not found:
             raise ConfigError(f"--webdataset {', '.join(self.patterns)}: no tar shard found")
+        for shard in found:
+            _refuse_compressed(shard)
         return found
 
     def setup(self) -> None:
@@ -163,6 +165,24 @@ class WebDataset(ImageSource):
             where = self._members.get(k) if k is not None else None
             out.append(("tar", *where) if where else ("missing", "not-in-shard"))
         return out
+
+
+_COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip"), (b"BZh", "bzip2", "bunzip2"),
+               (b"\xfd7zXZ\x00", "xz", "unxz"), (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"))
+
+
+def _refuse_compressed(shard: str) -> None:
+    """Images are read straight from their offsets in a shard, which a compressed tar
+    does not have: say so, and how to fix it, instead of 'not a readable tar shard'."""
+    try:
+        with open(shard, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return  # tarfile's own error names the file
+    for magic, name, tool in _COMPRESSED:
+        if head.startswith(magic):
+            raise InputError(f"{shard}: a {name}-compressed tar shard; images are read from their "
+                             f"offsets in uncompressed shards, so decompress it first ({tool})")
 
 
 def shard_manifests(patterns: Sequence[str]) -> list[str]:

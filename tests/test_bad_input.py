@@ -245,3 +245,17 @@ def test_out_inside_a_manifest_directory_is_refused(cli, setup: dict[str, Any], 
 def test_same_list_twice_is_a_config_error(cli, setup: dict[str, Any]) -> None:
     line = fails(cli, 2, *scan_args(setup, None, None, "--list", f"md5={setup['list']}"))
     assert "given twice" in line
+
+
+@pytest.mark.parametrize(("magic", "name"), [(b"\x1f\x8b\x08\x00", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd")])
+def test_compressed_webdataset_shard(cli, setup: dict[str, Any], tmp_path: Path, magic: bytes,
+                                     name: str) -> None:
+    """Images are read at their offsets in a shard: a compressed tar is refused with the
+    fix, before any sidecar lookup, instead of 'not a readable tar shard'."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "00000.tar.gz").write_bytes(magic + bytes(100))
+    line = fails(cli, 3, "scan", "--webdataset", shards / "*.tar.gz", "--list", f"md5={setup['list']}",
+                 "--compute", "md5", "--out", setup["out"], "-q")
+    assert f"00000.tar.gz: a {name}-compressed tar shard" in line and "decompress it first" in line
+    assert incomplete(setup["out"])
