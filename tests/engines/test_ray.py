@@ -151,3 +151,30 @@ def test_lists_loaded_once_per_worker(synth: dict[str, Any], tmp_path: Path) -> 
     setups_per_worker = len(pids) / len(set(pids))
     assert setups_per_worker == len(plan.checks), f"{len(pids)} setups for {batches} batches"
     assert os.getpid() not in {int(p) for p in pids}, "the driver built no index"
+
+
+def test_ray_with_lists_from_the_store(synth: dict[str, Any], tmp_path: Path) -> None:
+    """Workers open the list store themselves (named in the list's options, its key in a
+    key file): the scan index's lists reach them, and the outputs equal the local engine's."""
+    from datahygiene.plugins import default_registry
+    from datahygiene.sources.files import FileListSource
+    from datahygiene.store import ListStore
+    from datahygiene.store.crypto import write_key_file
+    from datahygiene.store.source import build_scan_index, hashlists_to_entries
+
+    key = tmp_path / "store.key"
+    write_key_file(key)
+    store = ListStore.open(tmp_path / "store", create=True, key_ref={"file": str(key)})
+    registry = default_registry()
+    for sig, path in synth["lists"].items():
+        lists = FileListSource().load(ListSpec(path=str(path), signal=sig), registry)
+        store.write_snapshot(sig, hashlists_to_entries(lists), {}, scan_index=build_scan_index(registry))
+        assert store.record(sig).get("scan_index")
+    specs = [ListSpec(path=sig, signal=sig, source="store", options={"store": str(tmp_path / "store")})
+             for sig in sorted(synth["lists"])]
+    local = run_scan(ScanConfig(manifests=[str(synth["manifest"])], lists=specs, out=str(tmp_path / "l")))
+    on_ray = run_scan(ScanConfig(manifests=[str(synth["manifest"])], lists=specs, out=str(tmp_path / "r"),
+                                 engine="ray"))
+    assert outputs(on_ray.out) == outputs(local.out)
+    assert on_ray.summary["rows"]["excluded"] == 13
+    assert [hl["source"] for hl in on_ray.run["lists"]] == [f"store:{s}@1" for s in sorted(synth["lists"])]
