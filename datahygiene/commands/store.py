@@ -127,7 +127,10 @@ def register(group: click.Group) -> None:
     @click.option("--store", "store_dir", type=click.Path(file_okay=False), help=STORE_HELP)
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     def stored_cmd(name: str | None, store_dir: str | None, as_json: bool) -> None:
-        """List stored lists and their snapshots: versions, counts, fingerprints (never values)."""
+        """List stored lists and their snapshots: versions, counts, fingerprints (never values).
+
+        "scan index" says whether a snapshot has the index scans load quickly; re-import
+        an unchanged list to add one to a snapshot written before indexes existed."""
         store = ListStore.open(store_dir)
         names = [check_name(name)] if name else store.names()
         data = {n: store.index(n) for n in names}
@@ -140,12 +143,13 @@ def register(group: click.Group) -> None:
             for s in idx["snapshots"]:
                 rows.append((n, s["version"], s["created_at"], f"{s['entries']:,}",
                              " ".join(f"{k}:{v:,}" for k, v in s["signals"].items()) or "-",
-                             s["origin"].get("source", sync), s["fingerprint"]))
+                             s["origin"].get("source", sync), "yes" if s.get("scan_index") else "no",
+                             s["fingerprint"]))
         if not rows:
             click.echo(f"{store.root}: no stored lists")
             return
         echo_table(rows, ("list", "snapshot", "created", "entries", "fingerprints", "source",
-                          "fingerprint"))
+                          "scan index", "fingerprint"))
 
     @lists_group.command("keygen")
     @click.argument("path", type=click.Path(dir_okay=False))

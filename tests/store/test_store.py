@@ -123,6 +123,8 @@ def test_encrypted_owner_only_and_no_value_in_any_file(env: dict) -> None:
     assert os.environ[KEY_ENV].encode() not in blob
     code, out = run("lists", "stored")
     assert code == 0 and "partner" in out and "md5:33" in out
+    header, _, first = out.splitlines()[:3]
+    assert "scan index" in header and " yes " in first  # imports write the index
     assert not any(v in out for v in env["listed"])
 
 
