@@ -317,15 +317,15 @@ class Verification:
             self.add("released", False, str(exc))
             return
         run_id = self.run["run_id"]
-        keep_unverified = bool(self.run.get("config", {}).get("keep_unverified"))
+        keep_unverified = self._keeps_unverified()
         current = {p["commitment"]: p["decision"] for p in self.parsed if p["run"] == run_id}
         earlier = {p["commitment"] for p in self.parsed if p["run"] != run_id and p["decision"] == "excluded"}
         # the rows this run withheld from a release, and those earlier runs excluded
         withheld_set = pa.array(sorted(c for c, d in current.items() if d == "excluded" or (
             d == "unverified" and not keep_unverified)), pa.string())
         earlier_set = pa.array(sorted(earlier), pa.string())
-        path = Path(self.released)
-        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        files = self._released_files()
+
         def count(keys: pa.Array) -> tuple[int, int, int]:
             """(rows, rows withheld by this run, rows excluded by an earlier run)."""
             commits = commitments_array(key, keys.cast("string"))
@@ -357,7 +357,7 @@ class Verification:
             self.add("released", False, f"{self.released}: cannot read ({type(exc).__name__})")
             return
         rows = self.summary.get("rows", {})
-        withheld = rows.get("excluded", 0) + (0 if keep_unverified else rows.get("unverified", 0))
+        withheld = self._withheld()
         problems = []
         if hit_now:
             problems.append(f"{hit_now} released row(s) are excluded or unverified in this run's log")
@@ -372,6 +372,18 @@ class Verification:
                      f"withheld = {rows.get('scanned')} scanned rows")
 
 
+    def _released_files(self) -> list[Path]:
+        path = Path(self.released or "")
+        return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+
+    def _keeps_unverified(self) -> bool:
+        return bool(self.run.get("config", {}).get("keep_unverified"))
+
+    def _withheld(self) -> int:
+        """Rows the run kept out of its clean output: excluded, and unverified unless kept."""
+        rows = self.summary.get("rows", {})
+        return int(rows.get("excluded", 0) + (0 if self._keeps_unverified() else rows.get("unverified", 0)))
+
     def _check_released_files(self) -> None:
         """A run keyed ``FILE:ROW``: released rows carry no key to commit to, so the
         release is checked file by file instead -- each released file must be
@@ -382,8 +394,7 @@ class Verification:
             self.add("released", False, "rows were keyed FILE:ROW and the run wrote no clean output to "
                      "compare the release with (scan with --key COLUMN, or with --write-clean)")
             return
-        path = Path(self.released or "")
-        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        files = self._released_files()
         problems, n, seen = [], 0, set()
         for f in files:
             try:
@@ -400,8 +411,7 @@ class Verification:
                 seen.add(digest)
                 n += int(match["rows"])
         rows = self.summary.get("rows", {})
-        keep_unverified = bool(self.run.get("config", {}).get("keep_unverified"))
-        withheld = rows.get("excluded", 0) + (0 if keep_unverified else rows.get("unverified", 0))
+        withheld = self._withheld()
         if not problems and n + withheld != rows.get("scanned"):
             problems.append(f"released {n} + withheld {withheld} rows != {rows.get('scanned')} scanned "
                             "(a clean output is missing from the release)")

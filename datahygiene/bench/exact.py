@@ -98,6 +98,12 @@ def _list_path(d: Path) -> str:
     return str(d / "lists" / "md5.txt")
 
 
+# DuckDB's side: the text list as a table, and the semi-join of the manifest's md5 on it
+LIST_TABLE_SQL = ("CREATE TABLE l AS SELECT column0 AS h FROM read_csv(?, header = false, comment = '#', "
+                  "columns = {'column0': 'VARCHAR'})")
+SEMIJOIN_SQL = "SELECT count(*) FROM read_parquet(?) m SEMI JOIN l ON m.md5 = l.h"
+
+
 def ensure_stored(d: Path) -> Path:
     """The dataset's list prepared once, as a curator keeps it between scans: imported
     into a list store (encrypted, with its scan index) for us, and into a DuckDB
@@ -126,8 +132,7 @@ def ensure_stored(d: Path) -> Path:
     db = out / "list.duckdb"
     db.unlink(missing_ok=True)
     con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE l AS SELECT column0 AS h FROM read_csv(?, header = false, comment = '#', "
-                "columns = {'column0': 'VARCHAR'})", [_list_path(d)])
+    con.execute(LIST_TABLE_SQL, [_list_path(d)])
     con.close()
     (out / "done").write_text("")
     return out
@@ -178,12 +183,8 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
 
         con = duckdb.connect()
         con.execute(f"SET threads = {threads}")
-        con.execute(
-            "CREATE TABLE l AS SELECT column0 AS h FROM read_csv(?, header = false, comment = '#', "
-            "columns = {'column0': 'VARCHAR'})", [_list_path(d)])
-        row = con.execute(
-            "SELECT count(*) FROM read_parquet(?) m SEMI JOIN l ON m.md5 = l.h", [_files(d)]
-        ).fetchone()
+        con.execute(LIST_TABLE_SQL, [_list_path(d)])
+        row = con.execute(SEMIJOIN_SQL, [_files(d)]).fetchone()
         matched = int(row[0]) if row else 0
         rows = total_rows
     elif name == "duckdb-semijoin-stored":
@@ -191,9 +192,7 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
 
         con = duckdb.connect(str(d / "stored" / "list.duckdb"), read_only=True)
         con.execute(f"SET threads = {threads}")
-        row = con.execute(
-            "SELECT count(*) FROM read_parquet(?) m SEMI JOIN l ON m.md5 = l.h", [_files(d)]
-        ).fetchone()
+        row = con.execute(SEMIJOIN_SQL, [_files(d)]).fetchone()
         matched = int(row[0]) if row else 0
         rows = total_rows
     elif name == "duckdb-url-semijoin":

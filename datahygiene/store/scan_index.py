@@ -71,7 +71,7 @@ def _as_numbered(refs: pa.Array) -> tuple[str, np.ndarray] | None:
     lengths = np.asarray(pc.utf8_length(rest).to_numpy(zero_copy_only=False))
     if (lengths < 1).any() or (lengths > 18).any() or not pc.all(pc.ascii_is_decimal(rest)).as_py():
         return None
-    if pc.any(pc.and_(pc.starts_with(rest, "0"), pc.greater(pc.utf8_length(rest), 1))).as_py():
+    if pc.any(pc.and_(pc.starts_with(rest, "0"), pa.array(lengths > 1))).as_py():
         return None  # "007": its number would not give the string back
     return prefix, np.asarray(pc.cast(rest, pa.int64()).to_numpy(zero_copy_only=False))
 
