@@ -97,6 +97,14 @@ class BaseCheck(ABC):
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Build indexes, open clients."""
 
+    def counters(self) -> dict[str, int]:
+        """Integer counters of what this check did so far (a service's requests...);
+        empty for checks that keep none."""
+        return {}
+
+    def add_counters(self, delta: dict[str, int]) -> None:  # noqa: B027 - optional hook
+        """Add counts made by a copy of this check in another process (a Ray worker)."""
+
     @abstractmethod
     def run(self, batch: pa.RecordBatch | pa.Table) -> CheckOutcome:
         """Check every row of the batch."""
@@ -270,6 +278,15 @@ class ScanPlan:
             t.setup()
         for c in self.checks:
             c.setup()
+
+    def counters(self) -> list[dict[str, int]]:
+        """Each check's counters (see :meth:`BaseCheck.counters`), in check order."""
+        return [c.counters() for c in self.checks]
+
+    def add_counters(self, deltas: list[dict[str, int]]) -> None:
+        for c, d in zip(self.checks, deltas, strict=True):
+            if d:
+                c.add_counters(d)
 
 
 @dataclass

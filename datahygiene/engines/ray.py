@@ -30,6 +30,7 @@ over the cluster. See docs/scaling.md.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,6 +91,7 @@ class _TaskRunner:
 
         self.plan, self.tasks = ray.get(box[0])  # boxed: Ray would not resolve it otherwise
         self.plan.setup()
+        self.counted = self.plan.counters()
         self.batch_size = batch_size
         self.keep_clean = keep_clean
         self.keep_unverified = keep_unverified
@@ -104,10 +106,18 @@ class _TaskRunner:
             flagged.append(_ipc(res.flagged))
             clean.append(_ipc(res.clean) if res.clean is not None else None)
             details.append(_ipc(res.details) if res.details is not None else None)
+        now = self.plan.counters()
+        delta = json.dumps([{k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+                            for before, after in zip(self.counted, now, strict=True)])
+        self.counted = now
         return pa.table({"task": pa.array(numbers, pa.int64()),
                          "flagged": pa.array(flagged, pa.large_binary()),
                          "clean": pa.array(clean, pa.large_binary()),
-                         "details": pa.array(details, pa.large_binary())})
+                         "details": pa.array(details, pa.large_binary()),
+                         # what the checks counted meanwhile (a service's requests...):
+                         # on the call's first row only, so it is added once
+                         "counters": pa.array(([delta] if numbers else [])
+                                              + [None] * (len(numbers) - 1), pa.string())})
 
 
 def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
@@ -150,6 +160,9 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
         early: dict[int, TaskResult] = {}
         nxt = 0
         for block in _blocks(out.iter_batches(batch_format="pyarrow", batch_size=None)):
+            for delta in block.column("counters").to_pylist():
+                if delta is not None:
+                    plan.add_counters(json.loads(delta))
             for k, fb, cb, db in zip(block.column("task").to_pylist(),
                                      block.column("flagged").to_pylist(),
                                      block.column("clean").to_pylist(),

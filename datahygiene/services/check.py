@@ -57,6 +57,12 @@ class ServiceCheck(BaseCheck):
     def describe(self) -> dict[str, Any]:
         return {"name": self.service.signal, "service": self.service.describe(), "column": self.column}
 
+    def counters(self) -> dict[str, int]:
+        return dict(getattr(self.service, "stats", None) or {})
+
+    def add_counters(self, delta: dict[str, int]) -> None:
+        self.service.add_stats(delta)
+
     def run(self, batch: pa.RecordBatch | pa.Table) -> CheckOutcome:
         col = image_bytes(batch.column(self.column), self.column)
         lengths = pc.fill_null(pc.binary_length(col), 0).to_numpy(zero_copy_only=False)

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +148,11 @@ class PhotoDNAService(MatchService):
     def _count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
             self.stats[key] += n
+
+    def add_stats(self, delta: Mapping[str, int]) -> None:
+        with self._stats_lock:
+            for k, v in delta.items():
+                self.stats[k] = self.stats.get(k, 0) + int(v)
 
     # -- matching ------------------------------------------------------------------------
     def match(self, items: Sequence[bytes]) -> list[ServiceResult]:
