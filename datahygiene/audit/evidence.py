@@ -24,6 +24,7 @@ from datahygiene.audit.log import (
     LOG_DIR,
     LogError,
     encode_segment,
+    key_check,
     leaf_hashes,
     leaves_for_run,
     parse_leaf,
@@ -116,7 +117,8 @@ def write_evidence(writer: RunWriter, config: ScanConfig, run: dict[str, Any], s
         "attestation": ATTESTATION,
         "log": {"origin": signer.name, "size": cp.size, "root": base64.b64encode(head).decode(),
                 "previous_size": old_cp.size if old_cp else 0, "run_start": start,
-                "run_leaves": len(mine), "run_counts": counts, "leaf_format": "datahygiene-leaf/1"},
+                "run_leaves": len(mine), "run_counts": counts, "leaf_format": "datahygiene-leaf/1",
+                "commitment_key_check": key_check(hmac_key)},
     }
     card = croissant.fragment(run, summary)
     writer.write_json(CROISSANT, card)

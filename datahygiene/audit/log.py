@@ -44,6 +44,17 @@ class LogError(ValueError):
     """A log that is malformed on disk (gaps, bad leaves)."""
 
 
+# What the signed log records about the HMAC key: a MAC of this constant under the key.
+# It reveals nothing of the key, and lets an auditor confirm that the key they were given
+# is the one the commitments were made with (any other key would pass the released check
+# vacuously). Not a prefix of COMMIT_DOMAIN: no row key can give the same MAC input.
+KEY_CHECK_DOMAIN = b"datahygiene-commitment-key-check-v1\x00"
+
+
+def key_check(key: bytes) -> str:
+    return "hmac-sha256:" + hmac.digest(key, KEY_CHECK_DOMAIN, hashlib.sha256).hex()
+
+
 def commitment(key: bytes, row_key: str) -> str:
     return "hmac-sha256:" + hmac.digest(key, COMMIT_DOMAIN + row_key.encode("utf-8"), hashlib.sha256).hex()
 

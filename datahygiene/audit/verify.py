@@ -29,6 +29,7 @@ from datahygiene.audit.log import (
     LOG_DIR,
     LogError,
     commitments_array,
+    key_check,
     leaf_hashes,
     parse_leaf,
     read_log,
@@ -44,6 +45,18 @@ class Check:
     name: str
     status: str
     reason: str
+
+
+def _is_parquet(path: Path) -> bool:
+    """Whether a file is parquet by its content: ``PAR1`` at its start and end."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PAR1":
+                return False
+            fh.seek(-4, os.SEEK_END)
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 def _sha256_path(path: str) -> tuple[str, int]:
@@ -82,18 +95,26 @@ class Verification:
             self.add("run-record", False,
                      f"run.json / summary.json missing or not JSON ({type(exc).__name__})")
             return self.checks
+        if not isinstance(self.run, dict) or not isinstance(self.summary, dict):
+            self.add("run-record", False, "run.json / summary.json is not a JSON object")
+            return self.checks
         evidence = self.run.get("evidence", {})
-        if not evidence.get("signed"):
+        steps: list[tuple[str, Any]] = []
+        if not isinstance(evidence, dict) or not evidence.get("signed"):
             self.add("evidence", False, "this run was not signed (scanned without --keys)")
         else:
-            self.check_key()
-            self.check_checkpoint()
-            self.check_log()
-            self.check_history()
-            self.check_previous()
-            self.check_attestation()
-        self.check_coverage()
-        self.check_released()
+            steps += [("public-key", self.check_key), ("checkpoint-signature", self.check_checkpoint),
+                      ("log-run", self.check_log), ("log-history", self.check_history),
+                      ("consistency", self.check_previous), ("attestation", self.check_attestation)]
+        steps += [("coverage", self.check_coverage), ("released", self.check_released)]
+        for name, step in steps:
+            try:
+                step()
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+                # an edited or truncated record: a failed check, never a traceback
+                field = f" (field {exc.args[0]!r})" if isinstance(exc, KeyError) and exc.args else ""
+                self.add(name, False, f"run.json / summary.json / evidence is malformed: "
+                         f"{type(exc).__name__}{field}")
         return self.checks
 
     # -- signatures and the log -------------------------------------------------------
@@ -226,7 +247,7 @@ class Verification:
         except (OSError, ValueError) as exc:  # EnvelopeError is a ValueError
             self.add("attestation", False, f"{ATTESTATION}: {exc}")
             return
-        problems, skipped = [], []
+        problems, skipped, skipped_clean = [], [], 0
         inputs = {i["path"]: i["sha256"].split(":", 1)[1] for i in self.run.get("inputs", [])}
         attested_inputs = {}
         for s in stmt.get("subject", []):
@@ -238,6 +259,10 @@ class Verification:
             path = self.out / s["name"]
             if role == "exclusions" and not os.access(path, os.R_OK):  # restricted: often withheld
                 skipped.append(s["name"])
+                continue
+            if role == "clean" and not (self.out / "clean").exists():
+                # the release published apart from the run directory: --released compares it
+                skipped_clean += 1
                 continue
             try:
                 got = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -259,17 +284,32 @@ class Verification:
             self.add("attestation", False, "; ".join(problems))
         else:
             extra = f" ({', '.join(skipped)} not readable here, not checked)" if skipped else ""
+            if skipped_clean:
+                extra += (f" ({skipped_clean} clean output(s): no clean/ here, not checked; "
+                          "--released compares a release with them)")
             self.add("attestation", True, f"signed statement; every present subject matches{extra}")
 
     # -- coverage and the released manifest ---------------------------------------------
     def _input_path(self, path: str) -> str:
-        if "://" in path or Path(path).is_absolute() or not self.inputs_root:
+        """Where to read input ``path`` (as run.json names it). Under ``--inputs-root``, a
+        relative path is taken relative to it; an absolute one (the curator scanned
+        ``/their/dir/...``) is looked for under it by its trailing components, longest
+        first -- the digest check decides whether the file found is the one scanned."""
+        if "://" in path or not self.inputs_root:
             return path
-        return str(Path(self.inputs_root) / path)
+        root = Path(self.inputs_root)
+        if not Path(path).is_absolute():
+            return str(root / path)
+        parts = Path(path).parts[1:]
+        for k in range(len(parts)):
+            candidate = root.joinpath(*parts[k:])
+            if candidate.is_file():
+                return str(candidate)
+        return str(root.joinpath(*parts))
 
     def check_coverage(self) -> None:
         inputs = self.run.get("inputs", [])
-        problems, total = [], 0
+        problems, total, missing = [], 0, 0
         for i in inputs:
             where = self._input_path(i["path"])
             try:
@@ -277,6 +317,7 @@ class Verification:
                 with fsspec.open(where, "rb") as fh:
                     rows = pq.ParquetFile(fh).metadata.num_rows
             except Exception as exc:  # unreadable is a failed check, never a traceback
+                missing += isinstance(exc, FileNotFoundError)
                 problems.append(f"{i['path']}: cannot read ({type(exc).__name__})")
                 continue
             total += rows
@@ -288,14 +329,19 @@ class Verification:
         scanned = self.summary.get("rows", {}).get("scanned")
         if not inputs:
             problems.append("run.json lists no inputs")
+        elif missing == len(inputs) and not self.inputs_root:
+            self.add("coverage", None, f"none of the {len(inputs)} input file(s) is at the path run.json "
+                     "names: not checked (give --inputs-root DIR where you keep copies of the inputs)")
+            return
         if not problems and not (total == cov.get("rows") == cov.get("rows_scanned") == scanned):
             problems.append(f"inputs hold {total} rows but run.json/summary.json say {cov.get('rows')}/"
                             f"{cov.get('rows_scanned')}/{scanned} were scanned")
         if problems:
             self.add("coverage", False, "; ".join(problems))
         else:
-            self.add("coverage", True, f"{len(inputs)} input file(s), {total} rows: digests and row counts "
-                     "match run.json, and every row was scanned")
+            where = f" (read under {self.inputs_root})" if self.inputs_root else ""
+            self.add("coverage", True, f"{len(inputs)} input file(s){where}, {total} rows: digests and "
+                     "row counts match run.json, and every row was scanned")
 
     def check_released(self) -> None:
         if not self.released:
@@ -316,6 +362,11 @@ class Verification:
         except DatahygieneError as exc:
             self.add("released", False, str(exc))
             return
+        recorded = self.run["evidence"]["log"].get("commitment_key_check")
+        if recorded is not None and recorded != key_check(key):
+            self.add("released", False, f"{self.hmac_key_path} is not the HMAC key this run's log was "
+                     "built with (its key check differs): with another key every row would pass")
+            return
         run_id = self.run["run_id"]
         keep_unverified = self._keeps_unverified()
         current = {p["commitment"]: p["decision"] for p in self.parsed if p["run"] == run_id}
@@ -326,33 +377,47 @@ class Verification:
         earlier_set = pa.array(sorted(earlier), pa.string())
         files = self._released_files()
 
-        def count(keys: pa.Array) -> tuple[int, int, int]:
-            """(rows, rows withheld by this run, rows excluded by an earlier run)."""
+        clean = self._clean_digests()
+        identical = 0
+
+        def count(keys: pa.Array, whole_file_checked: bool) -> tuple[int, int, int, int]:
+            """(rows, rows withheld by this run, rows excluded by an earlier run, rows
+            without a key that no file digest vouches for)."""
             commits = commitments_array(key, keys.cast("string"))
             now = pc.is_in(commits, value_set=withheld_set)
             before = pc.and_(pc.is_in(commits, value_set=earlier_set), pc.invert(now))
-            return len(commits), int(pc.sum(now).as_py() or 0), int(pc.sum(before).as_py() or 0)
+            keyless = 0 if whole_file_checked else commits.null_count
+            return (len(commits), int(pc.sum(now).as_py() or 0), int(pc.sum(before).as_py() or 0),
+                    keyless)
 
-        n, hit_now, hit_before = 0, 0, 0
+        n, hit_now, hit_before, no_key = 0, 0, 0, 0
         try:
             # batches on every core (the HMACs run without the GIL), a few in flight
             workers = os.cpu_count() or 1
             with ThreadPoolExecutor(workers) as pool:
-                pending: deque[Future[tuple[int, int, int]]] = deque()
+                pending: deque[Future[tuple[int, int, int, int]]] = deque()
+
+                def take(res: tuple[int, int, int, int]) -> None:
+                    nonlocal n, hit_now, hit_before, no_key
+                    n, hit_now, hit_before, no_key = (n + res[0], hit_now + res[1],
+                                                      hit_before + res[2], no_key + res[3])
+
                 for f in files:
+                    # a file byte-identical to an attested clean output is vouched for
+                    # whole: its rows' contents, not only their keys
+                    same = _sha256_path(str(f))[0] in clean
+                    identical += same
                     pf = pq.ParquetFile(f)
                     if key_col not in pf.schema_arrow.names:
                         self.add("released", False, f"{f}: no key column {key_col!r}")
                         return
                     for batch in pf.iter_batches(columns=[key_col], batch_size=65536):
-                        pending.append(pool.submit(count, batch.column(0)))
+                        pending.append(pool.submit(count, batch.column(0), same))
                         while len(pending) > 2 * workers or (
                                 pending and pending[0].done()):
-                            rows_, now_, before_ = pending.popleft().result()
-                            n, hit_now, hit_before = n + rows_, hit_now + now_, hit_before + before_
+                            take(pending.popleft().result())
                 while pending:
-                    rows_, now_, before_ = pending.popleft().result()
-                    n, hit_now, hit_before = n + rows_, hit_now + now_, hit_before + before_
+                    take(pending.popleft().result())
         except Exception as exc:
             self.add("released", False, f"{self.released}: cannot read ({type(exc).__name__})")
             return
@@ -363,18 +428,53 @@ class Verification:
             problems.append(f"{hit_now} released row(s) are excluded or unverified in this run's log")
         if hit_before:
             problems.append(f"{hit_before} released row(s) were excluded by an earlier run in this log")
+        if no_key:
+            problems.append(f"{no_key} released row(s) have no key and are in files that are not "
+                            "byte-identical to a clean output: they cannot be checked against the log")
         if n + withheld != rows.get("scanned"):
             problems.append(f"released {n} + withheld {withheld} rows != {rows.get('scanned')} scanned")
         if problems:
             self.add("released", False, "; ".join(problems))
+            return
+        if identical == len(files):
+            how = (f"all {len(files)} released file(s) are byte-identical to this run's attested "
+                   "clean outputs")
         else:
-            self.add("released", True, f"{n} released rows, none in the log; released + {withheld} "
-                     f"withheld = {rows.get('scanned')} scanned rows")
+            how = (f"{identical} of {len(files)} released file(s) are byte-identical to this run's "
+                   f"attested clean outputs; the rows of the other {len(files) - identical} were "
+                   "checked by key only (a row whose key was changed is not detected there)")
+        key_note = ("" if recorded is not None
+                    else "; this run's log predates key checks, so the HMAC key itself is not confirmed")
+        self.add("released", True, f"{n} released rows, none in the log; released + {withheld} "
+                 f"withheld = {rows.get('scanned')} scanned rows; {how}{key_note}"
+                 + self._unchecked_files())
 
 
     def _released_files(self) -> list[Path]:
+        """The release's parquet files, by content (``PAR1`` at both ends), whatever
+        their names: a parquet file named ``x.bak`` is checked too. Other files are
+        listed by :meth:`_unchecked_files`."""
         path = Path(self.released or "")
-        return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        if not path.is_dir():
+            return [path]
+        return [f for f in sorted(p for p in path.rglob("*") if p.is_file()) if _is_parquet(f)]
+
+    def _unchecked_files(self) -> str:
+        """Files in the release that are not parquet (a README, a dataset card...): the
+        check cannot read rows from them, so the reason names them."""
+        path = Path(self.released or "")
+        if not path.is_dir():
+            return ""
+        other = [str(p.relative_to(path)) for p in sorted(path.rglob("*"))
+                 if p.is_file() and not _is_parquet(p)]
+        if not other:
+            return ""
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        return f"; {len(other)} file(s) that are not parquet were not read: {shown}"
+
+    def _clean_digests(self) -> dict[str, dict[str, Any]]:
+        """This run's clean outputs by SHA-256 (run.json's, which the attestation signs)."""
+        return {c["sha256"].split(":", 1)[-1]: c for c in self.run.get("outputs", {}).get("clean", [])}
 
     def _keeps_unverified(self) -> bool:
         return bool(self.run.get("config", {}).get("keep_unverified"))
@@ -389,7 +489,7 @@ class Verification:
         release is checked file by file instead -- each released file must be
         byte-identical to one of the run's clean outputs (whose digests the attestation
         signs), and released + withheld rows must equal the scanned rows."""
-        clean = {c["sha256"].split(":", 1)[-1]: c for c in self.run.get("outputs", {}).get("clean", [])}
+        clean = self._clean_digests()
         if not clean:
             self.add("released", False, "rows were keyed FILE:ROW and the run wrote no clean output to "
                      "compare the release with (scan with --key COLUMN, or with --write-clean)")
@@ -420,7 +520,8 @@ class Verification:
         else:
             self.add("released", True, f"rows keyed FILE:ROW: the {len(files)} released file(s) are "
                      f"byte-identical to this run's clean outputs; released {n} + {withheld} withheld = "
-                     f"{rows.get('scanned')} scanned rows (row commitments need a keyed run)")
+                     f"{rows.get('scanned')} scanned rows (row commitments need a keyed run)"
+                     + self._unchecked_files())
 
 
 def verify(out: str | Path, **options: Any) -> list[Check]:

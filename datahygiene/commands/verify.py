@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datahygiene.audit.verify import FAIL, verify
+from datahygiene.audit.verify import FAIL, PASS, SKIP, verify
 from datahygiene.errors import VerificationError
 
 
@@ -44,4 +44,6 @@ def register(group: click.Group) -> None:
         failed = [c.name for c in checks if c.status == FAIL]
         if failed:
             raise VerificationError(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
-        click.echo(f"ok: {sum(c.status == 'pass' for c in checks)} checks passed")
+        skipped = [c.name for c in checks if c.status == SKIP]
+        click.echo(f"ok: {sum(c.status == PASS for c in checks)} checks passed"
+                   + (f"; not checked, so not proved: {', '.join(skipped)}" if skipped else ""))

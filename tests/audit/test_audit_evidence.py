@@ -200,7 +200,11 @@ def test_coverage_with_relative_inputs(world: dict[str, Any], cli: Cli, tmp_path
     truth = {**world["truth"], "manifest": Path("manifest")}
     scan(truth, tmp_path / "run", world["keys"])
     monkeypatch.chdir(tmp_path)
-    res = verify(cli, tmp_path / "run", ok=False)  # relative paths do not resolve from here
+    res = verify(cli, tmp_path / "run")  # relative paths do not resolve from here: not checked
+    assert "SKIP  coverage: none of the 3 input file(s) is at the path run.json names" in res.output
+    assert "not checked, so not proved: consistency, coverage, released" in res.output
+    # an --inputs-root that lacks them: a failure (the auditor said where the inputs are)
+    res = verify(cli, tmp_path / "run", "--inputs-root", tmp_path, ok=False)
     assert "FAIL  coverage: manifest/part-00000.parquet: cannot read" in res.output
     verify(cli, tmp_path / "run", "--inputs-root", tmp_path / "data")
     first = tmp_path / "data/manifest/part-00000.parquet"
