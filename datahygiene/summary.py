@@ -7,6 +7,7 @@ and an auditor holding the restricted manifest can recompute it.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import polars as pl
@@ -29,8 +30,16 @@ def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
     assert isinstance(df, pl.DataFrame)
     excluded = int((df["decision"] == "excluded").sum()) if df.height else 0
     unverified = int((df["decision"] == "unverified").sum()) if df.height else 0
+    # A list is keyed by its id; one id may name lists of several signals (a list file
+    # with a signal column, or two files with the same name), and then each is keyed
+    # "ID (SIGNAL)", so no list's counts are merged into another's.
+    shared = {i for i, n in Counter(hl.id for hl in lists).items() if n > 1}
+
+    def key(list_id: str, signal: str) -> str:
+        return f"{list_id} ({signal})" if list_id in shared else list_id
+
     per_list: dict[str, dict[str, Any]] = {
-        hl.id: {"signal": hl.signal, "entries": len(hl), "matches": 0, "rows": 0}
+        key(hl.id, hl.signal): {"signal": hl.signal, "entries": len(hl), "matches": 0, "rows": 0}
         for hl in lists
     }
     reasons: dict[str, int] = {}
@@ -40,12 +49,13 @@ def summarize(exclusions: pa.Table, scanned: int, lists: list[HashList],
         m = df.select("source_file", "row_index", pl.col("matches")).explode("matches")
         m = m.filter(pl.col("matches").is_not_null()).unnest("matches")
         if m.height:
-            agg = m.group_by("list").agg(
+            agg = m.group_by("list", "signal").agg(
                 pl.len().alias("matches"),
                 pl.struct("source_file", "row_index").n_unique().alias("rows"),
             )
             for row in agg.iter_rows(named=True):
-                entry = per_list.setdefault(row["list"], {"matches": 0, "rows": 0})
+                entry = per_list.setdefault(key(row["list"], row["signal"]),
+                                            {"signal": row["signal"], "matches": 0, "rows": 0})
                 entry["matches"] = int(row["matches"])
                 entry["rows"] = int(row["rows"])
             bands = m.group_by("signal", "distance").agg(pl.len().alias("n"))

@@ -316,3 +316,27 @@ def test_a_file_named_twice_is_scanned_once(cli, synth: dict[str, Any], tmp_path
     run = json.loads((out / "run.json").read_text())
     assert run["coverage"]["rows"] == 3000 and len(run["inputs"]) == 3
     assert [i["path"] for i in run["inputs"]] == sorted(i["path"] for i in run["inputs"])
+
+
+def test_lists_sharing_an_id_across_signals_are_counted_apart(cli, tmp_path: Path) -> None:
+    """Two list files with the same name stem (so the same id), one md5 and one
+    sha256: summary.json and the results table keep one entry per signal, each with
+    its own entries, matches and rows."""
+    md5 = [f"{i:032x}" for i in range(1, 21)]
+    sha = [f"{i:064x}" for i in range(101, 121)]
+    manifest = write_manifest(tmp_path / "m.parquet", {"key": [f"k{i:02d}" for i in range(20)],
+                                                        "md5": md5, "sha256": sha})
+    write_text_list(tmp_path / "a" / "list.txt", md5[:5])        # 5 entries, rows k00-k04
+    write_text_list(tmp_path / "b" / "list.txt", sha[10:17])     # 7 entries, rows k10-k16
+    res = cli("scan", "--manifest", manifest, "--list", f"md5={tmp_path / 'a' / 'list.txt'}",
+              "--list", f"sha256={tmp_path / 'b' / 'list.txt'}", "--out", tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    lists = summary["lists"]
+    assert len(lists) == 2, lists
+    (md5_id,) = [k for k, v in lists.items() if v["signal"] == "md5"]
+    (sha_id,) = [k for k, v in lists.items() if v["signal"] == "sha256"]
+    assert md5_id.endswith(" (md5)") and sha_id.endswith(" (sha256)")
+    assert (lists[md5_id]["entries"], lists[md5_id]["matches"], lists[md5_id]["rows"]) == (5, 5, 5)
+    assert (lists[sha_id]["entries"], lists[sha_id]["matches"], lists[sha_id]["rows"]) == (7, 7, 7)
+    assert summary["rows"]["excluded"] == 12
+    assert md5_id in res.output and sha_id in res.output
