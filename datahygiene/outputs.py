@@ -101,10 +101,11 @@ class RunWriter:
         old_marker = self.out / marker
         if old_marker.exists():
             old_marker.unlink()
-        for sub in ("clean",):
-            # a directory of per-file outputs is replaced whole, so no stale file survives;
+        for sub in ("clean", f"{RESTRICTED}/reports"):
+            # a directory of per-run outputs is replaced whole, so no stale file survives;
             # a run without one removes the previous run's, which its run.json would not
-            # describe (and which may hold rows that newer lists exclude)
+            # describe (clean files may hold rows that newer lists exclude; a report stub
+            # left from another run could be filed by mistake)
             if (self.out / sub).exists():
                 shutil.rmtree(self.out / sub)
         files = sorted((p for p in self.stage.rglob("*") if p.is_file()),

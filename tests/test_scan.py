@@ -278,6 +278,22 @@ def test_rerun_replaces_the_previous_run(cli, synth: dict[str, Any], tmp_path: P
     assert len(list((out / "clean").glob("*.parquet"))) == 3
 
 
+def test_rerun_without_reporters_leaves_no_stale_report(cli, synth: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    """A report stub describes one run: a rerun into the same OUT that writes none (or
+    others) must not leave the previous run's stub to be filed by mistake."""
+    out = tmp_path / "run"
+    scan_synth(cli, synth, out)
+    reports = out / "restricted" / "reports"
+    assert any((reports / "cybertipline").iterdir())
+    conf = tmp_path / "rep.toml"
+    conf.write_text('[scan]\nreporters = ["summary"]\n')
+    scan_synth(cli, synth, out, "--config", conf)
+    assert not (reports / "cybertipline").exists()
+    assert any((reports / "summary").iterdir())
+    assert (reports.stat().st_mode & 0o777) == 0o700
+
+
 def test_integer_key_column_and_same_named_inputs(cli, small_manifest: dict[str, Any],
                                                   tmp_path: Path) -> None:
     t = pq.read_table(small_manifest["path"])
@@ -340,3 +356,14 @@ def test_lists_sharing_an_id_across_signals_are_counted_apart(cli, tmp_path: Pat
     assert (lists[sha_id]["entries"], lists[sha_id]["matches"], lists[sha_id]["rows"]) == (7, 7, 7)
     assert summary["rows"]["excluded"] == 12
     assert md5_id in res.output and sha_id in res.output
+
+
+def test_unsigned_rerun_over_a_signed_run_says_what_public_still_holds(cli, synth: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli("keys", "init", "--dir", tmp_path / "keys", "--name", "example.invalid/rerun")
+    scan_synth(cli, synth, out, "--keys", tmp_path / "keys")
+    res = scan_synth(cli, synth, out)
+    assert "OUT/public/ still holds an earlier run's log, checkpoint, attestation.dsse.json" in res.output
+    res = scan_synth(cli, synth, tmp_path / "fresh")
+    assert "OUT/public/ has no log, checkpoint or attestation" in res.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -170,5 +171,12 @@ def register(group: click.Group) -> None:
             result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
         print_result(result)
         if not result.run.get("evidence", {}).get("signed"):
-            click.echo("note: no evidence was signed (no --keys): OUT/public/ has no log, checkpoint "
-                       "or attestation", err=True)
+            public = Path(result.out) / "public"
+            earlier = [p for p in ("log", "checkpoint", "attestation.dsse.json") if (public / p).exists()]
+            if earlier:
+                click.echo(f"note: no evidence was signed for this run (no --keys); OUT/public/ still "
+                           f"holds an earlier run's {', '.join(earlier)}, which do not describe this "
+                           "run (verify reports this run as unsigned)", err=True)
+            else:
+                click.echo("note: no evidence was signed (no --keys): OUT/public/ has no log, "
+                           "checkpoint or attestation", err=True)
