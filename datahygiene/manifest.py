@@ -53,8 +53,27 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
     # is scanned once; the smallest spelling is shown, whatever the order given
     out: dict[tuple[str, str], InputFile] = {}
     for spec in specs:
-        fs, fs_path = fsspec.core.url_to_fs(spec)
+        fs, fs_path, found = _list_spec(spec)
         protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
+        for p in found:
+            shown = protocol + p if protocol else _local_display(spec, fs_path, p)
+            prev = out.get((protocol, p))
+            if prev is None or shown < prev.path:
+                out[(protocol, p)] = InputFile(shown, fs, p)
+    return sorted(out.values(), key=lambda f: f.path)
+
+
+def _list_spec(spec: str) -> tuple[Any, str, list[str]]:
+    """The filesystem, its path, and the parquet files one manifest argument names.
+    A filesystem whose package is missing (``s3://`` without s3fs) or that cannot be
+    reached is a one-line input error, not a traceback."""
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(spec)
+    except ImportError as exc:
+        raise InputError(f"{spec}: no filesystem for this URL ({_short(exc)})") from None
+    except ValueError as exc:
+        raise InputError(f"{spec}: not a usable path or URL ({_short(exc)})") from None
+    try:
         if any(ch in fs_path for ch in _GLOB_CHARS):
             found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))
             if not found:
@@ -67,12 +86,13 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
             found = [fs_path]
         else:
             raise InputError(f"{spec}: manifest not found")
-        for p in found:
-            shown = protocol + p if protocol else _local_display(spec, fs_path, p)
-            prev = out.get((protocol, p))
-            if prev is None or shown < prev.path:
-                out[(protocol, p)] = InputFile(shown, fs, p)
-    return sorted(out.values(), key=lambda f: f.path)
+    except InputError:
+        raise
+    except PermissionError:
+        raise InputError(f"{spec}: permission denied") from None
+    except Exception as exc:  # a remote filesystem's own errors: network, auth, quota
+        raise InputError(f"{spec}: cannot list ({type(exc).__name__}: {_short(exc)})") from None
+    return fs, fs_path, found
 
 
 def _local_display(spec: str, fs_path: str, found: str) -> str:

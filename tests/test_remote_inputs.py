@@ -41,3 +41,36 @@ def test_memory_filesystem_scans_like_local_files(make_synth: Any, tmp_path: Pat
     digests = {i["path"].rsplit("/", 1)[-1]: i["sha256"] for i in remote.run["inputs"]}
     assert digests == {p.name: "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
                        for p in local_files}
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again on return: nothing listens there
+
+
+def test_unreachable_or_unavailable_filesystems_are_one_line_errors(cli: Any, tmp_path: Path,
+                                                                     monkeypatch: Any) -> None:
+    lst = tmp_path / "l.txt"
+    lst.write_text("0" * 32 + "\n")
+    # a protocol whose package is not installed (as s3:// without s3fs)
+    from fsspec.registry import known_implementations
+
+    monkeypatch.setitem(known_implementations, "dhmissing",
+                        {"class": "datahygiene_no_such_module.FS",
+                         "err": "Install datahygiene-no-such-module to access dhmissing://"})
+    res = cli("scan", "--manifest", "dhmissing://bucket/x/*.parquet", "--list", f"md5={lst}",
+              "--out", tmp_path / "a", ok=False)
+    assert res.exit_code == 3, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        "datahygiene: error: dhmissing://bucket/x/*.parquet: no filesystem for this URL "
+        "(Install datahygiene-no-such-module to access dhmissing://)")
+    # a real HTTP filesystem pointed at a port where nothing listens
+    url = f"http://127.0.0.1:{_closed_port()}/m/x.parquet"
+    res = cli("scan", "--manifest", url, "--list", f"md5={lst}", "--out", tmp_path / "b", ok=False)
+    assert res.exit_code == 3, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith(f"datahygiene: error: {url}: cannot list (") and "Traceback" not in res.output
+    assert not (tmp_path / "b" / "run.json").exists()
