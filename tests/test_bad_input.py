@@ -176,6 +176,22 @@ def test_list_entries_of_another_length(cli, setup: dict[str, Any], tmp_path: Pa
     line = fails(cli, 4, *scan_args(setup, None, f"md5={lst}"), secrets=[*setup["secrets"], *sha])
     assert str(lst) in line and "line 2" in line and "wrong-length" in line
     assert not setup["out"].exists()
+    # skipping bad entries does not skip a whole list: that would call every row clean
+    line = fails(cli, 4, *scan_args(setup, None, f"md5={lst}", "--on-bad-entry", "skip"),
+                 secrets=[*setup["secrets"], *sha])
+    assert f"{lst}: all 3 entries are bad for signal md5 (first: wrong-length)" in line
+    assert not setup["out"].exists()
+
+
+def test_skipped_entries_and_empty_lists_are_said_on_the_console(cli, setup: dict[str, Any],
+                                                                  tmp_path: Path) -> None:
+    vals = setup["list_values"]
+    lst = write_text_list(tmp_path / "some-bad.txt", [vals[0], "zz" * 16, vals[1]], header="")
+    res = cli(*scan_args(setup, None, f"md5={lst}", "--on-bad-entry", "skip"))
+    assert "1 bad entry skipped (on_bad_entry = skip" in res.stderr
+    empty = write_text_list(tmp_path / "empty.txt", [], header="# only a comment\n")
+    res = cli(*scan_args(setup, None, f"md5={empty}"))
+    assert "has no entries: nothing can match it" in res.stderr
 
 
 def test_duplicate_list_entries_are_counted_once(cli, setup: dict[str, Any], tmp_path: Path) -> None:

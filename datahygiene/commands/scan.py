@@ -75,6 +75,15 @@ def print_result(result: ScanResult) -> None:
         echo_table([(lid, v.get("signal", ""), f"{v.get('entries', 0):,}", f"{v['matches']:,}",
                      f"{v['rows']:,}") for lid, v in s["lists"].items()],
                    ("list", "signal", "entries", "matches", "rows"))
+    for hl in result.run.get("lists", []):
+        skipped = hl.get("stats", {}).get("skipped_bad_entries", 0)
+        if skipped:
+            click.echo(f"note: list {hl['id']} ({hl['signal']}): {skipped:,} bad "
+                       f"entr{'y' if skipped == 1 else 'ies'} skipped (on_bad_entry = skip; "
+                       "run.json's list stats say which lines)", err=True)
+        elif not hl.get("entries"):
+            click.echo(f"note: list {hl['id']} ({hl['signal']}) has no entries: nothing can match it",
+                       err=True)
     if rows["unverified"]:
         reasons = ", ".join(f"{k} ({v:,})" for k, v in s["reasons"].items()
                             if not k.endswith(":match"))

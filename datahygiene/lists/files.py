@@ -379,6 +379,14 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
                     f"{spec.path}: {word} {where}: {reason} entry{hint} "
                     f"({int(invalid.sum())} bad entries in all; on_bad_entry = \"skip\" skips them)"
                 )
+            if not parsed.valid.any():
+                # skipping every entry would scan against an empty list and call every
+                # row clean: almost always a list of another signal given the wrong name
+                _, reason = _first_bad(parsed.reasons, invalid, lno)
+                raise ListError(
+                    f"{spec.path}: all {int(invalid.sum())} entries are bad for signal {name} "
+                    f"(first: {reason}); is it a list of another signal? on_bad_entry = \"skip\" "
+                    "skips bad entries, not a whole list")
             sig_stats["skipped_bad_entries"] = int(invalid.sum())
             bad_at = np.flatnonzero(invalid)
             sig_stats["bad_entry_" + word + "s"] = [int(x) for x in lno[bad_at[:10]]]
