@@ -9,6 +9,7 @@ table of exit codes is in docs/curator.md.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -70,8 +71,25 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    """The console entry point. Usage errors (an unknown option, a bad value) are one
+    line too, like every other error, naming the ``--help`` to read."""
     tune_allocator()
-    cli.main(prog_name="datahygiene")
+    try:
+        rc = cli.main(prog_name="datahygiene", standalone_mode=False)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            click.echo(exc.ctx.get_help())  # a group run with no command: its help
+            sys.exit(0)
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"datahygiene: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"datahygiene: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("datahygiene: interrupted; no output was committed", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

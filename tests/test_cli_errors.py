@@ -38,3 +38,22 @@ def test_ray_address_without_the_ray_engine_is_refused(cli: Any, synth: dict[str
     assert res.exit_code == 2
     assert "--engine ray" in res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["scan", "--bogus"], "datahygiene: error: No such option '--bogus'"),
+    (["scan", "--batch-size", "0", "--manifest", "m", "--list", "md5=l", "--out", "o"],
+     "datahygiene: error: Invalid value for '--batch-size'"),
+    (["lists", "inspect"], "datahygiene: error: Missing argument"),
+])
+def test_usage_errors_are_one_line_from_the_console_command(args: list[str], message: str) -> None:
+    """Through the installed entry point (click's own runner would not show it): a bad
+    option is one line naming the --help to read, exit 2, like every other error."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "datahygiene.cli", *args], capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message) and "--help')" in lines[0], res.stderr

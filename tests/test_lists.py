@@ -323,3 +323,23 @@ def test_headerless_csv_is_refused_without_quoting_the_entry(tmp_path: Path, val
     with pytest.raises(ListError, match="header"):
         load(single, signal="md5")
     assert as_set(one(single, signal="md5", format="text")) == canonical(values)
+
+
+@pytest.mark.parametrize("name, text, where", [
+    ("cut.jsonl", '{"hash": "%s"}\n\n{"hash": "%s"\n', "line 3: not a JSON object"),
+    ("num.jsonl", '{"hash": "%s"}\n{"hash": 12}\n{"hash": "%s"}\n',
+     "line 2: field 'hash' holds a number, earlier lines a string"),
+    ("key.jsonl", '{"hash": "%s"}\n{"%s": 1, "hash": 2}\n', "line 2: field 'hash' holds a number"),
+    ("ragged.csv", 'id,hash\n1,%s\n2,%s,extra\n', "line 3: 3 fields, the header has 2"),
+    ("ragged.tsv", 'id\thash\n1\t%s\n\n2\t%s\textra\n', "line 4: 3 fields, the header has 2"),
+])
+def test_unreadable_line_is_named_without_quoting_it(tmp_path: Path, values: list[str], name: str,
+                                                     text: str, where: str) -> None:
+    """Arrow refuses the file as a whole; the error still names the line at fault, and
+    never a value (not even one used as a field name)."""
+    p = tmp_path / name
+    p.write_text(text % tuple(values[: text.count("%s")]))
+    with pytest.raises(ListError) as err:
+        load(p, signal="md5")
+    assert where in str(err.value)
+    assert not any(v in str(err.value) for v in values)

@@ -11,6 +11,7 @@ the entry itself.
 from __future__ import annotations
 
 import csv
+import json
 import mmap
 import os
 import re
@@ -295,8 +296,60 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
                 block_size=max(1 << 20, os.path.getsize(path) + 1)))
             return table, _nonblank_lines(Path(path), table.num_rows), "line"
     except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
-        raise ListError(f"{path}: cannot read as {fmt}: {type(exc).__name__}") from exc
+        where = _first_unreadable_line(Path(path), fmt) if not isinstance(exc, OSError) else None
+        raise ListError(f"{path}: {where + ': ' if where else ''}cannot read as {fmt}: "
+                        f"{type(exc).__name__}") from exc
     raise ListError(f"{path}: unknown list format {fmt!r}")
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")  # never a URL or a digest
+_JSON_TYPES = {"str": "string", "int": "number", "float": "number", "bool": "boolean",
+               "list": "list", "dict": "object"}
+
+
+def _first_unreadable_line(path: Path, fmt: str) -> str | None:
+    """Where a CSV/TSV or JSON Lines file stops being readable, for the error message
+    (Arrow's own message may quote the line's text, a list value): "line N" and what
+    is wrong with it, or None if the file reads line by line."""
+    try:
+        if fmt == "jsonl":
+            first_type: dict[str, str] = {}
+            with open(path, "rb") as fh:
+                for n, raw in enumerate(fh, 1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        obj = json.loads(raw)
+                    except ValueError:
+                        return f"line {n}: not a JSON object"
+                    if not isinstance(obj, dict):
+                        return f"line {n}: not a JSON object"
+                    for k, v in obj.items():
+                        if v is None:
+                            continue
+                        t = _JSON_TYPES.get(type(v).__name__, "value")
+                        if first_type.setdefault(str(k), t) != t:
+                            # a field name is shown only if it cannot be a list value
+                            name = (repr(k) if _FIELD_NAME.fullmatch(k)
+                                    and not _looks_like_value(k) else "a field")
+                            return (f"line {n}: field {name} holds a {t}, earlier lines a "
+                                    f"{first_type[str(k)]}")
+            return None
+        if fmt in ("csv", "tsv"):
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",")
+                width = None
+                for row in reader:
+                    if not row:
+                        continue
+                    if width is None:
+                        width = len(row)
+                    elif len(row) != width:
+                        return f"line {reader.line_num}: {len(row)} fields, the header has {width}"
+            return None
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
 
 
 def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list[HashList]:
