@@ -114,7 +114,7 @@ def test_synth_zero_rows(cli, tmp_path: Path) -> None:
 def test_demo(cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     res = cli("demo", "--out", out, "--rows", "3000", "-q")
-    assert "ok: all 40 planted rows excluded, 7 malformed rows unverified" in res.output
+    assert "ok: all 40 planted rows excluded, 7 rows with a null md5 unverified" in res.output
     assert (out / "run" / "run.json").exists() and (out / "run" / "clean").is_dir()
     # running it again over the same directory works (inputs regenerated, run replaced)
     cli("demo", "--out", out, "--rows", "3000", "-q")

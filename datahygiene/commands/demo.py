@@ -21,11 +21,12 @@ def register(group: click.Group) -> None:
     @group.command("demo")
     @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
                   help="Directory for the synthetic inputs (input/) and the run (run/).")
-    @click.option("--rows", type=click.IntRange(min=1), default=200_000, show_default=True)
+    @click.option("--rows", type=click.IntRange(min=1), default=200_000, show_default=True,
+                  help="Rows of the synthetic manifest to generate and scan.")
     @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
     def demo_cmd(out: str, rows: int, quiet: bool) -> None:
         """Generate a synthetic manifest with planted matches, scan it, and check that
-        exactly the planted rows were excluded and the malformed ones held back."""
+        exactly the planted rows were excluded and those with a null md5 held back."""
         base = Path(out)
         if (base / "input").exists():
             shutil.rmtree(base / "input")
@@ -52,6 +53,6 @@ def register(group: click.Group) -> None:
                 f"demo mismatch: excluded {len(got_ex)} (want {len(want_ex)}), "
                 f"unverified {len(got_un)} (want {len(want_un)})")
         clean_rows = sum(c["rows"] for c in result.run["outputs"]["clean"])
-        click.echo(f"   ok: all {len(want_ex)} planted rows excluded, {len(want_un)} malformed "
-                   f"rows unverified, {clean_rows:,} rows in clean/")
+        click.echo(f"   ok: all {len(want_ex)} planted rows excluded, {len(want_un)} rows with a null "
+                   f"md5 unverified, {clean_rows:,} rows in clean/")
         click.echo(f"   restricted/ is owner-only; look at {base / 'run' / 'summary.json'} first")

@@ -26,7 +26,7 @@ def register(group: click.Group) -> None:
     @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
     @click.pass_context
     def hash_cmd(ctx: click.Context, signals: tuple[str, ...], files: tuple[str, ...]) -> None:
-        """Print CSV ``path,signal,value,quality`` for each FILE (paths or fsspec URLs).
+        """Print CSV rows path,signal,value,quality for each FILE (paths or fsspec URLs).
 
         Values are lower-case hex; quality is empty for signals without one. A file
         that cannot be read or decoded gets a row with an empty value, a one-line

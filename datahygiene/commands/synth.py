@@ -11,17 +11,20 @@ def register(group: click.Group) -> None:
     @group.command("synth")
     @click.option("--out", required=True, type=click.Path(file_okay=False),
                   help="Directory to write manifest/, lists/ and planted.json into.")
-    @click.option("--rows", type=click.IntRange(min=0), default=100_000, show_default=True)
-    @click.option("--files", type=click.IntRange(min=1), default=4, show_default=True)
+    @click.option("--rows", type=click.IntRange(min=0), default=100_000, show_default=True,
+                  help="Manifest rows, all files together.")
+    @click.option("--files", type=click.IntRange(min=1), default=4, show_default=True,
+                  help="Parquet files the rows are split into.")
     @click.option("--list-size", type=click.IntRange(min=0), default=10_000, show_default=True,
                   help="Entries in the placeholder MD5 list, planted ones included.")
     @click.option("--planted", type=click.IntRange(min=0), default=25, show_default=True,
                   help="Manifest rows whose MD5 is put in the list.")
     @click.option("--malformed", type=click.IntRange(min=0), default=5, show_default=True,
                   help="Rows whose MD5 is null (must come out unverified).")
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True,
+                  help="Random seed: the same options and seed write the same files.")
     @click.option("--row-group-size", type=click.IntRange(min=1), default=131_072,
-                  show_default=True)
+                  show_default=True, help="Rows per parquet row group.")
     @click.option("--binary", is_flag=True, help="Write md5 as 16-byte binary, not hex.")
     @click.option("--sha256", is_flag=True, help="Add a random sha256 column.")
     @click.option("--url-list", is_flag=True,
