@@ -31,7 +31,7 @@ from datahygiene.manifest import InputFile, digest_file, open_parquet, resolve_m
 from datahygiene.outputs import RESTRICTED, write_parquet
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.reporters.base import RowDetails
-from datahygiene.resume import WorkArea, resume_identity
+from datahygiene.resume import WORK_DIR, WorkArea, resume_identity
 from datahygiene.step import EXCLUSION_SCHEMA, BatchTransform, Check, ScanPlan
 from datahygiene.summary import summarize
 
@@ -166,8 +166,12 @@ def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None
     out = Path(config.out).resolve()
     for spec in config.manifests:
         root = Path(spec)
-        if "://" not in spec and root.is_dir() and (out == root.resolve() or root.resolve() in out.parents):
-            raise ConfigError(f"--out {config.out} lies inside manifest directory {spec}: its outputs "
+        if "://" in spec:
+            continue
+        if "**" in spec:  # a recursive glob reads everything below the part before it
+            root = Path(spec.split("**", 1)[0] or ".")
+        if root.is_dir() and (out == root.resolve() or root.resolve() in out.parents):
+            raise ConfigError(f"--out {config.out} lies inside manifest directory {root}: its outputs "
                               "would be read as input by the next run; write the run elsewhere")
     resolved: dict[str, Path] = {}  # each directory resolved once, not each file
     for f in files:
@@ -182,6 +186,22 @@ def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None
         if out == where or out in where.parents:
             raise ConfigError(f"{f.path}: manifest file lies inside the output directory {config.out}; "
                               "write the run elsewhere")
+
+
+def _refuse_foreign_out(config: ScanConfig) -> None:
+    """A run replaces ``OUT/clean/`` and ``OUT/restricted/reports/`` whole. Writing into
+    a directory that holds other things and no earlier run (no ``run.json``, no work
+    area) could therefore delete a user's own files: refuse it."""
+    if config.out is None or "://" in config.out:
+        return
+    out = Path(config.out)
+    if not out.is_dir() or (out / "run.json").exists() or (out / WORK_DIR).exists():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".staging-"))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise ConfigError(f"--out {config.out} already holds files ({shown}) and no earlier run: "
+                          "give a new or empty directory, or an earlier run's OUT")
 
 
 def run_id_for(config_desc: dict[str, Any], lists: list[HashList],
@@ -226,6 +246,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     started = datetime.now(UTC).isoformat(timespec="seconds")
     files = resolve_manifests(config.manifests)
     _refuse_out_among_inputs(config, files)
+    _refuse_foreign_out(config)
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
     digester = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-digest")

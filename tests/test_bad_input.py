@@ -256,6 +256,25 @@ def test_out_inside_a_manifest_directory_is_refused(cli, setup: dict[str, Any], 
     line = fails(cli, 2, "scan", "--manifest", f"{out}/*/*.parquet", "--list", f"md5={setup['list']}",
                  "--out", out, "-q")
     assert "inside the output directory" in line
+    # a recursive glob reads everything below its base: OUT there is refused on the first run
+    line = fails(cli, 2, "scan", "--manifest", f"{d}/**/*.parquet", "--list", f"md5={setup['list']}",
+                 "--out", d / "deep" / "run", "-q")
+    assert "inside manifest directory" in line
+
+
+def test_out_holding_other_files_is_refused(cli, setup: dict[str, Any]) -> None:
+    """A run replaces OUT/clean/ whole: a directory of someone's own files, with no
+    earlier run in it, is refused instead of having its clean/ deleted."""
+    out = setup["out"]
+    (out / "clean").mkdir(parents=True)
+    (out / "clean" / "important.txt").write_text("mine")
+    line = fails(cli, 2, *scan_args(setup))
+    assert "already holds files (clean) and no earlier run" in line
+    assert (out / "clean" / "important.txt").read_text() == "mine"
+    (out / "clean" / "important.txt").unlink()
+    (out / "clean").rmdir()
+    cli(*scan_args(setup))  # an empty directory is fine, and then a rerun into it too
+    cli(*scan_args(setup))
 
 
 def test_same_list_twice_is_a_config_error(cli, setup: dict[str, Any]) -> None:

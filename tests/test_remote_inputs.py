@@ -25,9 +25,9 @@ def test_memory_filesystem_scans_like_local_files(make_synth: Any, tmp_path: Pat
     try:
         lists = [ListSpec(path=str(truth["lists"]["md5"]), signal="md5")]
         local = run_scan(ScanConfig(manifests=[str(truth["manifest"])], lists=lists,
-                                    out=str(tmp_path / "local")))
+                                    out=str(tmp_path / "run-local")))
         remote = run_scan(ScanConfig(manifests=["memory://dh-remote-test/*.parquet"], lists=lists,
-                                     out=str(tmp_path / "remote")))
+                                     out=str(tmp_path / "run-remote")))
     finally:
         fs.rm("/dh-remote-test", recursive=True)
 
