@@ -69,6 +69,8 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
     by_signal: dict[str, list[HashList]] = {}
     for hl in lists:
         by_signal.setdefault(hl.signal, []).append(hl)
+    for name in sorted(set(config.columns) - set(by_signal)):
+        registry.get("signals", name)  # an unknown signal name: the error lists the known ones
     unknown = sorted(set(config.columns) - set(by_signal))
     if unknown:
         raise ConfigError(f"--column names signal(s) with no list: {', '.join(unknown)}")

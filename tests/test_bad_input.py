@@ -211,6 +211,8 @@ def test_unknown_signal_lists_the_known_ones(cli, setup: dict[str, Any]) -> None
     assert not setup["out"].exists()
     line = fails(cli, 2, "lists", "inspect", f"md4={setup['list']}", secrets=setup["secrets"])
     assert all(k in line for k in KNOWN)
+    line = fails(cli, 2, *scan_args(setup, None, None, "--column", "md6=x"))
+    assert "unknown signal 'md6'" in line and all(k in line for k in KNOWN)
 
 
 def test_missing_list_file(cli, setup: dict[str, Any], tmp_path: Path) -> None:

@@ -430,7 +430,8 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
                         if reason in ("wrong-length", "malformed") else "")
                 raise ListError(
                     f"{spec.path}: {word} {where}: {reason} entry{hint} "
-                    f"({int(invalid.sum())} bad entries in all; on_bad_entry = \"skip\" skips them)"
+                    f"({int(invalid.sum())} bad entr{'y' if int(invalid.sum()) == 1 else 'ies'} in all; "
+                    "on_bad_entry = \"skip\" skips them)"
                 )
             if not parsed.valid.any():
                 # skipping every entry would scan against an empty list and call every
