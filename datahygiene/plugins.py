@@ -86,7 +86,7 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _allowlist() -> set[str] | None:
+def allowlist() -> set[str] | None:
     raw = os.environ.get(ALLOWLIST_ENV)
     if raw is None:
         return None
@@ -95,7 +95,7 @@ def _allowlist() -> set[str] | None:
 
 def discover(allow: set[str] | None = None) -> Registry:
     """Find every installed plugin in every group and load it."""
-    allowed = {canonical_name(a) for a in allow} if allow is not None else _allowlist()
+    allowed = {canonical_name(a) for a in allow} if allow is not None else allowlist()
     registry = Registry()
     for kind, group in GROUPS.items():
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):

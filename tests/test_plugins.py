@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,16 @@ def test_allowlist(fake_dist: Callable[..., None], monkeypatch: pytest.MonkeyPat
     # distribution names compare as pip does: case, '-', '_' and '.' are equivalent
     monkeypatch.setenv("DATAHYGIENE_PLUGINS", "Fake_DH.Plugin")
     assert "tiger-test" in discover().names("signals")
+
+
+def test_allowlist_naming_nothing_installed_is_noted(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt name leaves its plugin out without a word otherwise."""
+    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "datahygiene-photdna")
+    res = cli("plugins")
+    assert "note: DATAHYGIENE_PLUGINS names datahygiene-photdna, which provide(s) no installed " \
+        "plugin" in res.stderr
+    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "datahygiene")
+    assert "note:" not in cli("plugins").stderr
 
 
 def test_name_clash_is_a_plugin_error(fake_dist: Callable[..., None]) -> None:

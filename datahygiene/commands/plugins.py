@@ -7,7 +7,7 @@ import json
 import click
 
 from datahygiene.commands.common import echo_table
-from datahygiene.plugins import discover
+from datahygiene.plugins import ALLOWLIST_ENV, allowlist, canonical_name, discover
 
 
 def register(group: click.Group) -> None:
@@ -25,3 +25,10 @@ def register(group: click.Group) -> None:
                                              "target"), r, strict=True)) for r in rows], indent=2))
             return
         echo_table(rows, ("kind", "name", "distribution", "version", "target"))
+        allowed = allowlist()
+        if allowed is not None:
+            found = {canonical_name(p.distribution) for p in reg.all()}
+            idle = sorted(allowed - found)
+            if idle:  # most often a misspelt name, which silently leaves a plugin out
+                click.echo(f"note: {ALLOWLIST_ENV} names {', '.join(idle)}, which provide(s) no "
+                           "installed plugin", err=True)

@@ -36,6 +36,7 @@ def register(group: click.Group) -> None:
         truth (planted and malformed row keys) is written to OUT/planted.json.
         """
         truth = write_synthetic(out, SynthSpec(**opts))  # type: ignore[arg-type]
-        click.echo(f"wrote {truth['rows']:,} rows in {len(truth['files'])} file(s) to {out}/manifest, "
-                   f"lists in {out}/lists ({len(truth['planted_keys'])} planted, "
-                   f"{len(truth['malformed_keys'])} malformed)")
+        base = out.rstrip("/") or "/"
+        click.echo(f"wrote {truth['rows']:,} rows in {len(truth['files'])} file(s) to {base}/manifest, "
+                   f"lists in {base}/lists ({len(truth['planted_keys'])} planted, "
+                   f"{len(truth['malformed_keys'])} with a null md5)")
