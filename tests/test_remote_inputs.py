@@ -9,6 +9,7 @@ from typing import Any
 
 import fsspec
 import pyarrow.compute as pc
+import pytest
 
 from datahygiene.config import ScanConfig
 from datahygiene.lists.spec import ListSpec
@@ -67,7 +68,14 @@ def test_unreachable_or_unavailable_filesystems_are_one_line_errors(cli: Any, tm
     assert res.output.strip().splitlines()[-1] == (
         "datahygiene: error: dhmissing://bucket/x/*.parquet: no filesystem for this URL "
         "(Install datahygiene-no-such-module to access dhmissing://)")
-    # a real HTTP filesystem pointed at a port where nothing listens
+
+
+
+def test_unreachable_filesystem_is_a_one_line_error(cli: Any, tmp_path: Path) -> None:
+    """A real HTTP filesystem pointed at a 127.0.0.1 port where nothing listens."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    lst = tmp_path / "l.txt"
+    lst.write_text("0" * 32 + "\n")
     url = f"http://127.0.0.1:{_closed_port()}/m/x.parquet"
     res = cli("scan", "--manifest", url, "--list", f"md5={lst}", "--out", tmp_path / "b", ok=False)
     assert res.exit_code == 3, res.output
