@@ -7,6 +7,7 @@ proved; docs/auditor.md says what each one does *not* prove.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -451,23 +452,30 @@ class Verification:
                  + self._unchecked_files())
 
 
-    def _released_files(self) -> list[Path]:
-        """The release's parquet files, by content (``PAR1`` at both ends), whatever
-        their names: a parquet file named ``x.bak`` is checked too. Other files are
-        listed by :meth:`_unchecked_files`."""
+    @functools.cached_property
+    def _release(self) -> tuple[list[Path], list[str]]:
+        """The release's parquet files, by content (``PAR1`` at both ends) whatever their
+        names -- a parquet file named ``x.bak`` is checked too -- and the names of its
+        other files (a README, a dataset card). The directory is walked once."""
         path = Path(self.released or "")
         if not path.is_dir():
-            return [path]
-        return [f for f in sorted(p for p in path.rglob("*") if p.is_file()) if _is_parquet(f)]
+            return [path], []
+        parquet: list[Path] = []
+        other: list[str] = []
+        for p in sorted(p for p in path.rglob("*") if p.is_file()):
+            if _is_parquet(p):
+                parquet.append(p)
+            else:
+                other.append(str(p.relative_to(path)))
+        return parquet, other
+
+    def _released_files(self) -> list[Path]:
+        return self._release[0]
 
     def _unchecked_files(self) -> str:
-        """Files in the release that are not parquet (a README, a dataset card...): the
-        check cannot read rows from them, so the reason names them."""
-        path = Path(self.released or "")
-        if not path.is_dir():
-            return ""
-        other = [str(p.relative_to(path)) for p in sorted(path.rglob("*"))
-                 if p.is_file() and not _is_parquet(p)]
+        """The release's files that are not parquet: the check cannot read rows from
+        them, so the reason names them."""
+        other = self._release[1]
         if not other:
             return ""
         shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
