@@ -19,6 +19,7 @@ from datahygiene.errors import ConfigError
 from datahygiene.lists.spec import ListSpec
 
 ENGINES = ("local", "ray")
+INPUT_DIGESTS = ("sha256", "blake3")  # run.json inputs[].digest (manifest.digest_file); default first
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ScanConfig:
     compute: list[str] = field(default_factory=list)  # signals to compute from images
     dihedral: bool = False  # also match rotated/flipped copies (perceptual signals)
     hash_workers: int = 0  # processes hashing images, 0: one per core
+    input_digest: str = "sha256"  # digest of each input file (coverage evidence): sha256 or blake3
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -61,6 +63,8 @@ class ScanConfig:
             raise ConfigError("hash_workers must be 0 (one per core) or more")
         if sum(bool(x) for x in (self.webdataset, self.image_path_column)) > 1:
             raise ConfigError("give one image source: --image-path-column or --webdataset")
+        if self.input_digest not in INPUT_DIGESTS:
+            raise ConfigError(f"input digest {self.input_digest!r} is not one of {', '.join(INPUT_DIGESTS)}")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if self.ray_address and self.engine != "ray":
@@ -78,6 +82,7 @@ class ScanConfig:
             "write_clean": self.write_clean,
             "keep_unverified": self.keep_unverified,
             "engine": self.engine,
+            "input_digest": self.input_digest,
             **({"services": list(self.services), "image_column": self.image_column}
                if self.services else {}),
             **({"image_source": {"image_column": self.image_column,
@@ -125,7 +130,7 @@ def load_config(path: str) -> ScanConfig:
             setattr(cfg, key, _typed(path, f"scan.{key}", value, bool))
         elif key in ("batch_size", "threads", "hash_workers"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
-        elif key in ("key", "engine", "keys", "ray_address"):
+        elif key in ("key", "engine", "keys", "ray_address", "input_digest"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
         elif key == "services":
             cfg.services = _typed(path, "scan.services", value, list)

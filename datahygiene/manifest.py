@@ -15,11 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import blake3
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from datahygiene.config import INPUT_DIGESTS
 from datahygiene.errors import InputError
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -140,8 +142,23 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
-def digest_file(f: InputFile, chunk: int = 1 << 20) -> tuple[str, int]:
-    """SHA-256 of a file's bytes, and its size.
+def new_digest(algorithm: str) -> Any:
+    """A hasher for input digests: ``sha256`` (the default) or ``blake3``."""
+    if algorithm == "blake3":
+        return blake3.blake3(max_threads=1)  # one core: the scan has the others
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise ValueError(f"unknown input digest {algorithm!r}; known: {', '.join(INPUT_DIGESTS)}")
+
+
+def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20) -> tuple[str, int]:
+    """``ALGORITHM:HEX`` digest of a file's bytes (coverage evidence), and its size.
+
+    SHA-256 by default: it is the digest sources publish (Hugging Face's LFS object
+    ids, ``sha256sum`` lists), so an auditor can compare a run's inputs with the
+    source without downloading it. BLAKE3 (``input_digest = "blake3"``) costs about a
+    third of the CPU -- the 537 MB benchmark manifest in 0.13 s against 0.41-0.55 s
+    with SHA-NI -- where the input digest is a sizeable part of a scan's CPU per row.
 
     A local file is memory-mapped and hashed in one call, which holds the GIL only at
     its start and end: read block by block, the digest thread needed the GIL for every
@@ -150,7 +167,7 @@ def digest_file(f: InputFile, chunk: int = 1 << 20) -> tuple[str, int]:
     into one reused buffer (a fresh bytes object per block cost its page faults again
     and again). (A local file truncated by another process while it is hashed ends the
     process with SIGBUS: no output of the run is committed, as after any crash.)"""
-    h = hashlib.sha256()
+    h = new_digest(algorithm)
     try:
         if isinstance(f.fs, LocalFileSystem):
             with open(f.fs_path, "rb") as fh:
@@ -158,7 +175,7 @@ def digest_file(f: InputFile, chunk: int = 1 << 20) -> tuple[str, int]:
                 if size:
                     with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
                         h.update(m)
-            return "sha256:" + h.hexdigest(), size
+            return f"{algorithm}:{h.hexdigest()}", size
         size = 0
         buf = bytearray(chunk)
         view = memoryview(buf)
@@ -175,4 +192,10 @@ def digest_file(f: InputFile, chunk: int = 1 << 20) -> tuple[str, int]:
                 h.update(view[:n])
     except (OSError, ValueError) as exc:
         raise InputError(f"{f.path}: cannot read ({_short(exc)})") from None
-    return "sha256:" + h.hexdigest(), size
+    return f"{algorithm}:{h.hexdigest()}", size
+
+
+def input_digest(entry: dict[str, Any]) -> str:
+    """An input's ``ALGORITHM:HEX`` digest from its run.json entry: ``digest`` since
+    run format 2; ``sha256`` (always SHA-256) in format 1."""
+    return str(entry.get("digest") or entry["sha256"])

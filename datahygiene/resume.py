@@ -141,7 +141,7 @@ class FileRecord:
     rows: int
     flagged: int
     clean_rows: int
-    sha256: str
+    digest: str  # ALGORITHM:HEX of the whole input
     clean: str | None
 
 
@@ -304,7 +304,7 @@ class WorkArea:
         """An input whose full digest differs from the one recorded when it was
         finished changed under the run: its recorded results cannot be trusted."""
         for i, rec in self.records.items():
-            if inputs[i]["sha256"] != rec.sha256:
+            if inputs[i]["digest"] != rec.digest:
                 raise InputError(f"{rec.path}: changed since the interrupted run; "
                                  "rerun without --resume to start over")
 

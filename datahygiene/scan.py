@@ -36,7 +36,7 @@ from datahygiene.step import EXCLUSION_SCHEMA, BatchTransform, Check, ScanPlan
 from datahygiene.summary import summarize
 
 EXCLUSIONS = f"{RESTRICTED}/exclusions.parquet"
-RUN_FORMAT = "datahygiene-run/1"
+RUN_FORMAT = "datahygiene-run/2"  # 2: inputs[].digest (ALGORITHM:HEX) replaces inputs[].sha256
 
 ProgressFn = Callable[[int, int], None]
 
@@ -214,7 +214,7 @@ def run_id_for(config_desc: dict[str, Any], lists: list[HashList],
     it finds, so a local and a Ray run over the same inputs share their id."""
     basis = {"config": {k: v for k, v in config_desc.items() if k != "engine"},
              "lists": [hl.fingerprint for hl in lists],
-             "inputs": [(i["path"], i["sha256"]) for i in inputs]}
+             "inputs": [(i["path"], i["digest"]) for i in inputs]}
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -252,7 +252,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
     digester = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-digest")
-    digests = [digester.submit(digest_file, f) for f in files]
+    digests = [digester.submit(digest_file, f, config.input_digest) for f in files]
     try:
         lists = load_lists(config, registry)
         t_lists = time.perf_counter()
@@ -351,7 +351,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             inputs: list[dict[str, Any]] = []
             for i, (f, fut) in enumerate(zip(files, digests, strict=True)):
                 digest, size = fut.result()
-                inputs.append({"path": f.path, "sha256": digest, "bytes": size,
+                inputs.append({"path": f.path, "digest": digest, "bytes": size,
                                "rows": rows_of[i], "row_groups": groups_of[i]})
             work_area.check_inputs(inputs)
             flagged_parts = [t for parts in flagged_by_file for t in parts]

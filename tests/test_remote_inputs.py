@@ -39,7 +39,7 @@ def test_memory_filesystem_scans_like_local_files(make_synth: Any, tmp_path: Pat
     sources = pc.unique(remote.exclusions.column("source_file")).to_pylist()
     assert all(s.startswith("memory://") and s.rsplit("/", 1)[-1] in {p.name for p in local_files}
                for s in sources)
-    digests = {i["path"].rsplit("/", 1)[-1]: i["sha256"] for i in remote.run["inputs"]}
+    digests = {i["path"].rsplit("/", 1)[-1]: i["digest"] for i in remote.run["inputs"]}
     assert digests == {p.name: "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
                        for p in local_files}
 

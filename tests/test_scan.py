@@ -3,6 +3,7 @@ nothing else excluded, fail-closed rows, and every output with its documented fi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -96,8 +97,7 @@ def test_run_json_fields(cli, synth: dict[str, Any], tmp_path: Path) -> None:
     assert len(run["inputs"]) == 3
     for inp in run["inputs"]:
         p = Path(inp["path"])
-        import hashlib
-        assert inp["sha256"] == "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        assert inp["digest"] == "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
         assert inp["rows"] == pq.ParquetFile(p).metadata.num_rows and inp["bytes"] == p.stat().st_size
     assert sum(i["rows"] for i in run["inputs"]) == 3000
     assert run["coverage"] == {"files": 3, "rows": 3000, "rows_scanned": 3000}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from datahygiene.manifest import input_digest
+
 CONTEXT = {
     "@vocab": "https://schema.org/",
     "sc": "https://schema.org/",
@@ -21,6 +23,19 @@ CONTEXT = {
 
 def _hex(digest: str) -> str:
     return digest.split(":", 1)[1] if digest.startswith("sha256:") else digest
+
+
+def _input_object(i: dict[str, Any]) -> dict[str, Any]:
+    """An input as a FileObject. Croissant's checksum properties are ``sha256`` and
+    ``md5``: a BLAKE3 digest is given as a PROV value instead (run.json has it too)."""
+    digest = input_digest(i)
+    obj: dict[str, Any] = {"@type": "cr:FileObject", "name": i["path"]}
+    if digest.startswith("sha256:"):
+        obj["sha256"] = _hex(digest)
+    else:
+        obj["prov:value"] = digest
+    obj["contentSize"] = f"{i['bytes']} B"
+    return obj
 
 
 def fragment(run: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +64,7 @@ def fragment(run: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         "@context": CONTEXT,
         "rai:dataPreprocessingProtocol": protocol,
         "prov:wasDerivedFrom": [
-            {"@type": "cr:FileObject", "name": i["path"], "sha256": _hex(i["sha256"]),
-             "contentSize": f"{i['bytes']} B"} for i in run.get("inputs", [])
+            _input_object(i) for i in run.get("inputs", [])
         ],
         "distribution": [
             {"@type": "cr:FileObject", "@id": c["path"], "name": c["path"], "contentUrl": c["path"],

@@ -34,6 +34,7 @@ from datahygiene.audit.log import (
 from datahygiene.audit.note import Checkpoint, NoteError, Signer, open_note, sign_note
 from datahygiene.config import ScanConfig
 from datahygiene.errors import OutputError
+from datahygiene.manifest import input_digest
 from datahygiene.outputs import RunWriter, dumps
 
 ATTESTATION = "public/attestation.dsse.json"
@@ -129,7 +130,8 @@ def _statement(run: dict[str, Any], summary: dict[str, Any], checkpoint: bytes,
                card: dict[str, Any]) -> dict[str, Any]:
     subjects: list[dict[str, Any]] = []
     for i in run["inputs"]:
-        subjects.append({"name": i["path"], "digest": {"sha256": _hex(i["sha256"])},
+        algorithm, value = input_digest(i).split(":", 1)
+        subjects.append({"name": i["path"], "digest": {algorithm: value},
                          "annotations": {"role": "input", "rows": i["rows"], "bytes": i["bytes"]}})
     for c in run["outputs"]["clean"]:
         subjects.append({"name": c["path"], "digest": {"sha256": _hex(c["sha256"])},

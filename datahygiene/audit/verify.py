@@ -36,7 +36,9 @@ from datahygiene.audit.log import (
     read_log,
 )
 from datahygiene.audit.note import Checkpoint, NoteError, Verifier, open_note
+from datahygiene.config import INPUT_DIGESTS
 from datahygiene.errors import DatahygieneError
+from datahygiene.manifest import input_digest, new_digest
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -61,7 +63,12 @@ def _is_parquet(path: Path) -> bool:
 
 
 def _sha256_path(path: str) -> tuple[str, int]:
-    h = hashlib.sha256()
+    return _digest_path(path, "sha256")
+
+
+def _digest_path(path: str, algorithm: str) -> tuple[str, int]:
+    """Hex digest (``sha256`` or ``blake3``) of a file at a path or URL, and its size."""
+    h = new_digest(algorithm)
     size = 0
     with fsspec.open(path, "rb") as fh:
         for block in iter(lambda: fh.read(8 << 20), b""):
@@ -250,13 +257,13 @@ class Verification:
             self.add("attestation", False, f"{ATTESTATION}: {exc}")
             return
         problems, skipped, skipped_clean = [], [], 0
-        inputs = {i["path"]: i["sha256"].split(":", 1)[1] for i in self.run.get("inputs", [])}
+        inputs = {i["path"]: input_digest(i) for i in self.run.get("inputs", [])}
         attested_inputs = {}
         for s in stmt.get("subject", []):
             role = s.get("annotations", {}).get("role")
             want = s.get("digest", {}).get("sha256")
-            if role == "input":
-                attested_inputs[s["name"]] = want
+            if role == "input":  # one algorithm: the input digest run.json names
+                attested_inputs[s["name"]] = ":".join(next(iter(s.get("digest", {}).items()), ("", "")))
                 continue
             path = self.out / s["name"]
             if role == "exclusions" and not os.access(path, os.R_OK):  # restricted: often withheld
@@ -314,8 +321,12 @@ class Verification:
         problems, total, missing = [], 0, 0
         for i in inputs:
             where = self._input_path(i["path"])
+            algorithm = input_digest(i).split(":", 1)[0]
+            if algorithm not in INPUT_DIGESTS:
+                problems.append(f"{i['path']}: run.json names an unknown digest algorithm")
+                continue
             try:
-                digest, size = _sha256_path(where)
+                digest, size = _digest_path(where, algorithm)
                 with fsspec.open(where, "rb") as fh:
                     rows = pq.ParquetFile(fh).metadata.num_rows
             except Exception as exc:  # unreadable is a failed check, never a traceback
@@ -323,7 +334,7 @@ class Verification:
                 problems.append(f"{i['path']}: cannot read ({type(exc).__name__})")
                 continue
             total += rows
-            if f"sha256:{digest}" != i["sha256"] or size != i["bytes"]:
+            if f"{algorithm}:{digest}" != input_digest(i) or size != i["bytes"]:
                 problems.append(f"{i['path']}: digest or size differs from run.json")
             elif rows != i["rows"]:
                 problems.append(f"{i['path']}: {rows} rows, run.json says {i['rows']}")

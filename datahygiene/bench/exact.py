@@ -27,6 +27,10 @@ Contenders:
   pyarrow-rewrite    bare pyarrow: read every file, drop listed rows (is_in), write
   datahygiene-clean  ``datahygiene scan --write-clean``
 
+With ``--sparse`` (LAION-rare matches), also:
+  datahygiene-blake3  ``datahygiene scan --input-digest blake3``: the input digests
+                     (coverage evidence) in BLAKE3 instead of the default SHA-256
+
 With ``--urls`` (in ``make bench``), on a quarter of the rows and a url-sha256 list:
   duckdb-url-semijoin  DuckDB: semi-join ``sha256(url)`` (the URL as stored) against it
   datahygiene-url      ``datahygiene scan`` with the list: normalise, hash, match
@@ -217,7 +221,7 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
         matched = lf.join(lst.lazy(), on="md5", how="semi").select(pl.len()).collect().item()
         rows = total_rows
     elif name in ("datahygiene", "datahygiene-clean", "datahygiene-no-reports", "datahygiene-url",
-                  "datahygiene-stored"):
+                  "datahygiene-stored", "datahygiene-blake3"):
         from datahygiene.allocator import freeze_startup_objects, tune_allocator
         from datahygiene.config import ScanConfig
         from datahygiene.lists.spec import ListSpec
@@ -236,6 +240,8 @@ def run_child(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
                             write_clean=name == "datahygiene-clean")
         if name == "datahygiene-no-reports":
             config.reporters = []
+        if name == "datahygiene-blake3":
+            config.input_digest = "blake3"
         res = run_scan(config)
         rows = res.summary["rows"]["scanned"]
         matched = res.summary["rows"]["excluded"]
@@ -287,17 +293,19 @@ def median_run(name: str, d: Path, threads: int, work: Path, repeat: int) -> dic
     return runs[len(runs) // 2]
 
 
-def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat: int) -> None:
-    """Run a baseline and our contender on ``d``; print both and ours / baseline."""
-    width = max(16, len(baseline) + 1, len(ours) + 1)
+def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat: int,
+            also: tuple[str, ...] = ()) -> None:
+    """Run a baseline and our contender(s) on ``d``; print each and ours / baseline."""
+    width = max(16, len(baseline) + 1, *(len(x) + 1 for x in (ours, *also)))
     runs = {}
-    for name in (baseline, ours):
+    for name in (baseline, ours, *also):
         r = runs[name] = median_run(name, d, threads, work, repeat)
         phases = "  ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
         print(f"  {name:<{width}} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}  "
               f"cpu {r['cpu_seconds']:.2f}s" + (f"  ({phases})" if phases else ""))
-    print(f"  {ours} / {baseline}   time {runs[ours]['seconds'] / runs[baseline]['seconds']:.2f}")
+    for name in (ours, *also):
+        print(f"  {name} / {baseline}   time {runs[name]['seconds'] / runs[baseline]['seconds']:.2f}")
 
 
 def print_table(results: list[dict[str, Any]], planted: int) -> None:
@@ -394,7 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         dsp = ensure_data(base, a.rows, a.list_size, k, tag_planted=True)
         print(f"\nmatches as rare as in LAION-5B: {k:,} planted in {a.rows:,} rows "
               "(median of --repeat runs):")
-        compare("duckdb-semijoin", "datahygiene", dsp, a.threads, work, a.repeat)
+        compare("duckdb-semijoin", "datahygiene", dsp, a.threads, work, a.repeat,
+                also=("datahygiene-blake3",))
     if a.stored:
         k = max(1, a.rows // 5_000_000)
         dsp = ensure_data(base, a.rows, a.list_size, k, tag_planted=True)

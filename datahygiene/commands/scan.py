@@ -34,7 +34,8 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
         cfg.manifests = list(overrides["manifest"])
     if overrides["lists"]:
         cfg.lists = [parse_list_option(t) for t in overrides["lists"]]
-    for key in ("out", "key", "batch_size", "threads", "engine", "keys", "ray_address"):
+    for key in ("out", "key", "batch_size", "threads", "engine", "keys", "ray_address",
+                "input_digest"):
         if overrides.get(key) is not None:
             setattr(cfg, key, overrides[key])
     for flag in ("write_clean", "keep_unverified", "resume"):
@@ -147,6 +148,10 @@ def register(group: click.Group) -> None:
     @click.option("--ray-address", metavar="ADDR", default=None,
                   help="Ray cluster to run on with --engine ray (e.g. ray://head:10001, or 'auto') "
                        "[default: start a local Ray].")
+    @click.option("--input-digest", type=click.Choice(["sha256", "blake3"]), default=None,
+                  help="Digest of each input file, recorded in run.json as coverage evidence "
+                       "[default: sha256, which sources publish (Hugging Face LFS ids), so an "
+                       "auditor can compare without downloading]. blake3: a third of the CPU.")
     @click.option("--resume", is_flag=True,
                   help="Continue the run a crash or Ctrl-C interrupted in --out, skipping inputs it "
                        "finished; refused if the lists, inputs or configuration changed.")

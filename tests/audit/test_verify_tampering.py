@@ -104,7 +104,7 @@ def test_parquet_under_another_name_is_read_and_other_files_named(world: dict[st
 @pytest.mark.parametrize("edit", [
     lambda run, summary: run.pop("run_id"),
     lambda run, summary: run["evidence"].pop("log"),
-    lambda run, summary: run["inputs"][0].pop("sha256"),
+    lambda run, summary: run["inputs"][0].pop("digest"),
     lambda run, summary: run["evidence"]["log"].__setitem__("run_start", "0"),
     lambda run, summary: summary["rows"].__setitem__("excluded", "6"),
 ])

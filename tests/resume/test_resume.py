@@ -233,7 +233,7 @@ def test_resume_refuses_input_changed_with_same_footer(small: dict[str, Any], tm
     lines = [json.loads(line) for line in log.read_text().splitlines() if line]
     for data in lines:
         if data["index"] == 0:
-            data["sha256"] = "sha256:" + "0" * 64  # as if the bytes had changed under the footer
+            data["digest"] = "sha256:" + "0" * 64  # as if the bytes had changed under the footer
     log.write_text("".join(json.dumps(d) + "\n" for d in lines))
     with pytest.raises(InputError, match="changed since the interrupted run"):
         run_scan(config(small, out, resume=True))
@@ -331,7 +331,7 @@ def test_marker_log_survives_a_line_cut_short(tmp_path: Path) -> None:
     identity = {"tool": "test"}
     area = WorkArea(tmp_path / "out", identity, resume=False)
     good = {"index": 0, "path": "a.parquet", "rows": 1, "flagged": 0, "clean_rows": 1,
-            "sha256": "sha256:" + "0" * 64, "clean": None}
+            "digest": "sha256:" + "0" * 64, "clean": None}
     area.log_path.write_text(json.dumps(good) + "\n" + '{"index": 1, "path": "b.par')
     area.close()
     assert sorted(read_markers(area.log_path)) == [0]

@@ -1,0 +1,105 @@
+"""The input digest (coverage evidence): SHA-256 by default, BLAKE3 on request, and
+run.json records of format 1 (``inputs[].sha256``) still verified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pyarrow.parquet as pq
+import pytest
+from dhtest import Cli
+
+from datahygiene.audit.keys import init_keys
+from datahygiene.synth import SynthSpec, write_synthetic
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("digest")
+    truth = write_synthetic(base / "in", SynthSpec(rows=900, files=3, list_size=100, planted=4,
+                                                   row_group_size=300, seed=5))
+    init_keys(base / "keys", "example.invalid/digest-test")
+    return {"base": base, "manifest": base / "in" / "manifest", "list": truth["lists"]["md5"],
+            "keys": base / "keys"}
+
+
+def scan(cli: Cli, data: dict[str, Any], out: Path, *extra: str) -> dict[str, Any]:
+    cli("scan", "--manifest", data["manifest"], "--list", f"md5={data['list']}", "--out", out,
+        "--keys", data["keys"], "-q", *extra)
+    return dict(json.loads((out / "run.json").read_text()))
+
+
+def test_default_is_sha256_of_the_file(cli: Cli, data: dict[str, Any], tmp_path: Path) -> None:
+    run = scan(cli, data, tmp_path / "run")
+    assert run["format"] == "datahygiene-run/2" and run["config"]["input_digest"] == "sha256"
+    for i in run["inputs"]:
+        assert i["digest"] == "sha256:" + hashlib.sha256(Path(i["path"]).read_bytes()).hexdigest()
+        assert "sha256" not in i
+
+
+def test_blake3_recorded_attested_and_verified(cli: Cli, data: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run = scan(cli, data, out, "--input-digest", "blake3")
+    assert run["config"]["input_digest"] == "blake3"
+    want = {i["path"]: blake3.blake3(Path(i["path"]).read_bytes()).hexdigest() for i in run["inputs"]}
+    assert {i["path"]: i["digest"] for i in run["inputs"]} == {p: f"blake3:{h}" for p, h in want.items()}
+    stmt = json.loads(__import__("base64").b64decode(
+        json.loads((out / "public" / "attestation.dsse.json").read_text())["payload"]))
+    attested = {s["name"]: s["digest"] for s in stmt["subject"]
+                if s["annotations"]["role"] == "input"}
+    assert attested == {p: {"blake3": h} for p, h in want.items()}
+    card = json.loads((out / "public" / "croissant-rai.json").read_text())
+    assert {o["name"]: o["prov:value"] for o in card["prov:wasDerivedFrom"]} == {
+        p: f"blake3:{h}" for p, h in want.items()}
+    res = cli("verify", out)
+    assert res.exit_code == 0, res.output
+    assert "PASS  coverage: 3 input file(s)" in res.output and "PASS  attestation" in res.output
+
+
+def test_blake3_input_changed_fails_coverage(cli: Cli, data: dict[str, Any], tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    shutil.copytree(data["manifest"], inputs)
+    out = tmp_path / "run"
+    scan(cli, {**data, "manifest": inputs}, out, "--input-digest", "blake3")
+    f = sorted(inputs.glob("*.parquet"))[0]
+    pq.write_table(pq.read_table(f), f, compression="gzip")  # same rows, other bytes
+    res = cli("verify", out, ok=False)
+    assert res.exit_code == 7, res.output
+    assert f"FAIL  coverage: {f}: digest or size differs from run.json" in res.output
+
+
+def test_format_1_record_still_verifies_coverage(cli: Cli, data: dict[str, Any], tmp_path: Path) -> None:
+    """A run.json written before format 2 names each input's SHA-256 as ``sha256``."""
+    out = tmp_path / "run"
+    cli("scan", "--manifest", data["manifest"], "--list", f"md5={data['list']}", "--out", out, "-q")
+    run = json.loads((out / "run.json").read_text())
+    run["format"] = "datahygiene-run/1"
+    for i in run["inputs"]:
+        i["sha256"] = i.pop("digest")
+    (out / "run.json").write_text(json.dumps(run))
+    res = cli("verify", out, ok=False)
+    assert "PASS  coverage: 3 input file(s)" in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_unknown_algorithm_in_record_fails(cli: Cli, data: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli("scan", "--manifest", data["manifest"], "--list", f"md5={data['list']}", "--out", out, "-q")
+    run = json.loads((out / "run.json").read_text())
+    run["inputs"][0]["digest"] = "md4:" + "0" * 32
+    (out / "run.json").write_text(json.dumps(run))
+    res = cli("verify", out, ok=False)
+    assert res.exit_code == 7 and "run.json names an unknown digest algorithm" in res.output
+
+
+def test_unknown_input_digest_option_is_a_usage_error(cli: Cli, data: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    res = cli("scan", "--manifest", data["manifest"], "--list", f"md5={data['list']}",
+              "--out", tmp_path / "run", "--input-digest", "md5", ok=False)
+    assert res.exit_code == 2 and "--input-digest" in res.output
+    assert not (tmp_path / "run").exists()
