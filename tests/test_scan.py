@@ -103,7 +103,7 @@ def test_run_json_fields(cli, synth: dict[str, Any], tmp_path: Path) -> None:
     assert run["coverage"] == {"files": 3, "rows": 3000, "rows_scanned": 3000}
     assert run["config"]["key"] == "key"
     assert run["outputs"]["exclusions"]["rows"] == 18
-    assert run["format"] == "datahygiene-run/1" and len(run["run_id"]) == 32
+    assert run["format"] == "datahygiene-run/2" and len(run["run_id"]) == 32
 
 
 def test_no_list_value_or_matched_data_in_public_outputs(cli, synth: dict[str, Any],
