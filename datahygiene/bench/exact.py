@@ -345,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="runs per contender; the median wall time is reported (default 3)")
     p.add_argument("--scaling", default="", help="comma-separated row counts for the memory "
                    "scaling check of our scan, e.g. 10000000,40000000")
+    p.add_argument("--scaling-rare", default="", help="comma-separated row counts for the "
+                   "marginal cost per row at LAION-5B's match density, ours (SHA-256 and BLAKE3 "
+                   "input digests) and DuckDB's, e.g. 10000000,40000000")
     p.add_argument("--binary", action="store_true",
                    help="also scan a copy of the manifest whose md5 column is 16-byte binary")
     p.add_argument("--sparse", action="store_true",
@@ -429,26 +432,44 @@ def main(argv: list[str] | None = None) -> None:
     if a.scaling:
         sizes = [int(x) for x in a.scaling.split(",")]
         print("\nscaling with the manifest (same list size; median of --repeat runs):")
-        by: dict[str, list[dict[str, Any]]] = {"datahygiene": [], "duckdb-semijoin": []}
-        for n in sizes:
-            dn = ensure_data(base, n, a.list_size, a.planted)
-            for name in by:
-                r = median_run(name, dn, a.threads, work, a.repeat)
-                by[name].append(r)
-                print(f"  {name:<16} {n:>12,} rows  {r['seconds']:.2f}s  "
-                      f"{r['rows'] / r['seconds']:,.0f} rows/s  peak RSS {r['peak_rss_mb']:,.0f} MB")
+        scaling(base, sizes, a, work, {"datahygiene": [], "duckdb-semijoin": []},
+                lambda n: ensure_data(base, n, a.list_size, a.planted), memory=True)
+    if a.scaling_rare:
+        sizes = [int(x) for x in a.scaling_rare.split(",")]
+        print("\nscaling at LAION-5B's match density (one planted row in 5 million; median of "
+              "--repeat runs): the per-row cost that decides a billion-row scan")
+        scaling(base, sizes, a, work,
+                {"datahygiene": [], "datahygiene-blake3": [], "duckdb-semijoin": []},
+                lambda n: ensure_data(base, n, a.list_size, max(1, n // 5_000_000),
+                                      tag_planted=True), memory=False)
+
+
+def scaling(base: Path, sizes: list[int], a: argparse.Namespace, work: Path,
+            by: dict[str, list[dict[str, Any]]], data: Any, memory: bool) -> None:
+    """Run each contender on each size; print peak RSS growth (``memory``) and the
+    marginal time per added row, ours / DuckDB's."""
+    for n in sizes:
+        dn = data(n)
+        for name in by:
+            r = median_run(name, dn, a.threads, work, a.repeat)
+            by[name].append(r)
+            print(f"  {name:<18} {n:>12,} rows  {r['seconds']:.2f}s  "
+                  f"{r['rows'] / r['seconds']:,.0f} rows/s  peak RSS {r['peak_rss_mb']:,.0f} MB")
+    if memory:
         rss = [r["peak_rss_mb"] for r in by["datahygiene"]]
         print(f"  datahygiene peak RSS growth {sizes[0]:,} -> {sizes[-1]:,} rows: "
               f"{rss[-1] / rss[0] - 1:+.1%} (target < +20%)")
-        # Marginal throughput: the rows added divided by the time they added. Fixed
-        # costs (list loading, start-up, writing outputs) cancel out; what remains is
-        # the per-row cost that decides a billion-row scan.
-        added = sizes[-1] - sizes[0]
-        marginal = {k: added / max(1e-9, v[-1]["seconds"] - v[0]["seconds"]) for k, v in by.items()}
-        print(f"  marginal rows/s ({sizes[0]:,} -> {sizes[-1]:,}): "
-              + ", ".join(f"{k} {v:,.0f}" for k, v in marginal.items())
-              + f"; datahygiene / duckdb-semijoin time per added row "
-              f"{marginal['duckdb-semijoin'] / marginal['datahygiene']:.2f}")
+    # Marginal throughput: the rows added divided by the time they added. Fixed
+    # costs (list loading, start-up, writing outputs) cancel out; what remains is
+    # the per-row cost that decides a billion-row scan.
+    added = sizes[-1] - sizes[0]
+    marginal = {k: added / max(1e-9, v[-1]["seconds"] - v[0]["seconds"]) for k, v in by.items()}
+    print(f"  marginal rows/s ({sizes[0]:,} -> {sizes[-1]:,}): "
+          + ", ".join(f"{k} {v:,.0f}" for k, v in marginal.items()))
+    for k in by:
+        if k != "duckdb-semijoin":
+            print(f"  {k} / duckdb-semijoin time per added row "
+                  f"{marginal['duckdb-semijoin'] / marginal[k]:.2f}")
 
 if __name__ == "__main__":
     main()
