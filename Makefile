@@ -40,7 +40,8 @@ bench: $(STAMP)
 # The Ray engine's tests need the optional ray extra and most of a minute of Ray start-up.
 test-ray: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[ray]'
-	DATAHYGIENE_SLOW=1 $(BIN)/python -m pytest -q tests/engines plugins/datahygiene-photodna/tests/test_photodna_ray.py
+	DATAHYGIENE_SLOW=1 $(BIN)/python -m pytest -q tests/engines plugins/datahygiene-photodna/tests/test_photodna_ray.py \
+		plugins/datahygiene-pdq/tests/test_pdq_ray.py
 
 # rows/s, local vs Ray, on the same 20M-row manifest; resume overhead (needs the ray extra)
 bench-engines: $(STAMP)
