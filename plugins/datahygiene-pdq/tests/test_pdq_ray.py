@@ -75,10 +75,12 @@ def exclusions(out: Path) -> dict[int, tuple[str, list[int], list[str]]]:
             for r in t}
 
 
-def both_engines(tmp_path: Path, *args: object) -> tuple[Path, Path]:
+def both_engines(tmp_path: Path, *args: object, workers: int = 1) -> tuple[Path, Path]:
+    """Scan locally (hashing in this process) and on Ray (``workers`` hashing
+    processes in each actor); the exclusions must be byte-identical."""
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     run("scan", *args, "--out", local, "--hash-workers", "1", "-q")
-    run("scan", *args, "--out", on_ray, "--engine", "ray", "--hash-workers", "1", "-q")
+    run("scan", *args, "--out", on_ray, "--engine", "ray", "--hash-workers", str(workers), "-q")
     a = (local / "restricted" / "exclusions.parquet").read_bytes()
     assert a == (on_ray / "restricted" / "exclusions.parquet").read_bytes()
     return local, on_ray
@@ -87,7 +89,7 @@ def both_engines(tmp_path: Path, *args: object) -> tuple[Path, Path]:
 def test_bytes_column_on_ray_as_locally(data: Path, tmp_path: Path) -> None:
     local, on_ray = both_engines(tmp_path, "--manifest", data / "manifest", "--list",
                                  f"pdq={data / 'pdq-list.txt'}", "--image-column", "jpg",
-                                 "--write-clean")
+                                 "--write-clean", workers=2)
     expect_planted(exclusions(on_ray), BROKEN)
     for f in sorted((local / "clean").glob("*.parquet")):
         assert f.read_bytes() == (on_ray / "clean" / f.name).read_bytes()
