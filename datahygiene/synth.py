@@ -71,7 +71,13 @@ def write_synthetic(out: str | Path, spec: SynthSpec) -> dict[str, Any]:
     out = Path(out)
     (out / "manifest").mkdir(parents=True, exist_ok=True)
     (out / "lists").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
+    # The seed and the size together seed the data, and rows and the list's filler
+    # entries come from separate streams. From one stream seeded by the seed alone, two
+    # runs of different sizes shared their first rows, and a list made with fewer rows
+    # drew its fillers where the larger run drew its rows' digests: it matched thousands.
+    row_seed, list_seed = np.random.SeedSequence([spec.seed, spec.rows]).spawn(2)
+    rng = np.random.default_rng(row_seed)
+    list_rng = np.random.default_rng(list_seed)
     n = spec.rows
     planted_n = min(spec.planted, n)
     chosen = rng.choice(n, size=planted_n + min(spec.malformed, n - planted_n), replace=False) \
@@ -114,8 +120,8 @@ def write_synthetic(out: str | Path, spec: SynthSpec) -> dict[str, Any]:
         start += cnt
 
     noise = max(spec.list_size - planted_n, 0)
-    entries = np.concatenate([planted_md5, rng.integers(0, 256, size=(noise, 16), dtype=np.uint8)])
-    entries = entries[rng.permutation(entries.shape[0])]
+    entries = np.concatenate([planted_md5, list_rng.integers(0, 256, size=(noise, 16), dtype=np.uint8)])
+    entries = entries[list_rng.permutation(entries.shape[0])]
     list_path = out / "lists" / "md5.txt"
     with open(list_path, "wb") as fh:
         fh.write(b"# synthetic placeholder list: random values, not a real partner list\n\n")

@@ -139,3 +139,17 @@ def test_plain_text_list_without_signal(cli, small_manifest: dict[str, Any], tmp
     res = cli("scan", "--manifest", small_manifest["path"], "--list", lst, "--out", tmp_path / "o",
               ok=False)
     assert res.exit_code == 4 and "needs its signal" in res.stderr
+
+
+def test_synth_list_of_a_smaller_run_matches_nothing_of_a_larger_one(tmp_path: Path) -> None:
+    """The same seed with another size must not make one run's placeholder list match
+    the other run's rows: the list's filler entries come from their own random stream."""
+    from datahygiene.synth import SynthSpec, write_synthetic
+
+    small = write_synthetic(tmp_path / "small", SynthSpec(rows=3000, files=1, list_size=3000,
+                                                          planted=5, malformed=0, seed=1))
+    write_synthetic(tmp_path / "large", SynthSpec(rows=60_000, files=1, list_size=10,
+                                                  planted=5, malformed=0, seed=1))
+    listed = {bytes.fromhex(v) for v in list_values(Path(small["lists"]["md5"]))}
+    large = pq.read_table(tmp_path / "large" / "manifest").column("md5").to_pylist()
+    assert not listed & {bytes.fromhex(v) for v in large}
