@@ -153,3 +153,20 @@ def test_synth_list_of_a_smaller_run_matches_nothing_of_a_larger_one(tmp_path: P
     listed = {bytes.fromhex(v) for v in list_values(Path(small["lists"]["md5"]))}
     large = pq.read_table(tmp_path / "large" / "manifest").column("md5").to_pylist()
     assert not listed & {bytes.fromhex(v) for v in large}
+
+
+def test_rescan_with_another_list_version_is_noted(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    """A rerun into the same OUT replaces its outputs; a list whose version differs from
+    the previous run's (an older snapshot picked by mistake) is worth a line."""
+    lst = Path(synth["lists"]["md5"])
+    meta = lst.with_name(lst.name + ".meta.toml")
+    out = tmp_path / "run"
+    args = ["scan", "--manifest", synth["manifest"], "--list", f"md5={lst}", "--out", out, "-q"]
+    res = cli(*args)
+    assert "previous run in OUT" not in res.output
+    res = cli(*args)  # same version: nothing to say
+    assert "previous run in OUT" not in res.output
+    meta.write_text(meta.read_text().replace('version = "1"', 'version = "0"'))
+    res = cli(*args)
+    assert ("note: list synthetic/placeholder-md5 (md5) is version 0; the previous run in OUT "
+            "used version 1 (its outputs are replaced)") in res.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -180,10 +181,16 @@ def register(group: click.Group) -> None:
             from datahygiene.audit.keys import load_keydir
 
             load_keydir(cfg.keys)
+        before = _list_versions(Path(cfg.out or "") / "run.json")
         freeze_startup_objects()
         with progress_bar(quiet) as bar:
             result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
         print_result(result)
+        after = _list_versions(Path(result.out) / "run.json")
+        for name, version in sorted(after.items()):
+            if name in before and before[name] != version:
+                click.echo(f"note: list {name} is version {version}; the previous run in OUT used "
+                           f"version {before[name]} (its outputs are replaced)", err=True)
         if not result.run.get("evidence", {}).get("signed"):
             public = Path(result.out) / "public"
             earlier = [p for p in ("log", "checkpoint", "attestation.dsse.json") if (public / p).exists()]
@@ -194,3 +201,14 @@ def register(group: click.Group) -> None:
             else:
                 click.echo("note: no evidence was signed (no --keys): OUT/public/ has no log, "
                            "checkpoint or attestation", err=True)
+
+
+def _list_versions(run_json: Path) -> dict[str, str]:
+    """``partner/name (signal)`` -> version of each list a run.json names; empty when
+    there is no readable run.json (a first run)."""
+    try:
+        run = json.loads(run_json.read_text())
+        return {f"{hl['partner']}/{hl['name']} ({hl['signal']})": str(hl["version"])
+                for hl in run["lists"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
