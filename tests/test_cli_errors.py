@@ -57,3 +57,27 @@ def test_usage_errors_are_one_line_from_the_console_command(args: list[str], mes
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(message) and "--help')" in lines[0], res.stderr
+
+
+def test_ctrl_c_while_starting_is_one_line(synth: dict[str, Any], tmp_path: Path) -> None:
+    """Ctrl-C in the first second, while the command line is still importing pyarrow and
+    numba, is answered like one during the scan: one line, exit 130, nothing written."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    out = tmp_path / "run"
+    proc = subprocess.Popen([exe, "scan", "--manifest", str(synth["manifest"]), "--list",
+                             f"md5={synth['lists']['md5']}", "--out", str(out), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.15)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip() == "datahygiene: interrupted; no output was committed"
+    assert not (out / "run.json").exists()
