@@ -46,7 +46,7 @@ from datahygiene.errors import ConfigError, InputError, OutputError
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import InputFile
 from datahygiene.outputs import OWNER_DIR, OWNER_FILE, RESTRICTED, RunWriter, dumps, write_parquet
-from datahygiene.step import EXCLUSION_SCHEMA
+from datahygiene.step import EMPTY_EXCLUSIONS, EXCLUSION_SCHEMA
 
 _replace = os.replace  # bound once: markers are not part of RunWriter's commit
 WORK_DIR = ".work"
@@ -165,7 +165,7 @@ def read_markers(path: Path) -> dict[int, FileRecord]:
     return out
 
 
-_EMPTY_PART = EXCLUSION_SCHEMA.empty_table()  # tables are immutable: one serves every clean input
+_EMPTY_PART = EMPTY_EXCLUSIONS  # tables are immutable: one serves every clean input
 
 
 class WorkArea:

@@ -32,7 +32,7 @@ from datahygiene.outputs import RESTRICTED, write_parquet
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.reporters.base import RowDetails
 from datahygiene.resume import WORK_DIR, WorkArea, resume_identity
-from datahygiene.step import EXCLUSION_SCHEMA, BatchTransform, Check, ScanPlan
+from datahygiene.step import EMPTY_EXCLUSIONS, BatchTransform, Check, ScanPlan
 from datahygiene.summary import summarize
 
 EXCLUSIONS = f"{RESTRICTED}/exclusions.parquet"
@@ -356,7 +356,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             work_area.check_inputs(inputs)
             flagged_parts = [t for parts in flagged_by_file for t in parts]
             exclusions = (pa.concat_tables(flagged_parts) if flagged_parts
-                          else EXCLUSION_SCHEMA.empty_table()).combine_chunks()
+                          else EMPTY_EXCLUSIONS).combine_chunks()
             write_parquet(exclusions, writer.path(EXCLUSIONS))
             writer.seal(EXCLUSIONS)
 

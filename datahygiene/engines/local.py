@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from datahygiene.errors import InputError
 from datahygiene.manifest import InputFile, open_parquet
-from datahygiene.step import EXCLUSION_SCHEMA, ScanPlan, check_batch
+from datahygiene.step import EMPTY_EXCLUSIONS, ScanPlan, check_batch
 
 ProgressFn = Callable[[int, int], None]  # (rows done, rows flagged) increments
 # Batch size of the late read: small enough that stopping after the last needed row
@@ -129,7 +129,7 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
                 mask[rows] = True
             clean.append(batch.filter(pa.array(mask)))
         offset += batch.num_rows
-    table = pa.concat_tables(flagged) if flagged else EXCLUSION_SCHEMA.empty_table()
+    table = pa.concat_tables(flagged) if flagged else EMPTY_EXCLUSIONS
     details = pa.concat_tables(early_parts) if early_parts else None
     key_cols = [late_key] if late_key and table.num_rows else []
     late_cols = late if details is not None else []
