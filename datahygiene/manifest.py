@@ -12,7 +12,7 @@ import mmap
 import os
 import posixpath
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import blake3
@@ -114,6 +114,52 @@ def _local_display(spec: str, fs_path: str, found: str) -> str:
     else:
         rel = posixpath.relpath(found, fs_path)
     return posixpath.join(base, rel) if base else rel
+
+
+# Bytes read from a file's end, to get its footer in one read: on object storage a
+# request costs a round trip, so ask for plenty; a local read costs its copy.
+FOOTER_PROBE = 64 * 1024
+LOCAL_FOOTER_PROBE = 8 * 1024
+
+
+@dataclass(frozen=True)
+class Footer:
+    """A parquet file's footer, read once: its parsed metadata, the file's size, and
+    the SHA-256 of the footer bytes (with the 8-byte tail), which identifies the file
+    cheaply for ``--resume`` (datahygiene/resume.py)."""
+
+    size: int
+    digest: str
+    metadata: pq.FileMetaData = field(repr=False)
+
+
+def read_footer(f: InputFile) -> Footer:
+    """Read and parse ``f``'s footer with one read of its last 64 KiB (8 KiB for a local
+    file; a second read when the footer is larger). Checking the schema, identifying
+    the file for ``--resume`` and scanning it then need no other footer read: on object
+    storage each was a round trip, three per file. A file whose footer does not parse
+    fails as :func:`open_parquet` says (one line, naming the file)."""
+    try:
+        with f.open() as fh:
+            size = fh.seek(0, os.SEEK_END)
+            probe = LOCAL_FOOTER_PROBE if isinstance(f.fs, LocalFileSystem) else FOOTER_PROBE
+            fh.seek(max(0, size - probe))
+            tail = fh.read()
+            if len(tail) < 12 or tail[-4:] != b"PAR1":
+                raise ValueError("no parquet footer")
+            flen = int.from_bytes(tail[-8:-4], "little")
+            if flen + 12 > size:
+                raise ValueError("footer length beyond the file")
+            if flen + 8 > len(tail):
+                fh.seek(size - 8 - flen)
+                tail = fh.read(flen + 8)
+        footer = bytes(tail[-(flen + 8):])
+        metadata = pq.read_metadata(pa.BufferReader(b"PAR1" + footer))
+    except Exception:
+        open_parquet(f)  # raises the one-line error a reader gives for this file
+        raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
+                         ) from None
+    return Footer(size, "sha256:" + hashlib.sha256(footer).hexdigest(), metadata)
 
 
 def open_parquet(f: InputFile, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:

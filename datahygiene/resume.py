@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from datahygiene import __version__
 from datahygiene.errors import ConfigError, InputError, OutputError
 from datahygiene.lists.model import HashList
-from datahygiene.manifest import InputFile
+from datahygiene.manifest import Footer, InputFile
 from datahygiene.outputs import OWNER_DIR, OWNER_FILE, RESTRICTED, RunWriter, dumps, write_parquet
 from datahygiene.step import EMPTY_EXCLUSIONS, EXCLUSION_SCHEMA
 
@@ -74,12 +74,14 @@ def footer_digest(f: InputFile) -> tuple[int, str]:
 
 
 def resume_identity(config_desc: dict[str, Any], signals: list[dict[str, Any]],
-                    lists: list[HashList], files: list[InputFile]) -> dict[str, Any]:
+                    lists: list[HashList], files: list[InputFile],
+                    footers: list[Footer] | None = None) -> dict[str, Any]:
     """Everything a run's outputs depend on, grouped so a refusal can say which part
-    changed (without quoting a value)."""
+    changed (without quoting a value). ``footers``: the files' footers as the scan
+    read them (:func:`datahygiene.manifest.read_footer`), so they are not read again."""
     inputs = []
-    for f in files:
-        size, footer = footer_digest(f)
+    for i, f in enumerate(files):
+        size, footer = (footers[i].size, footers[i].digest) if footers else footer_digest(f)
         inputs.append({"path": f.path, "bytes": size, "footer": footer})
     return {
         "format": WORK_FORMAT,
