@@ -4,10 +4,11 @@ URL digests are one hash per row of a few dozen bytes, where a per-row ``hashlib
 call costs more in the interpreter than in the hash, and holds the GIL. These run
 without it, on every core. Arithmetic is on uint32, each sum wrapped back to uint32
 explicitly (numba widens integer sums); with 32-bit values LLVM emits rotate
-instructions (1.5x faster than 64-bit arithmetic with masks). tests/test_url.py
-checks them against
-``hashlib`` on every length from 0 to 300 bytes; ``make env`` compiles them once
-(``kernels.warm_up``).
+instructions (1.5x faster than 64-bit arithmetic with masks). SHA-256 (the
+``url-sha256`` signal) hashes 16 rows side by side (:func:`_sha256_lanes`): 225
+against 390 ns per 47-byte URL of the benchmark. tests/test_url.py checks them against
+``hashlib`` on every length from 0 to 300 bytes and past the lanes' 16 blocks; ``make
+env`` compiles them once (``kernels.warm_up``).
 """
 
 from __future__ import annotations
@@ -181,11 +182,163 @@ def _md5_block(buf, off, h, w, k, sh):
     h[3] = np.uint32(h[3] + d)
 
 
+LANES = 16  # rows hashed side by side by the SHA-256 kernel below
+_LANE_BLOCKS = 16  # longer messages (over 1 KiB) take the one-row kernel
+
+
+@numba.njit(inline="always", **_JIT)
+def _lane_rotr(x, n):
+    return (x >> np.uint32(n)) | (x << np.uint32(32 - n))
+
+
+@numba.njit(**_JIT)
+def _sha256_lanes(data, offsets, rows, out, k, h0):
+    """SHA-256 of ``rows`` (as :func:`digest_rows`), ``LANES`` messages of the same
+    number of blocks at a time, each step of the compression over all lanes in one
+    loop, which LLVM turns into vector instructions (measured 2.2-2.6x faster than one
+    message at a time on URLs of 47-127 bytes). Rows are grouped by their block count
+    with a counting sort; messages longer than ``_LANE_BLOCKS`` blocks go to
+    :func:`_sha256_block` one at a time. Returns nothing; every row of ``out`` is
+    written."""
+    n = rows.shape[0]
+    nbt = np.empty(n, np.int64)
+    maxb = 0
+    for i in range(n):
+        length = offsets[rows[i] + 1] - offsets[rows[i]]
+        nbt[i] = (length + 9 + 63) // 64
+        if nbt[i] <= _LANE_BLOCKS and nbt[i] > maxb:
+            maxb = nbt[i]
+    # rows in order of block count (counting sort; long messages last, one at a time)
+    cnts = np.zeros(_LANE_BLOCKS + 3, np.int64)
+    for i in range(n):
+        cnts[min(nbt[i], _LANE_BLOCKS + 1) + 1] += 1
+    for v in range(1, _LANE_BLOCKS + 3):
+        cnts[v] += cnts[v - 1]
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        c = min(nbt[i], _LANE_BLOCKS + 1)
+        order[cnts[c]] = i
+        cnts[c] += 1
+    msg = np.zeros((maxb * 64, LANES), np.uint8)  # byte j of lane l at msg[j, l]
+    w = np.empty((64, LANES), np.uint32)
+    hs = np.empty((8, LANES), np.uint32)
+    a = np.empty(LANES, np.uint32)
+    b = np.empty(LANES, np.uint32)
+    c = np.empty(LANES, np.uint32)
+    d = np.empty(LANES, np.uint32)
+    e = np.empty(LANES, np.uint32)
+    f = np.empty(LANES, np.uint32)
+    g = np.empty(LANES, np.uint32)
+    hh = np.empty(LANES, np.uint32)
+    lane_row = np.empty(LANES, np.int64)
+    tail = np.empty(128, dtype=np.uint8)
+    w1 = np.empty(80, dtype=np.uint32)
+    h1 = np.empty(8, dtype=np.uint32)
+    p = 0
+    while p < n:
+        nb = nbt[order[p]]
+        if nb > _LANE_BLOCKS:  # a long message: on its own
+            i = order[p]
+            s = offsets[rows[i]]
+            h1[:8] = h0
+            full, nt = _padded(data, s, offsets[rows[i] + 1] - s, True, tail)
+            for blk in range(full):
+                _sha256_block(data, s + 64 * blk, h1, w1, k)
+            for blk in range(nt):
+                _sha256_block(tail, 64 * blk, h1, w1, k)
+            _put_words(h1, 8, True, out[i])
+            p += 1
+            continue
+        q = p
+        while q < n and q - p < LANES and nbt[order[q]] == nb:
+            q += 1
+        cnt = q - p
+        for ln in range(LANES):  # each lane's padded message (empty lanes: padding only)
+            length = 0
+            s = 0
+            if ln < cnt:
+                i = order[p + ln]
+                lane_row[ln] = i
+                s = offsets[rows[i]]
+                length = offsets[rows[i] + 1] - s
+            for j in range(length):
+                msg[j, ln] = data[s + j]
+            msg[length, ln] = 0x80
+            for j in range(length + 1, nb * 64 - 8):
+                msg[j, ln] = 0
+            bits = length * 8
+            for j in range(8):
+                msg[nb * 64 - 1 - j, ln] = (bits >> (8 * j)) & 0xFF
+        for t in range(8):
+            for ln in range(LANES):
+                hs[t, ln] = h0[t]
+        for blk in range(nb):
+            base = blk * 64
+            for t in range(16):
+                for ln in range(LANES):
+                    w[t, ln] = ((np.uint32(msg[base + 4 * t, ln]) << np.uint32(24))
+                                | (np.uint32(msg[base + 4 * t + 1, ln]) << np.uint32(16))
+                                | (np.uint32(msg[base + 4 * t + 2, ln]) << np.uint32(8))
+                                | np.uint32(msg[base + 4 * t + 3, ln]))
+            for t in range(16, 64):
+                for ln in range(LANES):
+                    x = w[t - 15, ln]
+                    y = w[t - 2, ln]
+                    s0 = _lane_rotr(x, 7) ^ _lane_rotr(x, 18) ^ (x >> np.uint32(3))
+                    s1 = _lane_rotr(y, 17) ^ _lane_rotr(y, 19) ^ (y >> np.uint32(10))
+                    w[t, ln] = np.uint32(w[t - 16, ln] + s0 + w[t - 7, ln] + s1)
+            for ln in range(LANES):
+                a[ln] = hs[0, ln]
+                b[ln] = hs[1, ln]
+                c[ln] = hs[2, ln]
+                d[ln] = hs[3, ln]
+                e[ln] = hs[4, ln]
+                f[ln] = hs[5, ln]
+                g[ln] = hs[6, ln]
+                hh[ln] = hs[7, ln]
+            for t in range(64):
+                kt = k[t]
+                for ln in range(LANES):
+                    ee = e[ln]
+                    aa = a[ln]
+                    s1 = _lane_rotr(ee, 6) ^ _lane_rotr(ee, 11) ^ _lane_rotr(ee, 25)
+                    ch = (ee & f[ln]) ^ (~ee & g[ln])
+                    t1 = np.uint32(hh[ln] + s1 + ch + kt + w[t, ln])
+                    s0 = _lane_rotr(aa, 2) ^ _lane_rotr(aa, 13) ^ _lane_rotr(aa, 22)
+                    mj = (aa & b[ln]) ^ (aa & c[ln]) ^ (b[ln] & c[ln])
+                    hh[ln] = g[ln]
+                    g[ln] = f[ln]
+                    f[ln] = ee
+                    e[ln] = np.uint32(d[ln] + t1)
+                    d[ln] = c[ln]
+                    c[ln] = b[ln]
+                    b[ln] = aa
+                    a[ln] = np.uint32(t1 + s0 + mj)
+            for ln in range(LANES):
+                hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
+                hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
+                hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
+                hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
+                hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
+                hs[5, ln] = np.uint32(hs[5, ln] + f[ln])
+                hs[6, ln] = np.uint32(hs[6, ln] + g[ln])
+                hs[7, ln] = np.uint32(hs[7, ln] + hh[ln])
+        for ln in range(cnt):
+            i = lane_row[ln]
+            for j in range(8):
+                for qq in range(4):
+                    out[i, 4 * j + qq] = (hs[j, ln] >> np.uint32(24 - 8 * qq)) & np.uint32(0xFF)
+        p = q
+
+
 @numba.njit(**_JIT)
 def digest_rows(algorithm, data, offsets, rows, out):
     """Digest ``data[offsets[r]:offsets[r + 1]]`` for each r in ``rows`` into the
     matching row of ``out`` ((len(rows), width) uint8). ``algorithm``: 0 MD5,
     1 SHA-1, 2 SHA-256."""
+    if algorithm == 2:
+        _sha256_lanes(data, offsets, rows, out, _SHA256_K, _SHA256_H)
+        return
     tail = np.empty(128, dtype=np.uint8)
     w = np.empty(80, dtype=np.uint32)
     h = np.empty(8, dtype=np.uint32)
@@ -201,7 +354,7 @@ def digest_rows(algorithm, data, offsets, rows, out):
             for b in range(nt):
                 _md5_block(tail, 64 * b, h, w, _MD5_K, _MD5_S)
             _put_words(h, 4, False, out[i])
-        elif algorithm == 1:
+        else:  # 1: SHA-1 (SHA-256 went to the lanes above)
             h[:5] = _SHA1_H
             full, nt = _padded(data, s, length, True, tail)
             for b in range(full):
@@ -209,14 +362,6 @@ def digest_rows(algorithm, data, offsets, rows, out):
             for b in range(nt):
                 _sha1_block(tail, 64 * b, h, w, _SHA1_K)
             _put_words(h, 5, True, out[i])
-        else:
-            h[:8] = _SHA256_H
-            full, nt = _padded(data, s, length, True, tail)
-            for b in range(full):
-                _sha256_block(data, s + 64 * b, h, w, _SHA256_K)
-            for b in range(nt):
-                _sha256_block(tail, 64 * b, h, w, _SHA256_K)
-            _put_words(h, 8, True, out[i])
 
 
 def hmac_sha256_states(key: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -142,11 +142,13 @@ def test_url_digests_match_hashlib_for_every_row() -> None:
 
 def test_compiled_digests_match_hashlib_on_every_length() -> None:
     """MD5, SHA-1 and SHA-256 of every length from 0 to 300 bytes (one, two and more
-    blocks, and each padding case), from a buffer read at odd offsets."""
+    blocks, and each padding case), and of messages around and past the 16 blocks the
+    SHA-256 lanes take, from a buffer read at odd offsets."""
     from datahygiene.digests import digest_rows
 
     rng = np.random.default_rng(5)
-    msgs = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in [*range(301), *range(301)]]
+    lengths = [*range(301), *range(301), 1015, 1016, 1024, 1100, 5000]  # and past 16 blocks
+    msgs = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in lengths]
     data = np.frombuffer(b"x" + b"".join(msgs), dtype=np.uint8)
     offsets = np.concatenate([[1], 1 + np.cumsum([len(m) for m in msgs])]).astype(np.int64)
     rows = np.arange(len(msgs), dtype=np.int64)[::-1].copy()  # any order
