@@ -4,9 +4,10 @@ URL digests are one hash per row of a few dozen bytes, where a per-row ``hashlib
 call costs more in the interpreter than in the hash, and holds the GIL. These run
 without it, on every core. Arithmetic is on uint32, each sum wrapped back to uint32
 explicitly (numba widens integer sums); with 32-bit values LLVM emits rotate
-instructions (1.5x faster than 64-bit arithmetic with masks). SHA-256 (the
-``url-sha256`` signal) hashes 16 rows side by side (:func:`_sha256_lanes`): 225
-against 390 ns per 47-byte URL of the benchmark. tests/test_url.py checks them against
+instructions (1.5x faster than 64-bit arithmetic with masks). Rows are hashed 16
+side by side (:func:`_digest_lanes`): per 47-byte URL of the benchmark, MD5 170
+against 456 ns one row at a time, SHA-1 152 against 390, SHA-256 124 against 452.
+tests/test_url.py checks them against
 ``hashlib`` on every length from 0 to 300 bytes and past the lanes' 16 blocks; ``make
 env`` compiles them once (``kernels.warm_up``).
 """
@@ -182,8 +183,8 @@ def _md5_block(buf, off, h, w, k, sh):
     h[3] = np.uint32(h[3] + d)
 
 
-LANES = 16  # rows hashed side by side by the SHA-256 kernel below
-_LANE_BLOCKS = 16  # longer messages (over 1 KiB) take the one-row kernel
+LANES = 16  # rows hashed side by side by :func:`_digest_lanes`
+_LANE_BLOCKS = 16  # longer messages (over 1 KiB) take the one-row kernels
 
 
 @numba.njit(inline="always", **_JIT)
@@ -191,16 +192,50 @@ def _lane_rotr(x, n):
     return (x >> np.uint32(n)) | (x << np.uint32(32 - n))
 
 
+@numba.njit(inline="always", **_JIT)
+def _lane_rotl(x, n):
+    return (x << np.uint32(n)) | (x >> np.uint32(32 - n))
+
+
 @numba.njit(**_JIT)
-def _sha256_lanes(data, offsets, rows, out, k, h0):
-    """SHA-256 of ``rows`` (as :func:`digest_rows`), ``LANES`` messages of the same
-    number of blocks at a time, each step of the compression over all lanes in one
-    loop, which LLVM turns into vector instructions (measured 2.2-2.6x faster than one
-    message at a time on URLs of 47-127 bytes). Rows are grouped by their block count
-    with a counting sort; messages longer than ``_LANE_BLOCKS`` blocks go to
-    :func:`_sha256_block` one at a time. Returns nothing; every row of ``out`` is
-    written."""
+def _digest_one(algorithm, data, s, length, dst, tail, w, h):
+    """One message, one block at a time (the messages the lanes do not take)."""
+    if algorithm == 0:
+        h[:4] = _MD5_H
+        full, nt = _padded(data, s, length, False, tail)
+        for b in range(full):
+            _md5_block(data, s + 64 * b, h, w, _MD5_K, _MD5_S)
+        for b in range(nt):
+            _md5_block(tail, 64 * b, h, w, _MD5_K, _MD5_S)
+        _put_words(h, 4, False, dst)
+    elif algorithm == 1:
+        h[:5] = _SHA1_H
+        full, nt = _padded(data, s, length, True, tail)
+        for b in range(full):
+            _sha1_block(data, s + 64 * b, h, w, _SHA1_K)
+        for b in range(nt):
+            _sha1_block(tail, 64 * b, h, w, _SHA1_K)
+        _put_words(h, 5, True, dst)
+    else:
+        h[:8] = _SHA256_H
+        full, nt = _padded(data, s, length, True, tail)
+        for b in range(full):
+            _sha256_block(data, s + 64 * b, h, w, _SHA256_K)
+        for b in range(nt):
+            _sha256_block(tail, 64 * b, h, w, _SHA256_K)
+        _put_words(h, 8, True, dst)
+
+
+@numba.njit(**_JIT)
+def _digest_lanes(algorithm, data, offsets, rows, out):
+    """Digest ``rows`` (as :func:`digest_rows`), ``LANES`` messages of the same number
+    of blocks at a time: each step of the compression runs over all lanes in one loop,
+    which LLVM turns into vector instructions (2.6-3.6x faster than one message at a
+    time on the benchmark's 47-byte URLs). Rows are grouped by block count with a counting sort;
+    messages longer than ``_LANE_BLOCKS`` blocks go to :func:`_digest_one`."""
     n = rows.shape[0]
+    big_endian = algorithm != 0
+    words = 4 if algorithm == 0 else (5 if algorithm == 1 else 8)
     nbt = np.empty(n, np.int64)
     maxb = 0
     for i in range(n):
@@ -219,8 +254,9 @@ def _sha256_lanes(data, offsets, rows, out, k, h0):
         c = min(nbt[i], _LANE_BLOCKS + 1)
         order[cnts[c]] = i
         cnts[c] += 1
+    h0 = _MD5_H if algorithm == 0 else (_SHA1_H if algorithm == 1 else _SHA256_H)
     msg = np.zeros((maxb * 64, LANES), np.uint8)  # byte j of lane l at msg[j, l]
-    w = np.empty((64, LANES), np.uint32)
+    w = np.empty((80, LANES), np.uint32)
     hs = np.empty((8, LANES), np.uint32)
     a = np.empty(LANES, np.uint32)
     b = np.empty(LANES, np.uint32)
@@ -240,13 +276,7 @@ def _sha256_lanes(data, offsets, rows, out, k, h0):
         if nb > _LANE_BLOCKS:  # a long message: on its own
             i = order[p]
             s = offsets[rows[i]]
-            h1[:8] = h0
-            full, nt = _padded(data, s, offsets[rows[i] + 1] - s, True, tail)
-            for blk in range(full):
-                _sha256_block(data, s + 64 * blk, h1, w1, k)
-            for blk in range(nt):
-                _sha256_block(tail, 64 * blk, h1, w1, k)
-            _put_words(h1, 8, True, out[i])
+            _digest_one(algorithm, data, s, offsets[rows[i] + 1] - s, out[i], tail, w1, h1)
             p += 1
             continue
         q = p
@@ -268,67 +298,156 @@ def _sha256_lanes(data, offsets, rows, out, k, h0):
                 msg[j, ln] = 0
             bits = length * 8
             for j in range(8):
-                msg[nb * 64 - 1 - j, ln] = (bits >> (8 * j)) & 0xFF
-        for t in range(8):
+                if big_endian:
+                    msg[nb * 64 - 1 - j, ln] = (bits >> (8 * j)) & 0xFF
+                else:
+                    msg[nb * 64 - 8 + j, ln] = (bits >> (8 * j)) & 0xFF
+        for t in range(words):
             for ln in range(LANES):
                 hs[t, ln] = h0[t]
         for blk in range(nb):
             base = blk * 64
             for t in range(16):
-                for ln in range(LANES):
-                    w[t, ln] = ((np.uint32(msg[base + 4 * t, ln]) << np.uint32(24))
-                                | (np.uint32(msg[base + 4 * t + 1, ln]) << np.uint32(16))
-                                | (np.uint32(msg[base + 4 * t + 2, ln]) << np.uint32(8))
-                                | np.uint32(msg[base + 4 * t + 3, ln]))
-            for t in range(16, 64):
-                for ln in range(LANES):
-                    x = w[t - 15, ln]
-                    y = w[t - 2, ln]
-                    s0 = _lane_rotr(x, 7) ^ _lane_rotr(x, 18) ^ (x >> np.uint32(3))
-                    s1 = _lane_rotr(y, 17) ^ _lane_rotr(y, 19) ^ (y >> np.uint32(10))
-                    w[t, ln] = np.uint32(w[t - 16, ln] + s0 + w[t - 7, ln] + s1)
+                o = base + 4 * t
+                if big_endian:
+                    for ln in range(LANES):
+                        w[t, ln] = ((np.uint32(msg[o, ln]) << np.uint32(24))
+                                    | (np.uint32(msg[o + 1, ln]) << np.uint32(16))
+                                    | (np.uint32(msg[o + 2, ln]) << np.uint32(8))
+                                    | np.uint32(msg[o + 3, ln]))
+                else:
+                    for ln in range(LANES):
+                        w[t, ln] = (np.uint32(msg[o, ln])
+                                    | (np.uint32(msg[o + 1, ln]) << np.uint32(8))
+                                    | (np.uint32(msg[o + 2, ln]) << np.uint32(16))
+                                    | (np.uint32(msg[o + 3, ln]) << np.uint32(24)))
             for ln in range(LANES):
                 a[ln] = hs[0, ln]
                 b[ln] = hs[1, ln]
                 c[ln] = hs[2, ln]
                 d[ln] = hs[3, ln]
-                e[ln] = hs[4, ln]
-                f[ln] = hs[5, ln]
-                g[ln] = hs[6, ln]
-                hh[ln] = hs[7, ln]
-            for t in range(64):
-                kt = k[t]
-                for ln in range(LANES):
-                    ee = e[ln]
-                    aa = a[ln]
-                    s1 = _lane_rotr(ee, 6) ^ _lane_rotr(ee, 11) ^ _lane_rotr(ee, 25)
-                    ch = (ee & f[ln]) ^ (~ee & g[ln])
-                    t1 = np.uint32(hh[ln] + s1 + ch + kt + w[t, ln])
-                    s0 = _lane_rotr(aa, 2) ^ _lane_rotr(aa, 13) ^ _lane_rotr(aa, 22)
-                    mj = (aa & b[ln]) ^ (aa & c[ln]) ^ (b[ln] & c[ln])
-                    hh[ln] = g[ln]
-                    g[ln] = f[ln]
-                    f[ln] = ee
-                    e[ln] = np.uint32(d[ln] + t1)
-                    d[ln] = c[ln]
-                    c[ln] = b[ln]
-                    b[ln] = aa
-                    a[ln] = np.uint32(t1 + s0 + mj)
-            for ln in range(LANES):
-                hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
-                hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
-                hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
-                hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
-                hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
-                hs[5, ln] = np.uint32(hs[5, ln] + f[ln])
-                hs[6, ln] = np.uint32(hs[6, ln] + g[ln])
-                hs[7, ln] = np.uint32(hs[7, ln] + hh[ln])
+            if algorithm == 2:
+                _sha256_lanes_block(w, a, b, c, d, e, f, g, hh, hs)
+            elif algorithm == 1:
+                _sha1_lanes_block(w, a, b, c, d, e, hs)
+            else:
+                _md5_lanes_block(w, a, b, c, d, hs)
         for ln in range(cnt):
-            i = lane_row[ln]
-            for j in range(8):
-                for qq in range(4):
-                    out[i, 4 * j + qq] = (hs[j, ln] >> np.uint32(24 - 8 * qq)) & np.uint32(0xFF)
+            _put_words(hs[:, ln], words, big_endian, out[lane_row[ln]])
         p = q
+
+
+@numba.njit(**_JIT)
+def _sha256_lanes_block(w, a, b, c, d, e, f, g, hh, hs):
+    for t in range(16, 64):
+        for ln in range(LANES):
+            x = w[t - 15, ln]
+            y = w[t - 2, ln]
+            s0 = _lane_rotr(x, 7) ^ _lane_rotr(x, 18) ^ (x >> np.uint32(3))
+            s1 = _lane_rotr(y, 17) ^ _lane_rotr(y, 19) ^ (y >> np.uint32(10))
+            w[t, ln] = np.uint32(w[t - 16, ln] + s0 + w[t - 7, ln] + s1)
+    for ln in range(LANES):
+        e[ln] = hs[4, ln]
+        f[ln] = hs[5, ln]
+        g[ln] = hs[6, ln]
+        hh[ln] = hs[7, ln]
+    for t in range(64):
+        kt = _SHA256_K[t]
+        for ln in range(LANES):
+            ee = e[ln]
+            aa = a[ln]
+            s1 = _lane_rotr(ee, 6) ^ _lane_rotr(ee, 11) ^ _lane_rotr(ee, 25)
+            ch = (ee & f[ln]) ^ (~ee & g[ln])
+            t1 = np.uint32(hh[ln] + s1 + ch + kt + w[t, ln])
+            s0 = _lane_rotr(aa, 2) ^ _lane_rotr(aa, 13) ^ _lane_rotr(aa, 22)
+            mj = (aa & b[ln]) ^ (aa & c[ln]) ^ (b[ln] & c[ln])
+            hh[ln] = g[ln]
+            g[ln] = f[ln]
+            f[ln] = ee
+            e[ln] = np.uint32(d[ln] + t1)
+            d[ln] = c[ln]
+            c[ln] = b[ln]
+            b[ln] = aa
+            a[ln] = np.uint32(t1 + s0 + mj)
+    for ln in range(LANES):
+        hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
+        hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
+        hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
+        hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
+        hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
+        hs[5, ln] = np.uint32(hs[5, ln] + f[ln])
+        hs[6, ln] = np.uint32(hs[6, ln] + g[ln])
+        hs[7, ln] = np.uint32(hs[7, ln] + hh[ln])
+
+
+@numba.njit(**_JIT)
+def _sha1_lanes_block(w, a, b, c, d, e, hs):
+    for t in range(16, 80):
+        for ln in range(LANES):
+            w[t, ln] = _lane_rotl(w[t - 3, ln] ^ w[t - 8, ln] ^ w[t - 14, ln] ^ w[t - 16, ln], 1)
+    for ln in range(LANES):
+        e[ln] = hs[4, ln]
+    for t in range(80):
+        kt = _SHA1_K[t // 20]
+        for ln in range(LANES):
+            bb = b[ln]
+            cc = c[ln]
+            dd = d[ln]
+            if t < 20:
+                fv = (bb & cc) | (~bb & dd)
+            elif t < 40 or t >= 60:
+                fv = bb ^ cc ^ dd
+            else:
+                fv = (bb & cc) | (bb & dd) | (cc & dd)
+            tmp = np.uint32(_lane_rotl(a[ln], 5) + fv + e[ln] + kt + w[t, ln])
+            e[ln] = dd
+            d[ln] = cc
+            c[ln] = _lane_rotl(bb, 30)
+            b[ln] = a[ln]
+            a[ln] = tmp
+    for ln in range(LANES):
+        hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
+        hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
+        hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
+        hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
+        hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
+
+
+@numba.njit(**_JIT)
+def _md5_lanes_block(w, a, b, c, d, hs):
+    for t in range(64):
+        kt = _MD5_K[t]
+        sh = _MD5_S[t]
+        if t < 16:
+            gi = t
+        elif t < 32:
+            gi = (5 * t + 1) % 16
+        elif t < 48:
+            gi = (3 * t + 5) % 16
+        else:
+            gi = (7 * t) % 16
+        for ln in range(LANES):
+            bb = b[ln]
+            cc = c[ln]
+            dd = d[ln]
+            if t < 16:
+                fv = (bb & cc) | (~bb & dd)
+            elif t < 32:
+                fv = (dd & bb) | (~dd & cc)
+            elif t < 48:
+                fv = bb ^ cc ^ dd
+            else:
+                fv = cc ^ (bb | ~dd)
+            fv = np.uint32(fv + a[ln] + kt + w[gi, ln])
+            a[ln] = dd
+            d[ln] = cc
+            c[ln] = bb
+            b[ln] = np.uint32(bb + _lane_rotl(fv, sh))
+    for ln in range(LANES):
+        hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
+        hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
+        hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
+        hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
 
 
 @numba.njit(**_JIT)
@@ -336,32 +455,7 @@ def digest_rows(algorithm, data, offsets, rows, out):
     """Digest ``data[offsets[r]:offsets[r + 1]]`` for each r in ``rows`` into the
     matching row of ``out`` ((len(rows), width) uint8). ``algorithm``: 0 MD5,
     1 SHA-1, 2 SHA-256."""
-    if algorithm == 2:
-        _sha256_lanes(data, offsets, rows, out, _SHA256_K, _SHA256_H)
-        return
-    tail = np.empty(128, dtype=np.uint8)
-    w = np.empty(80, dtype=np.uint32)
-    h = np.empty(8, dtype=np.uint32)
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        s = offsets[r]
-        length = offsets[r + 1] - s
-        if algorithm == 0:
-            h[:4] = _MD5_H
-            full, nt = _padded(data, s, length, False, tail)
-            for b in range(full):
-                _md5_block(data, s + 64 * b, h, w, _MD5_K, _MD5_S)
-            for b in range(nt):
-                _md5_block(tail, 64 * b, h, w, _MD5_K, _MD5_S)
-            _put_words(h, 4, False, out[i])
-        else:  # 1: SHA-1 (SHA-256 went to the lanes above)
-            h[:5] = _SHA1_H
-            full, nt = _padded(data, s, length, True, tail)
-            for b in range(full):
-                _sha1_block(data, s + 64 * b, h, w, _SHA1_K)
-            for b in range(nt):
-                _sha1_block(tail, 64 * b, h, w, _SHA1_K)
-            _put_words(h, 5, True, out[i])
+    _digest_lanes(algorithm, data, offsets, rows, out)
 
 
 def hmac_sha256_states(key: bytes) -> tuple[np.ndarray, np.ndarray]:
