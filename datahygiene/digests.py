@@ -302,9 +302,9 @@ def _digest_lanes(algorithm, data, offsets, rows, out):
                     msg[nb * 64 - 1 - j, ln] = (bits >> (8 * j)) & 0xFF
                 else:
                     msg[nb * 64 - 8 + j, ln] = (bits >> (8 * j)) & 0xFF
-        for t in range(words):
+        for t in range(8):  # rows past the algorithm's words are carried, never output
             for ln in range(LANES):
-                hs[t, ln] = h0[t]
+                hs[t, ln] = h0[t] if t < words else 0
         for blk in range(nb):
             base = blk * 64
             for t in range(16):
@@ -326,19 +326,34 @@ def _digest_lanes(algorithm, data, offsets, rows, out):
                 b[ln] = hs[1, ln]
                 c[ln] = hs[2, ln]
                 d[ln] = hs[3, ln]
+                e[ln] = hs[4, ln]
+                f[ln] = hs[5, ln]
+                g[ln] = hs[6, ln]
+                hh[ln] = hs[7, ln]
             if algorithm == 2:
-                _sha256_lanes_block(w, a, b, c, d, e, f, g, hh, hs)
+                _sha256_lanes_block(w, a, b, c, d, e, f, g, hh)
             elif algorithm == 1:
-                _sha1_lanes_block(w, a, b, c, d, e, hs)
+                _sha1_lanes_block(w, a, b, c, d, e)
             else:
-                _md5_lanes_block(w, a, b, c, d, hs)
+                _md5_lanes_block(w, a, b, c, d)
+            for ln in range(LANES):  # the block's result added to the state
+                hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
+                hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
+                hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
+                hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
+                hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
+                hs[5, ln] = np.uint32(hs[5, ln] + f[ln])
+                hs[6, ln] = np.uint32(hs[6, ln] + g[ln])
+                hs[7, ln] = np.uint32(hs[7, ln] + hh[ln])
         for ln in range(cnt):
             _put_words(hs[:, ln], words, big_endian, out[lane_row[ln]])
         p = q
 
 
 @numba.njit(**_JIT)
-def _sha256_lanes_block(w, a, b, c, d, e, f, g, hh, hs):
+def _sha256_lanes_block(w, a, b, c, d, e, f, g, hh):
+    """One block's message schedule and rounds over all lanes, on the working
+    variables ``a``..``hh`` (the caller loads them and adds them to the state)."""
     for t in range(16, 64):
         for ln in range(LANES):
             x = w[t - 15, ln]
@@ -346,11 +361,6 @@ def _sha256_lanes_block(w, a, b, c, d, e, f, g, hh, hs):
             s0 = _lane_rotr(x, 7) ^ _lane_rotr(x, 18) ^ (x >> np.uint32(3))
             s1 = _lane_rotr(y, 17) ^ _lane_rotr(y, 19) ^ (y >> np.uint32(10))
             w[t, ln] = np.uint32(w[t - 16, ln] + s0 + w[t - 7, ln] + s1)
-    for ln in range(LANES):
-        e[ln] = hs[4, ln]
-        f[ln] = hs[5, ln]
-        g[ln] = hs[6, ln]
-        hh[ln] = hs[7, ln]
     for t in range(64):
         kt = _SHA256_K[t]
         for ln in range(LANES):
@@ -369,24 +379,14 @@ def _sha256_lanes_block(w, a, b, c, d, e, f, g, hh, hs):
             c[ln] = b[ln]
             b[ln] = aa
             a[ln] = np.uint32(t1 + s0 + mj)
-    for ln in range(LANES):
-        hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
-        hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
-        hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
-        hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
-        hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
-        hs[5, ln] = np.uint32(hs[5, ln] + f[ln])
-        hs[6, ln] = np.uint32(hs[6, ln] + g[ln])
-        hs[7, ln] = np.uint32(hs[7, ln] + hh[ln])
 
 
 @numba.njit(**_JIT)
-def _sha1_lanes_block(w, a, b, c, d, e, hs):
+def _sha1_lanes_block(w, a, b, c, d, e):
+    """As :func:`_sha256_lanes_block`, for SHA-1."""
     for t in range(16, 80):
         for ln in range(LANES):
             w[t, ln] = _lane_rotl(w[t - 3, ln] ^ w[t - 8, ln] ^ w[t - 14, ln] ^ w[t - 16, ln], 1)
-    for ln in range(LANES):
-        e[ln] = hs[4, ln]
     for t in range(80):
         kt = _SHA1_K[t // 20]
         for ln in range(LANES):
@@ -405,16 +405,11 @@ def _sha1_lanes_block(w, a, b, c, d, e, hs):
             c[ln] = _lane_rotl(bb, 30)
             b[ln] = a[ln]
             a[ln] = tmp
-    for ln in range(LANES):
-        hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
-        hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
-        hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
-        hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
-        hs[4, ln] = np.uint32(hs[4, ln] + e[ln])
 
 
 @numba.njit(**_JIT)
-def _md5_lanes_block(w, a, b, c, d, hs):
+def _md5_lanes_block(w, a, b, c, d):
+    """As :func:`_sha256_lanes_block`, for MD5."""
     for t in range(64):
         kt = _MD5_K[t]
         sh = _MD5_S[t]
@@ -443,11 +438,6 @@ def _md5_lanes_block(w, a, b, c, d, hs):
             d[ln] = cc
             c[ln] = bb
             b[ln] = np.uint32(bb + _lane_rotl(fv, sh))
-    for ln in range(LANES):
-        hs[0, ln] = np.uint32(hs[0, ln] + a[ln])
-        hs[1, ln] = np.uint32(hs[1, ln] + b[ln])
-        hs[2, ln] = np.uint32(hs[2, ln] + c[ln])
-        hs[3, ln] = np.uint32(hs[3, ln] + d[ln])
 
 
 @numba.njit(**_JIT)

@@ -27,7 +27,6 @@ save scanning but not the rewrite. Curators with a few huge files can split them
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -56,33 +55,15 @@ WORK_FORMAT = "datahygiene-work/1"
 _NOT_IDENTITY = ("engine", "threads", "batch_size")
 
 
-def footer_digest(f: InputFile) -> tuple[int, str]:
-    """Size and SHA-256 of a parquet file's footer: cheap (one small read at the end),
-    and any rewrite of the data moves offsets or statistics recorded in it. The full
-    digest is compared as well, once the run has computed it."""
-    try:
-        with f.open() as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - 8))
-            tail = fh.read(8)
-            flen = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
-            start = max(0, size - 8 - flen)
-            fh.seek(start)
-            return size, "sha256:" + hashlib.sha256(fh.read(size - start)).hexdigest()
-    except OSError as exc:
-        raise InputError(f"{f.path}: cannot read ({type(exc).__name__})") from None
-
-
 def resume_identity(config_desc: dict[str, Any], signals: list[dict[str, Any]],
                     lists: list[HashList], files: list[InputFile],
-                    footers: list[Footer] | None = None) -> dict[str, Any]:
+                    footers: list[Footer]) -> dict[str, Any]:
     """Everything a run's outputs depend on, grouped so a refusal can say which part
     changed (without quoting a value). ``footers``: the files' footers as the scan
-    read them (:func:`datahygiene.manifest.read_footer`), so they are not read again."""
-    inputs = []
-    for i, f in enumerate(files):
-        size, footer = (footers[i].size, footers[i].digest) if footers else footer_digest(f)
-        inputs.append({"path": f.path, "bytes": size, "footer": footer})
+    read them (:func:`datahygiene.manifest.read_footer`: each file's size and the
+    SHA-256 of its footer bytes with the 8-byte tail)."""
+    inputs = [{"path": f.path, "bytes": ft.size, "footer": ft.digest}
+              for f, ft in zip(files, footers, strict=True)]
     return {
         "format": WORK_FORMAT,
         "tool": __version__,
