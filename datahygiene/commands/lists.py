@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from datahygiene.commands.scan import parse_list_option
+from datahygiene.errors import ConfigError
 from datahygiene.lists.model import HashList
 from datahygiene.plugins import default_registry
 
@@ -48,13 +49,22 @@ def register(group: click.Group) -> None:
     @lists_group.command("inspect")
     @click.argument("listfile", metavar="[SIGNAL=]LISTFILE")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    def inspect_cmd(listfile: str, as_json: bool) -> None:
+    @click.option("--store", "store_dir", type=click.Path(file_okay=False),
+                  help="For store:NAME[@N]: the list store directory [default: "
+                       "$DATAHYGIENE_STORE, else ~/.local/share/datahygiene/store].")
+    def inspect_cmd(listfile: str, as_json: bool, store_dir: str | None) -> None:
         """Show a list's identity, signal types, entry count, fingerprint and problems.
 
+        LISTFILE is a list file, or store:NAME[@N] for a snapshot in the list store.
+        The fingerprint is the one run.json records for the list (per signal type).
         Bad entries are counted and located by line number; the command exits 4 when
         there are any, so it can gate a pipeline. Values are never printed.
         """
         spec = replace(parse_list_option(listfile), on_bad_entry="skip")
+        if store_dir is not None:
+            if spec.source != "store":
+                raise ConfigError(f"--store applies to store:NAME lists, not to {listfile}")
+            spec = replace(spec, options={**dict(spec.options), "store": store_dir})
         registry = default_registry()
         source = registry.get("sources", spec.source).obj()
         lists = source.load(spec, registry)

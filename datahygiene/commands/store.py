@@ -83,7 +83,11 @@ def register(group: click.Group) -> None:
                                            scan_index=build_scan_index(registry))
         what = "stored as" if new else "unchanged; latest is"
         click.echo(f"{name}: {what} snapshot {record['version']} ({record['fingerprints']:,} "
-                   f"entries; {', '.join(record['signals'])}; {record['fingerprint']})")
+                   f"entries; {', '.join(record['signals'])}; snapshot digest {record['fingerprint']})")
+        # the digest run.json records for each list is the per-signal one (as `lists
+        # inspect` prints it), not the snapshot's: show both, so the two can be matched
+        for hl in lists:
+            click.echo(f"  {hl.signal}: list fingerprint {hl.fingerprint} ({len(hl):,} unique)")
 
     @lists_group.command("sync")
     @click.argument("name")
@@ -127,10 +131,13 @@ def register(group: click.Group) -> None:
     @click.option("--store", "store_dir", type=click.Path(file_okay=False), help=STORE_HELP)
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     def stored_cmd(name: str | None, store_dir: str | None, as_json: bool) -> None:
-        """List stored lists and their snapshots: versions, counts, fingerprints (never values).
+        """List stored lists and their snapshots: versions, counts, digests (never values).
 
-        "scan index" says whether a snapshot has the index scans load quickly; re-import
-        an unchanged list to add one to a snapshot written before indexes existed."""
+        "hashes" counts the stored hash values per signal type; "snapshot digest" is
+        the digest of the whole snapshot (the per-signal list fingerprints that run.json
+        records are shown by `lists inspect store:NAME@N`). "scan index" says whether a
+        snapshot has the index scans load quickly; re-import an unchanged list to add
+        one to a snapshot written before indexes existed."""
         store = ListStore.open(store_dir)
         names = [check_name(name)] if name else store.names()
         data = {n: store.index(n) for n in names}
@@ -148,8 +155,8 @@ def register(group: click.Group) -> None:
         if not rows:
             click.echo(f"{store.root}: no stored lists")
             return
-        echo_table(rows, ("list", "snapshot", "created", "entries", "fingerprints", "source",
-                          "scan index", "fingerprint"))
+        echo_table(rows, ("list", "snapshot", "created", "entries", "hashes", "source",
+                          "scan index", "snapshot digest"))
 
     @lists_group.command("keygen")
     @click.argument("path", type=click.Path(dir_okay=False))

@@ -263,3 +263,25 @@ def test_canonical_entries_sorts_every_column_and_drops_exact_duplicates_only() 
         expected = sorted(set(rows), key=lambda r: tuple((v is None, v or "") for v in r))
         got = snapmod.canonical_entries(table)
         assert [tuple(d[c] for c in cols) for d in got.to_pylist()] == expected
+
+
+def test_import_and_inspect_show_the_fingerprint_run_json_records(env: dict) -> None:
+    """The store's snapshot digest and a list's per-signal fingerprint are different
+    digests: `lists import` names both, `lists stored` calls its own the snapshot
+    digest, and `lists inspect store:NAME --store DIR` prints the one run.json holds."""
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", KEY_ENV)
+    assert code == 0, out
+    snapshot_digest = out.split("snapshot digest ")[1].split(")")[0]
+    list_fp = out.split("md5: list fingerprint ")[1].split()[0]
+    assert snapshot_digest != list_fp and snapshot_digest.startswith("sha256:")
+    code, out = run("lists", "stored")
+    assert code == 0 and "snapshot digest" in out.splitlines()[0] and snapshot_digest in out
+    code, out = run("lists", "inspect", "store:p@1", "--store", str(env["dir"] / "store"))
+    assert code == 0 and f"fingerprint  {list_fp}" in out, out
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:p@1",
+                    "--out", str(env["dir"] / "r"), "-q")
+    assert code == 0, out
+    recorded = json.loads((env["dir"] / "r" / "run.json").read_text())["lists"]
+    assert [entry["fingerprint"] for entry in recorded] == [list_fp]
+    code, out = run("lists", "inspect", str(env["list"]), "--store", str(env["dir"] / "store"))
+    assert code == 2 and "--store applies to store:NAME lists" in out
