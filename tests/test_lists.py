@@ -343,3 +343,33 @@ def test_unreadable_line_is_named_without_quoting_it(tmp_path: Path, values: lis
         load(p, signal="md5")
     assert where in str(err.value)
     assert not any(v in str(err.value) for v in values)
+
+
+@pytest.mark.parametrize("layout", ["jsonl-keyed-by-value", "csv-0x-no-header", "csv-base64-no-header",
+                                    "signal-column-holds-values"])
+def test_errors_about_columns_never_quote_an_entry(tmp_path: Path, layout: str) -> None:
+    """A header-less file's column "names" are its first entries, and a swapped signal
+    column holds values: the errors must name neither."""
+    import base64
+
+    v1, v2 = hexes(rand_bytes(2, 16))
+    spellings = {v1, v2, v1.upper(), "0x" + v1,
+                 base64.b64encode(bytes.fromhex(v1)).decode().rstrip("=")}
+    if layout == "jsonl-keyed-by-value":
+        path, signal = tmp_path / "k.jsonl", "md5"
+        path.write_text(json.dumps({v1: "E1"}) + "\n" + json.dumps({v2: "E2"}) + "\n")
+    elif layout == "csv-0x-no-header":
+        path, signal = tmp_path / "h.csv", "md5"
+        path.write_text(f"0x{v1},E1\n0x{v2},E2\n")
+    elif layout == "csv-base64-no-header":
+        path, signal = tmp_path / "b.csv", "md5"
+        b1 = base64.b64encode(bytes.fromhex(v1)).decode().rstrip("=")
+        path.write_text(f"{b1},E1\n")
+    else:
+        path, signal = tmp_path / "s.csv", None
+        path.write_text(f"signal,hash\n{v1},md5\n")
+    with pytest.raises(ListError) as exc:
+        load(path, signal=signal)
+    message = str(exc.value)
+    assert str(path) in message
+    assert not any(s in message or s.lower() in message.lower() for s in spellings), message

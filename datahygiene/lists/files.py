@@ -212,11 +212,19 @@ def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) ->
     return int(line_of[i]), str(reasons[i])
 
 
+def _shown(columns: list[str]) -> str:
+    """Column names for a message: a header-less file's "names" are its first entry,
+    so only names that cannot be a list value (in any spelling) are shown."""
+    safe = [c for c in columns if _plain_name(c)]
+    hidden = len(columns) - len(safe)
+    return ", ".join([*safe, *([f"{hidden} not shown (they may be list entries)"] if hidden else [])])
+
+
 def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], path: str,
           what: str, required: bool) -> str | None:
     if wanted is not None:
         if wanted not in columns:
-            raise ListError(f"{path}: no column {wanted!r} for the {what}; columns: {', '.join(columns)}")
+            raise ListError(f"{path}: no column {wanted!r} for the {what}; columns: {_shown(columns)}")
         return wanted
     for c in candidates:
         if c in columns:
@@ -224,7 +232,7 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], p
     if required:
         raise ListError(
             f"{path}: cannot tell which column holds the {what}; name it with hash_column "
-            f"(columns: {', '.join(columns)})"
+            f"(columns: {_shown(columns)})"
         )
     return None
 
@@ -303,6 +311,15 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")  # never a URL or a digest
+
+
+def _plain_name(name: str) -> bool:
+    """A short word-like name (``hash``, ``entry_id``, ``md5``): never a digest in hex,
+    base64 or with a prefix, which are longer or carry more digits."""
+    return (len(name) <= 20 and bool(_FIELD_NAME.fullmatch(name)) and not _looks_like_value(name)
+            and sum(ch.isdigit() for ch in name) <= 3)
+
+
 _JSON_TYPES = {"str": "string", "int": "number", "float": "number", "bool": "boolean",
                "list": "list", "dict": "object"}
 
@@ -397,6 +414,14 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
 
     if signal_col is not None:
         names = sorted(n for n in pc.unique(signal_col).to_pylist() if n is not None)
+        known = set(registry.names("signals"))
+        unknown = [n for n in names if n not in known]
+        if unknown and spec.signal is None:
+            # a signal column may hold values (columns swapped): never quote one
+            shown = [n for n in unknown if _plain_name(n)]
+            raise ListError(f"{spec.path}: {len(unknown)} unknown signal type(s) in the signal column"
+                            f"{' (' + ', '.join(shown) + ')' if len(shown) == len(unknown) else ''}; "
+                            f"known: {', '.join(sorted(known))}")
         if spec.signal is not None:
             names = [spec.signal] if spec.signal in names else []
             if not names:
