@@ -198,32 +198,28 @@ def _lane_rotl(x, n):
 
 
 @numba.njit(**_JIT)
+def _one_block(algorithm, buf, off, h, w):
+    """One 64-byte block of ``buf`` at ``off`` into the state ``h``."""
+    if algorithm == 0:
+        _md5_block(buf, off, h, w, _MD5_K, _MD5_S)
+    elif algorithm == 1:
+        _sha1_block(buf, off, h, w, _SHA1_K)
+    else:
+        _sha256_block(buf, off, h, w, _SHA256_K)
+
+
+@numba.njit(**_JIT)
 def _digest_one(algorithm, data, s, length, dst, tail, w, h):
     """One message, one block at a time (the messages the lanes do not take)."""
-    if algorithm == 0:
-        h[:4] = _MD5_H
-        full, nt = _padded(data, s, length, False, tail)
-        for b in range(full):
-            _md5_block(data, s + 64 * b, h, w, _MD5_K, _MD5_S)
-        for b in range(nt):
-            _md5_block(tail, 64 * b, h, w, _MD5_K, _MD5_S)
-        _put_words(h, 4, False, dst)
-    elif algorithm == 1:
-        h[:5] = _SHA1_H
-        full, nt = _padded(data, s, length, True, tail)
-        for b in range(full):
-            _sha1_block(data, s + 64 * b, h, w, _SHA1_K)
-        for b in range(nt):
-            _sha1_block(tail, 64 * b, h, w, _SHA1_K)
-        _put_words(h, 5, True, dst)
-    else:
-        h[:8] = _SHA256_H
-        full, nt = _padded(data, s, length, True, tail)
-        for b in range(full):
-            _sha256_block(data, s + 64 * b, h, w, _SHA256_K)
-        for b in range(nt):
-            _sha256_block(tail, 64 * b, h, w, _SHA256_K)
-        _put_words(h, 8, True, dst)
+    big_endian = algorithm != 0
+    words = 4 if algorithm == 0 else (5 if algorithm == 1 else 8)
+    h[:words] = _MD5_H if algorithm == 0 else (_SHA1_H if algorithm == 1 else _SHA256_H)
+    full, nt = _padded(data, s, length, big_endian, tail)
+    for b in range(full):
+        _one_block(algorithm, data, s + 64 * b, h, w)
+    for b in range(nt):
+        _one_block(algorithm, tail, 64 * b, h, w)
+    _put_words(h, words, big_endian, dst)
 
 
 @numba.njit(**_JIT)

@@ -347,8 +347,7 @@ def _first_unreadable_line(path: Path, fmt: str) -> str | None:
                         t = _JSON_TYPES.get(type(v).__name__, "value")
                         if first_type.setdefault(str(k), t) != t:
                             # a field name is shown only if it cannot be a list value
-                            name = (repr(k) if _FIELD_NAME.fullmatch(k)
-                                    and not _looks_like_value(k) else "a field")
+                            name = repr(k) if _plain_name(k) else "a field"
                             return (f"line {n}: field {name} holds a {t}, earlier lines a "
                                     f"{first_type[str(k)]}")
             return None
