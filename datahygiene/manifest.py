@@ -53,20 +53,28 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
     """Expand manifest arguments into a sorted, de-duplicated list of parquet files."""
     # keyed by the file itself, so one file named two ways ("data/" and "./data/x.parquet")
     # is scanned once; the smallest spelling is shown, whatever the order given
+    # A local file is keyed by its real path, so that "s1//m/x.parquet", "./s1/m/x.parquet"
+    # and a symlink to it are one input: scanned twice, its rows would be counted twice and
+    # its clean file written twice over.
     out: dict[tuple[str, str], InputFile] = {}
     for spec in specs:
-        fs, fs_path, found = _list_spec(spec)
+        fs, fs_path, found, is_glob = _list_spec(spec)
         protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
         for p in found:
-            shown = protocol + p if protocol else _local_display(spec, fs_path, p)
-            prev = out.get((protocol, p))
+            if protocol:
+                shown, key = protocol + p, (protocol, p)
+            else:
+                shown = posixpath.normpath(_local_display(spec, fs_path, p, is_glob))
+                key = ("", os.path.realpath(p)) if isinstance(fs, LocalFileSystem) else ("", p)
+            prev = out.get(key)
             if prev is None or shown < prev.path:
-                out[(protocol, p)] = InputFile(shown, fs, p)
+                out[key] = InputFile(shown, fs, p)
     return sorted(out.values(), key=lambda f: f.path)
 
 
-def _list_spec(spec: str) -> tuple[Any, str, list[str]]:
-    """The filesystem, its path, and the parquet files one manifest argument names.
+def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
+    """The filesystem, its path, the parquet files one manifest argument names, and
+    whether the argument was read as a glob.
     A filesystem whose package is missing (``s3://`` without s3fs) or that cannot be
     reached is a one-line input error, not a traceback."""
     try:
@@ -76,7 +84,9 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str]]:
     except ValueError as exc:
         raise InputError(f"{spec}: not a usable path or URL ({_short(exc)})") from None
     try:
-        if any(ch in fs_path for ch in _GLOB_CHARS):
+        # a path that exists is taken literally, even with a "[" or "*" in its name
+        is_glob = any(ch in fs_path for ch in _GLOB_CHARS) and not fs.exists(fs_path)
+        if is_glob:
             found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))
             if not found:
                 raise InputError(f"{spec}: no files match this pattern")
@@ -94,17 +104,17 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str]]:
         raise InputError(f"{spec}: permission denied") from None
     except Exception as exc:  # a remote filesystem's own errors: network, auth, quota
         raise InputError(f"{spec}: cannot list ({type(exc).__name__}: {_short(exc)})") from None
-    return fs, fs_path, found
+    return fs, fs_path, found, is_glob
 
 
-def _local_display(spec: str, fs_path: str, found: str) -> str:
+def _local_display(spec: str, fs_path: str, found: str, is_glob: bool) -> str:
     """Show local files relative to how the user named them (``data/x.parquet``,
     not ``/home/me/project/data/x.parquet``), so outputs do not depend on the
     working directory's absolute location."""
     if found == fs_path:
         return spec
     base = spec
-    if any(ch in spec for ch in _GLOB_CHARS):
+    if is_glob:
         # a glob: keep the non-glob leading directories the user typed
         parts = spec.split("/")
         lead = [p for p in parts[: next(i for i, p in enumerate(parts) if set(p) & _GLOB_CHARS)]]

@@ -152,6 +152,19 @@ def _clean_names(files: list[InputFile]) -> list[str]:
     return names
 
 
+def _refuse_clean_name_clash(files: list[InputFile], clean_names: list[str]) -> None:
+    """Two inputs must never write one clean file: the second would replace the first's
+    rows without a word (``b/y.pq`` and ``b/y.pq.parquet`` both become
+    ``clean/b/y.pq.parquet``). Names that differ only in case clash too, as they would on
+    a case-insensitive filesystem the clean files are copied to."""
+    seen: dict[str, str] = {}
+    for f, name in zip(files, clean_names, strict=True):
+        other = seen.setdefault(name.casefold(), f.path)
+        if other != f.path:
+            raise ConfigError(f"{other} and {f.path} would both be written to {name} "
+                              "(rename one, or scan them into separate --out directories)")
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -247,6 +260,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     kernels.load_in_background()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     files = resolve_manifests(config.manifests)
+    clean_names = [f"clean/{name}" for name in _clean_names(files)]
+    if config.write_clean:
+        _refuse_clean_name_clash(files, clean_names)
     _refuse_out_among_inputs(config, files)
     _refuse_foreign_out(config)
     # Input digests (coverage evidence) need only the files: start them now, so they
@@ -270,7 +286,6 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         config_desc = config.describe()
         config_desc["key"] = key
         # Resume (datahygiene/resume.py): inputs a crashed run finished are not scanned again.
-        clean_names = [f"clean/{name}" for name in _clean_names(files)]
         work_area = WorkArea(config.out or "", resume_identity(
             config_desc, signals, lists, files, footers_read), config.resume)
         del footers_read  # the metadata lives on in ``metas`` until each file's tasks are made

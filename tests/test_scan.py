@@ -327,11 +327,44 @@ def test_a_file_named_twice_is_scanned_once(cli, synth: dict[str, Any], tmp_path
     monkeypatch.chdir(tmp_path)
     one_file = sorted(Path(synth["manifest"]).glob("*.parquet"))[0]
     out = tmp_path / "run"
+    (tmp_path / "link").symlink_to(synth["manifest"])
     cli("scan", "--manifest", "./synth/manifest", "--manifest", str(one_file.relative_to(tmp_path)),
-        "--manifest", one_file, "--list", f"md5={synth['lists']['md5']}", "--out", out, "-q")
+        "--manifest", one_file, "--manifest", "synth//manifest/", "--manifest", "link",
+        "--list", f"md5={synth['lists']['md5']}", "--out", out, "--write-clean", "-q")
     run = json.loads((out / "run.json").read_text())
     assert run["coverage"]["rows"] == 3000 and len(run["inputs"]) == 3
     assert [i["path"] for i in run["inputs"]] == sorted(i["path"] for i in run["inputs"])
+    assert sum(c["rows"] for c in run["outputs"]["clean"]) == 3000 - 18
+    assert len({c["path"] for c in run["outputs"]["clean"]}) == 3
+
+
+def test_inputs_that_would_share_a_clean_file_are_refused(cli, small_manifest: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    """``y.pq`` gets ``.parquet`` added to its clean name, which is ``y.pq.parquet``'s
+    clean name too: the second file's rows would replace the first's without a word."""
+    d = tmp_path / "coll"
+    d.mkdir()
+    for name in ("y.pq", "y.pq.parquet"):
+        (d / name).write_bytes(Path(small_manifest["path"]).read_bytes())
+    out = tmp_path / "run"
+    args = ("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out", out)
+    res = cli(*args, "--write-clean", ok=False)
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "clean/y.pq.parquet" in res.output
+    assert "y.pq and" in res.output and not out.exists()
+    cli(*args, "-q")  # without --write-clean the two are two inputs, as before
+    assert json.loads((out / "run.json").read_text())["coverage"]["rows"] == 40
+
+
+def test_a_literal_path_with_glob_characters_is_not_a_pattern(cli, small_manifest: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    d = tmp_path / "shard[1]"
+    d.mkdir()
+    (d / "x.parquet").write_bytes(Path(small_manifest["path"]).read_bytes())
+    out = tmp_path / "run"
+    cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out", out, "-q")
+    run = json.loads((out / "run.json").read_text())
+    assert [i["path"] for i in run["inputs"]] == [f"{d}/x.parquet"]
 
 
 def test_lists_sharing_an_id_across_signals_are_counted_apart(cli, tmp_path: Path) -> None:
