@@ -1,13 +1,60 @@
 """The ``datahygiene`` console script: imports the command line (about a second:
 pyarrow, numba, polars) only once a Ctrl-C can be answered with one line instead of
-a traceback."""
+a traceback, and with standard output that a closed pipe cannot turn into an error."""
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 
 
+class _PipeTolerantStdout(io.RawIOBase):
+    """File descriptor 1, where a write to a pipe whose reader has gone (``scan ... |
+    head -1``) is dropped instead of raising: the command runs to its end and exits
+    with its own status. Otherwise a scan that had already committed its run would
+    exit 6, which the docs say means "no new run.json", and ``verify | head`` would
+    lose its verdict."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._closed_pipe = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._closed_pipe:
+            try:
+                return os.write(self._fd, data)
+            except BrokenPipeError:
+                self._closed_pipe = True
+        return len(data)
+
+
+def _tolerate_closed_stdout() -> None:
+    out = sys.stdout
+    if out is None or not hasattr(out, "fileno"):
+        return
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return  # not a real file (an embedding host's stream): leave it alone
+    out.flush()
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_PipeTolerantStdout(fd)),
+                                  encoding=out.encoding, errors=out.errors,
+                                  line_buffering=out.line_buffering, write_through=True)
+
+
 def main() -> None:
+    _tolerate_closed_stdout()
     try:
         from datahygiene.cli import main as cli_main
     except KeyboardInterrupt:

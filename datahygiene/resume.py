@@ -325,5 +325,11 @@ class ResumableRunWriter(RunWriter):
     def commit(self, marker: str = "run.json", late: tuple[str, ...] = ("public/checkpoint",)
                ) -> None:
         self.work.close()
+        # The parts (matched rows' keys and references) and markers go first: the staged
+        # outputs hold all they say, and a kill between run.json landing and the work
+        # area's removal must not leave them beside a complete run.
+        for name in ("parts", MARKER_LOG, "state.json"):
+            p = self.work.root / name
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         super().commit(marker, late)
         shutil.rmtree(self.work.root, ignore_errors=True)

@@ -345,3 +345,25 @@ def test_marker_log_survives_a_line_cut_short(tmp_path: Path) -> None:
     records = read_markers(resumed.log_path)
     assert sorted(records) == [0, 2] and records[2].path == "c.parquet"
     assert resumed.log_path.stat().st_mode & 0o077 == 0
+
+
+def test_no_work_parts_beside_a_committed_run(small: dict[str, Any], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill just after run.json lands, before the work area is removed, must not leave
+    the parts (matched rows' keys and references) beside a complete run: they are gone
+    before run.json is moved into place."""
+    import datahygiene.outputs as outputs_mod
+
+    out = tmp_path / "run"
+    seen: list[bool] = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst).name == "run.json":
+            seen.append((out / ".work" / "parts").exists() or (out / ".work" / MARKER_LOG).exists())
+        real_replace(src, dst)
+
+    monkeypatch.setattr(outputs_mod.os, "replace", replace)
+    run_scan(config(small, out))
+    assert seen == [False]
+    assert (out / "run.json").exists() and not (out / ".work").exists()
