@@ -50,7 +50,8 @@ def _tolerate_closed_stdout() -> None:
     out.flush()
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(_PipeTolerantStdout(fd)),
                                   encoding=out.encoding, errors=out.errors,
-                                  line_buffering=out.line_buffering, write_through=True)
+                                  line_buffering=bool(getattr(out, "line_buffering", False)),
+                                  write_through=True)
 
 
 def main() -> None:
