@@ -46,7 +46,14 @@ class ScanConfig:
     dihedral: bool = False  # also match rotated/flipped copies (perceptual signals)
     hash_workers: int = 0  # processes hashing images, 0: one per core
     input_digest: str = "sha256"  # digest of each input file (coverage evidence): sha256 or blake3
+    # read the key column again after the scan: refuse a run where a flagged row's key
+    # also names another row (datahygiene/keycheck.py); None: only when signing (keys)
+    check_keys: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # [columns] entries read from a config file: a config is a template whose lists the
+    # command line may replace, so its entries for signals left without a list are unused,
+    # not an error (a --column for a signal with no list is one: likely a typo)
+    file_columns: set[str] = field(default_factory=set)
 
     def validate(self) -> None:
         if not self.manifests:
@@ -94,7 +101,7 @@ class ScanConfig:
         }
 
 
-_SCAN_KEYS = {f.name for f in fields(ScanConfig)} | {"manifest"}
+_SCAN_KEYS = {f.name for f in fields(ScanConfig)} - {"file_columns"} | {"manifest"}
 
 
 def load_config(path: str) -> ScanConfig:
@@ -116,7 +123,8 @@ def load_config(path: str) -> ScanConfig:
         raise ConfigError(f"{path}: [scan] must be a table")
     unknown = sorted(set(scan) - _SCAN_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) in [scan]: {', '.join(unknown)}")
+        raise ConfigError(f"{path}: unknown key(s) in [scan]: {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(_SCAN_KEYS - {'lists', 'columns'}))}")
     cfg = ScanConfig()
     for key, value in scan.items():
         if key in ("manifest", "manifests"):
@@ -126,7 +134,7 @@ def load_config(path: str) -> ScanConfig:
             cfg.manifests.extend(items)
         elif key == "out":
             cfg.out = _typed(path, "scan.out", value, str)
-        elif key in ("write_clean", "keep_unverified", "resume"):
+        elif key in ("write_clean", "keep_unverified", "resume", "check_keys"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, bool))
         elif key in ("batch_size", "threads", "hash_workers"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, int))
@@ -147,6 +155,7 @@ def load_config(path: str) -> ScanConfig:
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
         raise ConfigError(f"{path}: [columns] maps signal names to column names (strings)")
     cfg.columns = dict(columns)
+    cfg.file_columns = set(columns)
     if not isinstance(lists, list):
         raise ConfigError(f"{path}: lists must be an array of tables ([[lists]])")
     for i, item in enumerate(lists, 1):

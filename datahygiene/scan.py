@@ -26,6 +26,7 @@ from datahygiene import __version__, kernels
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ordered, run_task
 from datahygiene.errors import ConfigError, DatahygieneError, InputError, OutputError
+from datahygiene.keycheck import null_keys, rows_sharing_flagged_keys
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import Footer, InputFile, digest_file, read_footer, resolve_manifests
 from datahygiene.outputs import RESTRICTED, write_parquet
@@ -71,7 +72,7 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
         by_signal.setdefault(hl.signal, []).append(hl)
     for name in sorted(set(config.columns) - set(by_signal)):
         registry.get("signals", name)  # an unknown signal name: the error lists the known ones
-    unknown = sorted(set(config.columns) - set(by_signal))
+    unknown = sorted(set(config.columns) - set(by_signal) - config.file_columns)
     if unknown:
         raise ConfigError(f"--column names signal(s) with no list: {', '.join(unknown)}")
     checks: list[Check] = []
@@ -297,6 +298,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     t_index = time.perf_counter()
     tasks = [t for t in plan_tasks(files, metas) if t.file_index not in done]
     last_task = {t.file_index: t for t in tasks}
+    key_nulls = null_keys(metas, key) if key else 0
     rows_of = [md.num_rows for md in metas]
     groups_of = [md.num_row_groups for md in metas]
     # Each parsed footer goes to its file's tasks, then is let go: kept for the whole
@@ -374,6 +376,18 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             flagged_parts = [t for parts in flagged_by_file for t in parts]
             exclusions = (pa.concat_tables(flagged_parts) if flagged_parts
                           else EMPTY_EXCLUSIONS).combine_chunks()
+            check_keys = bool(key) and (config.check_keys if config.check_keys is not None
+                                        else bool(config.keys))
+            if check_keys:
+                assert key is not None
+                shared, in_files = rows_sharing_flagged_keys(files, key, exclusions, threads)
+                if shared:
+                    raise InputError(
+                        f"key column {key!r} is not unique: {shared:,} row(s) in {in_files} "
+                        "input(s) share a key with an excluded or unverified row, so the "
+                        "exclusion log cannot tell them apart; give a column that is unique "
+                        "across the inputs (--key COLUMN), or --key '' to name rows FILE:ROW")
+            t_keys = time.perf_counter()
             write_parquet(exclusions, writer.path(EXCLUSIONS))
             writer.seal(EXCLUSIONS)
 
@@ -404,6 +418,11 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                    "sha256": _sha256_file(writer.stage / EXCLUSIONS)},
                     "clean": clean_outputs,
                 },
+                # the row key: a null one is replaced by FILE:ROW (null_rows is None where
+                # the footers do not record null counts); flagged_keys_unique: the rows
+                # were read again and no other row carries a flagged row's key
+                "key": {"column": key or None, "null_rows": key_nulls if key else None,
+                        "flagged_keys_unique": True if check_keys else None},
                 "engine": {"name": config.engine, "threads": threads, "batch_size": config.batch_size},
                 "started_at": started,
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -411,6 +430,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     "load_lists": round(t_lists - t0, 3),
                     "build_index": round(t_index - t_lists, 3),
                     "scan": round(t_scan - t_index, 3),
+                    **({"check_keys": round(t_keys - t_scan, 3)} if check_keys else {}),
                     "total": round(time.perf_counter() - t0, 3),
                 },
             }

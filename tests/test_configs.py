@@ -121,3 +121,28 @@ def test_config_runs_on_a_manifest_shaped_like_it(path: Path, tmp_path: Path) ->
         assert result.summary["lists"][lid]["rows"] == 5, lid
     if cfg.write_clean:
         assert sum(c["rows"] for c in result.run["outputs"]["clean"]) == ROWS - len(planted)
+
+
+@pytest.mark.parametrize("path", FOUNDATION, ids=lambda p: p.name)
+def test_a_config_takes_other_lists_and_flags_from_the_command_line(cli, path: Path,
+                                                                    tmp_path: Path) -> None:
+    """The shipped configs spell out [columns] for their own lists; replacing the lists
+    with --list must not turn those entries into an error (they used to fail with
+    "--column names signal(s) with no list"), and --no-write-clean undoes the config's
+    write_clean. A --column for a signal with no list is still refused."""
+    md5 = hexes(rand_bytes(ROWS, 16, seed=3))
+    cfg = load_config(str(path))
+    key = cfg.key or "key"
+    m = tmp_path / "m.parquet"
+    pq.write_table(pa.table({key: [f"{i:09d}" for i in range(ROWS)],
+                             cfg.columns.get("md5", "md5"): md5}), m)
+    lst = tmp_path / "l.txt"
+    lst.write_text("\n".join(md5[:4]) + "\n")
+    out = tmp_path / "out"
+    args = ("scan", "--config", path, "--manifest", m, "--list", f"md5={lst}", "--out", out, "-q")
+    cli(*args, "--no-write-clean")
+    run = json.loads((out / "run.json").read_text())
+    assert run["outputs"]["clean"] == [] and not (out / "clean").exists()
+    assert json.loads((out / "summary.json").read_text())["rows"]["excluded"] == 4
+    res = cli(*args, "--column", "sha1=digest", ok=False)
+    assert res.exit_code == 2 and "--column names signal(s) with no list: sha1" in res.output

@@ -393,27 +393,30 @@ class Verification:
         clean = self._clean_digests()
         identical = 0
 
-        def count(keys: pa.Array, whole_file_checked: bool) -> tuple[int, int, int, int]:
+        def count(keys: pa.Array, whole_file_checked: bool) -> tuple[int, int, int, int, int]:
             """(rows, rows withheld by this run, rows excluded by an earlier run, rows
-            without a key that no file digest vouches for)."""
+            without a key that no file digest vouches for, rows of the second kind in a
+            file byte-identical to a clean output)."""
             commits = commitments_array(key, keys.cast("string"))
             now = pc.is_in(commits, value_set=withheld_set)
             before = pc.and_(pc.is_in(commits, value_set=earlier_set), pc.invert(now))
             keyless = 0 if whole_file_checked else commits.null_count
-            return (len(commits), int(pc.sum(now).as_py() or 0), int(pc.sum(before).as_py() or 0),
-                    keyless)
+            hits = int(pc.sum(now).as_py() or 0)
+            return (len(commits), hits, int(pc.sum(before).as_py() or 0), keyless,
+                    hits if whole_file_checked else 0)
 
-        n, hit_now, hit_before, no_key = 0, 0, 0, 0
+        n, hit_now, hit_before, no_key, hit_in_clean = 0, 0, 0, 0, 0
         try:
             # batches on every core (the HMACs run without the GIL), a few in flight
             workers = os.cpu_count() or 1
             with ThreadPoolExecutor(workers) as pool:
-                pending: deque[Future[tuple[int, int, int, int]]] = deque()
+                pending: deque[Future[tuple[int, int, int, int, int]]] = deque()
 
-                def take(res: tuple[int, int, int, int]) -> None:
-                    nonlocal n, hit_now, hit_before, no_key
-                    n, hit_now, hit_before, no_key = (n + res[0], hit_now + res[1],
-                                                      hit_before + res[2], no_key + res[3])
+                def take(res: tuple[int, int, int, int, int]) -> None:
+                    nonlocal n, hit_now, hit_before, no_key, hit_in_clean
+                    n, hit_now, hit_before, no_key, hit_in_clean = (
+                        n + res[0], hit_now + res[1], hit_before + res[2], no_key + res[3],
+                        hit_in_clean + res[4])
 
                 for f in files:
                     # a file byte-identical to an attested clean output is vouched for
@@ -439,6 +442,12 @@ class Verification:
         problems = []
         if hit_now:
             problems.append(f"{hit_now} released row(s) are excluded or unverified in this run's log")
+        if hit_in_clean:
+            # the scan wrote those files and withheld the flagged rows from them: a clean
+            # row carries a flagged row's key, so the log cannot tell the two apart
+            problems.append(f"{hit_in_clean} of them are in files byte-identical to this run's "
+                            "clean outputs: the run's key column is not unique across its inputs "
+                            "(a scan with --check-keys refuses such a key)")
         if hit_before:
             problems.append(f"{hit_before} released row(s) were excluded by an earlier run in this log")
         if no_key:

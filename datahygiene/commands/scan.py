@@ -39,12 +39,15 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
                 "input_digest"):
         if overrides.get(key) is not None:
             setattr(cfg, key, overrides[key])
-    for flag in ("write_clean", "keep_unverified", "resume"):
-        if overrides.get(flag):
-            setattr(cfg, flag, True)
+    if overrides.get("resume"):
+        cfg.resume = True
+    for flag in ("write_clean", "keep_unverified", "check_keys"):  # --x / --no-x, unset: config's
+        if overrides.get(flag) is not None:
+            setattr(cfg, flag, overrides[flag])
     for text in overrides["column"]:
         sig, col = split_pair(text, "--column")
         cfg.columns[sig] = col
+        cfg.file_columns.discard(sig)
     if overrides.get("service"):
         cfg.services = list(overrides["service"])
     if overrides.get("image_column"):
@@ -86,6 +89,10 @@ def print_result(result: ScanResult) -> None:
         elif not hl.get("entries"):
             click.echo(f"note: list {hl['id']} ({hl['signal']}) has no entries: nothing can match it",
                        err=True)
+    key = result.run.get("key") or {}
+    if key.get("null_rows"):
+        click.echo(f"note: {key['null_rows']:,} row(s) have no key (column {key['column']!r} is "
+                   "null there): the outputs name them FILE:ROW", err=True)
     if rows["unverified"]:
         reasons = ", ".join(f"{k} ({v:,})" for k, v in s["reasons"].items()
                             if not k.endswith(":match"))
@@ -132,10 +139,14 @@ def register(group: click.Group) -> None:
     @click.option("--hash-workers", type=click.IntRange(min=0), default=None,
                   help="Processes hashing images, 0 for one per core [default: 0]. Does not "
                        "change results.")
-    @click.option("--write-clean", is_flag=True,
+    @click.option("--write-clean/--no-write-clean", default=None,
                   help="Also write clean/: each input minus excluded and unverified rows.")
-    @click.option("--keep-unverified", is_flag=True,
+    @click.option("--keep-unverified/--no-keep-unverified", default=None,
                   help="Keep unverified rows in clean/ (not recommended: they were not checked).")
+    @click.option("--check-keys/--no-check-keys", default=None,
+                  help="After the scan, read the key column again and refuse the run if a flagged "
+                       "row's key also names another row (then the exclusion log could not tell "
+                       "them apart) [default: on with --keys].")
     @click.option("--on-bad-entry", type=click.Choice(["fail", "skip"]), multiple=False,
                   default=None, help="What to do with a list entry that does not parse "
                                      "[default: fail, naming the line].")

@@ -1,0 +1,87 @@
+"""Row keys: how many rows have none, and whether a flagged row's key also names
+another row.
+
+The exclusion log identifies a row by its key. If two inputs number their rows the
+same way (two img2dataset runs, both from ``000000000``), an excluded row's key also
+names a clean row elsewhere, and an auditor checking a release by key sees an
+excluded key in it: the evidence cannot tell the two rows apart. Whether any key is
+repeated across billions of rows cannot be known without holding them all; whether a
+*flagged* row's key is repeated needs one more read of the key column, checked
+against the few flagged keys. :func:`rows_sharing_flagged_keys` does that read.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from datahygiene.errors import InputError
+from datahygiene.manifest import InputFile
+
+
+def null_keys(metadata: list[pq.FileMetaData], key_column: str) -> int | None:
+    """Rows whose key is null, from the footers' column statistics (no data read);
+    None when a row group does not record its null count."""
+    total = 0
+    for md in metadata:
+        names = [md.schema.column(j).path for j in range(md.num_columns)]
+        if key_column not in names:
+            return None
+        j = names.index(key_column)
+        for rg in range(md.num_row_groups):
+            stats = md.row_group(rg).column(j).statistics
+            if stats is None or not stats.has_null_count:
+                return None
+            total += stats.null_count
+    return total
+
+
+def _effective_keys(column: pa.Array | pa.ChunkedArray, path: str, offset: int) -> pa.Array:
+    """The key each row is known by in the outputs (datahygiene/step.py): the column's
+    value as text, or ``FILE:ROW`` where it is null."""
+    keys = pc.cast(column, pa.string())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    if keys.null_count:
+        rows = pa.array(np.arange(offset, offset + len(keys), dtype=np.int64)).cast(pa.string())
+        keys = pc.coalesce(keys, pc.binary_join_element_wise(f"{path}:", rows, ""))
+    return keys
+
+
+def _count_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> int:
+    try:
+        with f.open() as fh:
+            pf = pq.ParquetFile(fh)
+            n, offset = 0, 0
+            for batch in pf.iter_batches(batch_size=1 << 20, columns=[key_column],
+                                         use_threads=False):
+                keys = _effective_keys(batch.column(0), f.path, offset)
+                n += int(pc.sum(pc.is_in(keys, value_set=flagged)).as_py() or 0)
+                offset += batch.num_rows
+            return n
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{f.path}: cannot read its key column {key_column!r} again "
+                         f"({type(exc).__name__}); the file may have changed") from None
+
+
+def rows_sharing_flagged_keys(files: list[InputFile], key_column: str, exclusions: pa.Table,
+                              threads: int) -> tuple[int, int]:
+    """(rows, files): how many rows that are *not* flagged carry the key of a flagged
+    row, and in how many inputs. Zero when every flagged key names its row alone.
+
+    Every flagged row is among the rows whose key is a flagged key, so the rows beyond
+    them, per file, are exactly those that share a key with one."""
+    if not exclusions.num_rows:
+        return 0, 0
+    flagged = pc.unique(exclusions.column("key").combine_chunks())
+    per_file_flagged: dict[str, int] = {}
+    for path in exclusions.column("source_file").to_pylist():
+        per_file_flagged[path] = per_file_flagged.get(path, 0) + 1
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="datahygiene-keys") as pool:
+        found = list(pool.map(lambda f: _count_in_file(f, key_column, flagged), files))
+    extra = [n - per_file_flagged.get(f.path, 0) for f, n in zip(files, found, strict=True)]
+    return sum(extra), sum(1 for e in extra if e)
