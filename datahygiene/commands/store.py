@@ -16,10 +16,10 @@ import click
 
 from datahygiene.commands.common import echo_table, interactive
 from datahygiene.commands.scan import parse_list_option
-from datahygiene.errors import ConfigError
+from datahygiene.errors import ConfigError, ListError
 from datahygiene.plugins import default_registry
 from datahygiene.store.crypto import write_key_file
-from datahygiene.store.snapshots import DEFAULT_KEY_ENV, ListStore, check_name
+from datahygiene.store.snapshots import DEFAULT_KEY_ENV, ListStore, check_name, default_store_root
 from datahygiene.store.source import build_scan_index, hashlists_to_entries
 from datahygiene.store.sync import sync_list
 
@@ -43,6 +43,17 @@ def _store_options(f: Any) -> Any:
     return click.option("--store", "store_dir", type=click.Path(file_okay=False), help=STORE_HELP)(f)
 
 
+def _open_store(store_dir: str | None, key_file: str | None, key_env: str | None) -> ListStore:
+    """Open the store, creating it with the given key if there is none. An existing
+    store's key is the one its store.toml names: say so rather than ignore the option."""
+    ref = _key_ref(key_file, key_env)
+    root = Path(store_dir) if store_dir is not None else default_store_root()
+    if (key_file or key_env) and (root / "store.toml").is_file():
+        click.echo(f"note: {root} exists; its key is the one its store.toml names "
+                   "(--key-file and --key-env are used only when creating a store)", err=True)
+    return ListStore.open(store_dir, create=True, key_ref=ref)
+
+
 def _load_sync_config(path: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(Path(path).read_text())
@@ -60,9 +71,12 @@ def register(group: click.Group) -> None:
     @lists_group.command("import")
     @click.argument("source", metavar="[SIGNAL=]LISTFILE")
     @click.option("--name", required=True, help="Name to store the list under (letters, digits, . _ -).")
+    @click.option("--allow-signal-change", is_flag=True,
+                  help="Store the list even though it lacks a signal type the latest snapshot of "
+                       "NAME holds (scans of store:NAME would stop checking that signal).")
     @_store_options
     def import_cmd(source: str, name: str, store_dir: str | None, key_file: str | None,
-                   key_env: str | None) -> None:
+                   key_env: str | None, allow_signal_change: bool) -> None:
         """Import a list file into the encrypted local store as a new snapshot.
 
         The list is parsed and normalised exactly as a scan would (metadata from
@@ -74,7 +88,17 @@ def register(group: click.Group) -> None:
         spec = parse_list_option(source)
         registry = default_registry()
         lists = registry.get("sources", spec.source).obj().load(spec, registry)
-        store = ListStore.open(store_dir, create=True, key_ref=_key_ref(key_file, key_env))
+        store = _open_store(store_dir, key_file, key_env)
+        previous = store.index(name)["snapshots"]
+        if previous:
+            held = set(previous[-1]["signals"])
+            dropped = sorted(held - {hl.signal for hl in lists})
+            if dropped and not allow_signal_change:
+                raise ConfigError(
+                    f"{name}: snapshot {previous[-1]['version']} holds {', '.join(sorted(held))}; "
+                    f"this list has no {', '.join(dropped)}, so a scan with --list store:{name} "
+                    "would stop checking it. Store it under another --name, or pass "
+                    "--allow-signal-change if the partner dropped that signal")
         first = lists[0].identity
         meta = {"source": spec.source, "partner": first.partner, "upstream_name": first.name,
                 "upstream_version": first.version,
@@ -108,7 +132,7 @@ def register(group: click.Group) -> None:
         """
         check_name(name)
         registry = default_registry()
-        store = ListStore.open(store_dir, create=True, key_ref=_key_ref(key_file, key_env))
+        store = _open_store(store_dir, key_file, key_env)
         if source_name or config_path:
             if not (source_name and config_path):
                 raise ConfigError("give --source and --config together")
@@ -140,6 +164,9 @@ def register(group: click.Group) -> None:
         one to a snapshot written before indexes existed."""
         store = ListStore.open(store_dir)
         names = [check_name(name)] if name else store.names()
+        if name and name not in store.names():
+            known = ", ".join(store.names()) or "none"
+            raise ListError(f"{store.root}: no stored list {name!r} (stored: {known})")
         data = {n: store.index(n) for n in names}
         if as_json:
             click.echo(json.dumps(data, indent=2, sort_keys=True))

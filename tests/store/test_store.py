@@ -285,3 +285,28 @@ def test_import_and_inspect_show_the_fingerprint_run_json_records(env: dict) -> 
     assert [entry["fingerprint"] for entry in recorded] == [list_fp]
     code, out = run("lists", "inspect", str(env["list"]), "--store", str(env["dir"] / "store"))
     assert code == 2 and "--store applies to store:NAME lists" in out
+
+
+def test_an_import_that_drops_a_signal_is_refused(env: dict) -> None:
+    """A list stored as md5 and re-imported under the same name as url-sha256 would make
+    every scan of store:NAME stop checking md5 without a word: refused unless asked."""
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", KEY_ENV)
+    assert code == 0, out
+    urls = env["dir"] / "urls.txt"
+    urls.write_text("".join(f"{i:064x}\n" for i in range(1, 6)))
+    code, out = run("lists", "import", f"url-sha256={urls}", "--name", "p")
+    assert code == 2 and "snapshot 1 holds md5; this list has no md5" in out
+    assert "--allow-signal-change" in out
+    assert json.loads((env["dir"] / "store" / "lists" / "p" / "index.json").read_text()
+                      )["snapshots"][-1]["version"] == 1
+    code, out = run("lists", "import", f"url-sha256={urls}", "--name", "p", "--allow-signal-change")
+    assert code == 0 and "stored as snapshot 2" in out
+
+
+def test_stored_names_an_unknown_list_and_import_says_the_key_option_is_unused(env: dict) -> None:
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", KEY_ENV)
+    assert code == 0 and "note:" not in out
+    code, out = run("lists", "stored", "nope")
+    assert code == 4 and "no stored list 'nope' (stored: p)" in out
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", "OTHER")
+    assert code == 0 and "used only when creating a store" in out
