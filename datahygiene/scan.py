@@ -125,6 +125,12 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
                 what = ("row key" if col == key else
                         "image" if col in (config.image_column, config.image_path_column) else "hash")
                 raise InputError(f"{f.path}: no {what} column {col!r} (columns: {shown})")
+        if key:
+            ktype = schema.field(key).type
+            if pa.types.is_nested(ktype) or (pa.types.is_dictionary(ktype) and pa.types.is_nested(
+                    ktype.value_type)):
+                raise InputError(f"{f.path}: row key column {key!r} is {ktype}; a key must be "
+                                 "text or a number (choose another with --key)")
         footers.append(footer)
         schemas.append(schema)
     return footers, schemas, key

@@ -113,6 +113,26 @@ def test_missing_key_column(cli, setup: dict[str, Any]) -> None:
     assert not setup["out"].exists()
 
 
+def test_a_nested_key_column_is_named_not_called_corrupt(cli, setup: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    t = pq.read_table(setup["path"])
+    t = t.set_column(0, "key", pa.array([[k] for k in t.column(0).to_pylist()]))
+    bad = tmp_path / "listkey.parquet"
+    pq.write_table(t, bad)
+    line = fails(cli, 3, *scan_args(setup, bad), secrets=setup["secrets"])
+    assert "row key column 'key' is list<" in line and "corrupt" not in line
+    assert not setup["out"].exists()
+
+
+def test_a_list_without_a_signal_says_so(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    """A CSV with a column named like a signal and no signal given: the error is the
+    missing signal (with the likely spelling), not which column holds the values."""
+    lst = tmp_path / "mixed.csv"
+    lst.write_text("id,md5\n" + "".join(f"E{i},{v}\n" for i, v in enumerate(setup["list_values"])))
+    line = fails(cli, 4, *scan_args(setup, None, str(lst)), secrets=setup["secrets"])
+    assert "signal is unknown" in line and f"md5={lst}" in line
+
+
 def test_missing_hash_column(cli, setup: dict[str, Any], tmp_path: Path) -> None:
     p = write_manifest(tmp_path / "nohash.parquet", {"key": ["a"], "url": ["https://example.invalid/a"]})
     line = fails(cli, 3, *scan_args(setup, p), secrets=setup["secrets"])
@@ -230,7 +250,8 @@ def test_config_errors(cli, setup: dict[str, Any], tmp_path: Path) -> None:
     cfg.write_text("[scan]\nbatch_size = 'big'\n")
     assert "scan.batch_size" in fails(cli, 2, "scan", "--config", cfg)
     cfg.write_text("[scan]\nflavour = 1\n")
-    assert "flavour" in fails(cli, 2, "scan", "--config", cfg)
+    line = fails(cli, 2, "scan", "--config", cfg)
+    assert "flavour" in line and "known: " in line and "write_clean" in line
     cfg.write_text("[scan\n")
     assert str(cfg) in fails(cli, 2, "scan", "--config", cfg)
     assert "not found" in fails(cli, 2, "scan", "--config", tmp_path / "missing.toml")

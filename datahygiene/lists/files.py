@@ -398,6 +398,14 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
     else:
         table, line_no, word = _read_table(spec, fmt)
         cols = table.column_names
+        scol = _pick(cols, spec.signal_column, SIGNAL_COLUMN_NAMES, spec.path, "signal types", False)
+        if spec.signal is None and scol is None:
+            # no signal given, none in a column: say so first (a column named like a signal,
+            # e.g. md5, is the likely answer), rather than fail on which column holds values
+            named = [c for c in cols if c in set(registry.names("signals"))]
+            hint = f" (here perhaps {named[0]}={spec.path})" if named else ""
+            raise ListError(f"{spec.path}: the list's signal is unknown; give it as SIGNAL=PATH"
+                            f"{hint} or in {spec.path}.meta.toml")
         hcol = _pick(cols, spec.hash_column, (spec.signal or "", *HASH_COLUMN_NAMES), spec.path,
                      "hash values", required=len(cols) != 1) or cols[0]
         values_col = table.column(hcol).combine_chunks()
@@ -405,7 +413,6 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
             values_col = values_col.cast(pa.string())
         icol = _pick(cols, spec.id_column, ID_COLUMN_NAMES, spec.path, "entry ids", False)
         ccol = _pick(cols, spec.category_column, CATEGORY_COLUMN_NAMES, spec.path, "categories", False)
-        scol = _pick(cols, spec.signal_column, SIGNAL_COLUMN_NAMES, spec.path, "signal types", False)
         ids = table.column(icol).combine_chunks().cast(pa.string()) if icol else None
         cats = table.column(ccol).combine_chunks().cast(pa.string()) if ccol else None
         signal_col = table.column(scol).combine_chunks().cast(pa.string()) if scol else None
