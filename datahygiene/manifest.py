@@ -35,6 +35,10 @@ class InputFile:
     path: str  # as shown in outputs (the user's spelling, fsspec protocol kept)
     fs: Any
     fs_path: str  # the path the filesystem understands
+    # Where the file is, for naming its clean output: for a local file the absolute path
+    # with its directories resolved (symlinks, "..") and its own name kept; elsewhere
+    # the filesystem's path. Never holds "..".
+    where: str = ""
 
     def open(self) -> Any:
         """A binary file object. Local files open as Arrow native files, whose reads run
@@ -50,26 +54,64 @@ def _is_parquet_name(p: str) -> bool:
 
 
 def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
-    """Expand manifest arguments into a sorted, de-duplicated list of parquet files."""
-    # keyed by the file itself, so one file named two ways ("data/" and "./data/x.parquet")
-    # is scanned once; the smallest spelling is shown, whatever the order given
-    # A local file is keyed by its real path, so that "s1//m/x.parquet", "./s1/m/x.parquet"
-    # and a symlink to it are one input: scanned twice, its rows would be counted twice and
-    # its clean file written twice over.
-    out: dict[tuple[str, str], InputFile] = {}
+    """Expand manifest arguments into a sorted, de-duplicated list of parquet files.
+
+    A local file is one input however it is named -- ``data//x.parquet``,
+    ``./data/x.parquet``, ``file:///abs/data/x.parquet``, a symlink or a hard link to it:
+    it is keyed by its device and inode. Scanned twice, its rows would be counted twice
+    and its clean file written twice over. It is shown by its shortest spelling (the
+    smallest of equally short ones), whatever the order the arguments came in."""
+    out: dict[tuple[Any, ...], InputFile] = {}
     for spec in specs:
         fs, fs_path, found, is_glob = _list_spec(spec)
         protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
+        local = isinstance(fs, LocalFileSystem)
         for p in found:
-            if protocol:
-                shown, key = protocol + p, (protocol, p)
+            if local:
+                where = _located(p)
+                if protocol:
+                    shown = protocol + where
+                elif ".." in p.split("/"):  # shown by where it really is, not as typed
+                    shown = where if spec.startswith("/") else posixpath.relpath(
+                        where, os.path.realpath(os.getcwd()))
+                else:
+                    shown = posixpath.normpath(_local_display(spec, fs_path, p, is_glob))
+                try:
+                    st = os.stat(p)
+                except OSError as exc:
+                    raise InputError(f"{shown}: cannot read ({exc.strerror})") from None
+                key: tuple[Any, ...] = ("local", st.st_dev, st.st_ino)
             else:
-                shown = posixpath.normpath(_local_display(spec, fs_path, p, is_glob))
-                key = ("", os.path.realpath(p)) if isinstance(fs, LocalFileSystem) else ("", p)
+                where, shown, key = p, protocol + p, (protocol, p)
             prev = out.get(key)
-            if prev is None or shown < prev.path:
-                out[key] = InputFile(shown, fs, p)
+            if prev is None or (len(shown), shown) < (len(prev.path), prev.path):
+                out[key] = InputFile(shown, fs, p, where)
     return sorted(out.values(), key=lambda f: f.path)
+
+
+def _located(path: str) -> str:
+    """A local absolute path with ".." resolved where it really leads: through the
+    directories' symlinks (``link/../x`` is the ``x`` beside the link's target, not
+    beside the link). The file's own name is kept even if it is a symlink (a Hugging
+    Face cache's files are symlinks into a store of blobs named by digest)."""
+    if ".." not in path.split("/"):
+        return posixpath.normpath(path)
+    return posixpath.join(os.path.realpath(posixpath.dirname(path)), posixpath.basename(path))
+
+
+def _walk_local(root: str) -> list[str]:
+    """The parquet files below a local directory, following symlinked directories (each
+    directory once, so a link to an ancestor cannot loop) as well as symlinked files."""
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        found.extend(posixpath.join(dirpath, n) for n in filenames if _is_parquet_name(n))
+    return sorted(found)
 
 
 def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
@@ -91,7 +133,8 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
             if not found:
                 raise InputError(f"{spec}: no files match this pattern")
         elif fs.isdir(fs_path):
-            found = sorted(p for p in fs.find(fs_path) if _is_parquet_name(p))
+            found = (_walk_local(fs_path) if isinstance(fs, LocalFileSystem)
+                     else sorted(p for p in fs.find(fs_path) if _is_parquet_name(p)))
             if not found:
                 raise InputError(f"{spec}: directory holds no .parquet files")
         elif fs.isfile(fs_path):

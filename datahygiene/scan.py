@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -144,17 +146,19 @@ def _footer_quietly(f: InputFile) -> Footer | DatahygieneError:
 
 
 def _clean_names(files: list[InputFile]) -> list[str]:
-    """Deterministic clean-output names: each input's path below the inputs' common
-    directory (so ``data/a/x.parquet`` and ``data/b/x.parquet`` do not collide)."""
-    dirs = [f.path.rsplit("/", 1)[0] if "/" in f.path else "" for f in files]
+    """Deterministic clean-output names: each input's location below the inputs' common
+    directory (so ``data/a/x.parquet`` and ``data/b/x.parquet`` do not collide). Taken
+    from where the files are (``InputFile.where``), not from how they were typed, so a
+    name never climbs out of ``clean/`` (``../data/x.parquet`` beside ``y.parquet``)."""
+    locs = [f.where or f.path for f in files]
+    dirs = [posixpath.dirname(w) for w in locs]
     common = dirs[0] if dirs else ""
     for d in dict.fromkeys(dirs[1:]):  # each distinct directory once: linear in the inputs
-        while common and not (d == common or d.startswith(common + "/")):
-            common = common.rsplit("/", 1)[0] if "/" in common else ""
+        while common and not (d == common or d.startswith(common.rstrip("/") + "/")):
+            common = "" if common in ("/", ".") or "/" not in common else posixpath.dirname(common)
     names = []
-    for f in files:
-        rel = f.path[len(common) + 1:] if common else f.path
-        rel = rel.split("://", 1)[-1].lstrip("/")
+    for w in locs:
+        rel = (w[len(common):] if common else w).lstrip("/")
         names.append(rel if rel.lower().endswith(".parquet") else rel + ".parquet")
     return names
 
@@ -162,14 +166,31 @@ def _clean_names(files: list[InputFile]) -> list[str]:
 def _refuse_clean_name_clash(files: list[InputFile], clean_names: list[str]) -> None:
     """Two inputs must never write one clean file: the second would replace the first's
     rows without a word (``b/y.pq`` and ``b/y.pq.parquet`` both become
-    ``clean/b/y.pq.parquet``). Names that differ only in case clash too, as they would on
-    a case-insensitive filesystem the clean files are copied to."""
-    seen: dict[str, str] = {}
-    for f, name in zip(files, clean_names, strict=True):
-        other = seen.setdefault(name.casefold(), f.path)
-        if other != f.path:
-            raise ConfigError(f"{other} and {f.path} would both be written to {name} "
-                              "(rename one, or scan them into separate --out directories)")
+    ``clean/b/y.pq.parquet``). Names that differ only in case or Unicode normal form
+    clash too, as they would on a case-insensitive filesystem (macOS, Windows) the clean
+    files are copied to; so does a clean file named like another's directory
+    (``y.pq`` beside ``y.pq.parquet/z.parquet``). A name with ".." in it is refused."""
+    def folded(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
+    seen: dict[str, int] = {}
+    for i, name in enumerate(clean_names):
+        if ".." in name.split("/") or name.startswith("/"):
+            raise ConfigError(f"{files[i].path}: cannot name its clean output ({name}); "
+                              "give the manifest by another path")
+        j = seen.setdefault(folded(name), i)
+        if j != i:
+            raise ConfigError(f"{files[j].path} and {files[i].path} would both be written to "
+                              f"{clean_names[j]} (rename one, or scan them into separate --out "
+                              "directories)")
+    for i, name in enumerate(clean_names):
+        parts = name.split("/")
+        for k in range(1, len(parts)):
+            above = seen.get(folded("/".join(parts[:k])))
+            if above is not None:
+                raise ConfigError(f"{files[i].path} would be written below {clean_names[above]}, "
+                                  f"the clean file of {files[above].path} (rename one, or scan "
+                                  "them into separate --out directories)")
 
 
 def _sha256_file(path: Path) -> str:
