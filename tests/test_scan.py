@@ -400,3 +400,96 @@ def test_unsigned_rerun_over_a_signed_run_says_what_public_still_holds(cli, synt
     assert "OUT/public/ still holds an earlier run's log, checkpoint, attestation.dsse.json" in res.output
     res = scan_synth(cli, synth, tmp_path / "fresh")
     assert "OUT/public/ has no log, checkpoint or attestation" in res.output
+
+
+def _copy(src: Any, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(Path(src).read_bytes())
+    return dst
+
+
+def _clean_rows(out: Path) -> int:
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in (out / "clean").rglob("*.parquet"))
+
+
+def test_a_path_through_dotdot_never_writes_outside_clean(cli, small_manifest: dict[str, Any],
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``../../data/p.parquet`` beside ``local.parquet``: the clean name was
+    ``clean/../../data/p.parquet``, written outside clean/ (over the input itself, with
+    enough ".."), and run.json still counted its rows."""
+    data = _copy(small_manifest["path"], tmp_path / "data" / "p.parquet")
+    before = data.read_bytes()
+    work = tmp_path / "a" / "b"
+    _copy(small_manifest["path"], work / "local.parquet")
+    monkeypatch.chdir(work)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", "../../data/p.parquet", "--manifest", "local.parquet",
+        "--list", f"md5={small_manifest['list']}", "--out", out, "--write-clean", "-q")
+    assert data.read_bytes() == before
+    run = json.loads((out / "run.json").read_text())
+    assert sorted(i["path"] for i in run["inputs"]) == ["../../data/p.parquet", "local.parquet"]
+    names = sorted(c["path"] for c in run["outputs"]["clean"])
+    assert names == ["clean/a/b/local.parquet", "clean/data/p.parquet"]
+    assert _clean_rows(out) == sum(c["rows"] for c in run["outputs"]["clean"]) == 2 * (20 - 5)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")
+                  if "restricted" not in p.parts) == names
+
+
+def test_a_symlinked_directory_and_dotdot_name_the_file_really_read(
+        cli, small_manifest: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``linkdir/../x.parquet`` with ``linkdir -> sub/real`` reads ``sub/x.parquet``: it
+    was shown as ``x.parquet``, so beside a real ``x.parquet`` two files shared one clean
+    file (and run.json named the wrong one for the coverage check)."""
+    t = pq.read_table(small_manifest["path"])
+    (tmp_path / "sub" / "real").mkdir(parents=True)
+    pq.write_table(t.slice(0, 10), tmp_path / "sub" / "x.parquet")
+    pq.write_table(t.slice(10), tmp_path / "x.parquet")
+    (tmp_path / "linkdir").symlink_to(tmp_path / "sub" / "real")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", "linkdir/../x.parquet", "--manifest", "x.parquet",
+        "--list", f"md5={small_manifest['list']}", "--out", out, "--write-clean", "-q")
+    run = json.loads((out / "run.json").read_text())
+    assert sorted(i["path"] for i in run["inputs"]) == ["sub/x.parquet", "x.parquet"]
+    assert sorted(c["path"] for c in run["outputs"]["clean"]) == ["clean/sub/x.parquet",
+                                                                  "clean/x.parquet"]
+    assert _clean_rows(out) == 20 - 5
+    res = cli("verify", out, ok=False)
+    assert "PASS  coverage" in res.output
+
+
+def test_file_urls_and_hard_links_are_the_same_input(cli, small_manifest: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    src = _copy(small_manifest["path"], tmp_path / "hl" / "x.parquet")
+    os.link(src, tmp_path / "hl" / "hard.parquet")
+    out = tmp_path / "run"
+    cli("scan", "--manifest", tmp_path / "hl", "--manifest", f"file://{src}",
+        "--list", f"md5={small_manifest['list']}", "--out", out, "--write-clean", "-q")
+    run = json.loads((out / "run.json").read_text())
+    assert run["coverage"]["files"] == 1 and run["coverage"]["rows"] == 20, run["inputs"]
+    assert [c["path"] for c in run["outputs"]["clean"]] == ["clean/x.parquet"]
+
+
+def test_a_clean_file_named_like_another_inputs_directory_is_refused(
+        cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    _copy(small_manifest["path"], tmp_path / "e" / "y.pq")
+    _copy(small_manifest["path"], tmp_path / "e" / "y.pq.parquet" / "z.parquet")
+    out = tmp_path / "run"
+    res = cli("scan", "--manifest", tmp_path / "e", "--list", f"md5={small_manifest['list']}",
+              "--out", out, "--write-clean", ok=False)
+    assert res.exit_code == 2 and "would be written below clean/y.pq.parquet" in res.output
+    assert not out.exists()
+
+
+def test_a_directory_is_walked_through_symlinked_directories(cli, small_manifest: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    _copy(small_manifest["path"], d / "own.parquet")
+    _copy(small_manifest["path"], tmp_path / "elsewhere" / "far.parquet")
+    (d / "linked").symlink_to(tmp_path / "elsewhere")
+    (d / "loop").symlink_to(d)  # a link to an ancestor must not loop
+    out = tmp_path / "run"
+    cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out", out, "-q")
+    run = json.loads((out / "run.json").read_text())
+    assert sorted(Path(i["path"]).name for i in run["inputs"]) == ["far.parquet", "own.parquet"]
