@@ -1,16 +1,17 @@
 """The ``datahygiene`` console script: imports the command line (about a second:
 pyarrow, numba, polars) only once a Ctrl-C can be answered with one line instead of
-a traceback, and with standard output that a closed pipe cannot turn into an error."""
+a traceback, and with standard output and error that a closed pipe cannot turn into an error."""
 
 from __future__ import annotations
 
 import io
 import os
 import sys
+from typing import Any
 
 
 class _PipeTolerantStdout(io.RawIOBase):
-    """File descriptor 1, where a write to a pipe whose reader has gone (``scan ... |
+    """A file descriptor (1 or 2) where a write to a pipe whose reader has gone (``scan ... |
     head -1``) is dropped instead of raising: the command runs to its end and exits
     with its own status. Otherwise a scan that had already committed its run would
     exit 6, which the docs say means "no new run.json", and ``verify | head`` would
@@ -39,23 +40,31 @@ class _PipeTolerantStdout(io.RawIOBase):
         return len(data)
 
 
-def _tolerate_closed_stdout() -> None:
-    out = sys.stdout
-    if out is None or not hasattr(out, "fileno"):
-        return
+def _tolerant(stream: Any) -> Any:
+    """``stream`` rewrapped over :class:`_PipeTolerantStdout`, or as it is when it is
+    not a real file (an embedding host's stream)."""
+    if stream is None or not hasattr(stream, "fileno"):
+        return stream
     try:
-        fd = out.fileno()
+        fd = stream.fileno()
     except (OSError, ValueError):
-        return  # not a real file (an embedding host's stream): leave it alone
-    out.flush()
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(_PipeTolerantStdout(fd)),
-                                  encoding=out.encoding, errors=out.errors,
-                                  line_buffering=bool(getattr(out, "line_buffering", False)),
-                                  write_through=True)
+        return stream
+    stream.flush()
+    return io.TextIOWrapper(io.BufferedWriter(_PipeTolerantStdout(fd)),
+                            encoding=stream.encoding, errors=stream.errors,
+                            line_buffering=bool(getattr(stream, "line_buffering", False)),
+                            write_through=True)
+
+
+def _tolerate_closed_pipes() -> None:
+    """Standard output and standard error both: ``datahygiene scan ... 2>&1 | head -1``
+    closes the two at once."""
+    sys.stdout = _tolerant(sys.stdout)
+    sys.stderr = _tolerant(sys.stderr)
 
 
 def main() -> None:
-    _tolerate_closed_stdout()
+    _tolerate_closed_pipes()
     try:
         from datahygiene.cli import main as cli_main
     except KeyboardInterrupt:

@@ -83,12 +83,13 @@ def test_ctrl_c_while_starting_is_one_line(synth: dict[str, Any], tmp_path: Path
     assert not (out / "run.json").exists()
 
 
-@pytest.mark.parametrize("command", ["scan", "inspect"])
+@pytest.mark.parametrize("command", ["scan", "inspect", "scan-2>&1", "failing-scan-2>&1"])
 def test_a_closed_stdout_pipe_does_not_change_the_exit_status(synth: dict[str, Any], tmp_path: Path,
                                                               command: str) -> None:
     """``datahygiene scan ... | head -1``: the reader goes away before the summary is
     printed. The run is committed, so the exit status is 0, not 6 (which the docs say
-    means "no new run.json"); the same for any command's output."""
+    means "no new run.json"); the same for any command's output, with stderr in the
+    same pipe too (``2>&1 | head -1``), and a failing command keeps its own code."""
     import shutil
     import subprocess
     import sys
@@ -96,14 +97,17 @@ def test_a_closed_stdout_pipe_does_not_change_the_exit_status(synth: dict[str, A
     exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
     assert exe is not None
     out = tmp_path / "run"
-    args = (["scan", "--manifest", str(synth["manifest"]), "--list", f"md5={synth['lists']['md5']}",
-             "--out", str(out), "-q"] if command == "scan"
-            else ["lists", "inspect", str(synth["lists"]["md5"])])
-    proc = subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest = str(tmp_path / "missing") if command.startswith("failing") else str(synth["manifest"])
+    args = (["lists", "inspect", str(synth["lists"]["md5"])] if command == "inspect"
+            else ["scan", "--manifest", manifest, "--list", f"md5={synth['lists']['md5']}",
+                  "--out", str(out), "-q"])
+    both = command.endswith("2>&1")
+    proc = subprocess.Popen([exe, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if both else subprocess.PIPE)
     assert proc.stdout is not None
     proc.stdout.close()  # the reader is gone before anything is written
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    err = err or b""
+    assert proc.returncode == (3 if command.startswith("failing") else 0), err
     assert b"Traceback" not in err and b"error" not in err
-    if command == "scan":
-        assert (out / "run.json").exists()
+    assert (out / "run.json").exists() == (command in ("scan", "scan-2>&1"))
