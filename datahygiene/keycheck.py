@@ -23,6 +23,12 @@ from datahygiene.errors import InputError
 from datahygiene.manifest import InputFile
 
 
+class KeyNotUnique(InputError):
+    """A flagged row's key also names another row. Its message says how to go on; the
+    generic "--resume skips the finished inputs" hint would mislead (a new --key is a
+    new configuration, which --resume refuses)."""
+
+
 def null_keys(metadata: list[pq.FileMetaData], key_column: str) -> int | None:
     """Rows whose key is null, from the footers' column statistics (no data read);
     None when a row group does not record its null count."""

@@ -28,7 +28,7 @@ from datahygiene import __version__, kernels
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ordered, run_task
 from datahygiene.errors import ConfigError, DatahygieneError, InputError, OutputError
-from datahygiene.keycheck import null_keys, rows_sharing_flagged_keys
+from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_keys
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import Footer, InputFile, digest_file, read_footer, resolve_manifests
 from datahygiene.outputs import RESTRICTED, write_parquet
@@ -129,13 +129,19 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
                 raise InputError(f"{f.path}: no {what} column {col!r} (columns: {shown})")
         if key:
             ktype = schema.field(key).type
-            if pa.types.is_nested(ktype) or (pa.types.is_dictionary(ktype) and pa.types.is_nested(
-                    ktype.value_type)):
+            value_type = ktype.value_type if pa.types.is_dictionary(ktype) else ktype
+            if pa.types.is_nested(value_type) or _is_binary(value_type):
+                # a key is written as text: bytes need not be UTF-8 (cast fails mid-scan)
                 raise InputError(f"{f.path}: row key column {key!r} is {ktype}; a key must be "
                                  "text or a number (choose another with --key)")
         footers.append(footer)
         schemas.append(schema)
     return footers, schemas, key
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t)
+                or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t))
 
 
 def _footer_quietly(f: InputFile) -> Footer | DatahygieneError:
@@ -264,7 +270,7 @@ def _with_resume_hint(exc: DatahygieneError | OSError, work_area: WorkArea, out:
     """The same error, saying that the inputs finished before it were kept (the work
     area survives an error once an input is finished) and how to use them."""
     kept = len(work_area.records)
-    if not kept or not work_area.root.exists():
+    if not kept or not work_area.root.exists() or isinstance(exc, KeyNotUnique):
         return exc
     hint = (f"; {kept} finished input(s) kept in {out}/.work: once the cause is fixed, "
             "--resume skips them (if an input or list had to change, rerun without --resume)")
@@ -409,11 +415,12 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 assert key is not None
                 shared, in_files = rows_sharing_flagged_keys(files, key, exclusions, threads)
                 if shared:
-                    raise InputError(
+                    raise KeyNotUnique(
                         f"key column {key!r} is not unique: {shared:,} row(s) in {in_files} "
                         "input(s) share a key with an excluded or unverified row, so the "
-                        "exclusion log cannot tell them apart; give a column that is unique "
-                        "across the inputs (--key COLUMN), or --key '' to name rows FILE:ROW")
+                        "exclusion log cannot tell them apart; rerun with a column unique across "
+                        "the inputs (--key COLUMN) or --key '' (rows named FILE:ROW), or keep "
+                        "this key with --resume --no-check-keys (the finished inputs are kept)")
             t_keys = time.perf_counter()
             write_parquet(exclusions, writer.path(EXCLUSIONS))
             writer.seal(EXCLUSIONS)

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dhtest import hexes, rand_bytes, write_manifest, write_text_list
 
@@ -41,6 +43,10 @@ def test_a_flagged_key_shared_with_another_row_is_refused(cli, two_runs: dict[st
     assert "key column 'key' is not unique: 2 row(s) in 1 input(s)" in res.output
     assert "003" not in res.output and "011" not in res.output  # keys of matched rows stay restricted
     assert not (out / "run.json").exists()
+    # the way on is said once: a new --key (which --resume would refuse), or this key kept
+    assert "--resume --no-check-keys" in res.output and "kept in" not in res.output
+    scan(cli, two_runs, out, "--resume", "--no-check-keys")
+    assert json.loads((out / "run.json").read_text())["key"]["flagged_keys_unique"] is None
 
 
 def test_unique_keys_and_file_row_keys_pass_the_check(cli, two_runs: dict[str, Any],
@@ -77,6 +83,33 @@ def test_verify_says_why_an_untouched_clean_output_fails(cli, two_runs: dict[str
     assert res.exit_code == 7
     assert "2 of them are in files byte-identical to this run's clean outputs" in res.output
     assert "--check-keys" in res.output
+
+
+def test_verify_of_a_re_encoded_release_says_the_keys_were_not_checked(
+        cli, two_runs: dict[str, Any], tmp_path: Path) -> None:
+    out, keydir = tmp_path / "run", tmp_path / "keys"
+    cli("keys", "init", "--dir", keydir)
+    scan(cli, two_runs, out, "--keys", keydir, "--no-check-keys", "--write-clean")
+    release = tmp_path / "release"
+    release.mkdir()
+    for i, p in enumerate(sorted((out / "clean").rglob("*.parquet"))):
+        pq.write_table(pq.read_table(p), release / f"{i}.parquet", row_group_size=7,
+                       compression="gzip")
+    res = cli("verify", out, "--released", release, "--hmac-key", keydir / "hmac.key", ok=False)
+    assert res.exit_code == 7 and "2 released row(s) are excluded" in res.output
+    assert "did not check that its flagged rows' keys name no other row" in res.output
+
+
+def test_null_keys_without_footer_statistics_are_said_to_be_uncounted(cli, tmp_path: Path) -> None:
+    md5 = hexes(rand_bytes(30, 16, seed=13))
+    m = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"key": [None if i % 7 == 0 else f"k{i}" for i in range(30)], "md5": md5}),
+                   m, write_statistics=False)
+    lst = write_text_list(tmp_path / "list.txt", [md5[1]])
+    out = tmp_path / "run"
+    res = cli("scan", "--manifest", m, "--list", f"md5={lst}", "--out", out)
+    assert json.loads((out / "run.json").read_text())["key"]["null_rows"] is None
+    assert "were not counted: the inputs' footers have no statistics" in res.output
 
 
 def test_null_keys_are_counted_and_noted(cli, tmp_path: Path) -> None:

@@ -448,6 +448,10 @@ class Verification:
             problems.append(f"{hit_in_clean} of them are in files byte-identical to this run's "
                             "clean outputs: the run's key column is not unique across its inputs "
                             "(a scan with --check-keys refuses such a key)")
+        if hit_now > hit_in_clean and (self.run.get("key") or {}).get("flagged_keys_unique") is not True:
+            problems.append("this run did not check that its flagged rows' keys name no other row "
+                            "(run.json key.flagged_keys_unique is not true): if the key column is "
+                            "not unique, a released row may only share an excluded row's key")
         if hit_before:
             problems.append(f"{hit_before} released row(s) were excluded by an earlier run in this log")
         if no_key:

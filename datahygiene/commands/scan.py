@@ -93,6 +93,9 @@ def print_result(result: ScanResult) -> None:
     if key.get("null_rows"):
         click.echo(f"note: {key['null_rows']:,} row(s) have no key (column {key['column']!r} is "
                    "null there): the outputs name them FILE:ROW", err=True)
+    elif key.get("column") and key.get("null_rows", 0) is None:
+        click.echo(f"note: rows without a key (column {key['column']!r} null) were not counted: "
+                   "the inputs' footers have no statistics; any are named FILE:ROW", err=True)
     if rows["unverified"]:
         reasons = ", ".join(f"{k} ({v:,})" for k, v in s["reasons"].items()
                             if not k.endswith(":match"))

@@ -92,7 +92,7 @@ def register(group: click.Group) -> None:
         previous = store.index(name)["snapshots"]
         if previous:
             held = set(previous[-1]["signals"])
-            dropped = sorted(held - {hl.signal for hl in lists})
+            dropped = sorted(held - {hl.signal for hl in lists if len(hl)})
             if dropped and not allow_signal_change:
                 raise ConfigError(
                     f"{name}: snapshot {previous[-1]['version']} holds {', '.join(sorted(held))}; "

@@ -299,6 +299,10 @@ def test_an_import_that_drops_a_signal_is_refused(env: dict) -> None:
     assert "--allow-signal-change" in out
     assert json.loads((env["dir"] / "store" / "lists" / "p" / "index.json").read_text()
                       )["snapshots"][-1]["version"] == 1
+    empty = env["dir"] / "empty.txt"
+    empty.write_text("# nothing listed\n")
+    code, out = run("lists", "import", f"md5={empty}", "--name", "p")
+    assert code == 2 and "this list has no md5" in out  # an empty md5 list drops md5 too
     code, out = run("lists", "import", f"url-sha256={urls}", "--name", "p", "--allow-signal-change")
     assert code == 0 and "stored as snapshot 2" in out
 
