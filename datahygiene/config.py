@@ -90,6 +90,10 @@ class ScanConfig:
             "keep_unverified": self.keep_unverified,
             "engine": self.engine,
             "input_digest": self.input_digest,
+            # per-signal and per-service options change what matches: part of the run's
+            # identity (its id, and what --resume compares)
+            **({"options": {k: dict(sorted(v.items())) if isinstance(v, dict) else v
+                            for k, v in sorted(self.options.items())}} if self.options else {}),
             **({"services": list(self.services), "image_column": self.image_column}
                if self.services else {}),
             **({"image_source": {"image_column": self.image_column,

@@ -73,7 +73,11 @@ class Registry:
     def signal(self, name: str, **config: Any) -> Any:
         """A configured signal-type instance (``threshold=``, ``options=``)."""
         cls = self.get("signals", name).obj
-        return cls(**config)
+        sig = cls(**config)
+        check = getattr(sig, "check_options", None)
+        if check is not None:
+            check()
+        return sig
 
     def all(self) -> Iterable[PluginInfo]:
         for kind in GROUPS:

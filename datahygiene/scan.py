@@ -67,6 +67,21 @@ def load_lists(config: ScanConfig, registry: Registry) -> list[HashList]:
     return lists
 
 
+def _check_options(config: ScanConfig, registry: Registry) -> None:
+    """[scan.options.NAME]: NAME is a signal or a service, and a signal's options are
+    ones it reads, with values of the right type (even for a signal with no list in
+    this run: a config's misspelling would surface only on the run that needs it)."""
+    signals, services = registry.names("signals"), registry.names("services")
+    for name, opts in sorted(config.options.items()):
+        if not isinstance(opts, dict):
+            raise ConfigError(f"[scan.options.{name}] must be a table of options")
+        if name in signals:
+            registry.signal(name, options=dict(opts))  # refuses an unknown option or type
+        elif name not in services:
+            raise ConfigError(f"[scan.options]: {name!r} is not a signal or service; known: "
+                              f"{', '.join(sorted([*signals, *services]))}")
+
+
 def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
                key_column: str | None) -> ScanPlan:
     by_signal: dict[str, list[HashList]] = {}
@@ -74,6 +89,7 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
         by_signal.setdefault(hl.signal, []).append(hl)
     for name in sorted(set(config.columns) - set(by_signal)):
         registry.get("signals", name)  # an unknown signal name: the error lists the known ones
+    _check_options(config, registry)
     unknown = sorted(set(config.columns) - set(by_signal) - config.file_columns)
     if unknown:
         raise ConfigError(f"--column names signal(s) with no list: {', '.join(unknown)}")

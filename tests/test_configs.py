@@ -146,3 +146,47 @@ def test_a_config_takes_other_lists_and_flags_from_the_command_line(cli, path: P
     assert json.loads((out / "summary.json").read_text())["rows"]["excluded"] == 4
     res = cli(*args, "--column", "sha1=digest", ok=False)
     assert res.exit_code == 2 and "--column names signal(s) with no list: sha1" in res.output
+
+
+def _options_config(tmp_path: Path, body: str) -> Path:
+    cfg = tmp_path / "opts.toml"
+    cfg.write_text(body)
+    return cfg
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[scan.options.url-sha256]\nnormalisation = "none"\n',
+     "[scan.options.url-sha256]: unknown option 'normalisation'; known: normalization, precomputed"),
+    ('[scan.options.url-sha265]\nnormalization = "none"\n',
+     "[scan.options]: 'url-sha265' is not a signal or service"),
+    ('[scan.options.url-sha256]\nprecomputed = "yes"\n',
+     "[scan.options.url-sha256]: precomputed must be a bool"),
+    ('[scan.options.url-sha256]\nnormalization = "strict"\n', "unknown url normalisation 'strict'"),
+    ('[scan.options.md5]\nlowercase = true\n', "[scan.options.md5]: unknown option 'lowercase'; known: none"),
+])
+def test_options_are_checked(cli, synth: dict[str, Any], tmp_path: Path, body: str,
+                             message: str) -> None:
+    """A misspelt option was ignored, and the scan ran another way than the config said."""
+    res = cli("scan", "--config", _options_config(tmp_path, body), "--manifest", synth["manifest"],
+              "--list", f"md5={synth['lists']['md5']}", "--out", tmp_path / "out", ok=False)
+    assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_options_are_part_of_what_a_run_is(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    """Two URL normalisations give different results: run.json records the option, the
+    run id differs, and --resume refuses to continue a run made with the other one."""
+    runs = {}
+    for mode in ("basic", "none"):
+        cfg = _options_config(tmp_path, f'[scan.options.url-sha256]\nnormalization = "{mode}"\n')
+        out = tmp_path / mode
+        cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--list",
+            synth["lists"]["url-sha256"], "--out", out, "-q")
+        runs[mode] = json.loads((out / "run.json").read_text())
+        assert runs[mode]["config"]["options"] == {"url-sha256": {"normalization": mode}}
+        assert runs[mode]["signals"][0]["options"] == {"normalization": mode}
+    assert runs["basic"]["run_id"] != runs["none"]["run_id"]
+    # a run of the default options records none: its id is what it was before options were kept
+    out = tmp_path / "plain"
+    cli("scan", "--manifest", synth["manifest"], "--list", synth["lists"]["url-sha256"], "--out",
+        out, "-q")
+    assert "options" not in json.loads((out / "run.json").read_text())["config"]

@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from datahygiene.errors import ConfigError
+
 
 def take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[index]`` for an (n, width) uint8 matrix, several times faster.
@@ -150,6 +152,11 @@ class SignalType(ABC):
     # type may take the compiled plain-text parser (same result, one pass).
     hex_entries: ClassVar[bool] = False
 
+    # The options ([scan.options.NAME]) this type reads, each with its type (a tuple
+    # for several); a key not named here is an error. None: not declared (a plugin
+    # written before declarations existed), and any option is passed through.
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]] | None] = None
+
     threshold: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -184,11 +191,30 @@ class SignalType(ABC):
         """Distance between row-aligned value matrices; 0/1 for exact types."""
         return np.any(a != b, axis=1).astype(np.int32)
 
+    def check_options(self) -> None:
+        """Refuse an option this type does not read, or a value of the wrong type: a
+        misspelt option would otherwise be ignored and the scan run another way than
+        the configuration says."""
+        if self.option_types is None:
+            return
+        for key, value in self.options.items():
+            want = self.option_types.get(key)
+            if want is None:
+                known = ", ".join(sorted(self.option_types)) or "none"
+                raise ConfigError(f"[scan.options.{self.name}]: unknown option {key!r}; known: {known}")
+            kinds = want if isinstance(want, tuple) else (want,)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                names = " or ".join(k.__name__ for k in kinds)
+                raise ConfigError(f"[scan.options.{self.name}]: {key} must be a {names}")
+
     def describe(self) -> dict[str, Any]:
-        """What run.json records about this signal's configuration."""
+        """What run.json records about this signal's configuration (options included:
+        they change what matches, so they are part of what a run is)."""
         out: dict[str, Any] = {"name": self.name, "width": self.width, "exact": self.exact}
         if not self.exact:
             out["threshold"] = self.effective_threshold
+        if self.options:
+            out["options"] = {k: self.options[k] for k in sorted(self.options)}
         return out
 
 

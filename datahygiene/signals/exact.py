@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -215,6 +216,7 @@ class ExactDigest(SignalType, BytesHasher):
 
     algorithm: ClassVar[str]
     hex_entries = True
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}  # none
 
     def normalize(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
         return normalize_fixed(column, self.width)

@@ -26,6 +26,7 @@ row than content-hash lists: every row is hashed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -97,6 +98,15 @@ class URLDigest(SignalType):
     algorithm: ClassVar[str]
     default_column = "url"
     hex_entries = True
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "normalization": str, "precomputed": bool}
+
+    def check_options(self) -> None:
+        super().check_options()
+        mode = self.options.get("normalization", "basic")
+        if mode not in ("basic", "none"):
+            raise ConfigError(f"[scan.options.{self.name}]: unknown url normalisation {mode!r}; "
+                              "use 'basic' or 'none'")
 
     def normalize(self, column: pa.Array | pa.ChunkedArray) -> Normalized:
         if self.options.get("precomputed"):

@@ -192,6 +192,7 @@ def test_run_without_resume_discards_unfinished_work(small: dict[str, Any], tmp_
     ("list", "list synthetic/placeholder-md5@1 has a different fingerprint"),
     ("lists", "the lists differ"),
     ("config", "the configuration differs from the interrupted run's (keep_unverified)"),
+    ("options", "the configuration differs from the interrupted run's (options)"),
     ("input", "changed since the interrupted run"),
     ("files", "the manifest files differ"),
 ])
@@ -211,6 +212,8 @@ def test_resume_refuses_changed_run(small: dict[str, Any], tmp_path: Path, chang
                                           name="another", partner="synthetic", version="2")]
     elif change == "config":
         cfg.keep_unverified = True
+    elif change == "options":  # options change what matches (e.g. a URL normalisation)
+        cfg.options = {"url-sha256": {"normalization": "none"}}
     elif change == "input":
         victim = manifest / small["files"][0]
         table = pq.read_table(victim)

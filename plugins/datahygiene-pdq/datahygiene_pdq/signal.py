@@ -48,6 +48,9 @@ class PDQ(SignalType, BytesHasher):
     default_column = "pdq"
     exact = False
     default_threshold = 31
+    option_types: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "min_quality": int, "low_quality": str, "quality_column": str, "max_side": int,
+        "draft": bool, "max_pixels": int, "orientation": str}
     examples: ClassVar[dict[str, list[Any]]] = {
         _EXAMPLE: [_EXAMPLE, _EXAMPLE.upper(), f"  {_EXAMPLE}\n", bytes.fromhex(_EXAMPLE)],
         _RANDOM: [_RANDOM, _RANDOM.upper(), bytes.fromhex(_RANDOM)],
