@@ -22,6 +22,7 @@ from datahygiene.audit.keys import load_keydir
 from datahygiene.audit.log import (
     CHECKPOINT,
     LOG_DIR,
+    SEGMENT_RE,
     LogError,
     encode_segment,
     key_check,
@@ -74,9 +75,35 @@ def _previous_log(out: Path, signer: Signer) -> tuple[list[bytes], Checkpoint | 
                           "signed it or a new output directory") from None
     if cp.origin != signer.name:
         raise OutputError(f"{cp_path}: belongs to log {cp.origin}, not {signer.name}")
+    if not (out / "run.json").exists():
+        leaves = _drop_uncommitted(out, leaves, cp)
     if cp.size != len(leaves) or merkle.root(leaf_hashes(leaves)) != cp.root:
         raise OutputError(f"{out / LOG_DIR}: does not match {cp_path}; refusing to append to it")
     return leaves, cp
+
+
+def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint) -> list[bytes]:
+    """After a commit cut short (a kill or power loss while a run's files were being
+    moved into OUT: there is no run.json then), OUT may hold that run's log segments
+    and archived checkpoint without the signed checkpoint that covers them. They were
+    never committed: remove what lies beyond the checkpoint, provided the leaves up to
+    it are exactly the signed tree and a segment starts right at its end. Anything else
+    is left for the caller to refuse."""
+    if len(leaves) > cp.size:
+        log_dir = out / LOG_DIR
+        starts = {int(m.group(1)): p for p in log_dir.iterdir() if (m := SEGMENT_RE.match(p.name))}
+        if cp.size not in starts or merkle.root(leaf_hashes(leaves[:cp.size])) != cp.root:
+            return leaves
+        for start, path in starts.items():
+            if start >= cp.size:
+                path.unlink()
+        leaves = leaves[:cp.size]
+    archive = out / ARCHIVE
+    if archive.is_dir():
+        for p in archive.iterdir():
+            if p.name.isdigit() and int(p.name) > cp.size:
+                p.unlink()
+    return leaves
 
 
 def write_evidence(writer: RunWriter, config: ScanConfig, run: dict[str, Any], summary: dict[str, Any],

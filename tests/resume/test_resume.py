@@ -370,3 +370,45 @@ def test_no_work_parts_beside_a_committed_run(small: dict[str, Any], tmp_path: P
     run_scan(config(small, out))
     assert seen == [False]
     assert (out / "run.json").exists() and not (out / ".work").exists()
+
+
+KILL_AT_SCRIPT = """
+import os, signal, sys
+target = sys.argv.pop(1)
+real = os.replace
+def replace(src, dst, *a, **k):
+    if str(dst).endswith(target) and ".work" not in str(dst):
+        os.kill(os.getpid(), signal.SIGKILL)  # as a power cut would, mid-commit
+    return real(src, dst, *a, **k)
+os.replace = replace
+from datahygiene.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["summary.json", "public/checkpoint"])
+def test_a_signed_run_killed_while_committing_can_be_run_again(small: dict[str, Any], tmp_path: Path,
+                                                               kill_at: str) -> None:
+    """A second signed run into OUT killed after its log segment was moved into place but
+    before the checkpoint that signs it: every later scan into OUT refused to append to
+    the log ("does not match public/checkpoint"). The segment beyond the signed tree was
+    never committed (there is no run.json): it is dropped, and the run goes on."""
+    out, keys = tmp_path / "o", tmp_path / "keys"
+    assert run_cli(["keys", "init", "--dir", str(keys)]).returncode == 0
+    def args(lst: Any) -> list[str]:
+        return ["scan", "--manifest", str(small["manifest"]), "--list", f"md5={lst}", "--out",
+                str(out), "-q", "--write-clean", "--keys", str(keys)]
+
+    assert run_cli(args(small["lists"]["md5"])).returncode == 0, "first signed run"
+    more = tmp_path / "more.txt"  # another placeholder list: the second run logs other leaves
+    more.write_text(Path(small["lists"]["md5"]).read_text() + "0" * 31 + "1\n")
+    second = args(more)
+    env = {**os.environ, "DATAHYGIENE_PLUGINS": ""}
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_SCRIPT, kill_at, *second],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "run.json").exists()
+    res = run_cli([*second, "--resume"])
+    assert res.returncode == 0, res.stderr
+    check = run_cli(["verify", str(out)])
+    assert check.returncode == 0, check.stdout + check.stderr
