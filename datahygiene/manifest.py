@@ -110,6 +110,7 @@ def _walk_local(root: str) -> list[str]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()  # a directory reached two ways is listed under the first, every run
         found.extend(posixpath.join(dirpath, n) for n in filenames if _is_parquet_name(n))
     return sorted(found)
 

@@ -177,7 +177,7 @@ def _clean_names(files: list[InputFile]) -> list[str]:
     common = dirs[0] if dirs else ""
     for d in dict.fromkeys(dirs[1:]):  # each distinct directory once: linear in the inputs
         while common and not (d == common or d.startswith(common.rstrip("/") + "/")):
-            common = "" if common in ("/", ".") or "/" not in common else posixpath.dirname(common)
+            common = "" if common == "/" or "/" not in common else posixpath.dirname(common)
     names = []
     for w in locs:
         rel = (w[len(common):] if common else w).lstrip("/")
@@ -427,6 +427,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                           else EMPTY_EXCLUSIONS).combine_chunks()
             check_keys = bool(key) and (config.check_keys if config.check_keys is not None
                                         else bool(config.keys))
+            t_keys0 = time.perf_counter()
             if check_keys:
                 assert key is not None
                 shared, in_files = rows_sharing_flagged_keys(files, key, exclusions, threads)
@@ -480,7 +481,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     "load_lists": round(t_lists - t0, 3),
                     "build_index": round(t_index - t_lists, 3),
                     "scan": round(t_scan - t_index, 3),
-                    **({"check_keys": round(t_keys - t_scan, 3)} if check_keys else {}),
+                    **({"check_keys": round(t_keys - t_keys0, 3)} if check_keys else {}),
                     "total": round(time.perf_counter() - t0, 3),
                 },
             }
