@@ -11,6 +11,7 @@ import hashlib
 import mmap
 import os
 import posixpath
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,8 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
                     st = os.stat(p)
                 except OSError as exc:
                     raise InputError(f"{shown}: cannot read ({exc.strerror})") from None
+                if not stat.S_ISREG(st.st_mode):  # a FIFO would block the scan for ever
+                    raise InputError(f"{shown}: not a regular file")
                 key: tuple[Any, ...] = ("local", st.st_dev, st.st_ino)
             else:
                 where, shown, key = p, protocol + p, (protocol, p)
@@ -100,18 +103,36 @@ def _located(path: str) -> str:
 
 
 def _walk_local(root: str) -> list[str]:
-    """The parquet files below a local directory, following symlinked directories (each
-    directory once, so a link to an ancestor cannot loop) as well as symlinked files."""
+    """The parquet files below a local directory, through symlinked directories too,
+    each directory once (a link to an ancestor cannot loop). Real directories are walked
+    first and links after, so a file reachable both ways is named by its real path
+    (``v2/x.parquet``, not ``latest/x.parquet`` that may point elsewhere tomorrow). A
+    directory that cannot be read is an error: skipping it would leave its files
+    unscanned and the run's coverage silently short."""
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames.sort()  # a directory reached two ways is listed under the first, every run
-        found.extend(posixpath.join(dirpath, n) for n in filenames if _is_parquet_name(n))
+    links: list[str] = []
+
+    def fail(exc: OSError) -> None:
+        raise InputError(f"{exc.filename}: cannot list this directory ({exc.strerror}); "
+                         "its files would not be scanned")
+
+    def walk(top: str, follow: bool) -> None:
+        for dirpath, dirnames, filenames in os.walk(top, onerror=fail, followlinks=follow):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            dirnames.sort()
+            if not follow:
+                links.extend(posixpath.join(dirpath, n) for n in dirnames
+                             if os.path.islink(posixpath.join(dirpath, n)))
+            found.extend(posixpath.join(dirpath, n) for n in filenames if _is_parquet_name(n))
+
+    walk(root, False)
+    for link in sorted(links):
+        walk(link, True)
     return sorted(found)
 
 

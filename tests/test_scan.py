@@ -493,3 +493,61 @@ def test_a_directory_is_walked_through_symlinked_directories(cli, small_manifest
     cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out", out, "-q")
     run = json.loads((out / "run.json").read_text())
     assert sorted(Path(i["path"]).name for i in run["inputs"]) == ["far.parquet", "own.parquet"]
+
+
+def test_a_file_under_a_linked_directory_is_named_by_its_real_path(
+        cli, small_manifest: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``d/latest -> v2``: the walk met ``latest`` first (it sorts first) and named the
+    files through the link, which may point elsewhere by the time an auditor looks."""
+    _copy(small_manifest["path"], tmp_path / "d" / "v2" / "x.parquet")
+    (tmp_path / "d" / "latest").symlink_to("v2")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", "d", "--list", f"md5={small_manifest['list']}", "--out", out, "-q")
+    assert [i["path"] for i in json.loads((out / "run.json").read_text())["inputs"]] == [
+        "d/v2/x.parquet"]
+
+
+def test_a_fifo_named_like_parquet_is_refused_not_waited_on(cli, small_manifest: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    import threading
+
+    d = tmp_path / "d"
+    _copy(small_manifest["path"], d / "a.parquet")
+    os.mkfifo(d / "z.parquet")
+    done = threading.Event()
+
+    def unblock() -> None:  # should the scan open the FIFO after all, it fails, not hangs
+        if not done.wait(20):
+            with open(d / "z.parquet", "wb"):
+                pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+    try:
+        res = cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out",
+                  tmp_path / "run", ok=False)
+    finally:
+        done.set()
+    assert res.exit_code == 3 and "z.parquet: not a regular file" in res.output
+
+
+def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli, small_manifest: dict[str, Any],
+                                                            tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory walk used to skip a subdirectory it could not list: its files went
+    unscanned and run.json's coverage was silently short. (The permission error is
+    injected: the tests may run as root, who reads any directory.)"""
+    d = tmp_path / "d"
+    _copy(small_manifest["path"], d / "open" / "a.parquet")
+    _copy(small_manifest["path"], d / "locked" / "b.parquet")
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    res = cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out",
+              tmp_path / "run", ok=False)
+    assert res.exit_code == 3 and "locked: cannot list this directory" in res.output

@@ -65,6 +65,10 @@ def _previous_log(out: Path, signer: Signer) -> tuple[list[bytes], Checkpoint | 
         raise OutputError(f"{out / LOG_DIR}: {exc}; refusing to append to it") from None
     cp_path = out / CHECKPOINT
     if not cp_path.exists():
+        if leaves and not (out / "run.json").exists():
+            # the first signed run into OUT, cut short while committing: nothing of its
+            # log was ever signed
+            leaves = _drop_uncommitted(out, leaves, None)
         if leaves:
             raise OutputError(f"{out / LOG_DIR}: log has no checkpoint; refusing to append to it")
         return [], None
@@ -82,26 +86,28 @@ def _previous_log(out: Path, signer: Signer) -> tuple[list[bytes], Checkpoint | 
     return leaves, cp
 
 
-def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint) -> list[bytes]:
+def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint | None) -> list[bytes]:
     """After a commit cut short (a kill or power loss while a run's files were being
     moved into OUT: there is no run.json then), OUT may hold that run's log segments
     and archived checkpoint without the signed checkpoint that covers them. They were
     never committed: remove what lies beyond the checkpoint, provided the leaves up to
     it are exactly the signed tree and a segment starts right at its end. Anything else
     is left for the caller to refuse."""
-    if len(leaves) > cp.size:
+    size = cp.size if cp is not None else 0
+    if len(leaves) > size:
         log_dir = out / LOG_DIR
         starts = {int(m.group(1)): p for p in log_dir.iterdir() if (m := SEGMENT_RE.match(p.name))}
-        if cp.size not in starts or merkle.root(leaf_hashes(leaves[:cp.size])) != cp.root:
+        if size not in starts or (cp is not None and
+                                  merkle.root(leaf_hashes(leaves[:size])) != cp.root):
             return leaves
         for start, path in starts.items():
-            if start >= cp.size:
+            if start >= size:
                 path.unlink()
-        leaves = leaves[:cp.size]
+        leaves = leaves[:size]
     archive = out / ARCHIVE
     if archive.is_dir():
         for p in archive.iterdir():
-            if p.name.isdigit() and int(p.name) > cp.size:
+            if p.name.isdigit() and int(p.name) > size:
                 p.unlink()
     return leaves
 
