@@ -253,6 +253,12 @@ def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None
                               "write the run elsewhere")
 
 
+# What a run writes into OUT, and files only a run writes: an OUT holding nothing else
+# is an earlier run's, even without its run.json (a commit cut short deletes it first).
+_RUN_NAMES = {"run.json", "summary.json", "clean", "restricted", "public"}
+_RUN_MARKS = ("summary.json", "restricted/exclusions.parquet", "public/checkpoint")
+
+
 def _refuse_foreign_out(config: ScanConfig) -> None:
     """A run replaces ``OUT/clean/`` and ``OUT/restricted/reports/`` whole. Writing into
     a directory that holds other things and no earlier run (no ``run.json``, no work
@@ -263,6 +269,8 @@ def _refuse_foreign_out(config: ScanConfig) -> None:
     if not out.is_dir() or (out / "run.json").exists() or (out / WORK_DIR).exists():
         return
     foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".staging-"))
+    if set(foreign) <= _RUN_NAMES and any((out / p).is_file() for p in _RUN_MARKS):
+        return  # a run's outputs whose commit was cut short (its run.json goes first)
     if foreign:
         shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
         raise ConfigError(f"--out {config.out} already holds files ({shown}) and no earlier run: "

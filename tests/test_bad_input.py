@@ -303,6 +303,11 @@ def test_out_holding_other_files_is_refused(cli, setup: dict[str, Any]) -> None:
     (out / "clean").rmdir()
     cli(*scan_args(setup))  # an empty directory is fine, and then a rerun into it too
     cli(*scan_args(setup))
+    # a run whose commit was cut short (run.json goes first) and whose work area was
+    # deleted, as the docs say to abandon it, is still recognised as a run's OUT
+    (out / "run.json").unlink()
+    cli(*scan_args(setup))
+    assert (out / "run.json").exists()
 
 
 def test_same_list_twice_is_a_config_error(cli, setup: dict[str, Any]) -> None:
