@@ -11,9 +11,10 @@ from typing import Any
 
 
 class _PipeTolerantStdout(io.RawIOBase):
-    """A file descriptor (1 or 2) where a write to a pipe whose reader has gone (``scan ... |
-    head -1``) is dropped instead of raising: the command runs to its end and exits
-    with its own status. Otherwise a scan that had already committed its run would
+    """A file descriptor (1 or 2) where a write that fails -- to a pipe whose reader has
+    gone (``scan ... | head -1``), to a full disk (``> log`` on a full filesystem) -- is
+    dropped, with what follows, instead of raising: the command runs to its end and
+    exits with its own status. Otherwise a scan that had already committed its run would
     exit 6, which the docs say means "no new run.json", and ``verify | head`` would
     lose its verdict."""
 
@@ -35,7 +36,7 @@ class _PipeTolerantStdout(io.RawIOBase):
         if not self._closed_pipe:
             try:
                 return os.write(self._fd, data)
-            except BrokenPipeError:
+            except OSError:  # EPIPE, and ENOSPC on a full disk, EBADF, EIO
                 self._closed_pipe = True
         return len(data)
 
@@ -43,7 +44,9 @@ class _PipeTolerantStdout(io.RawIOBase):
 def _tolerant(stream: Any) -> Any:
     """``stream`` rewrapped over :class:`_PipeTolerantStdout`, or as it is when it is
     not a real file (an embedding host's stream)."""
-    if stream is None or not hasattr(stream, "fileno"):
+    if stream is None:  # the descriptor was closed (2>&-): what is written goes nowhere
+        return open(os.devnull, "w")
+    if not hasattr(stream, "fileno"):
         return stream
     try:
         fd = stream.fileno()

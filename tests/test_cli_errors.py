@@ -111,3 +111,31 @@ def test_a_closed_stdout_pipe_does_not_change_the_exit_status(synth: dict[str, A
     assert proc.returncode == (3 if command.startswith("failing") else 0), err
     assert b"Traceback" not in err and b"error" not in err
     assert (out / "run.json").exists() == (command in ("scan", "scan-2>&1"))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("case", ["stdout-full", "stderr-full", "stderr-closed"])
+def test_unwritable_console_streams_do_not_change_the_exit_status(synth: dict[str, Any],
+                                                                  tmp_path: Path, case: str) -> None:
+    """A full disk under a redirected log (exit 120 from Python's flush at exit) or a
+    closed stderr (a traceback, exit 1) must not turn a committed scan, or a failing
+    one, into another exit status."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    for manifest, want in ((synth["manifest"], 0), (tmp_path / "missing", 3)):
+        out = tmp_path / f"run-{want}"
+        args = [exe, "scan", "--manifest", str(manifest), "--list", f"md5={synth['lists']['md5']}",
+                "--out", str(out)]
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                args, stdin=subprocess.DEVNULL, timeout=120, check=False,
+                stdout=full if case == "stdout-full" else subprocess.DEVNULL,
+                stderr=full if case == "stderr-full" else subprocess.DEVNULL,
+                preexec_fn=(lambda: os.close(2)) if case == "stderr-closed" else None)
+        assert proc.returncode == want, case
+        assert (out / "run.json").exists() == (want == 0)
