@@ -138,6 +138,9 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
             key = "key"
         needed = [*columns, *([key] if key else [])]
         for col in needed:
+            if schema.names.count(col) > 1:
+                raise InputError(f"{f.path}: column {col!r} appears {schema.names.count(col)} "
+                                 "times; cannot tell which to read")
             if col not in schema.names:
                 shown = ", ".join(schema.names[:20]) + (" ..." if len(schema.names) > 20 else "")
                 what = ("row key" if col == key else

@@ -327,3 +327,24 @@ def test_compressed_webdataset_shard(cli, setup: dict[str, Any], tmp_path: Path,
                  "--compute", "md5", "--out", setup["out"], "-q")
     assert f"00000.tar.gz: a {name}-compressed tar shard" in line and "decompress it first" in line
     assert incomplete(setup["out"])
+
+
+@pytest.mark.parametrize("body", ["md5,md5\n{v},{v}\n", '{{"md5": ["{v}"]}}\n', '{{"md5": {{"x": "{v}"}}}}\n',
+                                  '{{"md5": "{v}", "id": [1, 2]}}\n'],
+                         ids=["repeated-column", "json-array", "json-object", "nested-id"])
+def test_odd_list_tables_are_one_line_errors(cli, setup: dict[str, Any], tmp_path: Path,
+                                             body: str) -> None:
+    """These were tracebacks (exit 1): a repeated column name, nested JSON values."""
+    v = setup["list_values"][0]
+    lst = tmp_path / ("l.csv" if body.startswith("md5,") else "l.jsonl")
+    lst.write_text(body.format(v=v))
+    line = fails(cli, 4, "lists", "inspect", f"md5={lst}", secrets=setup["secrets"])
+    assert str(lst) in line and ("more than once" in line or "not one value per entry" in line)
+
+
+def test_a_manifest_column_given_twice_is_named(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    t = pq.read_table(setup["path"])
+    bad = tmp_path / "dup.parquet"
+    pq.write_table(t.rename_columns([c if c != "url" else "md5" for c in t.column_names]), bad)
+    line = fails(cli, 3, *scan_args(setup, bad), secrets=setup["secrets"])
+    assert "column 'md5' appears 2 times" in line

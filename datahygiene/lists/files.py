@@ -212,6 +212,16 @@ def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) ->
     return int(line_of[i]), str(reasons[i])
 
 
+def _as_text(table: pa.Table, column: str, path: str) -> pa.Array:
+    """A list's id, category or signal column as text; one holding nested values (JSON
+    arrays or objects) is an error naming the file, not a traceback."""
+    col = table.column(column).combine_chunks()
+    if pa.types.is_nested(col.type):
+        raise ListError(f"{path}: column{' ' + column if _plain_name(column) else ''} holds "
+                        f"{col.type}, not one value per entry")
+    return col.cast(pa.string())
+
+
 def _shown(columns: list[str]) -> str:
     """Column names for a message: a header-less file's "names" are its first entry,
     so only names that cannot be a list value (in any spelling) are shown."""
@@ -398,6 +408,10 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
     else:
         table, line_no, word = _read_table(spec, fmt)
         cols = table.column_names
+        repeated = sorted({c for c in cols if cols.count(c) > 1})
+        if repeated:
+            raise ListError(f"{spec.path}: column name(s) given more than once: {_shown(repeated)}; "
+                            "cannot tell which to read")
         scol = _pick(cols, spec.signal_column, SIGNAL_COLUMN_NAMES, spec.path, "signal types", False)
         if spec.signal is None and scol is None:
             # no signal given, none in a column: say so first (a column named like a signal,
@@ -409,13 +423,16 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         hcol = _pick(cols, spec.hash_column, (spec.signal or "", *HASH_COLUMN_NAMES), spec.path,
                      "hash values", required=len(cols) != 1) or cols[0]
         values_col = table.column(hcol).combine_chunks()
+        if pa.types.is_nested(values_col.type):  # JSON arrays or objects, a parquet list column
+            raise ListError(f"{spec.path}: the hash column{' ' + hcol if _plain_name(hcol) else ''} "
+                            f"holds {values_col.type}, not one value per entry")
         if not (pa.types.is_binary(values_col.type) or pa.types.is_fixed_size_binary(values_col.type)):
             values_col = values_col.cast(pa.string())
         icol = _pick(cols, spec.id_column, ID_COLUMN_NAMES, spec.path, "entry ids", False)
         ccol = _pick(cols, spec.category_column, CATEGORY_COLUMN_NAMES, spec.path, "categories", False)
-        ids = table.column(icol).combine_chunks().cast(pa.string()) if icol else None
-        cats = table.column(ccol).combine_chunks().cast(pa.string()) if ccol else None
-        signal_col = table.column(scol).combine_chunks().cast(pa.string()) if scol else None
+        ids = _as_text(table, icol, spec.path) if icol else None
+        cats = _as_text(table, ccol, spec.path) if ccol else None
+        signal_col = _as_text(table, scol, spec.path) if scol else None
         stats["rows"] = table.num_rows
 
     if signal_col is not None:
