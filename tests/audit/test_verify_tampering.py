@@ -107,6 +107,8 @@ def test_parquet_under_another_name_is_read_and_other_files_named(world: dict[st
     lambda run, summary: run["inputs"][0].pop("digest"),
     lambda run, summary: run["evidence"]["log"].__setitem__("run_start", "0"),
     lambda run, summary: summary["rows"].__setitem__("excluded", "6"),
+    # a count of leaves no machine could hold: a FAIL, not a MemoryError traceback
+    lambda run, summary: run["evidence"]["log"].__setitem__("run_leaves", 10**15),
 ])
 def test_edited_records_fail_without_a_traceback(world: dict[str, Any], cli: Cli, tmp_path: Path,
                                                 edit: Any) -> None:
