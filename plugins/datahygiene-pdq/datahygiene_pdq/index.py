@@ -163,7 +163,7 @@ class MIHIndex(SignalIndex):
         if sum(c.radius + 1 for c in self.chunks) < self.threshold + 1:
             raise ValueError("chunk radii do not cover the threshold: matches could be missed")
         self.query_block = query_block
-        self._searched: list[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._searched: list[tuple[Chunk, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         id_dtype = np.int32 if m < 2**31 else np.int64
         for c in self.chunks:
             if c.radius < 0:

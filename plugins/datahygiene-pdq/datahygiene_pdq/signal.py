@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datahygiene.errors import ConfigError
 from datahygiene.signals.base import BytesHasher, Normalized, SignalIndex, SignalType
 from datahygiene.signals.hexcodec import normalize_fixed
 from datahygiene_pdq.hashing import HashConfig, HashError, pdq_bytes
@@ -58,6 +59,22 @@ class PDQ(SignalType, BytesHasher):
     invalid_examples: ClassVar[list[Any]] = ["0" * 63, "x" * 64, "0" * 65, b"\x00" * 31, None]
 
     # --- configuration -------------------------------------------------------------
+    def check_options(self) -> None:
+        """Values too: a bad one used to surface per image (every row 'decode-error',
+        exit 0) or as a traceback."""
+        super().check_options()
+        try:
+            self.low_quality_matches  # noqa: B018 - raises on a value it does not know
+            HashConfig.from_options(self.options)
+        except ValueError as exc:
+            raise ConfigError(f"[scan.options.pdq]: {str(exc).removeprefix('pdq option ')}") from None
+        q = self.options.get("min_quality", DEFAULT_MIN_QUALITY)
+        if not 0 <= q <= 100:
+            raise ConfigError("[scan.options.pdq]: min_quality must be between 0 and 100")
+        mp = self.options.get("max_pixels")
+        if mp is not None and mp < 1:
+            raise ConfigError("[scan.options.pdq]: max_pixels must be positive")
+
     @property
     def min_quality(self) -> int:
         return int(self.options.get("min_quality", DEFAULT_MIN_QUALITY))

@@ -247,3 +247,21 @@ def test_hash_command(tmp_path: Path) -> None:
     assert all(len(e) < 200 for e in errors)
     ok = run("hash", "--signal", "pdq", good)
     assert ok.stdout.splitlines()[1] == f"{good},pdq,{value.hex()},{quality}"
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ('low_quality = "bogus"', "low_quality must be 'unverified' or 'match'"),
+    ('orientation = "aply"', "orientation must be 'ignore' or 'apply'"),
+    ("max_side = 0", "max_side must be at least"),
+    ("min_quality = 500", "min_quality must be between 0 and 100"),
+])
+def test_bad_option_values_are_refused_before_the_scan(tmp_path: Path, option: str,
+                                                       message: str) -> None:
+    """They used to surface per image (every row 'decode-error', exit 0) or as a traceback."""
+    import tomllib
+
+    from datahygiene.errors import ConfigError
+    from datahygiene.plugins import discover
+    opts = tomllib.loads(option)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        discover().signal("pdq", options=opts)
