@@ -326,6 +326,10 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         _refuse_clean_name_clash(files, clean_names)
     _refuse_out_among_inputs(config, files)
     _refuse_foreign_out(config)
+    if config.keys and config.out and "://" not in config.out:
+        from datahygiene.audit.evidence import check_log_extendable
+
+        check_log_extendable(Path(config.out), config.keys)
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
     digester = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-digest")

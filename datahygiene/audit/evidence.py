@@ -112,6 +112,14 @@ def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint | None) -> 
     return leaves
 
 
+def check_log_extendable(out: Path, keys: str) -> None:
+    """Refuse, before any input is read, a signed run whose log could not be extended at
+    the end (other keys, a log that does not match its checkpoint): found only at the
+    commit, it cost a whole scan."""
+    if (out / LOG_DIR).exists() or (out / CHECKPOINT).exists():
+        _previous_log(out, load_keydir(keys)[1])
+
+
 def write_evidence(writer: RunWriter, config: ScanConfig, run: dict[str, Any], summary: dict[str, Any],
                    exclusions: pa.Table) -> None:
     if not config.keys:

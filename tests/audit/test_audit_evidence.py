@@ -413,3 +413,25 @@ def test_released_check_of_a_file_row_keyed_run(world: dict[str, Any], cli: Cli,
     sorted(released.glob("*.parquet"))[-1].unlink()
     res = verify(cli, out, "--released", released, ok=False)
     assert "a clean output is missing from the release" in res.output
+
+
+def test_a_log_that_cannot_be_extended_is_refused_before_the_scan(world: dict[str, Any], cli: Cli,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signed run into an OUT whose log another key signed used to read every input
+    first and fail only at the commit; no input is read now."""
+    t = world["truth"]
+    out = tmp_path / "o"
+    cli("scan", "--manifest", t["manifest"], "--list", t["lists"]["md5"], "--out", out,
+        "--keys", world["keys"], "-q")
+    other = tmp_path / "other-keys"
+    cli("keys", "init", "--dir", other)
+    import datahygiene.scan as scan_mod
+
+    def no_read(*a: Any, **k: Any) -> Any:
+        raise AssertionError("an input was read before the log was checked")
+
+    monkeypatch.setattr(scan_mod, "run_task", no_read)
+    res = cli("scan", "--manifest", t["manifest"], "--list", t["lists"]["md5"], "--out", out,
+              "--keys", other, "-q", ok=False)
+    assert res.exit_code == 6 and "not signed by these keys" in res.output
