@@ -27,6 +27,7 @@ save scanning but not the rewrite. Curators with a few huge files can split them
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -151,6 +152,22 @@ def read_markers(path: Path) -> dict[int, FileRecord]:
 _EMPTY_PART = EMPTY_EXCLUSIONS  # tables are immutable: one serves every clean input
 
 
+def _lock_dir(out: Path) -> int:
+    """An exclusive lock on OUT itself (no file is left behind), held for the whole run:
+    two scans into one OUT would share its work area, and one would remove it under the
+    other."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"{out}: another scan is writing into this directory; wait for it "
+                          "to finish, or give another --out") from None
+    except OSError:
+        pass  # a filesystem without locks: run unlocked, as before
+    return fd
+
+
 class WorkArea:
     """``OUT/.work``: see the module docstring. Opening it without ``resume``
     discards whatever an earlier, unfinished run left there."""
@@ -163,6 +180,14 @@ class WorkArea:
             raise OutputError(f"{self.out}: cannot create output directory ({exc.strerror})") from None
         if not os.access(self.out, os.W_OK):
             raise OutputError(f"{self.out}: output directory is not writable")
+        self._lock_fd: int | None = _lock_dir(self.out)
+        try:
+            self._open(identity, resume)
+        except BaseException:
+            self.unlock()  # a refused --resume must not hold OUT while its error is kept
+            raise
+
+    def _open(self, identity: dict[str, Any], resume: bool) -> None:
         self.root = self.out / WORK_DIR
         self.identity = identity
         state = self.root / "state.json"
@@ -195,6 +220,16 @@ class WorkArea:
         self._pending: deque[Future[None]] = deque()
         self.log_path = self.root / MARKER_LOG
         self._log: Any = None  # opened by the marker thread on its first marker
+
+    def unlock(self) -> None:
+        """Let another run into OUT start (after the commit, or once this run failed)."""
+        fd = getattr(self, "_lock_fd", None)  # None too when __init__ failed before locking
+        if fd is not None:
+            os.close(fd)
+            self._lock_fd = None
+
+    def __del__(self) -> None:
+        self.unlock()
 
     def _name(self, i: int) -> str:
         return f"{i:06d}"
@@ -317,10 +352,13 @@ class ResumableRunWriter(RunWriter):
         # stops with an error before finishing any input leaves OUT as it was, like
         # RunWriter.
         self.work.close()
-        if et is not None and (issubclass(et, KeyboardInterrupt | SystemExit) or self.work.records):
-            return
-        if self.work.root.exists():
-            shutil.rmtree(self.work.root, ignore_errors=True)
+        try:
+            if et is not None and (issubclass(et, KeyboardInterrupt | SystemExit) or self.work.records):
+                return
+            if self.work.root.exists():
+                shutil.rmtree(self.work.root, ignore_errors=True)
+        finally:
+            self.work.unlock()
 
     def commit(self, marker: str = "run.json", late: tuple[str, ...] = ("public/checkpoint",)
                ) -> None:
@@ -333,3 +371,4 @@ class ResumableRunWriter(RunWriter):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         super().commit(marker, late)
         shutil.rmtree(self.work.root, ignore_errors=True)
+        self.work.unlock()

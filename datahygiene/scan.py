@@ -358,6 +358,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     except BaseException:
         # a one-line error must not wait for digests of files it will never scan
         digester.shutdown(wait=False, cancel_futures=True)
+        if "work_area" in locals():
+            work_area.unlock()
         raise
     t_index = time.perf_counter()
     tasks = [t for t in plan_tasks(files, metas) if t.file_index not in done]

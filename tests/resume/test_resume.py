@@ -337,6 +337,7 @@ def test_marker_log_survives_a_line_cut_short(tmp_path: Path) -> None:
             "digest": "sha256:" + "0" * 64, "clean": None}
     area.log_path.write_text(json.dumps(good) + "\n" + '{"index": 1, "path": "b.par')
     area.close()
+    area.unlock()  # as the crashed process's end would
     assert sorted(read_markers(area.log_path)) == [0]
 
     resumed = WorkArea(tmp_path / "out", identity, resume=True)
@@ -414,3 +415,24 @@ def test_a_signed_run_killed_while_committing_can_be_run_again(small: dict[str, 
     assert res.returncode == 0, res.stderr
     check = run_cli(["verify", str(out)])
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_second_scan_into_an_out_in_use_is_refused(small: dict[str, Any], tmp_path: Path) -> None:
+    """Two scans into one OUT shared its work area, and one removed it under the other
+    (which then failed with a bare "No such file or directory"). OUT is locked for the
+    run; the lock is on the directory itself, so nothing is left behind."""
+    import fcntl
+
+    out = tmp_path / "o"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running scan holds it
+    try:
+        with pytest.raises(ConfigError, match="another scan is writing into this directory"):
+            run_scan(config(small, out))
+    finally:
+        os.close(fd)
+    run_scan(config(small, out))  # free again: and a refused run left nothing locked
+    run_scan(config(small, out))
+    assert sorted(p.name for p in out.iterdir()) == ["clean", "public", "restricted", "run.json",
+                                                     "summary.json"]
