@@ -153,7 +153,9 @@ def load_config(path: str) -> ScanConfig:
         elif key == "reporters":
             cfg.reporters = _typed(path, "scan.reporters", value, list)
         elif key == "options":
-            cfg.options = _typed(path, "scan.options", value, dict)
+            # an empty table says nothing: kept, it would change the run id for no reason
+            cfg.options = {k: v for k, v in _typed(path, "scan.options", value, dict).items()
+                           if v != {}}
         else:
             raise ConfigError(f"{path}: [scan].{key} belongs in its own section")
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):

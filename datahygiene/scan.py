@@ -304,7 +304,7 @@ def _with_resume_hint(exc: DatahygieneError | OSError, work_area: WorkArea, out:
     if isinstance(exc, DatahygieneError):
         return type(exc)(f"{exc}{hint}")
     where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-    return OutputError(f"{where}{exc.strerror or type(exc).__name__}{hint}")
+    return OutputError(f"{where}{exc.strerror or str(exc) or type(exc).__name__}{hint}")
 
 
 def run_scan(config: ScanConfig, registry: Registry | None = None,

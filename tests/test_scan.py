@@ -434,6 +434,12 @@ def test_a_path_through_dotdot_never_writes_outside_clean(cli, small_manifest: d
     assert _clean_rows(out) == sum(c["rows"] for c in run["outputs"]["clean"]) == 2 * (20 - 5)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")
                   if "restricted" not in p.parts) == names
+    # an auditor holding copies finds "../../data/p.parquet" under --inputs-root, never outside it
+    aud = tmp_path / "auditor"
+    _copy(data, aud / "data" / "p.parquet")
+    _copy(small_manifest["path"], aud / "local.parquet")
+    res = cli("verify", out, "--inputs-root", aud, ok=False)
+    assert "PASS  coverage: 2 input file(s)" in res.output, res.output
 
 
 def test_a_symlinked_directory_and_dotdot_name_the_file_really_read(

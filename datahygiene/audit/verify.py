@@ -309,12 +309,15 @@ class Verification:
         relative path is taken relative to it; an absolute one (the curator scanned
         ``/their/dir/...``) is looked for under it by its trailing components, longest
         first -- the digest check decides whether the file found is the one scanned."""
+        if path.startswith("file://") and self.inputs_root:
+            path = path[len("file://"):]
         if "://" in path or not self.inputs_root:
             return path
         root = Path(self.inputs_root)
-        if not Path(path).is_absolute():
+        if not Path(path).is_absolute() and ".." not in Path(path).parts:
             return str(root / path)
-        parts = Path(path).parts[1:]
+        # absolute, or climbing out with "..": never looked for outside the root
+        parts = tuple(p for p in Path(path).parts if p not in ("/", ".."))
         for k in range(len(parts)):
             candidate = root.joinpath(*parts[k:])
             if candidate.is_file():

@@ -127,7 +127,8 @@ def register(group: click.Group) -> None:
                        "credentials from the environment. Repeatable.")
     @click.option("--image-column", metavar="COLUMN",
                   help="Column holding image bytes (binary, or a struct with 'bytes'): sent to "
-                       "--service, and hashed for perceptual lists (pdq) [default: image].")
+                       "--service [default there: image], and hashed for perceptual lists (pdq) "
+                       "when given.")
     @click.option("--image-path-column", metavar="COLUMN",
                   help="Column of image paths or fsspec URLs to hash (e.g. for --list pdq=...).")
     @click.option("--webdataset", multiple=True, metavar="GLOB",
