@@ -47,7 +47,8 @@ class Group(click.Group):
             # what the library did not already attribute to an input or list: most often
             # the output side (disk full, permissions); one line, the output exit code
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            click.echo(f"datahygiene: error: {where}{exc.strerror or str(exc) or type(exc).__name__}", err=True)
+            why = exc.strerror or str(exc) or type(exc).__name__
+            click.echo(f"datahygiene: error: {where}{why}", err=True)
             ctx.exit(OutputError.exit_code)
 
 
