@@ -190,4 +190,10 @@ def test_options_are_part_of_what_a_run_is(cli, synth: dict[str, Any], tmp_path:
     out = tmp_path / "plain"
     cli("scan", "--manifest", synth["manifest"], "--list", synth["lists"]["url-sha256"], "--out",
         out, "-q")
-    assert "options" not in json.loads((out / "run.json").read_text())["config"]
+    plain = json.loads((out / "run.json").read_text())
+    assert "options" not in plain["config"]
+    # an empty options table says nothing, and does not change the id
+    cfg = _options_config(tmp_path, "[scan.options.url-sha256]\n")
+    cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--list",
+        synth["lists"]["url-sha256"], "--out", out, "-q")
+    assert json.loads((out / "run.json").read_text())["run_id"] == plain["run_id"]
