@@ -205,9 +205,11 @@ def _refuse_clean_name_clash(files: list[InputFile], clean_names: list[str]) -> 
                               "give the manifest by another path")
         j = seen.setdefault(folded(name), i)
         if j != i:
-            raise ConfigError(f"{files[j].path} and {files[i].path} would both be written to "
-                              f"{clean_names[j]} (rename one, or scan them into separate --out "
-                              "directories)")
+            a, b = files[j].path, files[i].path
+            if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b):  # look alike
+                a, b = ascii(a), ascii(b)
+            raise ConfigError(f"{a} and {b} would both be written to {clean_names[j]} (rename "
+                              "one, or scan them into separate --out directories)")
     for i, name in enumerate(clean_names):
         parts = name.split("/")
         for k in range(1, len(parts)):

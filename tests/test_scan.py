@@ -557,3 +557,15 @@ def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli, small_manifest:
     res = cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out",
               tmp_path / "run", ok=False)
     assert res.exit_code == 3 and "locked: cannot list this directory" in res.output
+
+
+def test_names_differing_only_in_unicode_form_are_refused_and_shown_apart(
+        cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    """``café`` composed and decomposed are one name on macOS: one clean file would
+    replace the other there. The message shows the two spellings apart."""
+    d = tmp_path / "u"
+    _copy(small_manifest["path"], d / "caf\u00e9.parquet")
+    _copy(small_manifest["path"], d / "cafe\u0301.parquet")
+    res = cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out",
+              tmp_path / "run", "--write-clean", ok=False)
+    assert res.exit_code == 2 and "\\xe9" in res.output and "\\u0301" in res.output
