@@ -240,6 +240,11 @@ def test_unknown_signal_lists_the_known_ones(cli, setup: dict[str, Any]) -> None
     assert "unknown signal 'md6'" in line and all(k in line for k in KNOWN)
 
 
+def test_an_empty_list_path_is_named_as_such(cli, setup: dict[str, Any]) -> None:
+    line = fails(cli, 2, *scan_args(setup, None, "md5="))
+    assert "--list md5=: no list file named" in line
+
+
 def test_missing_list_file(cli, setup: dict[str, Any], tmp_path: Path) -> None:
     line = fails(cli, 4, *scan_args(setup, None, f"md5={tmp_path / 'none.txt'}"))
     assert str(tmp_path / "none.txt") in line

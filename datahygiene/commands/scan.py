@@ -12,6 +12,7 @@ import click
 from datahygiene.allocator import freeze_startup_objects
 from datahygiene.commands.common import echo_table, progress_bar, split_pair
 from datahygiene.config import ScanConfig, load_config
+from datahygiene.errors import ConfigError
 from datahygiene.lists.spec import ListSpec
 from datahygiene.scan import ScanResult, run_scan
 
@@ -20,6 +21,8 @@ def parse_list_option(text: str) -> ListSpec:
     """``SIGNAL=PATH`` or just ``PATH`` (signal from the sidecar or a signal column).
     A path ``store:NAME[@VERSION]`` names a snapshot in the local list store."""
     name, sep, value = text.partition("=")
+    if not text.strip() or (sep and name and not value.strip()):
+        raise ConfigError(f"--list {text}: no list file named (give --list SIGNAL=PATH)")
     if sep and name and "/" not in name and "\\" not in name:
         if value.startswith("store:"):
             return ListSpec(path=value[len("store:"):], signal=name.strip(), source="store")
