@@ -136,6 +136,28 @@ def _walk_local(root: str) -> list[str]:
     return sorted(found)
 
 
+def _check_glob_dirs(pattern: str) -> None:
+    """A local glob passes over directories it cannot list (so does the OS's): list every
+    directory the pattern could reach -- below its fixed leading part, as deep as its
+    components go, or all the way for ``**`` -- and refuse one that cannot be listed,
+    rather than leave its files unscanned."""
+    parts = pattern.split("/")
+    first = next(i for i, p in enumerate(parts) if set(p) & _GLOB_CHARS)
+    base = "/".join(parts[:first]) or "/"
+    if not os.path.isdir(base):
+        return
+    depth = None if "**" in pattern else len(parts) - first - 1  # directory levels to list
+    top = base.rstrip("/").count("/")
+
+    def fail(exc: OSError) -> None:
+        raise InputError(f"{exc.filename}: cannot list this directory ({exc.strerror}); "
+                         "files the pattern names there would not be scanned")
+
+    for dirpath, dirnames, _ in os.walk(base, onerror=fail):
+        if depth is not None and dirpath.rstrip("/").count("/") - top >= depth:
+            dirnames[:] = []
+
+
 def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
     """The filesystem, its path, the parquet files one manifest argument names, and
     whether the argument was read as a glob.
@@ -151,6 +173,8 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
         # a path that exists is taken literally, even with a "[" or "*" in its name
         is_glob = any(ch in fs_path for ch in _GLOB_CHARS) and not fs.exists(fs_path)
         if is_glob:
+            if isinstance(fs, LocalFileSystem):
+                _check_glob_dirs(fs_path)
             found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))
             if not found:
                 raise InputError(f"{spec}: no files match this pattern")

@@ -569,3 +569,29 @@ def test_names_differing_only_in_unicode_form_are_refused_and_shown_apart(
     res = cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out",
               tmp_path / "run", "--write-clean", ok=False)
     assert res.exit_code == 2 and "\\xe9" in res.output and "\\u0301" in res.output
+
+
+@pytest.mark.parametrize("pattern", ["**/*.parquet", "*/b.parquet"])
+def test_a_glob_does_not_pass_over_an_unreadable_directory(cli, small_manifest: dict[str, Any],
+                                                           tmp_path: Path, pattern: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The glob (fsspec's, as the OS's) skipped a directory it could not list, and the
+    run's coverage was silently short. (The permission error is injected: the tests
+    may run as root.)"""
+    d = tmp_path / "d"
+    _copy(small_manifest["path"], d / "open" / "b.parquet")
+    _copy(small_manifest["path"], d / "locked" / "b.parquet")
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    res = cli("scan", "--manifest", f"{d}/{pattern}", "--list", f"md5={small_manifest['list']}",
+              "--out", tmp_path / "run", ok=False)
+    assert res.exit_code == 3 and "locked: cannot list this directory" in res.output
+    # a pattern that cannot reach the directory does not look at it
+    cli("scan", "--manifest", f"{d}/open/*.parquet", "--list", f"md5={small_manifest['list']}",
+        "--out", tmp_path / "run2", "-q")
