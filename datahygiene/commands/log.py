@@ -10,7 +10,16 @@ import click
 
 from datahygiene.audit import merkle
 from datahygiene.audit.keys import load_hmac_key
-from datahygiene.audit.log import CHECKPOINT, LOG_DIR, LogError, commitment, leaf_hashes, parse_leaf, read_log
+from datahygiene.audit.log import (
+    CHECKPOINT,
+    LOG_DIR,
+    LogError,
+    commitment,
+    key_check,
+    leaf_hashes,
+    parse_leaf,
+    read_log,
+)
 from datahygiene.audit.note import Checkpoint, NoteError
 from datahygiene.errors import ConfigError, VerificationError
 
@@ -31,6 +40,16 @@ def _load(out: str) -> tuple[list[bytes], Checkpoint]:
     return leaves, cp
 
 
+def _recorded_key_check(out: str) -> str | None:
+    """The MAC of a constant under the log's HMAC key, as run.json records it (None
+    when there is none to compare: an older run, or no readable run.json)."""
+    try:
+        value = json.loads((Path(out) / "run.json").read_text())["evidence"]["log"]["commitment_key_check"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def register(group: click.Group) -> None:
     @group.group("log")
     def log_grp() -> None:
@@ -48,10 +67,15 @@ def register(group: click.Group) -> None:
         log without seeing the rest of it. Exit code 7 if the row is not in the log.
         """
         leaves, cp = _load(out)
-        c = commitment(load_hmac_key(hmac_key), key)
+        secret = load_hmac_key(hmac_key)
+        c = commitment(secret, key)
         hashes = leaf_hashes(leaves)
         found = [i for i, leaf in enumerate(leaves) if parse_leaf(leaf)["commitment"] == c]
         if not found:
+            # with another key every row would look absent: say which it is
+            if _recorded_key_check(out) not in (None, key_check(secret)):
+                raise VerificationError(f"{hmac_key} is not the HMAC key this run's log was built "
+                                        "with (run.json's key check differs): no row can be found")
             raise VerificationError("that row key has no leaf in this log")
         for i in found:
             proof = merkle.inclusion_proof(i, hashes)

@@ -344,7 +344,18 @@ def test_log_prove(world: dict[str, Any], cli: Cli) -> None:
                                    [base64.b64decode(x) for x in p["proof"]], base64.b64decode(p["root"]))
     res = cli("log", "prove", world["run"], "not-a-flagged-key", "--hmac-key", world["keys"] / "hmac.key",
               ok=False)
-    assert res.exit_code == 7
+    assert res.exit_code == 7 and "has no leaf" in res.output
+
+
+def test_log_prove_with_another_hmac_key_says_so(world: dict[str, Any], cli: Cli,
+                                                 tmp_path: Path) -> None:
+    """With the wrong key every row looks absent: an auditor was told an excluded row
+    'has no leaf in this log'."""
+    other = tmp_path / "other"
+    cli("keys", "init", "--dir", other)
+    key = world["truth"]["planted_keys"][0]
+    res = cli("log", "prove", world["run"], key, "--hmac-key", other / "hmac.key", ok=False)
+    assert res.exit_code == 7 and "is not the HMAC key this run's log was built with" in res.output
 
 
 def test_scan_without_keys_writes_everything_else(world: dict[str, Any], cli: Cli, tmp_path: Path) -> None:
