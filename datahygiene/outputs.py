@@ -27,6 +27,9 @@ from datahygiene.errors import OutputError
 
 RESTRICTED = "restricted"
 OWNER_DIR = 0o700
+# Directories a run creates in OUT: never writable by others, whatever the umask (0777
+# under umask 000 would let anyone replace the evidence before it is published).
+PUBLIC_DIR = 0o755
 OWNER_FILE = 0o600
 
 
@@ -47,7 +50,7 @@ class RunWriter:
     def __init__(self, out: str | os.PathLike[str]) -> None:
         self.out = Path(out)
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
+            self.out.mkdir(mode=PUBLIC_DIR, parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{self.out}: cannot create output directory ({exc.strerror})") from None
         if not os.access(self.out, os.W_OK):
@@ -118,7 +121,7 @@ class RunWriter:
             for parent in reversed(rel.parents[:-1]):
                 d = self.out / parent
                 if not d.exists():
-                    d.mkdir()
+                    d.mkdir(mode=PUBLIC_DIR)
                 if str(parent).split("/")[0] == RESTRICTED:
                     os.chmod(d, OWNER_DIR)
             os.replace(src, dst)

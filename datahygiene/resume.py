@@ -45,7 +45,7 @@ from datahygiene import __version__
 from datahygiene.errors import ConfigError, InputError, OutputError
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import Footer, InputFile
-from datahygiene.outputs import OWNER_DIR, OWNER_FILE, RESTRICTED, RunWriter, dumps, write_parquet
+from datahygiene.outputs import OWNER_DIR, OWNER_FILE, PUBLIC_DIR, RESTRICTED, RunWriter, dumps, write_parquet
 from datahygiene.step import EMPTY_EXCLUSIONS, EXCLUSION_SCHEMA
 
 _replace = os.replace  # bound once: markers are not part of RunWriter's commit
@@ -175,7 +175,7 @@ class WorkArea:
     def __init__(self, out: str | os.PathLike[str], identity: dict[str, Any], resume: bool) -> None:
         self.out = Path(out)
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
+            self.out.mkdir(mode=PUBLIC_DIR, parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{self.out}: cannot create output directory ({exc.strerror})") from None
         if not os.access(self.out, os.W_OK):

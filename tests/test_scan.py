@@ -595,3 +595,20 @@ def test_a_glob_does_not_pass_over_an_unreadable_directory(cli, small_manifest: 
     # a pattern that cannot reach the directory does not look at it
     cli("scan", "--manifest", f"{d}/open/*.parquet", "--list", f"md5={small_manifest['list']}",
         "--out", tmp_path / "run2", "-q")
+
+
+def test_no_directory_of_a_run_is_writable_by_others_whatever_the_umask(
+        cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    """Under umask 000, OUT, public/ and public/log/ were created 0777: anyone could
+    replace the evidence before it was published."""
+    out = tmp_path / "run"
+    keys = tmp_path / "keys"
+    cli("keys", "init", "--dir", keys)
+    old = os.umask(0)
+    try:
+        scan_synth(cli, synth, out, "--keys", keys, "--write-clean")
+    finally:
+        os.umask(old)
+    dirs = [out, *(p for p in out.rglob("*") if p.is_dir())]
+    assert all(not stat.S_IMODE(d.stat().st_mode) & 0o022 for d in dirs), [
+        (str(d), oct(stat.S_IMODE(d.stat().st_mode))) for d in dirs]
