@@ -439,7 +439,19 @@ def _refuse_inline_secrets(config: dict[str, Any], what: str) -> None:
 
 
 def _relative_ref(ref: Any, root: Path) -> Any:
-    """Key files named relative to the store are relative to its directory."""
-    if isinstance(ref, dict) and set(ref) == {"file"} and not Path(str(ref["file"])).is_absolute():
-        return {"file": str(root / str(ref["file"]))}
+    """Key files named relative to the store are relative to its directory. A key file
+    others can read is refused, as a store directory others can read is: it would undo
+    the encryption at rest."""
+    if isinstance(ref, dict) and set(ref) == {"file"}:
+        path = Path(str(ref["file"]))
+        if not path.is_absolute():
+            path = root / path
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0  # missing: resolve_secret says so
+        if mode & 0o077:
+            raise ConfigError(f"{path}: store key file is accessible to other users (mode {mode:o}); "
+                              f"run chmod 600 {path}")
+        return {"file": str(path)}
     return ref

@@ -314,3 +314,16 @@ def test_stored_names_an_unknown_list_and_import_says_the_key_option_is_unused(e
     assert code == 4 and "no stored list 'nope' (stored: p)" in out
     code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", "OTHER")
     assert code == 0 and "used only when creating a store" in out
+
+
+def test_a_key_file_others_can_read_is_refused(env: dict) -> None:
+    key = env["dir"] / "store.key"
+    key.write_text(_key() + "\n")
+    key.chmod(0o644)
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--store",
+                    str(env["dir"] / "s2"), "--key-file", str(key))
+    assert code == 2 and "store key file is accessible to other users (mode 644)" in out
+    key.chmod(0o600)
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--store",
+                    str(env["dir"] / "s2"), "--key-file", str(key))
+    assert code == 0, out
