@@ -245,6 +245,22 @@ def test_csv_errors_and_refs_name_the_right_line_despite_blank_lines(tmp_path: P
     assert refs[order[bytes.fromhex(values[1])]] == "line:6"
 
 
+def test_csv_refs_name_the_line_a_record_starts_on_despite_quoted_newlines(
+        tmp_path: Path, values: list[str]) -> None:
+    """A quoted field holding a newline makes one record of two lines: every later entry
+    reference (and bad-entry line) was one line short."""
+    p = tmp_path / "q.csv"
+    p.write_text(f'hash,category\n{values[0]},"a\nb"\n\n{values[1]},c\nnothex,d\n')
+    with pytest.raises(ListError, match="line 6"):
+        load(p, signal="md5")
+    hl = one(p, signal="md5", on_bad_entry="skip")
+    assert hl.stats["bad_entry_lines"] == [6]
+    order = {bytes(v): i for i, v in enumerate(hl.values)}
+    refs = hl.ref_strings(np.arange(2)).to_pylist()
+    assert refs[order[bytes.fromhex(values[0])]] == "line:2"
+    assert refs[order[bytes.fromhex(values[1])]] == "line:5"
+
+
 def test_entries_of_another_signal_length(tmp_path: Path) -> None:
     sha = hexes(rand_bytes(4, 32, seed=43))
     p = write_text_list(tmp_path / "sha.txt", sha)

@@ -255,17 +255,38 @@ def _looks_like_value(name: str) -> bool:
 _HEX_VALUE = re.compile(r"[0-9A-Fa-f]{16,}")
 
 
-def _nonblank_lines(path: Path, rows: int) -> np.ndarray:
+def _nonblank_lines(path: Path, rows: int, delimiter: str | None = None) -> np.ndarray:
     """1-based numbers of the non-blank lines of a JSON Lines or CSV file: the readers
-    skip blank lines, so row i is not always line i + 1, and errors must name the right
-    line. Where the count differs from ``rows`` (a quoted CSV field holding a newline),
-    lines are numbered 1, 2, ... as read."""
+    skip blank lines, so row i is not always line i + 1, and errors and entry references
+    must name the right line. Where the count differs from ``rows`` (a quoted CSV field
+    holding a newline makes one record of several lines), each CSV record is numbered
+    by the line it starts on, read again with Python's csv module (slower, and only
+    then)."""
     buf = np.fromfile(path, dtype=np.uint8)
     ends = np.flatnonzero(buf == 10)
     starts, stops = np.concatenate(([0], ends + 1)), np.concatenate((ends, [buf.shape[0]]))
     filled = np.concatenate(([0], np.cumsum(~np.isin(buf, (9, 10, 13, 32)))))
     lines = np.flatnonzero(filled[stops] > filled[starts]) + 1
-    return lines if lines.shape[0] == rows else np.arange(rows) + 1
+    if lines.shape[0] == rows:
+        return lines
+    if delimiter is not None:
+        records = _record_lines(path, delimiter)
+        if records.shape[0] == rows:
+            return records
+    return np.arange(rows) + 1
+
+
+def _record_lines(path: Path, delimiter: str) -> np.ndarray:
+    """The line each non-empty CSV record starts on (the header's included)."""
+    out: list[int] = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        before = 0
+        for record in reader:
+            if record:
+                out.append(before + 1)
+            before = reader.line_num
+    return np.asarray(out, dtype=np.int64)
 
 
 def _read_csv(path: Path, delimiter: str) -> pa.Table:
@@ -307,7 +328,8 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
                                 "a text list: format = \"text\")")
             # the reader skips blank lines: number rows by the file's non-blank lines
             # (the header is the first), so that errors name the right line
-            return table, _nonblank_lines(Path(path), table.num_rows + 1)[1:], "line"
+            delimiter = "\t" if fmt == "tsv" else ","
+            return table, _nonblank_lines(Path(path), table.num_rows + 1, delimiter)[1:], "line"
         if fmt == "jsonl":
             # one block for the whole file: types are inferred from every line, not the first few
             table = pajson.read_json(path, read_options=pajson.ReadOptions(
