@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dhtest import write_manifest, write_text_list
+from dhtest import hexes, rand_bytes, write_manifest, write_text_list
 
 from datahygiene import __version__
 from datahygiene.step import EXCLUSION_SCHEMA
@@ -612,3 +612,22 @@ def test_no_directory_of_a_run_is_writable_by_others_whatever_the_umask(
     dirs = [out, *(p for p in out.rglob("*") if p.is_dir())]
     assert all(not stat.S_IMODE(d.stat().st_mode) & 0o022 for d in dirs), [
         (str(d), oct(stat.S_IMODE(d.stat().st_mode))) for d in dirs]
+
+
+def test_report_stubs_stay_well_formed_with_odd_urls_and_keys(cli, tmp_path: Path) -> None:
+    """A control character in a matched URL made the XML stub unparsable; a "|" or a
+    newline in a key split its row in summary.md."""
+    import xml.dom.minidom
+
+    md5 = hexes(rand_bytes(2, 16, seed=61))
+    m = write_manifest(tmp_path / "m" / "x.parquet", {
+        "key": ["k1", "k|2\nx"], "url": ["https://example.invalid/\u0001a.jpg",
+                                        "https://example.invalid/b.jpg"], "md5": md5})
+    lst = write_text_list(tmp_path / "l.txt", md5)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", m.parent, "--list", f"md5={lst}", "--out", out, "-q")
+    reports = out / "restricted" / "reports"
+    xml.dom.minidom.parse(str(reports / "cybertipline" / "cybertipline-stub.xml"))
+    rows = [ln for ln in (reports / "summary" / "summary.md").read_text().splitlines()
+            if ln.startswith("| excluded")]
+    assert len(rows) == 2 and all(ln.count(" | ") == 4 for ln in rows), rows

@@ -22,6 +22,7 @@ the same stub.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -214,8 +215,15 @@ def _xml(stub: dict[str, Any]) -> bytes:
             ET.SubElement(fd, "originalFileHash", hashType=h["hashType"]).text = h["value"]
         for a in f["additionalInfo"]:
             ET.SubElement(fd, "additionalInfo").text = a
+    for el in root.iter():  # a URL may hold characters XML cannot (the JSON stub keeps them)
+        if el.text:
+            el.text = _XML_ILLEGAL.sub("\ufffd", el.text)
     ET.indent(root)
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+# Characters XML 1.0 does not allow, even escaped: in the XML stub they become U+FFFD.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class CyberTiplineReporter(Reporter):

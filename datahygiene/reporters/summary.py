@@ -45,8 +45,13 @@ class SummaryReporter(Reporter):
                   "|---|---|---|---|---|"]
         d = exclusions.select(["decision", "key", "source_file", "row_index", "reasons"]).to_pylist()
         for r in d:
-            lines.append(f"| {r['decision']} | {r['key']} | {r['source_file']} | {r['row_index']} | "
-                         f"{', '.join(r['reasons'])} |")
+            lines.append(f"| {r['decision']} | {_cell(r['key'])} | {_cell(r['source_file'])} | "
+                         f"{r['row_index']} | {', '.join(r['reasons'])} |")
         path = directory / "summary.md"
         path.write_text("\n".join(lines) + "\n")
         return [path]
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: a "|" or a line break in a key or path would split the row."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
