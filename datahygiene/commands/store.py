@@ -100,9 +100,15 @@ def register(group: click.Group) -> None:
                     "would stop checking it. Store it under another --name, or pass "
                     "--allow-signal-change if the partner dropped that signal")
         first = lists[0].identity
+        skipped = sum(int(hl.stats.get("skipped_bad_entries", 0)) for hl in lists)
         meta = {"source": spec.source, "partner": first.partner, "upstream_name": first.name,
                 "upstream_version": first.version,
-                "retrieved_at": first.retrieved_at}
+                "retrieved_at": first.retrieved_at,
+                **({"skipped_bad_entries": skipped} if skipped else {})}
+        if skipped:  # the store keeps what parsed; say what it does not hold
+            click.echo(f"note: {skipped:,} bad entr{'y' if skipped == 1 else 'ies'} skipped "
+                       "(on_bad_entry = skip) and not stored; scans of this snapshot record "
+                       "the count", err=True)
         record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta,
                                            scan_index=build_scan_index(registry))
         what = "stored as" if new else "unchanged; latest is"

@@ -79,6 +79,8 @@ def _stats(version: int, meta: dict[str, Any], info: dict[str, Any],
     }
     if meta.get("upstream_version"):
         stats["upstream_version"] = meta["upstream_version"]
+    if meta.get("skipped_bad_entries"):  # left out when the list was imported
+        stats["skipped_bad_entries_at_import"] = int(meta["skipped_bad_entries"])
     if unsupported:
         stats["unsupported_signals_skipped"] = dict(sorted(unsupported.items()))
     if skipped:

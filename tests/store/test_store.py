@@ -327,3 +327,16 @@ def test_a_key_file_others_can_read_is_refused(env: dict) -> None:
     code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--store",
                     str(env["dir"] / "s2"), "--key-file", str(key))
     assert code == 0, out
+
+
+def test_entries_skipped_at_import_are_said_and_recorded(env: dict) -> None:
+    lst = env["dir"] / "sk.txt"
+    lst.write_text(env["listed"][0] + "\nnot-hex\n" + env["listed"][1] + "\n")
+    (env["dir"] / "sk.txt.meta.toml").write_text('signal = "md5"\non_bad_entry = "skip"\n')
+    code, out = run("lists", "import", str(lst), "--name", "sk", "--key-env", KEY_ENV)
+    assert code == 0 and "note: 1 bad entry skipped" in out
+    code, out = run("scan", "--manifest", str(env["manifest"]), "--list", "md5=store:sk",
+                    "--out", str(env["dir"] / "r"), "-q")
+    assert code == 0, out
+    stats = json.loads((env["dir"] / "r" / "run.json").read_text())["lists"][0]["stats"]
+    assert stats["skipped_bad_entries_at_import"] == 1
