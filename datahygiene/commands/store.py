@@ -111,6 +111,10 @@ def register(group: click.Group) -> None:
                        "the count", err=True)
         record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta,
                                            scan_index=build_scan_index(registry))
+        if not new:
+            # "unchanged" must mean the snapshot is there and opens: scans read its index,
+            # so a lost or damaged snapshot would otherwise go unnoticed until needed
+            store.read_snapshot(name, int(record["version"]))
         what = "stored as" if new else "unchanged; latest is"
         click.echo(f"{name}: {what} snapshot {record['version']} ({record['fingerprints']:,} "
                    f"entries; {', '.join(record['signals'])}; snapshot digest {record['fingerprint']})")
@@ -181,6 +185,9 @@ def register(group: click.Group) -> None:
         for n, idx in data.items():
             sync = idx.get("sync", {}).get("source", "-")
             for s in idx["snapshots"]:
+                if not (store.list_dir(n) / s["file"]).is_file():
+                    raise ListError(f"{store.list_dir(n) / s['file']}: snapshot {s['version']} of "
+                                    f"{n} is missing from the store")
                 rows.append((n, s["version"], s["created_at"], f"{s['entries']:,}",
                              " ".join(f"{k}:{v:,}" for k, v in s["signals"].items()) or "-",
                              s["origin"].get("source", sync), "yes" if s.get("scan_index") else "no",

@@ -340,3 +340,19 @@ def test_entries_skipped_at_import_are_said_and_recorded(env: dict) -> None:
     assert code == 0, out
     stats = json.loads((env["dir"] / "r" / "run.json").read_text())["lists"][0]["stats"]
     assert stats["skipped_bad_entries_at_import"] == 1
+
+
+def test_a_lost_or_damaged_snapshot_is_noticed_by_import_and_stored(env: dict) -> None:
+    """Scans read a snapshot's scan index, so a deleted or altered snapshot file went
+    unnoticed: `lists import` said "unchanged" and `lists stored` listed it."""
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", KEY_ENV)
+    assert code == 0, out
+    snap = env["dir"] / "store" / "lists" / "p" / "snapshot-000001.dhs"
+    blob = bytearray(snap.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    snap.write_bytes(bytes(blob))
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p")
+    assert code == 4 and snap.name in out
+    snap.unlink()
+    code, out = run("lists", "stored", "p")
+    assert code == 4 and "snapshot 1 of p is missing" in out
