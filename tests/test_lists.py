@@ -389,3 +389,13 @@ def test_errors_about_columns_never_quote_an_entry(tmp_path: Path, layout: str) 
     message = str(exc.value)
     assert str(path) in message
     assert not any(s in message or s.lower() in message.lower() for s in spellings), message
+
+
+def test_a_csv_line_in_another_delimiter_is_not_taken_for_a_header(tmp_path: Path,
+                                                                   values: list[str]) -> None:
+    """``E1;<md5>`` in a .csv was read as the header of an empty one-column table: an
+    empty list, exit 0, and the entry never checked."""
+    p = tmp_path / "semi.csv"
+    p.write_text(f"E1;{values[0]}\n")
+    with pytest.raises(ListError, match="holds an entry, not a header"):
+        load(p, signal="md5")

@@ -320,7 +320,8 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
             return table, np.arange(table.num_rows) + 1, "row"
         if fmt in ("csv", "tsv"):
             table = _read_csv(Path(path), "\t" if fmt == "tsv" else ",")
-            if any(_looks_like_value(c) for c in table.column_names):
+            # (a digest anywhere in a "name": "E1;<md5>" is a line in another delimiter)
+            if any(_HEX_VALUE.search(c) for c in table.column_names):
                 # A header-less file: its first entry would be taken for a column name,
                 # never matched, and quoted in messages that list the columns.
                 raise ListError(f"{path}: line 1 holds an entry, not a header; {fmt.upper()} lists "
