@@ -96,20 +96,27 @@ class Verification:
         self.checks.append(Check(name, SKIP if ok is None else PASS if ok else FAIL, reason))
 
     def run_all(self) -> list[Check]:
-        try:
-            self.run = json.loads((self.out / "run.json").read_bytes())
-            self.summary = json.loads((self.out / "summary.json").read_bytes())
-        except (OSError, ValueError) as exc:
-            self.add("run-record", False,
-                     f"run.json / summary.json missing or not JSON ({type(exc).__name__})")
-            return self.checks
-        if not isinstance(self.run, dict) or not isinstance(self.summary, dict):
-            self.add("run-record", False, "run.json / summary.json is not a JSON object")
-            return self.checks
+        for name in ("run.json", "summary.json"):
+            try:
+                record = json.loads((self.out / name).read_bytes())
+            except (OSError, ValueError) as exc:
+                self.add("run-record", False, f"{name} missing or not JSON ({type(exc).__name__})")
+                return self.checks
+            if not isinstance(record, dict):
+                self.add("run-record", False, f"{name} is not a JSON object")
+                return self.checks
+            if name == "run.json":
+                self.run = record
+            else:
+                self.summary = record
         evidence = self.run.get("evidence", {})
         steps: list[tuple[str, Any]] = []
         if not isinstance(evidence, dict) or not evidence.get("signed"):
-            self.add("evidence", False, "this run was not signed (scanned without --keys)")
+            if (self.out / CHECKPOINT).exists():  # signed evidence beside an unsigned record
+                self.add("evidence", False, "run.json says this run was not signed, but OUT holds "
+                         f"a signed {CHECKPOINT}: run.json does not describe the evidence beside it")
+            else:
+                self.add("evidence", False, "this run was not signed (scanned without --keys)")
         else:
             steps += [("public-key", self.check_key), ("checkpoint-signature", self.check_checkpoint),
                       ("log-run", self.check_log), ("log-history", self.check_history),
@@ -191,7 +198,7 @@ class Verification:
         for d in ("excluded", "unverified"):
             if counts.get(d, 0) != rows.get(d):
                 problems.append(f"{counts.get(d, 0)} {d} leaves for this run, "
-                                f"summary.json says {rows.get(d)}")
+                                f"summary.json says {rows.get(d)!r}")
         if problems:
             self.add("log-run", False, "; ".join(problems))
         else:

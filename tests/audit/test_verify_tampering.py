@@ -127,7 +127,7 @@ def test_record_that_is_not_an_object_fails(world: dict[str, Any], cli: Cli, tmp
     out = tmp_path / "run"
     shutil.copytree(world["run"], out)
     (out / "run.json").write_text("[1, 2]")
-    assert "FAIL  run-record: run.json / summary.json is not a JSON object" in verify(cli, out, ok=False)
+    assert "FAIL  run-record: run.json is not a JSON object" in verify(cli, out, ok=False)
 
 
 def test_absolute_inputs_found_under_inputs_root(world: dict[str, Any], cli: Cli, tmp_path: Path) -> None:
@@ -149,3 +149,16 @@ def test_release_published_apart_from_the_run(world: dict[str, Any], cli: Cli, t
                   world["keys"] / "hmac.key", "--inputs-root", world["base"])
     assert "2 clean output(s): no clean/ here, not checked" in text
     assert "PASS  released" in text
+
+
+def test_a_run_record_stripped_of_its_evidence_is_not_called_unsigned(world: dict[str, Any], cli: Cli,
+                                                                       tmp_path: Path) -> None:
+    """With run.json's evidence removed, verify said the run 'was not signed', although a
+    signed checkpoint, log and attestation sat beside it."""
+    out = tmp_path / "run"
+    shutil.copytree(world["run"], out)
+    run = json.loads((out / "run.json").read_text())
+    del run["evidence"]
+    (out / "run.json").write_text(json.dumps(run))
+    text = verify(cli, out, ok=False)
+    assert "run.json says this run was not signed, but OUT holds a signed public/checkpoint" in text
