@@ -399,3 +399,11 @@ def test_a_csv_line_in_another_delimiter_is_not_taken_for_a_header(tmp_path: Pat
     p.write_text(f"E1;{values[0]}\n")
     with pytest.raises(ListError, match="holds an entry, not a header"):
         load(p, signal="md5")
+
+
+def test_a_text_list_that_is_not_utf8_names_the_line(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "b.txt"
+    p.write_bytes(f"{values[0]}\n{values[1]}\n".encode() + b"\xff\xfe" + values[2].encode() + b"\n")
+    with pytest.raises(ListError, match="b.txt: line 3: not UTF-8 text") as err:
+        load(p, signal="md5")
+    assert values[2] not in str(err.value)

@@ -139,7 +139,8 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
         try:
             lines.validate(full=True)
         except pa.ArrowInvalid as exc:
-            raise ListError(f"{path}: not UTF-8 text; fix the encoding or use a parquet list") from exc
+            raise ListError(f"{path}: {_first_non_utf8_line(path)}not UTF-8 text; fix the encoding "
+                            "or use a parquet list") from exc
         text = _clean_lines(lines, hashes, blanks)
         keep = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) > 0
         return sig.parse_entries(text.filter(pa.array(keep))), np.flatnonzero(keep), len(lines)
@@ -355,6 +356,17 @@ def _plain_name(name: str) -> bool:
 
 _JSON_TYPES = {"str": "string", "int": "number", "float": "number", "bool": "boolean",
                "list": "list", "dict": "object"}
+
+
+def _first_non_utf8_line(path: str | Path) -> str:
+    """``"line N: "`` for the first line that is not UTF-8 (the error path only)."""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"line {n}: "
+    return ""
 
 
 def _first_unreadable_line(path: Path, fmt: str) -> str | None:
