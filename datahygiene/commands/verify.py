@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from datahygiene.audit.verify import FAIL, PASS, SKIP, verify
-from datahygiene.errors import VerificationError
+from datahygiene.errors import ConfigError, VerificationError
 
 
 def register(group: click.Group) -> None:
@@ -37,6 +37,8 @@ def register(group: click.Group) -> None:
         --released and --hmac-key, no released row is in the log and released +
         withheld rows = scanned rows. Exit code 7 if any check fails.
         """
+        if hmac_key and not released:  # it would be ignored, a wrong key with it
+            raise ConfigError("--hmac-key is used with --released (give the released manifest)")
         checks = verify(out, released=released, hmac_key=hmac_key, public_key=public_key,
                         previous=previous, inputs_root=inputs_root)
         for c in checks:

@@ -162,3 +162,9 @@ def test_a_run_record_stripped_of_its_evidence_is_not_called_unsigned(world: dic
     (out / "run.json").write_text(json.dumps(run))
     text = verify(cli, out, ok=False)
     assert "run.json says this run was not signed, but OUT holds a signed public/checkpoint" in text
+
+
+def test_hmac_key_without_released_is_refused(world: dict[str, Any], cli: Cli) -> None:
+    """It was accepted and ignored: a wrong key went unnoticed and verify passed."""
+    res = cli("verify", world["run"], "--hmac-key", world["keys"] / "hmac.key", ok=False)
+    assert res.exit_code == 2 and "--hmac-key is used with --released" in res.output
