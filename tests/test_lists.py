@@ -407,3 +407,11 @@ def test_a_text_list_that_is_not_utf8_names_the_line(tmp_path: Path, values: lis
     with pytest.raises(ListError, match="b.txt: line 3: not UTF-8 text") as err:
         load(p, signal="md5")
     assert values[2] not in str(err.value)
+
+
+def test_two_sidecars_are_refused(tmp_path: Path, values: list[str]) -> None:
+    p = write_text_list(tmp_path / "two.txt", values[:2])
+    (tmp_path / "two.txt.meta.toml").write_text('signal = "md5"\n')
+    (tmp_path / "two.txt.meta.json").write_text('{"signal": "md5", "partner": "p"}')
+    with pytest.raises(ConfigError, match="both a .meta.toml and a .meta.json"):
+        load(p)

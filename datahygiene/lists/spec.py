@@ -63,7 +63,11 @@ class ListSpec:
 
     def with_sidecar(self) -> ListSpec:
         """Fill unset fields from ``PATH.meta.toml`` or ``PATH.meta.json`` if present.
-        Values given explicitly (CLI, config) win over the sidecar."""
+        Values given explicitly (CLI, config) win over the sidecar. Both present is an
+        error: one would be ignored without a word."""
+        if Path(self.path + ".meta.toml").is_file() and Path(self.path + ".meta.json").is_file():
+            raise ConfigError(f"{self.path}: has both a .meta.toml and a .meta.json sidecar; "
+                              "keep one")
         for suffix, loader in ((".meta.toml", _load_toml), (".meta.json", _load_json)):
             side = Path(self.path + suffix)
             if side.is_file():
