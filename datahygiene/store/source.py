@@ -66,7 +66,7 @@ def _identity(name: str, version: int, meta: dict[str, Any], info: dict[str, Any
         partner=str(meta.get("partner") or "local"),
         name=name,
         version=str(version),
-        retrieved_at=meta.get("retrieved_at") or info.get("created_at"),
+        retrieved_at=meta.get("retrieved_at"),  # when the partner gave it; never the import time
     )
 
 

@@ -71,6 +71,7 @@ def test_import_scan_and_run_json_records_snapshot(env: dict) -> None:
     assert lst["version"] == "1" and lst["partner"] == "placeholder-partner"
     assert lst["stats"]["store_snapshot"] == 1
     assert lst["stats"]["upstream_version"] == "2026-11"
+    assert "retrieved_at" not in lst  # the sidecar gave none: not the import time either
     idx = json.loads((env["dir"] / "store" / "lists" / "partner" / "index.json").read_text())
     assert lst["stats"]["snapshot_fingerprint"] == idx["snapshots"][0]["fingerprint"]
     ex = pq.read_table(env["dir"] / "run" / "restricted" / "exclusions.parquet")
