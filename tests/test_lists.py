@@ -404,7 +404,7 @@ def test_a_csv_line_in_another_delimiter_is_not_taken_for_a_header(tmp_path: Pat
 def test_a_text_list_that_is_not_utf8_names_the_line(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "b.txt"
     p.write_bytes(f"{values[0]}\n{values[1]}\n".encode() + b"\xff\xfe" + values[2].encode() + b"\n")
-    with pytest.raises(ListError, match="b.txt: line 3: not UTF-8 text") as err:
+    with pytest.raises(ListError, match=r"b\.txt: line 3: not UTF-8 text") as err:
         load(p, signal="md5")
     assert values[2] not in str(err.value)
 
@@ -413,5 +413,5 @@ def test_two_sidecars_are_refused(tmp_path: Path, values: list[str]) -> None:
     p = write_text_list(tmp_path / "two.txt", values[:2])
     (tmp_path / "two.txt.meta.toml").write_text('signal = "md5"\n')
     (tmp_path / "two.txt.meta.json").write_text('{"signal": "md5", "partner": "p"}')
-    with pytest.raises(ConfigError, match="both a .meta.toml and a .meta.json"):
+    with pytest.raises(ConfigError, match=r"both a \.meta\.toml and a \.meta\.json"):
         load(p)
