@@ -102,6 +102,13 @@ def _located(path: str) -> str:
     return posixpath.join(os.path.realpath(posixpath.dirname(path)), posixpath.basename(path))
 
 
+def _unlistable(exc: OSError) -> None:
+    """``os.walk``'s onerror: a directory that cannot be listed is an input error, never
+    passed over (its files would go unscanned and the coverage look complete)."""
+    raise InputError(f"{exc.filename}: cannot list this directory ({exc.strerror}); "
+                     "its files would not be scanned")
+
+
 def _walk_local(root: str) -> list[str]:
     """The parquet files below a local directory, through symlinked directories too,
     each directory once (a link to an ancestor cannot loop). Real directories are walked
@@ -113,12 +120,8 @@ def _walk_local(root: str) -> list[str]:
     seen: set[tuple[int, int]] = set()
     links: list[str] = []
 
-    def fail(exc: OSError) -> None:
-        raise InputError(f"{exc.filename}: cannot list this directory ({exc.strerror}); "
-                         "its files would not be scanned")
-
     def walk(top: str, follow: bool) -> None:
-        for dirpath, dirnames, filenames in os.walk(top, onerror=fail, followlinks=follow):
+        for dirpath, dirnames, filenames in os.walk(top, onerror=_unlistable, followlinks=follow):
             st = os.stat(dirpath)
             if (st.st_dev, st.st_ino) in seen:
                 dirnames[:] = []
@@ -149,11 +152,7 @@ def _check_glob_dirs(pattern: str) -> None:
     depth = None if "**" in pattern else len(parts) - first - 1  # directory levels to list
     top = base.rstrip("/").count("/")
 
-    def fail(exc: OSError) -> None:
-        raise InputError(f"{exc.filename}: cannot list this directory ({exc.strerror}); "
-                         "files the pattern names there would not be scanned")
-
-    for dirpath, dirnames, _ in os.walk(base, onerror=fail):
+    for dirpath, dirnames, _ in os.walk(base, onerror=_unlistable):
         if depth is not None and dirpath.rstrip("/").count("/") - top >= depth:
             dirnames[:] = []
 

@@ -229,6 +229,16 @@ def test_csv_bad_row_names_the_file_line(tmp_path: Path, values: list[str]) -> N
         load(p, signal="md5")
 
 
+def assert_lines(p: Path, values: list[str], bad: int, refs: tuple[int, int]) -> None:
+    """Loaded with bad entries skipped: the bad entry's line, and the lines the entries
+    ``values[0]`` and ``values[1]`` are referenced by."""
+    hl = one(p, signal="md5", on_bad_entry="skip")
+    assert hl.stats["bad_entry_lines"] == [bad]
+    order = {bytes(v): i for i, v in enumerate(hl.values)}
+    got = hl.ref_strings(np.arange(2)).to_pylist()
+    assert [got[order[bytes.fromhex(v)]] for v in values[:2]] == [f"line:{n}" for n in refs]
+
+
 @pytest.mark.parametrize("sep", [",", "\t"])
 def test_csv_errors_and_refs_name_the_right_line_despite_blank_lines(tmp_path: Path, values: list[str],
                                                                      sep: str) -> None:
@@ -237,12 +247,7 @@ def test_csv_errors_and_refs_name_the_right_line_despite_blank_lines(tmp_path: P
     p.write_text(f"hash{sep}category\n\n{values[0]}{sep}a\n\n\n{values[1]}{sep}b\nnothex{sep}c\n")
     with pytest.raises(ListError, match="line 7"):
         load(p, signal="md5")
-    hl = one(p, signal="md5", on_bad_entry="skip")
-    assert hl.stats["bad_entry_lines"] == [7]
-    order = {bytes(v): i for i, v in enumerate(hl.values)}
-    refs = hl.ref_strings(np.arange(2)).to_pylist()
-    assert refs[order[bytes.fromhex(values[0])]] == "line:3"
-    assert refs[order[bytes.fromhex(values[1])]] == "line:6"
+    assert_lines(p, values, bad=7, refs=(3, 6))
 
 
 def test_csv_refs_name_the_line_a_record_starts_on_despite_quoted_newlines(
@@ -253,12 +258,7 @@ def test_csv_refs_name_the_line_a_record_starts_on_despite_quoted_newlines(
     p.write_text(f'hash,category\n{values[0]},"a\nb"\n\n{values[1]},c\nnothex,d\n')
     with pytest.raises(ListError, match="line 6"):
         load(p, signal="md5")
-    hl = one(p, signal="md5", on_bad_entry="skip")
-    assert hl.stats["bad_entry_lines"] == [6]
-    order = {bytes(v): i for i, v in enumerate(hl.values)}
-    refs = hl.ref_strings(np.arange(2)).to_pylist()
-    assert refs[order[bytes.fromhex(values[0])]] == "line:2"
-    assert refs[order[bytes.fromhex(values[1])]] == "line:5"
+    assert_lines(p, values, bad=6, refs=(2, 5))
 
 
 def test_entries_of_another_signal_length(tmp_path: Path) -> None:

@@ -537,14 +537,13 @@ def test_a_fifo_named_like_parquet_is_refused_not_waited_on(cli, small_manifest:
     assert res.exit_code == 3 and "z.parquet: not a regular file" in res.output
 
 
-def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli, small_manifest: dict[str, Any],
-                                                            tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """A directory walk used to skip a subdirectory it could not list: its files went
-    unscanned and run.json's coverage was silently short. (The permission error is
-    injected: the tests may run as root, who reads any directory.)"""
+def _with_unlistable_dir(small_manifest: dict[str, Any], tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
+    """``d/open/NAME`` and ``d/locked/b.parquet``, with listing ``d/locked`` failing as
+    it does without permission (injected: the tests may run as root, who reads any
+    directory)."""
     d = tmp_path / "d"
-    _copy(small_manifest["path"], d / "open" / "a.parquet")
+    _copy(small_manifest["path"], d / "open" / name)
     _copy(small_manifest["path"], d / "locked" / "b.parquet")
     real = os.scandir
 
@@ -554,6 +553,16 @@ def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli, small_manifest:
         return real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
+    return d
+
+
+def test_an_unreadable_subdirectory_is_an_error_not_skipped(cli, small_manifest: dict[str, Any],
+                                                            tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory walk used to skip a subdirectory it could not list: its files went
+    unscanned and run.json's coverage was silently short. (The permission error is
+    injected: the tests may run as root, who reads any directory.)"""
+    d = _with_unlistable_dir(small_manifest, tmp_path, monkeypatch, "a.parquet")
     res = cli("scan", "--manifest", d, "--list", f"md5={small_manifest['list']}", "--out",
               tmp_path / "run", ok=False)
     assert res.exit_code == 3 and "locked: cannot list this directory" in res.output
@@ -578,17 +587,7 @@ def test_a_glob_does_not_pass_over_an_unreadable_directory(cli, small_manifest: 
     """The glob (fsspec's, as the OS's) skipped a directory it could not list, and the
     run's coverage was silently short. (The permission error is injected: the tests
     may run as root.)"""
-    d = tmp_path / "d"
-    _copy(small_manifest["path"], d / "open" / "b.parquet")
-    _copy(small_manifest["path"], d / "locked" / "b.parquet")
-    real = os.scandir
-
-    def scandir(path: Any = ".") -> Any:
-        if str(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    d = _with_unlistable_dir(small_manifest, tmp_path, monkeypatch, "b.parquet")
     res = cli("scan", "--manifest", f"{d}/{pattern}", "--list", f"md5={small_manifest['list']}",
               "--out", tmp_path / "run", ok=False)
     assert res.exit_code == 3 and "locked: cannot list this directory" in res.output
