@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check datahygiene tests plugins
 
 typecheck: $(STAMP)
-	$(BIN)/mypy datahygiene
+	$(BIN)/mypy datahygiene $(filter-out %.egg-info/,$(wildcard plugins/*/datahygiene_*/))
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -115,7 +115,7 @@ def run_contender(name: str, data: Path, threads: int, sample: int) -> dict[str,
     if name == "ours":
         from datahygiene_pdq.index import MIHIndex, as_words
 
-        index = MIHIndex(entries, THRESHOLD)
+        index: Any = MIHIndex(entries, THRESHOLD)  # or faiss / brute force below
         t1 = time.perf_counter()
         qw = as_words(queries)
         block = 4096

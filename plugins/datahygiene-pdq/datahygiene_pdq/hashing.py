@@ -76,7 +76,7 @@ def decode_luma(data: bytes, cfg: HashConfig = HashConfig()) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im: Image.Image = Image.open(io.BytesIO(data))
             w, h = im.size
             if w < 1 or h < 1:
                 raise HashError("decode-error")
