@@ -630,3 +630,27 @@ def test_report_stubs_stay_well_formed_with_odd_urls_and_keys(cli, tmp_path: Pat
     rows = [ln for ln in (reports / "summary" / "summary.md").read_text().splitlines()
             if ln.startswith("| excluded")]
     assert len(rows) == 2 and all(ln.count(" | ") == 4 for ln in rows), rows
+
+
+def test_view_typed_columns_are_scanned_and_kept_in_clean(cli, small_manifest: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    """polars and DuckDB may write string_view / binary_view columns; pyarrow has no take
+    or filter for them. Such a file is scanned like any other (it was 'may be corrupt'
+    as soon as a row was flagged) and its clean file keeps the view types."""
+    t = pq.read_table(small_manifest["path"])
+    views = pa.table({name: col.cast(pa.string_view()) for name, col in zip(t.column_names, t.columns,
+                                                                            strict=True)})
+    views = views.append_column("blob", pa.array([b"x"] * views.num_rows, pa.binary_view()))
+    p = tmp_path / "views" / "v.parquet"
+    p.parent.mkdir()
+    pq.write_table(views, p)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", p, "--list", f"md5={small_manifest['list']}", "--out", out,
+        "--write-clean", "-q")
+    got = decisions(out)
+    assert {k for k, d in got.items() if d == "excluded"} == small_manifest["excluded"]
+    assert {k for k, d in got.items() if d == "unverified"} == small_manifest["unverified"]
+    clean = pq.read_table(out / "clean" / "v.parquet")
+    assert clean.schema == views.schema
+    flagged = small_manifest["excluded"] | small_manifest["unverified"]
+    assert set(clean.column("key").to_pylist()) == set(small_manifest["keys"]) - flagged

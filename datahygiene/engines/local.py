@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from datahygiene.errors import InputError
 from datahygiene.manifest import InputFile, open_parquet
 from datahygiene.step import EMPTY_EXCLUSIONS, ScanPlan, check_batch
+from datahygiene.viewtypes import has_views, without_views
 
 ProgressFn = Callable[[int, int], None]  # (rows done, rows flagged) increments
 # Batch size of the late read: small enough that stopping after the last needed row
@@ -108,8 +109,11 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
     clean: list[pa.RecordBatch] = []
     early_parts: list[pa.Table] = []
     offset = task.row_offset
+    viewed = has_views(pf.schema_arrow)  # no take or filter for view types: cast them
     for batch in pf.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
                                  columns=columns, use_threads=False):
+        if viewed:
+            batch = without_views(batch)
         res = check_batch(batch, step_plan, task.file.path, offset)
         if res.flagged.num_rows:
             flagged.append(res.flagged)
@@ -139,7 +143,7 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
         src = table if key_cols or details is None else details
         need = src.column("row_index").to_numpy() - task.row_offset
         got = _late_read(pf, task.row_group, list(dict.fromkeys([*key_cols, *late_cols])), need,
-                         min(batch_size, LATE_BATCH))
+                         min(batch_size, LATE_BATCH), viewed)
         if key_cols:
             found = pc.cast(got.column(key_cols[0]), pa.string())
             table = table.set_column(0, "key", pc.coalesce(found, table.column("key")))
@@ -154,11 +158,13 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
     if keep_clean:
         clean_table = (pa.Table.from_batches(clean) if clean
                        else pf.schema_arrow.empty_table())
+        if viewed and clean:
+            clean_table = clean_table.cast(pf.schema_arrow)  # the input's own schema
     return TaskResult(task, table, clean_table, details)
 
 
 def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.ndarray,
-               batch_size: int) -> pa.Table:
+               batch_size: int, viewed: bool = False) -> pa.Table:
     """Columns ``columns`` of the (ascending, unique) row-group-relative ``rows``.
 
     Batch by batch, keeping only the needed rows of each, and stopping after the batch
@@ -172,7 +178,7 @@ def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.
         end = start + b.num_rows
         lo, hi = np.searchsorted(rows, [start, end])
         if hi > lo:
-            parts.append(b.take(pa.array(rows[lo:hi] - start)))
+            parts.append((without_views(b) if viewed else b).take(pa.array(rows[lo:hi] - start)))
         start = end
         if start > last:
             break
