@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from dhtest import core_registry
 
@@ -28,6 +29,11 @@ REG = core_registry()
     ("https://example.invalid", "https://example.invalid"),
     ("HTTP://EXAMPLE.INVALID:80", "http://example.invalid"),
     ("not a url at all", "not a url at all"),
+    # a line feed inside is kept like any byte; the host is still lower-cased and the
+    # fragment still dropped (both were missed: the rule's "." did not match "\n")
+    ("HTTPS://EXAMPLE.INVALID/a\nb.jpg", "https://example.invalid/a\nb.jpg"),
+    ("https://example.invalid/q.jpg#x\ny", "https://example.invalid/q.jpg"),
+    ("HTTP://EXAMPLE.INVALID:80/\nx", "http://example.invalid/\nx"),
 ])
 def test_basic_normalisation(given: str, want: str) -> None:
     assert normalize_urls(pa.array([given])).to_pylist() == [want]
@@ -100,6 +106,34 @@ def _random_urls(n: int, seed: int) -> list[str | None]:
     return out
 
 
+def _documented_rule(url: str) -> str:
+    """docs/list-formats.md's URL rule, read plainly, in Python (the trim is Arrow's, whose
+    whitespace set is what the docs name)."""
+    import re
+
+    u = pc.utf8_trim_whitespace(pa.array([url]))[0].as_py()
+    u = u.split("#", 1)[0]
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*", u)
+    if not m:
+        return u
+    auth = m.group(0).lower()
+    for scheme, port in (("http://", ":80"), ("https://", ":443")):
+        if auth.startswith(scheme) and auth.endswith(port):
+            auth = auth[: -len(port)]
+    return auth + u[m.end():]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_rule_is_the_documented_one(seed: int) -> None:
+    """The Arrow kernels that define the rule against an independent reading of the docs
+    (they kept a fragment and an upper-case host when the URL held a line feed)."""
+    urls = [u for u in _random_urls(3000, seed) if u is not None]
+    got = normalize_urls(pa.array(urls)).to_pylist()
+    want = [_documented_rule(u) for u in urls]
+    bad = [(u, g, w) for u, g, w in zip(urls, got, want, strict=True) if g != w]
+    assert not bad, bad[:3]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_compiled_url_normalisation_matches_the_arrow_rule(seed: int) -> None:
     """The compiled pass (printable-ASCII rows) and the Arrow kernels (the rest) give
@@ -157,3 +191,27 @@ def test_compiled_digests_match_hashlib_on_every_length() -> None:
         digest_rows(code, data, offsets, rows, out)
         for i, r in enumerate(rows):
             assert bytes(out[i]) == hashlib.new(name, msgs[r]).digest(), (name, len(msgs[r]))
+
+
+def test_a_url_column_that_is_not_text_is_malformed_row_by_row() -> None:
+    """Bytes that are not UTF-8, numbers, lists and structs are not URLs: those rows are
+    unverified (malformed), the others are digested; nothing stops the scan (a non-UTF-8
+    value did, for the whole run) and no number is digested as its decimal text."""
+    sig = REG.signal("url-sha256")
+    url = b"https://example.invalid/a.jpg"
+    want = hashlib.sha256(url).digest()
+    for col in (pa.array([url, b"\xff\xfe", None], pa.binary()),
+                pa.array([url, b"\xff\xfe", None], pa.large_binary()),
+                pa.array([url, b"\xff\xfe", None], pa.binary_view()),
+                pa.array([url.decode(), None, None], pa.string_view()),
+                pa.array([url.decode(), None, None]).dictionary_encode()):
+        n = sig.normalize(col)
+        assert bytes(n.values[0]) == want and n.valid.tolist() == [True, False, False]
+        assert n.reasons[2] == "null"
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) \
+                or pa.types.is_binary_view(col.type):
+            assert n.reasons[1] == "malformed"
+    for col in (pa.array([1, None], pa.int64()), pa.array([["a"], None]),
+                pa.array([{"u": "https://example.invalid/"}, None])):
+        n = sig.normalize(col)
+        assert n.valid.tolist() == [False, False] and list(n.reasons) == ["malformed", "null"]

@@ -37,9 +37,9 @@ from datahygiene import digests, kernels
 from datahygiene.errors import ConfigError
 from datahygiene.signals.base import ColumnMatch, Normalized, SignalIndex, SignalType
 from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
-from datahygiene.signals.hexcodec import NULL, normalize_fixed, string_buffers
+from datahygiene.signals.hexcodec import MALFORMED, NULL, normalize_fixed, string_buffers
 
-_SPLIT = r"^(?P<auth>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)(?P<rest>.*)$"
+_SPLIT = r"(?s)^(?P<auth>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)(?P<rest>.*)$"
 
 
 def normalize_urls(urls: pa.Array, mode: str = "basic") -> pa.Array:
@@ -49,7 +49,9 @@ def normalize_urls(urls: pa.Array, mode: str = "basic") -> pa.Array:
     if mode != "basic":
         raise ConfigError(f"unknown url normalisation {mode!r}; use 'basic' or 'none'")
     u = pc.utf8_trim_whitespace(urls)
-    u = pc.replace_substring_regex(u, pattern=r"#.*$", replacement="")
+    # (?s): "." matches a line feed too; a URL may hold one (it is kept, as any byte of
+    # the path), and without it the fragment and the host's case were left as they were
+    u = pc.replace_substring_regex(u, pattern=r"(?s)#.*$", replacement="")
     parts = pc.extract_regex(u, pattern=_SPLIT)
     # extract_regex yields null for rows without a scheme://authority: keep those as they are.
     auth = pc.struct_field(parts, [0])
@@ -59,6 +61,37 @@ def normalize_urls(urls: pa.Array, mode: str = "basic") -> pa.Array:
     auth = pc.replace_substring_regex(auth, pattern=r"^(https://[^/?#]*?):443$", replacement=r"\1")
     joined = pc.binary_join_element_wise(auth, rest, pa.scalar("", type=u.type))  # large_string too
     return pc.if_else(pc.is_null(parts), u, joined)
+
+
+def _as_text(column: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """A URL column as a string or large_string array, and which rows hold a value that
+    is not text (``None``: none do). Such rows come back null and are reported
+    ``malformed``: bytes that are not UTF-8, or a column of numbers, lists or structs
+    -- never digested as whatever text a cast would give (an int64 ``1`` as ``"1"``),
+    and never an error that stops the scan."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    t = column.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return column, None
+    if pa.types.is_string_view(t):
+        return column.cast(pa.large_string()), None
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t) \
+            or pa.types.is_fixed_size_binary(t):
+        try:
+            return column.cast(pa.large_string()), None
+        except pa.ArrowInvalid:  # some value is not UTF-8: those rows alone are malformed
+            texts: list[str | None] = []
+            bad = np.zeros(len(column), dtype=bool)
+            for i, v in enumerate(column.to_pylist()):
+                try:
+                    texts.append(None if v is None else v.decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append(None)
+                    bad[i] = True
+            return pa.array(texts, pa.large_string()), bad
+    bad = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return pa.nulls(len(column), pa.string()), bad
 
 
 _ALGORITHMS = {"md5": 0, "sha1": 1, "sha256": 2}  # datahygiene.digests.digest_rows
@@ -114,8 +147,7 @@ class URLDigest(SignalType):
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         n = len(column)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            column = column.cast(pa.string())
+        column, malformed = _as_text(column)
         mode = str(self.options.get("normalization", "basic"))
         data, offsets, status = _normalized_bytes(column, mode)
         values = np.zeros((n, self.width), dtype=np.uint8)
@@ -136,6 +168,8 @@ class URLDigest(SignalType):
                     values[row] = np.frombuffer(digest(text.encode("utf-8")).digest(), np.uint8)
                     valid[row] = True
         reasons[~valid] = NULL
+        if malformed is not None:
+            reasons[malformed] = MALFORMED
         return Normalized(values, valid, reasons)
 
     def match_column(self, column: pa.Array | pa.ChunkedArray,
