@@ -487,10 +487,12 @@ def attach_content(checks: list[Check], config: Any) -> tuple[list[Check], list[
     for c in checks:
         if id(c) in chosen_ids:
             cols = transform.variants(c.signal)
+            why = reason_column(cols[0])  # the transform says why a value is missing
             if len(cols) > 1:
-                out.append(DihedralCheck(c.signal, cols[0], c.list_group, variant_columns=cols[1:]))
+                out.append(DihedralCheck(c.signal, cols[0], c.list_group, reasons_column=why,
+                                         variant_columns=cols[1:]))
             else:
-                out.append(Check(c.signal, cols[0], c.list_group))
+                out.append(Check(c.signal, cols[0], c.list_group, reasons_column=why))
             continue
         qcol = c.signal.options.get("quality_column")
         if qcol:

@@ -156,6 +156,10 @@ class Check(BaseCheck):
     _entry_list: pa.Array | None = field(default=None, repr=False)
     _list_starts: np.ndarray | None = field(default=None, repr=False)
     _entry_threshold: np.ndarray | None = field(default=None, repr=False)
+    # the column a transform fills with why a row's derived value is null (see
+    # :func:`reason_column`); None for a manifest column, whose neighbours are the
+    # user's data: a manifest column named like a reason column is never read as one
+    reasons_column: str | None = None
 
     @property
     def signal_name(self) -> str:  # type: ignore[override]
@@ -228,8 +232,8 @@ class Check(BaseCheck):
                 m = index.query(take_rows(norm.values, good))
                 rows = good[m.query]
         bad_reasons = pa.array(reasons, type=pa.string()) if len(reasons) else _NO_STRINGS
-        if bad.size:
-            rcol = reason_column(self.column)
+        if bad.size and self.reasons_column:
+            rcol = self.reasons_column
             if rcol in batch.schema.names:
                 given = batch.column(rcol).take(pa.array(bad)).cast(pa.string())
                 bad_reasons = pc.coalesce(given, bad_reasons)

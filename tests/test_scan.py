@@ -654,3 +654,22 @@ def test_view_typed_columns_are_scanned_and_kept_in_clean(cli, small_manifest: d
     assert clean.schema == views.schema
     flagged = small_manifest["excluded"] | small_manifest["unverified"]
     assert set(clean.column("key").to_pylist()) == set(small_manifest["keys"]) - flagged
+
+
+def test_a_manifest_column_named_like_a_reason_column_is_data_not_reasons(
+        cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
+    """A transform says why a computed hash is missing in ``__reason__COLUMN``; a manifest
+    column of that name is the user's data. It was read as reasons with --write-clean:
+    its text replaced unverified rows' reason codes and reached the public summary.json."""
+    t = pq.read_table(small_manifest["path"])
+    t = t.append_column("__reason__md5", pa.array(["https://example.invalid/private.jpg"] * t.num_rows))
+    p = tmp_path / "r" / "m.parquet"
+    p.parent.mkdir()
+    pq.write_table(t, p)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", p, "--list", f"md5={small_manifest['list']}", "--out", out,
+        "--write-clean", "-q")
+    reasons = dict(zip(*(read_ex(out)[c] for c in ("key", "reasons")), strict=True))
+    assert reasons["k005"] == ["md5:null"] and reasons["k014"] == ["md5:wrong-length"]
+    assert "example.invalid" not in (out / "summary.json").read_text()
+    assert "__reason__md5" in pq.read_table(out / "clean" / "m.parquet").column_names

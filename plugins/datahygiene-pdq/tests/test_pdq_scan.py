@@ -265,3 +265,19 @@ def test_bad_option_values_are_refused_before_the_scan(tmp_path: Path, option: s
     opts = tomllib.loads(option)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         discover().signal("pdq", options=opts)
+
+
+def test_a_manifest_column_named_like_a_computed_one_is_refused(planted: tuple[Path, Path],
+                                                                tmp_path: Path) -> None:
+    """The hashes computed from images go in ``__content__pdq`` beside the batch's columns:
+    a manifest column of that name would be a second one, read in their place."""
+    manifest, lst = planted
+    t = pq.read_table(manifest)
+    p = tmp_path / "dup" / "m.parquet"
+    p.parent.mkdir()
+    pq.write_table(t.append_column("__content__pdq", pa.array([b"\0" * 32] * t.num_rows)), p)
+    res = run("scan", "--manifest", p, "--list", f"pdq={lst}", "--image-column", "jpg",
+              "--out", tmp_path / "run", "--hash-workers", "1", ok=False)
+    assert res.exit_code == 3
+    assert "'__content__pdq' is named like a column datahygiene computes" in res.output
+    assert not (tmp_path / "run" / "run.json").exists()
