@@ -31,14 +31,19 @@ class KeyNotUnique(InputError):
 
 def null_keys(metadata: list[pq.FileMetaData], key_column: str) -> int | None:
     """Rows whose key is null, from the footers' column statistics (no data read);
-    None when a row group does not record its null count."""
+    None when a row group with rows does not record its null count (an empty one, as
+    in an img2dataset shard whose every download failed, holds no null key)."""
     total = 0
     for md in metadata:
+        if not md.num_rows:
+            continue
         names = [md.schema.column(j).path for j in range(md.num_columns)]
         if key_column not in names:
             return None
         j = names.index(key_column)
         for rg in range(md.num_row_groups):
+            if not md.row_group(rg).num_rows:
+                continue
             stats = md.row_group(rg).column(j).statistics
             if stats is None or not stats.has_null_count:
                 return None

@@ -122,3 +122,18 @@ def test_null_keys_are_counted_and_noted(cli, tmp_path: Path) -> None:
     run = json.loads((out / "run.json").read_text())
     assert run["key"] == {"column": "key", "null_rows": 5, "flagged_keys_unique": True}
     assert "note: 5 row(s) have no key (column 'key' is null there)" in res.output
+
+
+def test_an_empty_input_does_not_make_null_keys_uncounted(cli, tmp_path: Path) -> None:
+    """img2dataset writes an empty shard when every download of it failed; its one row
+    group has no null count, and that made the whole run's null_rows None."""
+    md5 = hexes(rand_bytes(30, 16, seed=14))
+    keys = [None if i % 7 == 0 else f"k{i}" for i in range(30)]
+    m = write_manifest(tmp_path / "m" / "a.parquet", {"key": keys, "md5": md5})
+    write_manifest(tmp_path / "m" / "b.parquet", {"key": pa.array([], pa.string()),
+                                                  "md5": pa.array([], pa.string())})
+    lst = write_text_list(tmp_path / "list.txt", [md5[1]])
+    out = tmp_path / "run"
+    res = cli("scan", "--manifest", m.parent, "--list", f"md5={lst}", "--out", out)
+    assert json.loads((out / "run.json").read_text())["key"]["null_rows"] == 5
+    assert "note: 5 row(s) have no key" in res.output
