@@ -63,17 +63,24 @@ def _effective_keys(column: pa.Array | pa.ChunkedArray, path: str, offset: int) 
     return keys
 
 
-def _count_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> int:
+def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> dict[str, int]:
+    """How many of the file's rows carry each flagged key it holds."""
+    counts: dict[str, int] = {}
     try:
         with f.open() as fh:
             pf = pq.ParquetFile(fh)
-            n, offset = 0, 0
+            offset = 0
             for batch in pf.iter_batches(batch_size=1 << 20, columns=[key_column],
                                          use_threads=False):
                 keys = _effective_keys(batch.column(0), f.path, offset)
-                n += int(pc.sum(pc.is_in(keys, value_set=flagged)).as_py() or 0)
+                hits = keys.filter(pc.is_in(keys, value_set=flagged))
+                if len(hits):
+                    vc = pc.value_counts(hits)
+                    for k, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(),
+                                    strict=True):
+                        counts[k] = counts.get(k, 0) + n
                 offset += batch.num_rows
-            return n
+            return counts
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{f.path}: cannot read its key column {key_column!r} again "
                          f"({type(exc).__name__}); the file may have changed") from None
@@ -81,18 +88,20 @@ def _count_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> int:
 
 def rows_sharing_flagged_keys(files: list[InputFile], key_column: str, exclusions: pa.Table,
                               threads: int) -> tuple[int, int]:
-    """(rows, files): how many rows that are *not* flagged carry the key of a flagged
-    row, and in how many inputs. Zero when every flagged key names its row alone.
-
-    Every flagged row is among the rows whose key is a flagged key, so the rows beyond
-    them, per file, are exactly those that share a key with one."""
+    """(rows, files): how many rows carry the key of a flagged row beyond that row --
+    clean rows, and flagged ones too (an excluded row and an unverified one kept with
+    --keep-unverified must not share a key: the log could not tell which one a released
+    key is) -- and in how many inputs the keys so shared are. Zero when every flagged
+    key names one row alone."""
     if not exclusions.num_rows:
         return 0, 0
     flagged = pc.unique(exclusions.column("key").combine_chunks())
-    per_file_flagged: dict[str, int] = {}
-    for path in exclusions.column("source_file").to_pylist():
-        per_file_flagged[path] = per_file_flagged.get(path, 0) + 1
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="datahygiene-keys") as pool:
-        found = list(pool.map(lambda f: _count_in_file(f, key_column, flagged), files))
-    extra = [n - per_file_flagged.get(f.path, 0) for f, n in zip(files, found, strict=True)]
-    return sum(extra), sum(1 for e in extra if e)
+        per_file = list(pool.map(lambda f: _flagged_keys_in_file(f, key_column, flagged), files))
+    total: dict[str, int] = {}
+    for counts in per_file:
+        for k, n in counts.items():
+            total[k] = total.get(k, 0) + n
+    shared = {k for k, n in total.items() if n > 1}
+    rows = sum(total[k] - 1 for k in shared)
+    return rows, sum(1 for counts in per_file if shared & counts.keys())

@@ -461,9 +461,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 shared, in_files = rows_sharing_flagged_keys(files, key, exclusions, threads)
                 if shared:
                     raise KeyNotUnique(
-                        f"key column {key!r} is not unique: {shared:,} row(s) in {in_files} "
-                        "input(s) share a key with an excluded or unverified row, so the "
-                        "exclusion log cannot tell them apart; rerun with a column unique across "
+                        f"key column {key!r} is not unique: {shared:,} more row(s) carry the key "
+                        f"of an excluded or unverified row ({in_files} input(s) hold such keys), "
+                        "so the exclusion log cannot tell them apart; rerun with a column unique across "
                         "the inputs (--key COLUMN) or --key '' (rows named FILE:ROW), or keep "
                         "this key with --resume --no-check-keys (the finished inputs are kept)")
             t_keys = time.perf_counter()

@@ -40,7 +40,8 @@ def test_a_flagged_key_shared_with_another_row_is_refused(cli, two_runs: dict[st
     out = tmp_path / "run"
     res = scan(cli, two_runs, out, "--check-keys", ok=False)
     assert res.exit_code == 3
-    assert "key column 'key' is not unique: 2 row(s) in 1 input(s)" in res.output
+    assert ("key column 'key' is not unique: 2 more row(s) carry the key of an excluded or "
+            "unverified row (2 input(s) hold such keys)") in res.output
     assert "003" not in res.output and "011" not in res.output  # keys of matched rows stay restricted
     assert not (out / "run.json").exists()
     # the way on is said once: a new --key (which --resume would refuse), or this key kept
@@ -137,3 +138,22 @@ def test_an_empty_input_does_not_make_null_keys_uncounted(cli, tmp_path: Path) -
     res = cli("scan", "--manifest", m.parent, "--list", f"md5={lst}", "--out", out)
     assert json.loads((out / "run.json").read_text())["key"]["null_rows"] == 5
     assert "note: 5 row(s) have no key" in res.output
+
+
+@pytest.mark.parametrize("keep_unverified", [False, True])
+def test_a_key_shared_by_two_flagged_rows_is_refused(cli, two_runs: dict[str, Any], tmp_path: Path,
+                                                     keep_unverified: bool) -> None:
+    """Key 003 excluded in one input and unverified in the other: with --keep-unverified
+    the unverified row is released, and an auditor checking the release by key could not
+    tell it from the excluded one. The check passed it (only clean rows were counted),
+    and run.json said flagged_keys_unique: true."""
+    t = pq.read_table(two_runs["b"])
+    md5 = t.column("md5").to_pylist()
+    md5[3] = None
+    keys = [k if i == 3 else f"b{k}" for i, k in enumerate(t.column("key").to_pylist())]
+    pq.write_table(pa.table({"key": keys, "md5": md5}), two_runs["b"])  # shares 003 alone
+    out = tmp_path / "run"
+    res = scan(cli, two_runs, out, "--check-keys", "--key", "key", "--write-clean",
+               *(["--keep-unverified"] if keep_unverified else []), ok=False)
+    assert res.exit_code == 3, res.output
+    assert "not unique: 1 more row(s)" in res.output

@@ -397,11 +397,14 @@ class Verification:
             return
         run_id = self.run["run_id"]
         keep_unverified = self._keeps_unverified()
-        current = {p["commitment"]: p["decision"] for p in self.parsed if p["run"] == run_id}
         earlier = {p["commitment"] for p in self.parsed if p["run"] != run_id and p["decision"] == "excluded"}
-        # the rows this run withheld from a release, and those earlier runs excluded
-        withheld_set = pa.array(sorted(c for c, d in current.items() if d == "excluded" or (
-            d == "unverified" and not keep_unverified)), pa.string())
+        # the rows this run withheld from a release, and those earlier runs excluded. A
+        # commitment is withheld if any of this run's leaves with it is: an excluded row
+        # and a kept unverified one that share a key give two leaves of one commitment,
+        # and a released row with that key may be either (the last leaf used to decide)
+        withheld_set = pa.array(sorted({p["commitment"] for p in self.parsed if p["run"] == run_id and (
+            p["decision"] == "excluded" or (p["decision"] == "unverified" and not keep_unverified))}),
+            pa.string())
         earlier_set = pa.array(sorted(earlier), pa.string())
         files = self._released_files()
 

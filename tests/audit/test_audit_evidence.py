@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -446,3 +447,27 @@ def test_a_log_that_cannot_be_extended_is_refused_before_the_scan(world: dict[st
     res = cli("scan", "--manifest", t["manifest"], "--list", t["lists"]["md5"], "--out", out,
               "--keys", other, "-q", ok=False)
     assert res.exit_code == 6 and "not signed by these keys" in res.output
+
+
+def test_a_released_key_shared_by_an_excluded_and_a_kept_unverified_row_fails(
+        world: dict[str, Any], cli: Cli, tmp_path: Path) -> None:
+    """Two inputs share key K1: excluded in one, unverified (kept, --keep-unverified) in the
+    other, the key check turned off. The log holds two leaves of one commitment; the
+    released check let the key pass (the last leaf, the kept unverified one, decided), so
+    a release holding the excluded row itself passed too."""
+    rng = np.random.default_rng(3)
+    md5 = [bytes(r).hex() for r in rng.integers(0, 256, (4, 16), dtype=np.uint8)]
+    m = tmp_path / "m"
+    m.mkdir()
+    pq.write_table(pa.table({"key": ["K1", "A2"], "md5": md5[:2]}), m / "a.parquet")
+    pq.write_table(pa.table({"key": ["K1", "B2"], "md5": [None, md5[3]]}), m / "b.parquet")
+    lst = tmp_path / "list.txt"
+    lst.write_text(md5[0] + "\n")
+    out = tmp_path / "o"
+    run_scan(ScanConfig(manifests=[str(m)], lists=[ListSpec(path=str(lst), signal="md5")],
+                        out=str(out), write_clean=True, keys=str(world["keys"]),
+                        keep_unverified=True, check_keys=False))
+    assert "K1" in pq.read_table(out / "clean" / "b.parquet").column("key").to_pylist()
+    res = verify(cli, out, "--released", out / "clean", "--hmac-key", world["keys"] / "hmac.key",
+                 ok=False)
+    assert "1 released row(s) are excluded or unverified in this run's log" in res.output
