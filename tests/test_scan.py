@@ -673,3 +673,23 @@ def test_a_manifest_column_named_like_a_reason_column_is_data_not_reasons(
     assert reasons["k005"] == ["md5:null"] and reasons["k014"] == ["md5:wrong-length"]
     assert "example.invalid" not in (out / "summary.json").read_text()
     assert "__reason__md5" in pq.read_table(out / "clean" / "m.parquet").column_names
+
+
+def test_the_unverified_line_counts_unverified_rows_and_says_where_they_went(cli, tmp_path: Path
+                                                                             ) -> None:
+    """Row a is excluded (md5 match) with a null URL; row b is unverified (null md5 and
+    URL). The line counted url-sha256:null twice (summary.json counts every flagged row),
+    and it said 'not in the clean output' under --keep-unverified too."""
+    md5 = hexes(rand_bytes(2, 16, seed=21))
+    p = write_manifest(tmp_path / "m.parquet", {"key": ["a", "b"], "md5": [md5[0], None],
+                                                "url": pa.array([None, None], pa.string())})
+    md5_list = write_text_list(tmp_path / "md5.txt", [md5[0]])
+    url_list = write_text_list(tmp_path / "urls.txt", [hashlib.sha256(b"x").hexdigest()])
+    args = ["scan", "--manifest", p, "--list", f"md5={md5_list}", "--list", f"url-sha256={url_list}",
+            "--write-clean"]
+    res = cli(*args, "--out", tmp_path / "a")
+    assert ("unverified rows were not checked and are not in the clean output: md5:null (1), "
+            "url-sha256:null (1)\n") in res.output
+    res = cli(*args, "--out", tmp_path / "b", "--keep-unverified")
+    assert "unverified rows were not checked and are kept in the clean output (--keep-unverified)" \
+        in res.output

@@ -100,9 +100,18 @@ def print_result(result: ScanResult) -> None:
         click.echo(f"note: rows without a key (column {key['column']!r} null) were not counted: "
                    "the inputs' footers have no statistics; any are named FILE:ROW", err=True)
     if rows["unverified"]:
-        reasons = ", ".join(f"{k} ({v:,})" for k, v in s["reasons"].items()
-                            if not k.endswith(":match"))
-        click.echo(f"unverified rows were not checked and are not in the clean output: {reasons}")
+        # the reasons of the unverified rows alone (summary.json counts them over every
+        # flagged row: an excluded row may have a null URL too)
+        import pyarrow.compute as pc
+
+        ex = result.exclusions
+        unv = ex.filter(pc.equal(ex.column("decision"), "unverified")).column("reasons")
+        counts = pc.value_counts(pc.list_flatten(unv.combine_chunks())).to_pylist() if len(unv) else []
+        reasons = ", ".join(f"{c['values']} ({c['counts']:,})"
+                            for c in sorted(counts, key=lambda c: c["values"]))
+        where = ("are kept in the clean output (--keep-unverified)"
+                 if result.run["config"].get("keep_unverified") else "are not in the clean output")
+        click.echo(f"unverified rows were not checked and {where}: {reasons}")
     out = result.out
     click.echo(f"outputs in {out}/: run.json, summary.json, restricted/exclusions.parquet"
                + (", clean/" if result.run["outputs"]["clean"] else ""))
