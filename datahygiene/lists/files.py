@@ -507,6 +507,16 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         invalid = ~parsed.valid
         sig_stats = dict(stats)
         if invalid.any():
+            if not parsed.valid.any():
+                # said first, in either mode: skipping every entry would scan against an
+                # empty list and call every row clean. Almost always a list of another
+                # signal given the wrong name, which "skip" would not help
+                where, reason = _first_bad(parsed.reasons, invalid, lno)
+                raise ListError(
+                    f"{spec.path}: all {int(invalid.sum())} entries are bad for signal {name} "
+                    f"(first: {reason}, {word} {where}); is it a list of another signal? "
+                    f"{name} takes {2 * sig.width} hex characters or {sig.width} bytes; "
+                    "on_bad_entry = \"skip\" skips bad entries, not a whole list")
             if spec.on_bad_entry == "fail":
                 where, reason = _first_bad(parsed.reasons, invalid, lno)
                 hint = (f"; signal {name} takes {2 * sig.width} hex characters or {sig.width} bytes"
@@ -514,16 +524,9 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
                 raise ListError(
                     f"{spec.path}: {word} {where}: {reason} entry{hint} "
                     f"({int(invalid.sum())} bad entr{'y' if int(invalid.sum()) == 1 else 'ies'} in all; "
-                    "on_bad_entry = \"skip\" skips them)"
+                    "on_bad_entry = \"skip\" skips them: a scan's --on-bad-entry, or the list's "
+                    "sidecar)"
                 )
-            if not parsed.valid.any():
-                # skipping every entry would scan against an empty list and call every
-                # row clean: almost always a list of another signal given the wrong name
-                _, reason = _first_bad(parsed.reasons, invalid, lno)
-                raise ListError(
-                    f"{spec.path}: all {int(invalid.sum())} entries are bad for signal {name} "
-                    f"(first: {reason}); is it a list of another signal? on_bad_entry = \"skip\" "
-                    "skips bad entries, not a whole list")
             sig_stats["skipped_bad_entries"] = int(invalid.sum())
             bad_at = np.flatnonzero(invalid)
             sig_stats["bad_entry_" + word + "s"] = [int(x) for x in lno[bad_at[:10]]]
