@@ -83,7 +83,8 @@ def register(group: click.Group) -> None:
                 raise VerificationError("internal error: a generated proof does not verify")
             click.echo(json.dumps({"origin": cp.origin, "tree_size": cp.size,
                                    "root": base64.b64encode(cp.root).decode(), "leaf_index": i,
-                                   "leaf": leaves[i].decode(), "proof": _b64(proof)}, sort_keys=True))
+                                   "leaf": leaves[i].decode(), "proof": _b64(proof),
+                                   "verified": True}, sort_keys=True))  # as log consistency says
 
     @log_grp.command("consistency")
     @click.argument("out", type=click.Path(exists=True, file_okay=False))

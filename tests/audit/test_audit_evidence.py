@@ -340,7 +340,7 @@ def test_log_prove(world: dict[str, Any], cli: Cli) -> None:
     key = world["truth"]["planted_keys"][0]
     res = cli("log", "prove", world["run"], key, "--hmac-key", world["keys"] / "hmac.key")
     p = json.loads(res.output)
-    assert json.loads(p["leaf"])["decision"] == "excluded"
+    assert json.loads(p["leaf"])["decision"] == "excluded" and p["verified"] is True  # as documented
     assert merkle.verify_inclusion(p["leaf_index"], p["tree_size"], merkle.leaf_hash(p["leaf"].encode()),
                                    [base64.b64decode(x) for x in p["proof"]], base64.b64decode(p["root"]))
     res = cli("log", "prove", world["run"], "not-a-flagged-key", "--hmac-key", world["keys"] / "hmac.key",
