@@ -86,6 +86,10 @@ def write_synthetic(out: str | Path, spec: SynthSpec) -> dict[str, Any]:
     malformed_rows = np.sort(chosen[planted_n:])
     planted_md5 = np.zeros((planted_n, 16), dtype=np.uint8)
     planted_url: list[str] = []
+    # URLs name the dataset (seed and size), like its digests: one run's URL list must
+    # not match another run's rows. Keys are row numbers in every run, as two
+    # img2dataset runs' keys are.
+    url_prefix = f"{URL_PREFIX}{spec.seed}-{spec.rows}/"
     per_file = -(-n // spec.files) if spec.files else n
     start = 0
     file_names = []
@@ -96,12 +100,12 @@ def write_synthetic(out: str | Path, spec: SynthSpec) -> dict[str, Any]:
         words = [_WORDS.take(pa.array(rng.integers(0, len(_WORDS), cnt))) for _ in range(4)]
         cols: dict[str, pa.Array] = {
             "key": keys,
-            "url": pc.binary_join_element_wise(URL_PREFIX, keys, ".jpg", ""),
+            "url": pc.binary_join_element_wise(url_prefix, keys, ".jpg", ""),
             "caption": pc.binary_join_element_wise(*words, " "),
         }
         in_file = (planted_rows >= start) & (planted_rows < start + cnt)
         planted_md5[in_file] = md5[planted_rows[in_file] - start]
-        planted_url.extend(f"{URL_PREFIX}{k:09d}.jpg" for k in planted_rows[in_file])
+        planted_url.extend(f"{url_prefix}{k:09d}.jpg" for k in planted_rows[in_file])
         md5_col: pa.Array = (pa.FixedSizeBinaryArray.from_buffers(
             pa.binary(16), cnt, [None, pa.py_buffer(md5.tobytes())]) if spec.binary
             else hex_array(md5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -147,12 +148,18 @@ def test_synth_list_of_a_smaller_run_matches_nothing_of_a_larger_one(tmp_path: P
     from datahygiene.synth import SynthSpec, write_synthetic
 
     small = write_synthetic(tmp_path / "small", SynthSpec(rows=3000, files=1, list_size=3000,
-                                                          planted=5, malformed=0, seed=1))
+                                                          planted=5, malformed=0, seed=1,
+                                                          url_list=True))
     write_synthetic(tmp_path / "large", SynthSpec(rows=60_000, files=1, list_size=10,
                                                   planted=5, malformed=0, seed=1))
     listed = {bytes.fromhex(v) for v in list_values(Path(small["lists"]["md5"]))}
-    large = pq.read_table(tmp_path / "large" / "manifest").column("md5").to_pylist()
-    assert not listed & {bytes.fromhex(v) for v in large}
+    large = pq.read_table(tmp_path / "large" / "manifest")
+    assert not listed & {bytes.fromhex(v) for v in large.column("md5").to_pylist()}
+    # nor its URL list (URLs were the row number alone: 5 of 5 matched)
+    listed_urls = {line.split(",")[1] for line in
+                   Path(small["lists"]["url-sha256"]).read_text().splitlines()[1:]}
+    assert not listed_urls & {hashlib.sha256(u.encode()).hexdigest()
+                              for u in large.column("url").to_pylist()}
 
 
 def test_rescan_with_another_list_version_is_noted(cli, synth: dict[str, Any], tmp_path: Path) -> None:

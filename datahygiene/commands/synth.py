@@ -23,7 +23,8 @@ def register(group: click.Group) -> None:
                   help="Rows whose MD5 is null (must come out unverified).")
     @click.option("--seed", type=int, default=0, show_default=True,
                   help="Random seed: the same options and seed write the same files; with "
-                       "another --rows the data is independent (no shared rows).")
+                       "another seed or --rows the hashes and URLs are independent (keys are "
+                       "row numbers in every run).")
     @click.option("--row-group-size", type=click.IntRange(min=1), default=131_072,
                   show_default=True, help="Rows per parquet row group.")
     @click.option("--binary", is_flag=True, help="Write md5 as 16-byte binary, not hex.")
