@@ -194,9 +194,9 @@ def test_run_task_details_and_one_late_read(world: dict[str, Any], monkeypatch: 
     real = local._late_read
 
     def late_read(pf: pq.ParquetFile, rg: int, columns: list[str], rows: np.ndarray,
-                  batch_size: int) -> pa.Table:
+                  batch_size: int, viewed: bool = False) -> pa.Table:
         reads.append(columns)
-        return real(pf, rg, columns, rows, batch_size)
+        return real(pf, rg, columns, rows, batch_size, viewed)
 
     monkeypatch.setattr(local, "_late_read", late_read)
     wanted = ["page_url", "url", "md5", "no_such_column"]
