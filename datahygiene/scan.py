@@ -151,8 +151,9 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
                                  "times; cannot tell which to read")
             if col not in schema.names:
                 shown = ", ".join(schema.names[:20]) + (" ..." if len(schema.names) > 20 else "")
-                what = ("row key" if col == key else
-                        "image" if col in (config.image_column, config.image_path_column) else "hash")
+                images = {config.image_column, config.image_path_column,
+                          *(["image"] if config.services and not config.image_column else [])}
+                what = "row key" if col == key else "image" if col in images else "hash"
                 raise InputError(f"{f.path}: no {what} column {col!r} (columns: {shown})")
         if key:
             ktype = schema.field(key).type

@@ -14,7 +14,8 @@ def register(group: click.Group) -> None:
     @click.option("--released", type=click.Path(exists=True),
                   help="The released manifest (parquet file or directory): check none of its rows is "
                        "in the log and that released + withheld rows account for every scanned row. "
-                       "Needs --hmac-key.")
+                       "Needs --hmac-key when the run has a key column (a run keyed FILE:ROW "
+                       "is checked file by file, without it).")
     @click.option("--hmac-key", type=click.Path(exists=True, dir_okay=False),
                   help="The curator's KEYDIR/hmac.key (shared with the auditor in confidence).")
     @click.option("--public-key", type=click.Path(exists=True, dir_okay=False),

@@ -436,7 +436,8 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
     values_col: pa.Array | None = None
     if fmt == "text":
         if spec.signal is None:
-            raise ListError(f"{spec.path}: a plain-text list needs its signal (e.g. --list md5={spec.path})")
+            raise ListError(f"{spec.path}: a plain-text list needs its signal: give it as md5={spec.path} "
+                            "(or another signal), or name it in the list's sidecar")
         sig0 = registry.signal(spec.signal, threshold=spec.threshold, options=dict(spec.options))
         text_parsed, line_no, stats = _parse_text(path, sig0, threads)
         word = "line"

@@ -222,3 +222,17 @@ def test_sniff_refuses() -> None:
         sniff(b"RIFF\0\0\0\0WEBPVP8 ")
     with pytest.raises(NotAnImage, match="unreadable-image"):
         sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0")
+
+
+def test_a_missing_image_column_is_called_an_image_column(tmp_path: Path) -> None:
+    """A service reads the ``image`` column unless told another; its absence was
+    reported as "no hash column 'image'"."""
+    with PhotoDNAServer(KEY) as server:
+        write_manifest(tmp_path / "m", [png(200, 200)])
+        conf = tmp_path / "scan.toml"
+        conf.write_text("[scan]\nservices = [\"photodna\"]\n[scan.options.photodna]\n"
+                        f"base_url = \"{server.base_url}\"\nkey_env = \"PDNA_TEST_KEY\"\n")
+        r = CliRunner().invoke(cli, ["scan", "--config", str(conf), "--manifest", str(tmp_path / "m"),
+                                     "--out", str(tmp_path / "run"), "-q"])
+        assert r.exit_code == 3, r.output
+        assert "no image column 'image'" in r.output
