@@ -489,7 +489,9 @@ class Verification:
                    "checked by key only (a row whose key was changed is not detected there)")
         key_note = ("" if recorded is not None
                     else "; this run's log predates key checks, so the HMAC key itself is not confirmed")
-        self.add("released", True, f"{n} released rows, none in the log; released + {withheld} "
+        none_in = ("none excluded in the log (this run kept its unverified rows, which may be "
+                   "released)" if keep_unverified else "none in the log")
+        self.add("released", True, f"{n} released rows, {none_in}; released + {withheld} "
                  f"withheld = {rows.get('scanned')} scanned rows; {how}{key_note}"
                  + self._unchecked_files())
 

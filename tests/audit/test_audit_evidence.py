@@ -395,6 +395,8 @@ def test_published_without_restricted_and_kept_unverified(world: dict[str, Any],
     res = verify(cli, out, "--released", out / "clean", "--hmac-key", world["keys"] / "hmac.key")
     assert "restricted/exclusions.parquet not readable here, not checked" in res.output
     assert "released + 11 withheld = 2400 scanned rows" in res.output
+    # its unverified leaves are released: "none in the log" would not be true
+    assert "none excluded in the log (this run kept its unverified rows" in res.output
 
 
 def test_released_check_of_a_file_row_keyed_run(world: dict[str, Any], cli: Cli, tmp_path: Path) -> None:
