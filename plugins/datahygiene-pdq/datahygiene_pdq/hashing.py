@@ -119,19 +119,36 @@ def decode_luma(data: bytes, cfg: HashConfig = HashConfig()) -> np.ndarray:
     return luma
 
 
+def dihedral_lumas(luma: np.ndarray) -> list[np.ndarray]:
+    """The luma matrix in its eight orientations, in PDQ's order: as stored, rotated by
+    90, 180 and 270 degrees, flipped top-bottom ("flip x") and left-right ("flip y"),
+    transposed and anti-transposed."""
+    return [luma, np.rot90(luma, 1), np.rot90(luma, 2), np.rot90(luma, 3), luma[::-1, :],
+            luma[:, ::-1], luma.T, np.rot90(luma, 2).T]
+
+
 def pdq_from_luma(luma: np.ndarray, dihedral: bool = False) -> tuple[list[bytes], int]:
     """PDQ of a luma matrix: ([hash] or the 8 dihedral hashes, quality).
 
     ``pdqhash`` wants an RGB array and computes 0.299 R + 0.587 G + 0.114 B; giving it
-    the luma three times (a zero-stride view, no copy) yields the luma itself."""
+    the luma three times (a zero-stride view, no copy) yields the luma itself.
+
+    The dihedral hashes are those of the eight rotated and flipped pixel matrices, each
+    hashed in full. ``pdqhash.compute_dihedral`` derives them from one pass, which is
+    exact only where PDQ's downsampling is symmetric: at 256x256 (img2dataset's default)
+    a third of exact rotations and flips of an image came out over 31 bits from its
+    hash, and a listed image's rotated copy went to clean/. Eight passes cost eight
+    times the hashing, only under ``--dihedral``."""
     import pdqhash
 
-    rgb = np.broadcast_to(luma[:, :, None], (*luma.shape, 3))
+    def one(m: np.ndarray) -> tuple[Any, int]:
+        m = np.ascontiguousarray(m)
+        return pdqhash.compute(np.broadcast_to(m[:, :, None], (*m.shape, 3)))
+
+    vector, quality = one(luma)
+    vectors = [vector]
     if dihedral:
-        vectors, quality = pdqhash.compute_dihedral(rgb)
-    else:
-        vector, quality = pdqhash.compute(rgb)
-        vectors = [vector]
+        vectors += [one(m)[0] for m in dihedral_lumas(luma)[1:]]
     return [np.packbits(np.asarray(v, dtype=np.uint8)).tobytes() for v in vectors], int(quality)
 
 
