@@ -94,7 +94,12 @@ def decode_luma(data: bytes, cfg: HashConfig = HashConfig()) -> np.ndarray:
             im.load()
             if im.mode.startswith("I;16"):  # 16-bit grey: keep the high byte
                 im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8))
-            elif im.mode in ("I", "F"):
+            elif im.mode == "I":  # 32-bit integers: Pillow's mode for 16-bit PGM and TIFF
+                a = np.asarray(im)
+                if a.max(initial=0) > 255:  # 16-bit values: keep the high byte, as for I;16
+                    a = np.clip(a, 0, 65535) >> 8
+                im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+            elif im.mode == "F":
                 im = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8))
             elif im.mode != "L":
                 im = im.convert("RGB").convert("L")  # palette, alpha, CMYK, bilevel...

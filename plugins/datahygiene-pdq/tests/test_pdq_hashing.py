@@ -177,3 +177,23 @@ def test_dihedral_hashes_are_exact_for_lossless_rotations_and_flips(side: int) -
         for op in ops:
             variants, _ = sig.hash_bytes_dihedral(encode(np.asarray(im.transpose(op)), "PNG"))
             assert min(hamming(v, listed) for v in variants) == 0, (seed, op)
+
+
+def test_sixteen_bit_grey_opened_as_mode_i_keeps_its_high_byte() -> None:
+    """Pillow opens a 16-bit PGM (and a 32-bit integer TIFF) as mode I, which was clipped
+    to 0..255: a full-range copy of a listed image saturated (quality 0, unverified)."""
+    grey = np.asarray(Image.fromarray(pattern(6, 128, 96)).convert("L"))
+    listed = PDQ().hash_bytes(encode(grey, "PNG"))[0]
+    wide = grey.astype(np.uint16) * 257
+    h, w = wide.shape
+    pgm = b"P5\n%d %d\n65535\n" % (w, h) + wide.astype(">u2").tobytes()
+    buf = io.BytesIO()
+    Image.fromarray(wide.astype(np.int32)).save(buf, "TIFF")
+    for data in (pgm, buf.getvalue()):
+        assert Image.open(io.BytesIO(data)).mode == "I"
+        value, quality = PDQ().hash_bytes(data)
+        assert value == listed and quality is not None and quality >= 50
+    # 8-bit values stored as 32-bit integers are taken as they are
+    buf = io.BytesIO()
+    Image.fromarray(grey.astype(np.int32)).save(buf, "TIFF")
+    assert PDQ().hash_bytes(buf.getvalue())[0] == listed
