@@ -65,7 +65,7 @@ class ImageSource:
     def setup(self) -> None:
         """Build lookup state lazily (after pickling to a worker)."""
 
-    def specs(self, batch: pa.RecordBatch | pa.Table) -> list[Spec]:
+    def specs(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None) -> list[Spec]:
         raise NotImplementedError
 
 
@@ -79,7 +79,7 @@ def _as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
 class BytesColumn(ImageSource):
     column: str
 
-    def specs(self, batch: pa.RecordBatch | pa.Table) -> list[Spec]:
+    def specs(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None) -> list[Spec]:
         col = _as_array(batch.column(self.column))
         paths: list[Any] = [None] * len(col)
         if pa.types.is_struct(col.type):
@@ -109,25 +109,42 @@ class BytesColumn(ImageSource):
 class PathColumn(ImageSource):
     column: str
 
-    def specs(self, batch: pa.RecordBatch | pa.Table) -> list[Spec]:
+    def specs(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None) -> list[Spec]:
         col = _as_array(batch.column(self.column))
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             raise InputError(f"column {self.column!r} must hold paths or URLs (strings), not {col.type}")
         return [("path", p) if p else ("missing", "null") for p in col.to_pylist()]
 
 
+def _shard_stem(path: str) -> str:
+    """A shard and its sidecar parquet share this: the real path without the suffix."""
+    real = os.path.realpath(path)
+    for suffix in (".tar", ".parquet"):
+        if real.endswith(suffix):
+            return real[: -len(suffix)]
+    return real
+
+
 @dataclass
 class WebDataset(ImageSource):
-    """Tar shards (a glob, local) joined to the sidecar parquet rows by key."""
+    """Tar shards (a glob, local), each joined to its own sidecar parquet's rows by key.
+
+    A row is looked up in its own shard only: two img2dataset runs both number their
+    keys from ``000000000``, and an index over every shard let a row of one run be
+    hashed with the other run's image. A key with more than one image member in its
+    shard (a member appended twice, a ``.jpg`` and a ``.png``, the same name in two
+    directories) is ambiguous: which image the row stands for cannot be known, so the
+    row is ``unverified`` (``several-images``), never hashed with the first one found."""
 
     patterns: list[str]
     column: str = "key"
-    _members: dict[str, tuple[str, int, int]] | None = field(default=None, repr=False)
+    _members: dict[str, dict[str, tuple[str, int, int] | None]] | None = field(default=None,
+                                                                             repr=False)
 
     def shards(self) -> list[str]:
         found = sorted({p for pat in self.patterns for p in glob.glob(pat, recursive=True)})
         if not found:
-            raise ConfigError(f"--webdataset {', '.join(self.patterns)}: no tar shard found")
+            raise InputError(f"--webdataset {', '.join(self.patterns)}: no tar shard found")
         for shard in found:
             _refuse_compressed(shard)
         return found
@@ -135,8 +152,9 @@ class WebDataset(ImageSource):
     def setup(self) -> None:
         if self._members is not None:
             return
-        members: dict[str, tuple[str, int, int]] = {}
+        by_shard: dict[str, dict[str, tuple[str, int, int] | None]] = {}
         for shard in self.shards():
+            members: dict[str, tuple[str, int, int] | None] = {}
             try:
                 with tarfile.open(shard, mode="r:") as tar:
                     for info in tar:
@@ -146,24 +164,35 @@ class WebDataset(ImageSource):
                         if ext.lower() not in IMAGE_EXTENSIONS or not stem:
                             continue
                         key = stem.rsplit("/", 1)[-1]
-                        members.setdefault(key, (shard, info.offset_data, info.size))
+                        # None marks a key with several images: ambiguous
+                        members[key] = None if key in members else (shard, info.offset_data,
+                                                                    info.size)
             except (OSError, tarfile.TarError) as exc:
                 raise InputError(f"{shard}: not a readable tar shard ({type(exc).__name__})") from None
-        self._members = members
+            by_shard[_shard_stem(shard)] = members
+        self._members = by_shard
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_members"] = None
         return state
 
-    def specs(self, batch: pa.RecordBatch | pa.Table) -> list[Spec]:
+    def specs(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None) -> list[Spec]:
         self.setup()
         assert self._members is not None
+        if source_file is None:
+            raise ValueError("a webdataset source needs the sidecar each batch was read from")
+        members = self._members.get(_shard_stem(source_file))
+        if members is None:
+            raise InputError(f"{source_file}: no tar shard of --webdataset beside it")
         keys = pc.cast(_as_array(batch.column(self.column)), pa.string()).to_pylist()
         out: list[Spec] = []
         for k in keys:
-            where = self._members.get(k) if k is not None else None
-            out.append(("tar", *where) if where else ("missing", "not-in-shard"))
+            if k is None or k not in members:
+                out.append(("missing", "not-in-shard"))
+            else:
+                where = members[k]
+                out.append(("tar", *where) if where else ("missing", "several-images"))
         return out
 
 
@@ -339,8 +368,9 @@ class ContentHashes(BatchTransform):
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
-        specs = self.source.specs(batch)
+    def __call__(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None
+                 ) -> pa.RecordBatch | pa.Table:
+        specs = self.source.specs(batch, source_file)
         n = len(specs)
         # small chunks for small batches, so every worker gets some
         size = max(1, min(self.chunk, -(-n // (4 * self._workers()))))
@@ -433,7 +463,8 @@ class PackQuality(BatchTransform):
     def produces(self) -> list[str]:
         return [self.out]
 
-    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    def __call__(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None
+                 ) -> pa.RecordBatch | pa.Table:
         value = _as_array(batch.column(self.value_column))
         quality = _as_array(batch.column(self.quality_column))
         try:

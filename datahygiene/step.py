@@ -137,8 +137,11 @@ class BatchTransform(ABC):
         """Load heavy state lazily."""
 
     @abstractmethod
-    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
-        """Return the batch with the derived columns added."""
+    def __call__(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None
+                 ) -> pa.RecordBatch | pa.Table:
+        """Return the batch with the derived columns added. ``source_file``: the input
+        the batch was read from, where the transform needs it (a webdataset sidecar's
+        rows are joined to its own shard's images)."""
 
 
 @dataclass
@@ -311,7 +314,7 @@ def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: s
     """Check one batch. ``row_offset`` is the batch's first row index in its file."""
     n = batch.num_rows
     for t in plan.transforms:
-        batch = t(batch)
+        batch = t(batch, source_file)
     match_parts: list[pa.Table] = []
     reason_rows: list[np.ndarray] = []
     reason_text: list[pa.Array] = []

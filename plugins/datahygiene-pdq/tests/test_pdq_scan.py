@@ -281,3 +281,58 @@ def test_a_manifest_column_named_like_a_computed_one_is_refused(planted: tuple[P
     assert res.exit_code == 3
     assert "'__content__pdq' is named like a column datahygiene computes" in res.output
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def _shard(path: Path, members: list[tuple[str, bytes]], keys: list[str]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    pq.write_table(pa.table({"key": keys}), path.with_suffix(".parquet"))
+
+
+def test_webdataset_rows_are_joined_to_their_own_shard_only(planted: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    """Two img2dataset runs both key from 000000000. The index spanned every shard and
+    kept the first member per key: run b's row was hashed with run a's image, and b's
+    listed image was never looked at (clean). A row whose own shard lacks its image was
+    joined to another shard's."""
+    _, lst = planted
+    imgs = images()
+    listed = imgs[3]  # planted at distance 0
+    assert listed is not None and imgs[0] is not None
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _shard(tmp_path / "a" / "00000.tar", [("000000000.jpg", imgs[0])], ["000000000", "000000001"])
+    _shard(tmp_path / "b" / "00000.tar", [("000000000.jpg", listed), ("000000001.jpg", listed)],
+           ["000000000"])
+    out = tmp_path / "run"
+    run("scan", "--webdataset", tmp_path / "*" / "*.tar", "--list", f"pdq={lst}", "--out", out,
+        "--hash-workers", "1", "-q")
+    got = {(r["source_file"].split("/")[-2], r["key"]): (r["decision"], r["reasons"])
+           for r in pq.read_table(out / "restricted" / "exclusions.parquet").to_pylist()}
+    assert got == {("b", "000000000"): ("excluded", ["pdq:match"]),
+                   ("a", "000000001"): ("unverified", ["pdq:not-in-shard"])}
+
+
+def test_a_key_with_several_images_in_its_shard_is_unverified(planted: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
+    """The same member appended twice, or a .jpg and a .png for one key: only the first
+    was hashed, so a listed image second in the shard went to clean/."""
+    _, lst = planted
+    imgs = images()
+    other, listed = imgs[0], imgs[3]
+    assert other is not None and listed is not None
+    (tmp_path / "s").mkdir()
+    _shard(tmp_path / "s" / "00000.tar",
+           [("000000000.jpg", other), ("000000000.jpg", listed), ("000000001.jpg", other),
+            ("000000001.png", listed), ("000000002.jpg", other)],
+           ["000000000", "000000001", "000000002"])
+    out = tmp_path / "run"
+    run("scan", "--webdataset", tmp_path / "s" / "*.tar", "--list", f"pdq={lst}", "--out", out,
+        "--hash-workers", "1", "-q")
+    got = {r["key"]: (r["decision"], r["reasons"])
+           for r in pq.read_table(out / "restricted" / "exclusions.parquet").to_pylist()}
+    assert got == {"000000000": ("unverified", ["pdq:several-images"]),
+                   "000000001": ("unverified", ["pdq:several-images"])}
