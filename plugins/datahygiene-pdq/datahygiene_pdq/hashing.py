@@ -50,6 +50,7 @@ class HashConfig:
     draft: bool = True
     max_pixels: int | None = None  # None: Pillow's MAX_IMAGE_PIXELS
     orientation: str = "ignore"  # or "apply"
+    frames: str = "unverified"  # an image of several frames: "unverified", or hash the "first"
 
     @staticmethod
     def from_options(options: dict[str, Any]) -> HashConfig:
@@ -58,11 +59,14 @@ class HashConfig:
             draft=bool(options.get("draft", True)),
             max_pixels=(None if options.get("max_pixels") is None else int(options["max_pixels"])),
             orientation=str(options.get("orientation", "ignore")),
+            frames=str(options.get("frames", "unverified")),
         )
         if cfg.max_side < MIN_SIDE:
             raise ValueError(f"max_side must be at least {MIN_SIDE}")
         if cfg.orientation not in ("ignore", "apply"):
             raise ValueError("orientation must be 'ignore' or 'apply'")
+        if cfg.frames not in ("unverified", "first"):
+            raise ValueError("frames must be 'unverified' or 'first'")
         return cfg
 
 
@@ -82,6 +86,11 @@ def decode_luma(data: bytes, cfg: HashConfig = HashConfig()) -> np.ndarray:
                 raise HashError("decode-error")
             if limit is not None and w * h > limit:
                 raise HashError("decompression-bomb")
+            # An animated GIF, WebP or PNG, or a multi-page TIFF: PDQ hashes one picture,
+            # and a listed one may be any frame. Not checked unless frames = "first" says
+            # the first frame will do (a camera's MPO holds a preview of its first image).
+            if cfg.frames == "unverified" and im.format != "MPO" and getattr(im, "is_animated", False):
+                raise HashError("multi-frame")
             scale = min(1.0, cfg.max_side / max(w, h))
             target = (max(1, round(w * scale)), max(1, round(h * scale)))
             if cfg.orientation == "apply":

@@ -40,7 +40,8 @@ class PDQ(SignalType, BytesHasher):
     Options (``[scan.options.pdq]`` or ``registry.signal("pdq", options=...)``):
     ``min_quality`` (50), ``low_quality`` (``"unverified"`` or ``"match"``),
     ``quality_column`` (a manifest column of precomputed qualities), ``max_side``,
-    ``draft``, ``max_pixels``, ``orientation`` (hashing from bytes; see hashing.py).
+    ``draft``, ``max_pixels``, ``orientation``, ``frames`` (hashing from bytes; see
+    hashing.py).
     """
 
     name = "pdq"
@@ -51,7 +52,7 @@ class PDQ(SignalType, BytesHasher):
     default_threshold = 31
     option_types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "min_quality": int, "low_quality": str, "quality_column": str, "max_side": int,
-        "draft": bool, "max_pixels": int, "orientation": str}
+        "draft": bool, "max_pixels": int, "orientation": str, "frames": str}
     examples: ClassVar[dict[str, list[Any]]] = {
         _EXAMPLE: [_EXAMPLE, _EXAMPLE.upper(), f"  {_EXAMPLE}\n", bytes.fromhex(_EXAMPLE)],
         _RANDOM: [_RANDOM, _RANDOM.upper(), bytes.fromhex(_RANDOM)],
@@ -94,6 +95,7 @@ class PDQ(SignalType, BytesHasher):
         out = super().describe()
         out["min_quality"] = self.min_quality
         out["low_quality"] = "match" if self.low_quality_matches else "unverified"
+        out["frames"] = self.hash_config.frames
         return out
 
     # --- parsing -------------------------------------------------------------------

@@ -197,3 +197,22 @@ def test_sixteen_bit_grey_opened_as_mode_i_keeps_its_high_byte() -> None:
     buf = io.BytesIO()
     Image.fromarray(grey.astype(np.int32)).save(buf, "TIFF")
     assert PDQ().hash_bytes(buf.getvalue())[0] == listed
+
+
+def test_images_of_several_frames_are_unverified_unless_the_first_will_do() -> None:
+    """Only the first frame was hashed, so an animated GIF, WebP or PNG, or a TIFF, whose
+    later frame is a listed image came out clean. Now such an image is 'multi-frame'
+    (unverified) unless frames = "first" accepts the first frame's hash."""
+    a, b = Image.fromarray(pattern(1)), Image.fromarray(pattern(2))
+    for fmt, kw in (("GIF", {}), ("WEBP", {"lossless": True}), ("PNG", {}), ("TIFF", {})):
+        buf = io.BytesIO()
+        a.save(buf, fmt, save_all=True, append_images=[b], **kw)
+        with pytest.raises(HashError, match="multi-frame"):
+            pdq_bytes(buf.getvalue())
+        first, _ = pdq_bytes(buf.getvalue(), HashConfig(frames="first"))
+        assert len(first) == 1
+        one = io.BytesIO()
+        a.save(one, fmt, **kw)
+        pdq_bytes(one.getvalue())  # one frame: hashed
+    with pytest.raises(ValueError, match="frames must be"):
+        HashConfig.from_options({"frames": "all"})
