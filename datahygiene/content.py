@@ -5,7 +5,8 @@ Where the image comes from (one per scan):
 
 * :class:`BytesColumn` -- bytes in a manifest column: img2dataset's parquet output
   (``jpg`` binary) or a Hugging Face ``datasets`` Image struct ``{bytes, path}`` (a row
-  whose bytes are null but whose path is set is read from the path);
+  whose bytes are null is read from its path if that is absolute or a URL, and is
+  ``null`` otherwise: a relative path names a file where the dataset was made);
 * :class:`PathColumn` -- local paths or fsspec URLs in a column (relative paths are
   relative to the directory the scan runs in);
 * :class:`WebDataset` -- img2dataset's webdataset output: tar shards beside sidecar
@@ -94,11 +95,15 @@ class BytesColumn(ImageSource):
                 col = pc.if_else(valid, col, pa.nulls(len(col), col.type))
         if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
             raise InputError(f"column {self.column!r} must hold image bytes (binary), not {col.type}")
+        # A struct without bytes is read from its path only when the path is absolute
+        # or a URL. A relative one (often a bare "00001.jpg") names a file where the
+        # dataset was made: read here, it was some unrelated file of that name in the
+        # working directory, hashed and reported clean.
         out: list[Spec] = []
         for data, path in zip(col.to_pylist(), paths, strict=True):
             if data is not None:
                 out.append(("bytes", data))
-            elif path:
+            elif path and (os.path.isabs(path) or "://" in path):
                 out.append(("path", path))
             else:
                 out.append(("missing", "null"))
@@ -229,13 +234,20 @@ def shard_manifests(patterns: Sequence[str]) -> list[str]:
 # --- the work done per image (in a worker process) -------------------------------------
 
 
+class Unreadable(ValueError):
+    """An image that cannot be read; ``str(exc)`` is a short reason code."""
+
+
 def read_spec(spec: Spec) -> bytes:
-    """The image bytes a spec points at; ValueError with a reason code if unreadable."""
+    """The image bytes a spec points at; :class:`Unreadable` with a reason code if they
+    cannot be read -- whatever went wrong (a filesystem that is not installed, a URL
+    that does not resolve, a NUL in a path): never another exception, whose text
+    (naming the row's path) would become a reason in summary.json or stop the scan."""
     kind = spec[0]
     if kind == "bytes":
         return bytes(spec[1])
     if kind == "missing":
-        raise ValueError(spec[1])
+        raise Unreadable(spec[1])
     try:
         if kind == "tar":
             _, shard, offset, size = spec
@@ -243,7 +255,7 @@ def read_spec(spec: Spec) -> bytes:
                 fh.seek(offset)
                 data = fh.read(size)
             if len(data) != size:
-                raise ValueError("truncated")
+                raise Unreadable("truncated")
             return data
         path = str(spec[1])
         if "://" in path:
@@ -253,14 +265,16 @@ def read_spec(spec: Spec) -> bytes:
                 return bytes(fh.read())
         with open(path, "rb") as fh:
             return fh.read()
+    except Unreadable:
+        raise
     except FileNotFoundError:
-        raise ValueError("not-found") from None
+        raise Unreadable("not-found") from None
     except IsADirectoryError:
-        raise ValueError("not-a-file") from None
+        raise Unreadable("not-a-file") from None
     except PermissionError:
-        raise ValueError("permission-denied") from None
-    except OSError:
-        raise ValueError("read-error") from None
+        raise Unreadable("permission-denied") from None
+    except Exception:  # any other failure to read is this row's, not the scan's
+        raise Unreadable("read-error") from None
 
 
 # per signal: (values, quality) where values has 1 or 8 entries; or a reason string
@@ -270,7 +284,7 @@ Result = list[tuple[list[bytes], int | None] | str]
 def hash_one(spec: Spec, signals: Sequence[SignalType], dihedral: Sequence[bool]) -> Result | str:
     try:
         data = read_spec(spec)
-    except ValueError as exc:
+    except Unreadable as exc:
         return str(exc) or "read-error"
     if not data:
         return "empty"

@@ -336,3 +336,33 @@ def test_a_key_with_several_images_in_its_shard_is_unverified(planted: tuple[Pat
            for r in pq.read_table(out / "restricted" / "exclusions.parquet").to_pylist()}
     assert got == {"000000000": ("unverified", ["pdq:several-images"]),
                    "000000001": ("unverified", ["pdq:several-images"])}
+
+
+def test_unreadable_images_give_codes_never_text_and_relative_struct_paths_are_not_read(
+        planted: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path the filesystem layer cannot read (an unknown protocol, a NUL, an fsspec
+    filesystem that is not installed) made its exception's text -- naming the row's
+    file -- a reason in the public summary.json, or stopped the scan with a traceback.
+    A Hugging Face struct without bytes whose path is relative was read from the working
+    directory: an unrelated file of that name was hashed and the row called clean."""
+    _, lst = planted
+    imgs = images()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "00001.jpg").write_bytes(imgs[0])  # type: ignore[arg-type]
+    paths = ["nosuchprotocol://x/private-name.jpg", "a\0b.jpg", "zip://private-name.jpg::nope.zip"]
+    struct = pa.StructArray.from_arrays([pa.array([None], pa.binary()), pa.array(["00001.jpg"])],
+                                        names=["bytes", "path"])
+    pq.write_table(pa.table({"key": ["p0", "p1", "p2"], "path": paths}), tmp_path / "p.parquet")
+    pq.write_table(pa.table({"key": ["s0"], "image": struct}), tmp_path / "s.parquet")
+    for manifest, source in (("p.parquet", "--image-path-column=path"),
+                             ("s.parquet", "--image-column=image")):
+        out = tmp_path / f"run-{manifest}"
+        run("scan", "--manifest", manifest, "--list", f"pdq={lst}", source, "--out", out,
+            "--hash-workers", "1", "-q")
+        summary = (out / "summary.json").read_text()
+        assert "private-name" not in summary and "00001" not in summary
+        got = {r["key"]: r["reasons"] for r in
+               pq.read_table(out / "restricted" / "exclusions.parquet").to_pylist()}
+        want = ({"p0": ["pdq:read-error"], "p1": ["pdq:read-error"], "p2": ["pdq:not-found"]}
+                if manifest == "p.parquet" else {"s0": ["pdq:null"]})
+        assert got == want
