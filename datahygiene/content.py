@@ -499,6 +499,12 @@ def attach_content(checks: list[Check], config: Any) -> tuple[list[Check], list[
     ``--column`` -- exact digests are usually precomputed (img2dataset's ``md5``)."""
     transforms: list[BatchTransform] = []
     source: ImageSource | None = None
+    given = [name for name, v in (("--webdataset", config.webdataset),
+                                  ("--image-path-column", config.image_path_column),
+                                  ("--image-column", config.image_column)) if v]
+    if len(given) > 1 and not config.services:  # a service reads --image-column itself
+        raise ConfigError(f"{' and '.join(given)} both name where the images are; give one "
+                          "(run.json would record both, and only one would be read)")
     if config.webdataset:
         source = WebDataset(list(config.webdataset), config.key or "key")
     elif config.image_path_column:

@@ -366,3 +366,13 @@ def test_unreadable_images_give_codes_never_text_and_relative_struct_paths_are_n
         want = ({"p0": ["pdq:read-error"], "p1": ["pdq:read-error"], "p2": ["pdq:not-found"]}
                 if manifest == "p.parquet" else {"s0": ["pdq:null"]})
         assert got == want
+
+
+def test_two_image_sources_are_refused(planted: tuple[Path, Path], tmp_path: Path) -> None:
+    """With --image-column and --image-path-column the path column was read and the
+    bytes column silently ignored, while run.json recorded both."""
+    manifest, lst = planted
+    res = run("scan", "--manifest", manifest, "--list", f"pdq={lst}", "--image-column", "jpg",
+              "--image-path-column", "url", "--out", tmp_path / "run", ok=False)
+    assert res.exit_code == 2
+    assert "--image-path-column and --image-column both name where the images are" in res.output
