@@ -42,6 +42,14 @@ class RetryPolicy:
         return self.rng.uniform(0, min(self.max_backoff_s, self.backoff_s * (2 ** attempt)))
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would send the Authorization header to
+    wherever the Location points (another host, or plain http)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None  # the 3xx then comes back as an HTTPError
+
+
 class NCMECClient:
     """GETs against ``base_url`` (e.g. ``https://exttest.cybertip.org/hashsharing``)."""
 
@@ -55,6 +63,7 @@ class NCMECClient:
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._opener = urllib.request.build_opener(_NoRedirect)
         self.requests = 0
 
     def __repr__(self) -> str:  # never the credentials
@@ -84,7 +93,7 @@ class NCMECClient:
                                                        "Accept": "application/xml"})
             self.requests += 1
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                with self._opener.open(req, timeout=self.timeout_s) as resp:
                     return bytes(resp.read())
             except urllib.error.HTTPError as exc:
                 code = exc.code
@@ -95,6 +104,9 @@ class NCMECClient:
                 if code == 429 or code >= 500:
                     last = f"HTTP {code}"
                     continue
+                if 300 <= code < 400:
+                    raise ServiceError(f"NCMEC {what}: HTTP {code}: a redirect, not followed (the "
+                                       "credentials go to base_url only); check base_url") from None
                 if is_next and code in (400, 404, 410):
                     raise StaleLink(f"HTTP {code}") from None
                 raise ServiceError(f"NCMEC {what}: HTTP {code}") from None

@@ -101,7 +101,7 @@ class NCMECSource(SyncingSource):
             try:
                 for _page in range(MAX_PAGES_PER_WINDOW):
                     body = client.get(url, what, is_next=is_next)
-                    page = parse_entries(parse_document(body, what))
+                    page = parse_entries(parse_document(body, what), what)
                     updates.extend(page.updates)
                     if not page.next_path:
                         return updates

@@ -47,7 +47,15 @@ class EntriesPage:
     malformed: int = 0
 
 
-def parse_entries(root: ET.Element) -> EntriesPage:
+def parse_entries(root: ET.Element, what: str = "entries") -> EntriesPage:
+    """An entries page. Anything else is an error, never an empty page: a maintenance
+    or proxy page answered with HTTP 200 (another root element, or no ``<paging>``) was
+    read as a window without entries, and the checkpoint moved past that window for
+    good. A record without an id, or of a kind this code does not know, is an error too:
+    dropped, its entry would be missing from every scan without a word."""
+    if root.tag != "queryResult" or root.find("paging") is None:
+        raise ServiceError(f"NCMEC {what}: response is not an entries page (root <{root.tag}>"
+                           f"{'' if root.tag != 'queryResult' else ' without <paging>'}); refused")
     updates: list[EntryUpdate] = []
     malformed = 0
     for group in ("images", "videos"):
@@ -76,6 +84,9 @@ def parse_entries(root: ET.Element) -> EntriesPage:
                 entry_id=(id_el.text or "").strip(), deleted=deleted, fingerprints=fps,
                 category=category, kind=kind,
                 member_id=(member.get("id") if member is not None else None)))
+    if malformed:
+        raise ServiceError(f"NCMEC {what}: {malformed} record(s) without an id or of an unknown "
+                           "kind; refused (the sync would leave their entries out)")
     nxt = root.find("paging/next")
     return EntriesPage(updates, (nxt.text or "").strip() if nxt is not None else "", malformed)
 

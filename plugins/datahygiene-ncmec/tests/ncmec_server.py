@@ -57,7 +57,10 @@ class Fault:
     """Injected for requests ``match(path, query)`` accepts, ``times`` times."""
 
     match: Callable[[str, dict[str, str]], bool]
-    action: str  # "401", "500", "503", "429", "410", "timeout", "drop", "truncate"
+    # "401", "500", "503", "429", "410", "timeout", "drop", "truncate"; "maintenance" (200
+    # with an HTML page), "empty" (200 with an empty queryResult), "bad-record" (a page with
+    # an image record without an id), "redirect:URL" (302 to URL)
+    action: str
     times: int = 1
 
 
@@ -132,6 +135,23 @@ class NCMECServer:
             a = fault.action
             if a.isdigit():
                 self._send(h, int(a), f"<error>injected {a}</error>".encode())
+                return
+            if a == "maintenance":
+                self._send(h, 200, b"<html><body><p>Down for maintenance</p></body></html>", "text/html")
+                return
+            if a == "empty":
+                self._send(h, 200, f'<?xml version="1.0"?><queryResult xmlns="{NS}"/>'.encode())
+                return
+            if a == "bad-record":
+                self._send(h, 200, f'<queryResult xmlns="{NS}"><images count="1"><image><member '
+                           'id="1"/></image></images><paging><next></next></paging>'
+                           "</queryResult>".encode())
+                return
+            if a.startswith("redirect:"):
+                h.send_response(302)
+                h.send_header("Location", a[len("redirect:"):])
+                h.send_header("Content-Length", "0")
+                h.end_headers()
                 return
             if a == "timeout":
                 time.sleep(self.timeout_sleep)

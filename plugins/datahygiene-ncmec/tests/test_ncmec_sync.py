@@ -242,3 +242,30 @@ def test_hostile_or_broken_responses_stop_the_sync(env: Path) -> None:
     with pytest.raises(ServiceError, match="outside the configured base_url"):
         client.next_url("https://elsewhere.example.invalid/v2/entries?start=1000")
     assert PASSWORD not in repr(client)
+
+
+@pytest.mark.parametrize("action", ["maintenance", "empty", "bad-record"])
+def test_a_response_that_is_not_an_entries_page_stops_the_sync(env: Path, action: str) -> None:
+    """A maintenance page or an empty queryResult answered with HTTP 200 was read as a
+    window without entries, and the checkpoint moved past it for good: its entries were
+    never fetched. A record without an id was dropped without a word."""
+    with NCMECServer(USER, PASSWORD, page_size=5) as server:
+        server.records = synthetic_records(30, T0, "2026-01-04T23:00:00Z", seed=8)
+        server.faults = [Fault(lambda p, q: q.get("from") == "2026-01-03T00:00:00Z", action)]
+        store = open_store("n", server, T1)
+        with pytest.raises(ServiceError, match=r"2026-01-03.*refused.*2 window\(s\) committed"):
+            sync_list(store, "n", discover())
+        assert store.read_state("n")["checkpoint"]["end"] == "2026-01-03T00:00:00Z"
+        sync_list(store, "n", discover())  # the window is read again, whole
+        assert stored_state(store, "n") == expected_state(server, T1)
+
+
+def test_a_redirect_is_not_followed_and_the_credentials_stay_home(env: Path) -> None:
+    """urllib followed a 302 to any host and sent the Basic credentials there."""
+    with NCMECServer(USER, PASSWORD) as other, NCMECServer(USER, PASSWORD) as server:
+        server.records = synthetic_records(10, T0, "2026-01-01T23:00:00Z", seed=9)
+        server.faults = [Fault(lambda p, q: True, f"redirect:{other.base_url}/v2/entries?from=x&to=y")]
+        store = open_store("n", server, "2026-01-02T00:00:00Z")
+        with pytest.raises(ServiceError, match="HTTP 302: a redirect, not followed"):
+            sync_list(store, "n", discover())
+        assert other.requests == []
