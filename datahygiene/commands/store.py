@@ -17,7 +17,9 @@ import click
 from datahygiene.commands.common import echo_table, interactive
 from datahygiene.commands.scan import parse_list_option
 from datahygiene.errors import ConfigError, ListError
-from datahygiene.plugins import default_registry
+from datahygiene.lists.model import HashList
+from datahygiene.lists.spec import ListSpec
+from datahygiene.plugins import Registry, default_registry
 from datahygiene.store.crypto import write_key_file
 from datahygiene.store.snapshots import DEFAULT_KEY_ENV, ListStore, check_name, default_store_root
 from datahygiene.store.source import build_scan_index, hashlists_to_entries
@@ -64,6 +66,38 @@ def _load_sync_config(path: str) -> dict[str, Any]:
     return data
 
 
+def _import(store: ListStore, name: str, lists: list[HashList], spec: ListSpec, registry: Registry,
+            allow_signal_change: bool) -> tuple[dict[str, Any], bool]:
+    """Store ``lists`` as NAME's next snapshot (under its write lock, held by the caller)."""
+    previous = store.index(name)["snapshots"]
+    if previous:
+        held = set(previous[-1]["signals"])
+        dropped = sorted(held - {hl.signal for hl in lists if len(hl)})
+        if dropped and not allow_signal_change:
+            raise ConfigError(
+                f"{name}: snapshot {previous[-1]['version']} holds {', '.join(sorted(held))}; "
+                f"this list has no {', '.join(dropped)}, so a scan with --list store:{name} "
+                "would stop checking it. Store it under another --name, or pass "
+                "--allow-signal-change if the partner dropped that signal")
+    first = lists[0].identity
+    skipped = sum(int(hl.stats.get("skipped_bad_entries", 0)) for hl in lists)
+    meta = {"source": spec.source, "partner": first.partner, "upstream_name": first.name,
+            "upstream_version": first.version,
+            "retrieved_at": first.retrieved_at,
+            **({"skipped_bad_entries": skipped} if skipped else {})}
+    if skipped:  # the store keeps what parsed; say what it does not hold
+        click.echo(f"note: {skipped:,} bad entr{'y' if skipped == 1 else 'ies'} skipped "
+                   "(on_bad_entry = skip) and not stored; scans of this snapshot record "
+                   "the count", err=True)
+    record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta,
+                                       scan_index=build_scan_index(registry))
+    if not new:
+        # "unchanged" must mean the snapshot is there and opens: scans read its index,
+        # so a lost or damaged snapshot would otherwise go unnoticed until needed
+        store.read_snapshot(name, int(record["version"]))
+    return record, new
+
+
 def register(group: click.Group) -> None:
     lists_group = group.commands["lists"]
     assert isinstance(lists_group, click.Group)
@@ -89,32 +123,8 @@ def register(group: click.Group) -> None:
         registry = default_registry()
         lists = registry.get("sources", spec.source).obj().load(spec, registry)
         store = _open_store(store_dir, key_file, key_env)
-        previous = store.index(name)["snapshots"]
-        if previous:
-            held = set(previous[-1]["signals"])
-            dropped = sorted(held - {hl.signal for hl in lists if len(hl)})
-            if dropped and not allow_signal_change:
-                raise ConfigError(
-                    f"{name}: snapshot {previous[-1]['version']} holds {', '.join(sorted(held))}; "
-                    f"this list has no {', '.join(dropped)}, so a scan with --list store:{name} "
-                    "would stop checking it. Store it under another --name, or pass "
-                    "--allow-signal-change if the partner dropped that signal")
-        first = lists[0].identity
-        skipped = sum(int(hl.stats.get("skipped_bad_entries", 0)) for hl in lists)
-        meta = {"source": spec.source, "partner": first.partner, "upstream_name": first.name,
-                "upstream_version": first.version,
-                "retrieved_at": first.retrieved_at,
-                **({"skipped_bad_entries": skipped} if skipped else {})}
-        if skipped:  # the store keeps what parsed; say what it does not hold
-            click.echo(f"note: {skipped:,} bad entr{'y' if skipped == 1 else 'ies'} skipped "
-                       "(on_bad_entry = skip) and not stored; scans of this snapshot record "
-                       "the count", err=True)
-        record, new = store.write_snapshot(name, hashlists_to_entries(lists), meta,
-                                           scan_index=build_scan_index(registry))
-        if not new:
-            # "unchanged" must mean the snapshot is there and opens: scans read its index,
-            # so a lost or damaged snapshot would otherwise go unnoticed until needed
-            store.read_snapshot(name, int(record["version"]))
+        with store.writing(name):  # the signal check and the write see the same latest snapshot
+            record, new = _import(store, name, lists, spec, registry, allow_signal_change)
         what = "stored as" if new else "unchanged; latest is"
         click.echo(f"{name}: {what} snapshot {record['version']} ({record['fingerprints']:,} "
                    f"entries; {', '.join(record['signals'])}; snapshot digest {record['fingerprint']})")

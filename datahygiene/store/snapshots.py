@@ -27,6 +27,8 @@ strings so that a later plugin can use them without a re-sync.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -34,7 +36,7 @@ import os
 import re
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,6 +205,7 @@ class ListStore:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
         self._key = key
+        self._held: set[str] = set()  # lists whose write lock this process holds
 
     def __repr__(self) -> str:  # never show the key
         return f"ListStore({str(self.root)!r})"
@@ -287,11 +290,41 @@ class ListStore:
         snaps = self.index(name)["snapshots"]
         return int(snaps[-1]["version"]) if snaps else None
 
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[None]:
+        """Hold the list's write lock (``flock`` on its directory; nothing is left behind)
+        for a read-modify-write of its index: two imports or syncs at once each read the
+        index, and the one that wrote last dropped the other's snapshot record (reported
+        as stored, then missing), or both numbered theirs the same. A second writer is
+        refused at once. Re-entrant within this process."""
+        if name in self._held:
+            yield
+            return
+        d = self.list_dir(name)
+        _mkdir_private(d)
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{name}: another import or sync of this stored list is running; "
+                                  "wait for it to finish") from None
+            except OSError:
+                pass  # a filesystem without locks: unlocked, as before
+            self._held.add(name)
+            try:
+                yield
+            finally:
+                self._held.discard(name)
+        finally:
+            os.close(fd)
+
     def set_sync_config(self, name: str, source: str, config: dict[str, Any]) -> None:
         _refuse_inline_secrets(config, f"sync config for {name}")
-        idx = self.index(name)
-        idx["sync"] = {"source": source, "config": config}
-        self._write_index(name, idx)
+        with self.writing(name):
+            idx = self.index(name)
+            idx["sync"] = {"source": source, "config": config}
+            self._write_index(name, idx)
 
     # -- snapshots -----------------------------------------------------------------------
     def write_snapshot(self, name: str, entries: pa.Table, meta: dict[str, Any],
@@ -304,7 +337,13 @@ class ListStore:
         not written again (the latest record is returned). ``scan_index`` derives, from
         the snapshot, the bytes of its scan index (datahygiene/store/source.py): sealed
         beside it and written before the snapshot becomes visible, so a visible
-        snapshot that has one always has it complete."""
+        snapshot that has one always has it complete. Under the list's write lock."""
+        with self.writing(name):
+            return self._write_snapshot(name, entries, meta, only_if_changed, scan_index)
+
+    def _write_snapshot(self, name: str, entries: pa.Table, meta: dict[str, Any],
+                        only_if_changed: bool, scan_index: Callable[[Snapshot], bytes] | None
+                        ) -> tuple[dict[str, Any], bool]:
         entries = canonical_entries(entries)
         fp = _digest_in_order(entries)
         idx = self.index(name)

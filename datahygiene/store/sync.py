@@ -98,7 +98,14 @@ def sync_list(store: ListStore, name: str, registry: Registry,
 
     Durable progress is written after the loop; if the source fails part way, the
     windows completed so far are committed (a complete snapshot as of their
-    checkpoint) before the error is raised, so the next run resumes from there."""
+    checkpoint) before the error is raised, so the next run resumes from there. The
+    list's write lock is held throughout: a second sync or import of it is refused."""
+    with store.writing(name):
+        return _sync_list(store, name, registry, progress)
+
+
+def _sync_list(store: ListStore, name: str, registry: Registry,
+               progress: Callable[[str], None] | None) -> SyncResult:
     idx = store.index(name)
     conf = idx.get("sync")
     if not conf:

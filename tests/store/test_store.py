@@ -357,3 +357,19 @@ def test_a_lost_or_damaged_snapshot_is_noticed_by_import_and_stored(env: dict) -
     snap.unlink()
     code, out = run("lists", "stored", "p")
     assert code == 4 and "snapshot 1 of p is missing" in out
+
+
+def test_a_second_writer_of_a_stored_list_is_refused_while_one_writes(env: dict) -> None:
+    """Two imports at once each read index.json and wrote it back: one snapshot was
+    reported as stored and then missing from the list. A writer now holds the list's
+    lock; another is refused at once, and writers of other lists are not held up."""
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p", "--key-env", KEY_ENV)
+    assert code == 0, out
+    other = ListStore.open(None)  # another writer: its own open of the lock
+    with other.writing("p"):
+        code, out = run("lists", "import", f"md5={env['list']}", "--name", "p")
+        assert code == 2 and "another import or sync of this stored list is running" in out
+        code, out = run("lists", "import", f"md5={env['list']}", "--name", "q")
+        assert code == 0, out
+    code, out = run("lists", "import", f"md5={env['list']}", "--name", "p")
+    assert code == 0 and "unchanged; latest is snapshot 1" in out
