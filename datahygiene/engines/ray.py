@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import socket
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -40,7 +41,7 @@ import pyarrow as pa
 
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, TaskResult, run_task
-from datahygiene.errors import ConfigError, InputError
+from datahygiene.errors import ConfigError, DatahygieneError, InputError
 from datahygiene.step import ScanPlan
 
 INSTALL_HINT = "--engine ray needs Ray, which is not installed: pip install 'datahygiene[ray]'"
@@ -90,7 +91,11 @@ class _TaskRunner:
         import ray
 
         self.plan, self.tasks = ray.get(box[0])  # boxed: Ray would not resolve it otherwise
-        self.plan.setup()
+        self.failed: str | None = None
+        try:
+            self.plan.setup()
+        except DatahygieneError as exc:
+            self.failed = _error_text(exc)
         self.counted = self.plan.counters()
         self.batch_size = batch_size
         self.keep_clean = keep_clean
@@ -99,13 +104,21 @@ class _TaskRunner:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         numbers = batch.column("task").to_pylist()
-        flagged, clean, details = [], [], []
+        flagged: list[bytes | None] = []
+        clean: list[bytes | None] = []
+        details: list[bytes | None] = []
+        error = self.failed
         for k in numbers:
-            res = run_task(self.tasks[k], self.plan, self.batch_size, self.keep_clean,
-                           self.keep_unverified, self.detail_columns)
-            flagged.append(_ipc(res.flagged))
-            clean.append(_ipc(res.clean) if res.clean is not None else None)
-            details.append(_ipc(res.details) if res.details is not None else None)
+            res = None
+            if error is None:
+                try:
+                    res = run_task(self.tasks[k], self.plan, self.batch_size, self.keep_clean,
+                                   self.keep_unverified, self.detail_columns)
+                except DatahygieneError as exc:  # sent back as data (raised, Ray wraps it)
+                    error = _error_text(exc)
+            flagged.append(_ipc(res.flagged) if res is not None else None)
+            clean.append(_ipc(res.clean) if res is not None and res.clean is not None else None)
+            details.append(_ipc(res.details) if res is not None and res.details is not None else None)
         now = self.plan.counters()
         delta = json.dumps([{k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
                             for before, after in zip(self.counted, now, strict=True)])
@@ -114,6 +127,8 @@ class _TaskRunner:
                          "flagged": pa.array(flagged, pa.large_binary()),
                          "clean": pa.array(clean, pa.large_binary()),
                          "details": pa.array(details, pa.large_binary()),
+                         "error": pa.array(([error] if numbers else [])
+                                           + [None] * (len(numbers) - 1), pa.string()),
                          # what the checks counted meanwhile (a service's requests...):
                          # on the call's first row only, so it is added once
                          "counters": pa.array(([delta] if numbers else [])
@@ -132,6 +147,8 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
     _settle_optional_imports()
     started = False
     if not ray.is_initialized():
+        if config.ray_address:
+            _check_reachable(config.ray_address)
         try:
             ray.init(address=config.ray_address or None, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING)
@@ -160,6 +177,7 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
         early: dict[int, TaskResult] = {}
         nxt = 0
         for block in _blocks(out.iter_batches(batch_format="pyarrow", batch_size=None)):
+            _raise_worker_error(block)
             for delta in block.column("counters").to_pylist():
                 if delta is not None:
                     plan.add_counters(json.loads(delta))
@@ -181,6 +199,44 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
         data_log.setLevel(saved_level)
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """A cluster address that does not answer is a one-line error at once: ``ray.init``
+    waits for it for minutes, printing its client's warnings."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # a form this check does not know: leave it to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"--ray-address {address}: cannot connect to a Ray cluster "
+                          f"({exc.strerror or type(exc).__name__})") from None
+
+
+def _error_text(exc: DatahygieneError) -> str:
+    return json.dumps({"type": type(exc).__name__, "module": type(exc).__module__,
+                       "message": str(exc)})
+
+
+def _raise_worker_error(block: pa.Table) -> None:
+    """A datahygiene error a worker met comes back as data, and is raised here as itself:
+    one line and its own exit code, as on the local engine (raised in the worker, it
+    reached the user as a Ray traceback, exit 1)."""
+    found = [e for e in block.column("error").to_pylist() if e is not None]
+    if not found:
+        return
+    info = json.loads(found[0])
+    try:
+        cls = getattr(importlib.import_module(info["module"]), info["type"])
+    except (ImportError, AttributeError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, DatahygieneError)):
+        cls = InputError
+    raise cls(info["message"])
 
 
 def _blocks(batches: Iterable[Any]) -> Iterator[pa.Table]:

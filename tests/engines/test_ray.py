@@ -181,3 +181,53 @@ def test_ray_with_lists_from_the_store(synth: dict[str, Any], tmp_path: Path) ->
     assert outputs(on_ray.out) == outputs(local.out)
     assert on_ray.summary["rows"]["excluded"] == 13
     assert [hl["source"] for hl in on_ray.run["lists"]] == [f"store:{s}@1" for s in sorted(synth["lists"])]
+
+
+def test_a_worker_error_is_one_line_with_its_own_exit_code(synth: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """A corrupt row group read on a Ray worker was exit 1 with a Ray traceback; it is
+    the same one-line input error (exit 3) as on the local engine."""
+    from click.testing import CliRunner
+
+    from datahygiene.cli import cli
+
+    src = tmp_path / "m"
+    src.mkdir()
+    for name in synth["files"]:
+        pq.write_table(pq.read_table(Path(synth["manifest"]) / name), src / name, row_group_size=300)
+    victim = src / synth["files"][-1]
+    chunk = pq.ParquetFile(victim).metadata.row_group(1).column(
+        pq.ParquetFile(victim).schema_arrow.names.index("md5"))
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    data = bytearray(victim.read_bytes())
+    data[start: start + chunk.total_compressed_size] = os.urandom(chunk.total_compressed_size)
+    victim.write_bytes(bytes(data))
+    res = CliRunner().invoke(cli, ["scan", "--manifest", str(src), "--list",
+                                   f"md5={synth['lists']['md5']}", "--out", str(tmp_path / "o"),
+                                   "--engine", "ray", "-q"])
+    assert res.exit_code == 3, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("datahygiene: error:")]
+    assert len(lines) == 1 and "row group 1 cannot be read" in lines[0], res.output
+    assert not (tmp_path / "o" / "run.json").exists()
+
+
+def test_an_unreachable_cluster_address_is_one_line_at_once(synth: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """ray.init waited minutes for an address that does not answer."""
+    import socket
+    import time
+
+    from datahygiene.errors import ConfigError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.shutdown()  # as a fresh process: not connected yet
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match=f"--ray-address 127.0.0.1:{port}: cannot connect"):
+            run_scan(config(synth["manifest"], synth["lists"], tmp_path / "o", engine="ray",
+                            ray_address=f"127.0.0.1:{port}"))
+        assert time.monotonic() - t0 < 30
+    finally:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
