@@ -15,7 +15,7 @@ import click
 
 from datahygiene import __version__
 from datahygiene.allocator import tune_allocator
-from datahygiene.errors import DatahygieneError, OutputError
+from datahygiene.errors import DatahygieneError, InterruptedAfterCommit, OutputError
 
 COMMAND_MODULES = (
     "datahygiene.commands.scan",
@@ -40,8 +40,9 @@ class Group(click.Group):
         except DatahygieneError as exc:
             click.echo(f"datahygiene: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("datahygiene: interrupted; no output was committed", err=True)
+        except KeyboardInterrupt as exc:
+            kept = exc.committed if isinstance(exc, InterruptedAfterCommit) else "no output was committed"
+            click.echo(f"datahygiene: interrupted; {kept}", err=True)
             ctx.exit(130)
         except OSError as exc:
             # what the library did not already attribute to an input or list: most often

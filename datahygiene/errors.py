@@ -55,3 +55,13 @@ class ServiceError(DatahygieneError):
     """A remote list source or matching service failed in a way that stops the run."""
 
     exit_code = 8
+
+
+class InterruptedAfterCommit(KeyboardInterrupt):
+    """Ctrl-C after part of the work was committed (a list sync keeps the windows it
+    finished): the interruption, with what was kept, so the console does not say that
+    nothing was. Exit 130 like any interruption."""
+
+    def __init__(self, committed: str) -> None:
+        super().__init__(committed)
+        self.committed = committed

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datahygiene.errors import DatahygieneError, ServiceError
+from datahygiene.errors import DatahygieneError, InterruptedAfterCommit, ServiceError
 from datahygiene.plugins import Registry
 from datahygiene.store.normalize import normalize_values
 from datahygiene.store.snapshots import ENTRY_SCHEMA, ListStore, empty_entries
@@ -151,6 +151,9 @@ def _sync_list(store: ListStore, name: str, registry: Registry,
     if failure is not None:
         done = f"{windows} window(s) committed; run `datahygiene lists sync {name}` to resume" \
             if windows else "nothing committed"
+        if isinstance(failure, KeyboardInterrupt) and windows:
+            raise InterruptedAfterCommit(f"{done} (snapshot {record['version'] if record else '?'})"
+                                         ) from None
         if not isinstance(failure, DatahygieneError | OSError):
             raise failure
         if not windows and isinstance(failure, DatahygieneError) and not isinstance(failure, ServiceError):

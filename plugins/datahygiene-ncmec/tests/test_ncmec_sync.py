@@ -269,3 +269,26 @@ def test_a_redirect_is_not_followed_and_the_credentials_stay_home(env: Path) -> 
         with pytest.raises(ServiceError, match="HTTP 302: a redirect, not followed"):
             sync_list(store, "n", discover())
         assert other.requests == []
+
+
+def test_ctrl_c_after_committed_windows_says_what_was_kept(env: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finished windows are committed on Ctrl-C, but the console said 'no output was
+    committed'."""
+    from datahygiene_ncmec.client import NCMECClient
+
+    real = NCMECClient.get
+
+    def get(self: NCMECClient, url: str, what: str, is_next: bool = False) -> bytes:
+        if "from=2026-01-03" in url:
+            raise KeyboardInterrupt
+        return real(self, url, what, is_next)
+
+    monkeypatch.setattr(NCMECClient, "get", get)
+    with NCMECServer(USER, PASSWORD, page_size=5) as server:
+        server.records = synthetic_records(30, T0, "2026-01-04T23:00:00Z", seed=10)
+        open_store("n", server, T1)
+        r = CliRunner().invoke(cli, ["lists", "sync", "n"])
+        assert r.exit_code == 130
+        assert "interrupted; 2 window(s) committed; run `datahygiene lists sync n` to resume " \
+               "(snapshot 1)" in r.output
