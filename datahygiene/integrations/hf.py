@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datahygiene import __version__
-from datahygiene.errors import ListError
+from datahygiene.errors import InputError, ListError
 from datahygiene.lists.spec import ListSpec
 from datahygiene.step import ScanPlan, check_batch
 
@@ -111,12 +111,25 @@ class Annotator:
     def __repr__(self) -> str:
         return f"Annotator(lists={len(self.specs)}, fingerprint={self.fingerprint[:16]})"
 
+    def check_columns(self, names: Iterable[str] | None) -> None:
+        """The error ``scan`` gives for a column the lists need that the dataset lacks
+        (it was a bare pyarrow KeyError from inside ``map``)."""
+        if names is None:  # an iterable dataset whose columns are not known yet
+            return
+        names = list(names)
+        missing = [c for c in self._load().columns if c not in names]
+        if missing:
+            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            raise InputError(f"dataset: no hash column {missing[0]!r} (columns: {shown}); "
+                             "name the column with columns={SIGNAL: COLUMN}")
+
     def __call__(self, batch: pa.Table | pa.RecordBatch) -> pa.Table:
         if not isinstance(batch, pa.Table | pa.RecordBatch):
             raise TypeError("Annotator works on Arrow batches: use ds.with_format('arrow')"
                             ".map(annotator, batched=True)")
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         plan = self._load()
+        self.check_columns(table.column_names)
         res = check_batch(table, plan, "dataset", 0)
         n = table.num_rows
         decision = np.full(n, "clean", dtype=object)
@@ -173,6 +186,7 @@ def annotate(ds: Any, lists: Iterable[ListSpec | str] | Annotator, *, batch_size
     """``ds`` (a ``Dataset`` or ``IterableDataset``) with the decision columns added, in
     the output format ``ds`` had. ``num_proc`` applies to a ``Dataset`` only."""
     fn = lists if isinstance(lists, Annotator) else Annotator(lists, **kw)
+    fn.check_columns(getattr(ds, "column_names", None))  # before any map starts
     arrow = ds.with_format("arrow")
     map_kw: dict[str, Any] = {"batched": True, "batch_size": batch_size}
     if num_proc is not None and not _is_iterable(ds):

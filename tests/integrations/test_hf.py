@@ -179,3 +179,16 @@ def test_worker_refuses_a_list_changed_after_the_annotator(synth: dict[str, Any]
 
     with pytest.raises(ListError, match="changed after the Annotator"):
         worker(pq.read_table(synth["manifest"] / synth["files"][0]))
+
+
+def test_a_dataset_without_the_hash_column_is_told_before_map(synth: dict[str, Any],
+                                                               hf_cache: Path) -> None:
+    """It was a bare pyarrow KeyError from inside map."""
+    from datahygiene.errors import InputError
+
+    ds = _load(synth, hf_cache).remove_columns(["md5"])
+    with pytest.raises(InputError, match=r"dataset: no hash column 'md5' \(columns: key, url"):
+        annotate(ds, _lists(synth))
+    hygiene = Annotator(_lists(synth))
+    with pytest.raises(InputError, match="no hash column 'md5'"):
+        ds.with_format("arrow").map(hygiene, batched=True)
