@@ -76,6 +76,10 @@ def _as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return col
 
 
+def _where(source_file: str | None) -> str:
+    return f"{source_file}: " if source_file else ""
+
+
 @dataclass
 class BytesColumn(ImageSource):
     column: str
@@ -86,7 +90,8 @@ class BytesColumn(ImageSource):
         if pa.types.is_struct(col.type):
             names = [col.type.field(i).name for i in range(col.type.num_fields)]
             if "bytes" not in names:
-                raise InputError(f"column {self.column!r} is a struct without a 'bytes' field")
+                raise InputError(f"{_where(source_file)}column {self.column!r} is a struct "
+                                 "without a 'bytes' field")
             if "path" in names:
                 paths = pc.struct_field(col, "path").to_pylist()
             valid = col.is_valid()
@@ -94,7 +99,8 @@ class BytesColumn(ImageSource):
             if col.null_count or not pc.all(valid).as_py():
                 col = pc.if_else(valid, col, pa.nulls(len(col), col.type))
         if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-            raise InputError(f"column {self.column!r} must hold image bytes (binary), not {col.type}")
+            raise InputError(f"{_where(source_file)}column {self.column!r} must hold image bytes "
+                             f"(binary), not {col.type}")
         # A struct without bytes is read from its path only when the path is absolute
         # or a URL. A relative one (often a bare "00001.jpg") names a file where the
         # dataset was made: read here, it was some unrelated file of that name in the
@@ -117,7 +123,8 @@ class PathColumn(ImageSource):
     def specs(self, batch: pa.RecordBatch | pa.Table, source_file: str | None = None) -> list[Spec]:
         col = _as_array(batch.column(self.column))
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-            raise InputError(f"column {self.column!r} must hold paths or URLs (strings), not {col.type}")
+            raise InputError(f"{_where(source_file)}column {self.column!r} must hold paths or URLs "
+                             f"(strings), not {col.type}")
         return [("path", p) if p else ("missing", "null") for p in col.to_pylist()]
 
 

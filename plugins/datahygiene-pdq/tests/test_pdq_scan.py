@@ -376,3 +376,12 @@ def test_two_image_sources_are_refused(planted: tuple[Path, Path], tmp_path: Pat
               "--image-path-column", "url", "--out", tmp_path / "run", ok=False)
     assert res.exit_code == 2
     assert "--image-path-column and --image-column both name where the images are" in res.output
+
+
+def test_an_image_column_of_the_wrong_type_names_the_file(planted: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    manifest, lst = planted
+    res = run("scan", "--manifest", manifest, "--list", f"pdq={lst}", "--image-column", "url",
+              "--out", tmp_path / "run", "--hash-workers", "1", ok=False)
+    assert res.exit_code == 3
+    assert f"{manifest}: column 'url' must hold image bytes (binary), not string" in res.output
