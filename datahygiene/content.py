@@ -10,8 +10,9 @@ Where the image comes from (one per scan):
 * :class:`PathColumn` -- local paths or fsspec URLs in a column (relative paths are
   relative to the directory the scan runs in);
 * :class:`WebDataset` -- img2dataset's webdataset output: tar shards beside sidecar
-  parquet files; the manifest is the sidecar parquet and rows are joined to tar members
-  by the row key (``key``), through an index of member offsets built once in setup.
+  parquet files; the manifest is the sidecar parquet and each sidecar's rows are joined
+  to its own shard's members by the row key (``key``), through an index of member
+  offsets per shard built once in setup.
 
 Why the work goes to processes: decoding (Pillow) releases the GIL but PDQ hashing
 (``pdqhash``, Cython without ``nogil``) does not, so threads would serialise on the
