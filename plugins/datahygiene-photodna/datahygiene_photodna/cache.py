@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from datahygiene.errors import ConfigError
 from datahygiene.services.base import ServiceResult
 
 
@@ -37,9 +38,15 @@ class ResultCache:
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         os.chmod(path, 0o600)
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, result TEXT, at REAL)")
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            self._db.execute("CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, result TEXT, "
+                             "at REAL)")
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: not a usable PhotoDNA result cache ({type(exc).__name__}); "
+                              "delete it (it is only a cache), or set cache = \"\" to run without "
+                              "one") from None
         self._ns = namespace.encode()
         self._ttl = ttl_days * 86400
         self._lock = threading.Lock()

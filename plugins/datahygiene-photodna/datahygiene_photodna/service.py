@@ -17,11 +17,13 @@ GIF/JPEG/PNG/BMP/TIFF) are ``unverified`` without being sent anywhere.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.client
 import json
 import os
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -29,6 +31,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +91,7 @@ class PhotoDNAService(MatchService):
         if unknown:
             raise ConfigError(f"photodna: unknown option(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(OPTIONS))}")
+        _check_option_types(opts)
         self.base_url = str(opts.get("base_url", DEFAULT_BASE_URL)).rstrip("/")
         if not self.base_url.startswith(("https://", "http://")):
             raise ConfigError("photodna: base_url must be an http(s) URL")
@@ -104,8 +108,13 @@ class PhotoDNAService(MatchService):
         self.cache_ttl_days = float(opts.get("cache_ttl_days", 30))
         self.max_bytes = int(opts.get("max_bytes", MAX_BYTES))
         self.min_side = int(opts.get("min_side", MIN_SIDE))
-        if self.rate <= 0 or self.concurrency < 1 or self.max_retries < 0:
-            raise ConfigError("photodna: rate must be > 0, concurrency >= 1, max_retries >= 0")
+        if self.rate <= 0 or self.concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0:
+            raise ConfigError("photodna: rate and timeout_s must be > 0, concurrency >= 1, "
+                              "max_retries >= 0")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_env):
+            # never echo it: a key pasted here by mistake would land in the log
+            raise ConfigError("photodna: key_env must name an environment variable (letters, digits, "
+                              "_), not hold the key")
         self._key: str | None = None
         self._limiter: RateLimiter | None = None
         self._slots: threading.BoundedSemaphore | None = None  # in flight, across every batch
@@ -133,7 +142,11 @@ class PhotoDNAService(MatchService):
             if not key.strip():
                 raise ConfigError(f"photodna: environment variable {self.key_env} is not set "
                                   "(the subscription key comes from the environment only)")
-            self._key = key.strip()
+            key = key.strip()
+            if any(c in key for c in "\r\n\0") or not key.isascii():
+                raise ConfigError(f"photodna: the key in ${self.key_env} holds a line break or a "
+                                  "character an HTTP header cannot carry; give one key")
+            self._key = key
         if self._limiter is None:
             self._limiter = RateLimiter(self.rate)
         if self._slots is None:
@@ -238,8 +251,8 @@ class PhotoDNAService(MatchService):
             "Content-Type": mime, "Ocp-Apim-Subscription-Key": self._key or ""})
         self._count("requests")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                body = resp.read()
+            with _OPENER.open(req, timeout=self.timeout_s) as resp:
+                body = _read_by(resp, time.monotonic() + self.timeout_s)
         except urllib.error.HTTPError as exc:
             code = exc.code
             retry_after = exc.headers.get("Retry-After") if exc.headers else None
@@ -270,15 +283,21 @@ class PhotoDNAService(MatchService):
         except (ValueError, KeyError, TypeError):
             return _Attempt(retry_reason="bad-response")
         if code == 3000:
-            if not doc.get("IsMatch"):
+            verdict = doc.get("IsMatch")
+            if not isinstance(verdict, bool):  # no verdict is not "no match"
+                return _Attempt(retry_reason="bad-response")
+            if not verdict:
                 return _Attempt(ServiceResult("no-match"), retry_reason="cacheable")
             refs: list[str] = []
             lists: list[str] = []
-            flags = (doc.get("MatchDetails") or {}).get("MatchFlags") or []
-            for flag in flags:
-                info = {i.get("Key"): i.get("Value") for i in flag.get("AdvancedInfo") or []}
-                refs.append(str(info.get("MatchId", "")))
-                lists.append(f"photodna/{flag.get('Source') or 'unknown'}")
+            try:
+                flags = (doc.get("MatchDetails") or {}).get("MatchFlags") or []
+                for flag in flags:
+                    info = {i.get("Key"): i.get("Value") for i in flag.get("AdvancedInfo") or []}
+                    refs.append(str(info.get("MatchId", "")))
+                    lists.append(f"photodna/{flag.get('Source') or 'unknown'}")
+            except (AttributeError, TypeError):  # a match, details of another shape
+                refs, lists = [], []
             if not refs:
                 refs, lists = [""], ["photodna/unknown"]
             return _Attempt(ServiceResult("match", tuple(refs), details={"lists": tuple(lists)}),
@@ -289,7 +308,61 @@ class PhotoDNAService(MatchService):
 
 
 def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    """Retry-After as seconds: a number, or an HTTP date (RFC 9110 allows both)."""
+    if value is None:
         return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would resend the request as a GET without the
+    image, with the subscription key, to wherever the Location points, and take that
+    answer as the image's verdict. The 3xx comes back as an HTTPError: unverified."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _read_by(resp: Any, deadline: float) -> bytes:
+    """The response body, within the request's deadline: the socket timeout bounds
+    each read, so a server sending a few bytes a second held a request for ever."""
+    parts: list[bytes] = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer took longer than timeout_s")
+        chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "base_url": (str,), "key_env": (str,), "rate": (int, float), "concurrency": (int,),
+    "timeout_s": (int, float), "max_retries": (int,), "backoff_s": (int, float),
+    "max_backoff_s": (int, float), "enhance": (bool,), "cache": (str, bool),
+    "cache_ttl_days": (int, float), "max_bytes": (int,), "min_side": (int,)}
+
+
+def _check_option_types(opts: Mapping[str, Any]) -> None:
+    """A value of the wrong type is an error naming the option: ``enhance = "false"`` was
+    read as true, and ``rate = "fast"`` was a traceback."""
+    for key, value in opts.items():
+        kinds = _OPTION_TYPES.get(key)
+        if kinds is None:
+            continue
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ConfigError(f"[scan.options.photodna]: {key} must be a {names}")

@@ -7,7 +7,9 @@ image is scripted per image SHA-256: a list of actions used one per request (the
 last repeats), default "nomatch". Actions: ``match:SOURCE:ID``, ``nomatch``,
 ``status:CODE``, ``http:CODE``, ``429``/``429:SECONDS`` (Retry-After), ``slow``
 (sleeps past the client timeout, then answers nomatch), ``drop`` (closes the
-connection without answering), ``truncate`` (cuts the body half way).
+connection without answering), ``truncate`` (cuts the body half way), ``redirect:URL``
+(302 to URL), ``raw:JSON`` (answers that body, status 200), ``drip`` (the no-match answer
+a few bytes at a time, well past the client timeout).
 """
 
 from __future__ import annotations
@@ -177,5 +179,27 @@ class PhotoDNAServer:
             h.wfile.write(full[: len(full) // 2])
             h.close_connection = True
             h.connection.shutdown(2)
+        elif kind == "redirect":
+            h.send_response(302)
+            h.send_header("Location", arg)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+        elif kind == "raw":
+            data = arg.encode()
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        elif kind == "drip":
+            full = json.dumps(self.result(3000)).encode()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(full)))
+            h.end_headers()
+            with contextlib.suppress(OSError):  # the client gives up part way
+                for i in range(0, len(full), 8):
+                    h.wfile.write(full[i:i + 8])
+                    h.wfile.flush()
+                    time.sleep(self.slow_s / 4)
         else:  # pragma: no cover - a test bug
             raise ValueError(action)

@@ -236,3 +236,58 @@ def test_a_missing_image_column_is_called_an_image_column(tmp_path: Path) -> Non
                                      "--out", str(tmp_path / "run"), "-q"])
         assert r.exit_code == 3, r.output
         assert "no image column 'image'" in r.output
+
+
+def test_answers_without_a_definite_verdict_leave_the_row_unverified(tmp_path: Path) -> None:
+    """A redirect was followed as a GET without the image, with the key, to the other
+    origin, whose answer became the verdict (clean); a status 3000 answer without a
+    boolean IsMatch was read as no match (clean); a match whose details had another
+    shape stopped the scan with a traceback; an answer sent a few bytes at a time held
+    the request past timeout_s."""
+    imgs = [png(170 + i, 165, seed=300 + i) for i in range(6)]
+    with PhotoDNAServer("other") as other, PhotoDNAServer(KEY, slow_s=2.0) as server:
+        s = server.script
+        s[digest(imgs[0])] = [f"redirect:{other.base_url}/Match"]
+        s[digest(imgs[1])] = ['raw:{"Status": {"Code": 3000}}']
+        s[digest(imgs[2])] = ['raw:{"Status": {"Code": 3000}, "IsMatch": null}']
+        s[digest(imgs[3])] = ['raw:{"Status": {"Code": 3000}, "IsMatch": true, "MatchDetails": []}']
+        s[digest(imgs[4])] = ["drip"]
+        svc = service(server, tmp_path, cache="", max_retries=0, timeout_s=0.5)
+        res = svc.match(imgs)
+        assert [(r.status, r.reason) for r in res] == [
+            ("unverified", "http-302"), ("unverified", "bad-response"),
+            ("unverified", "bad-response"), ("match", None), ("unverified", "timeout"),
+            ("no-match", None)]
+        assert other.requests == []  # the key never went there
+
+
+def test_a_bad_key_option_or_cache_is_one_line_that_never_shows_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with PhotoDNAServer(KEY) as server:
+        monkeypatch.setenv("PDNA_TEST_KEY", KEY + "\n" + KEY)  # two keys pasted
+        with pytest.raises(ConfigError, match=r"\$PDNA_TEST_KEY holds a line break") as exc:
+            service(server, tmp_path).setup()
+        assert KEY not in str(exc.value)
+        with pytest.raises(ConfigError, match="key_env must name an environment variable") as exc:
+            service(server, tmp_path, key_env=KEY)
+        assert KEY not in str(exc.value)
+        for opt, value in (("enhance", "false"), ("rate", "fast"), ("cache_ttl_days", "30d")):
+            with pytest.raises(ConfigError, match=f"photodna.*{opt} must be"):
+                service(server, tmp_path, **{opt: value})
+        (tmp_path / "cache").mkdir(mode=0o700)
+        (tmp_path / "cache" / "results.sqlite").write_bytes(b"not a database" * 100)
+        monkeypatch.setenv("PDNA_TEST_KEY", KEY)
+        svc = service(server, tmp_path)
+        with pytest.raises(ConfigError, match="not a usable PhotoDNA result cache"):
+            svc.match([png(170, 170, seed=1)])
+
+
+def test_retry_after_as_an_http_date() -> None:
+    import email.utils
+    import time
+
+    from datahygiene_photodna.service import _seconds
+
+    later = email.utils.formatdate(time.time() + 3, usegmt=True)
+    assert 1.5 < (_seconds(later) or 0) <= 3.0
+    assert _seconds("2") == 2.0 and _seconds("soon") is None
