@@ -174,8 +174,10 @@ def build_stub(exclusions: pa.Table, run: dict[str, Any], details: RowDetails | 
         }},
         "reporter": {"reportingPerson": {k: "" for k in REPORTER_FIELDS}},
         "additionalInfo": f"datahygiene run {run.get('run_id')}: {len(files)} manifest row(s) matched "
-                          "partner hash lists; lists checked: "
-                          + ", ".join(hl["id"] for hl in run.get("lists", [])),
+                          "partner hash lists or matching services; checked against: "
+                          + ", ".join([hl["id"] for hl in run.get("lists", [])]
+                                      + [f"{name} (matching service)"
+                                         for name in (run.get("config") or {}).get("services") or []]),
     }
     return {
         "_notice": NOTICE + RETENTION,

@@ -122,6 +122,9 @@ def test_scan_exact_rows_and_request_count_then_rerun_uses_cache(tmp_path: Path)
         assert runj["config"]["services"] == ["photodna"]
         summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
         assert summary["rows"] == {"scanned": 19, "clean": 5, "excluded": 3, "unverified": 11}
+        # the report stub names the service that matched (it named only hash lists: none)
+        stub = (tmp_path / "run1" / "restricted" / "reports" / "cybertipline" / "cybertipline-stub.json")
+        assert "checked against: photodna (matching service)" in stub.read_text()
 
         # rerun: definite answers come from the cache; only what failed is asked again
         server.requests.clear()
