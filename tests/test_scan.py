@@ -632,6 +632,19 @@ def test_report_stubs_stay_well_formed_with_odd_urls_and_keys(cli, tmp_path: Pat
     assert len(rows) == 2 and all(ln.count(" | ") == 4 for ln in rows), rows
 
 
+def _scan_written(cli, table: pa.Table, small_manifest: dict[str, Any], tmp_path: Path,
+                  name: str) -> Path:
+    """Write ``table`` as the only input (in a directory of its own) and scan it against
+    the small manifest's list with --write-clean; the run's OUT."""
+    p = tmp_path / "in" / name
+    p.parent.mkdir()
+    pq.write_table(table, p)
+    out = tmp_path / "run"
+    cli("scan", "--manifest", p, "--list", f"md5={small_manifest['list']}", "--out", out,
+        "--write-clean", "-q")
+    return out
+
+
 def test_view_typed_columns_are_scanned_and_kept_in_clean(cli, small_manifest: dict[str, Any],
                                                           tmp_path: Path) -> None:
     """polars and DuckDB may write string_view / binary_view columns; pyarrow has no take
@@ -641,12 +654,7 @@ def test_view_typed_columns_are_scanned_and_kept_in_clean(cli, small_manifest: d
     views = pa.table({name: col.cast(pa.string_view()) for name, col in zip(t.column_names, t.columns,
                                                                             strict=True)})
     views = views.append_column("blob", pa.array([b"x"] * views.num_rows, pa.binary_view()))
-    p = tmp_path / "views" / "v.parquet"
-    p.parent.mkdir()
-    pq.write_table(views, p)
-    out = tmp_path / "run"
-    cli("scan", "--manifest", p, "--list", f"md5={small_manifest['list']}", "--out", out,
-        "--write-clean", "-q")
+    out = _scan_written(cli, views, small_manifest, tmp_path, "v.parquet")
     got = decisions(out)
     assert {k for k, d in got.items() if d == "excluded"} == small_manifest["excluded"]
     assert {k for k, d in got.items() if d == "unverified"} == small_manifest["unverified"]
@@ -663,12 +671,7 @@ def test_a_manifest_column_named_like_a_reason_column_is_data_not_reasons(
     its text replaced unverified rows' reason codes and reached the public summary.json."""
     t = pq.read_table(small_manifest["path"])
     t = t.append_column("__reason__md5", pa.array(["https://example.invalid/private.jpg"] * t.num_rows))
-    p = tmp_path / "r" / "m.parquet"
-    p.parent.mkdir()
-    pq.write_table(t, p)
-    out = tmp_path / "run"
-    cli("scan", "--manifest", p, "--list", f"md5={small_manifest['list']}", "--out", out,
-        "--write-clean", "-q")
+    out = _scan_written(cli, t, small_manifest, tmp_path, "m.parquet")
     reasons = dict(zip(*(read_ex(out)[c] for c in ("key", "reasons")), strict=True))
     assert reasons["k005"] == ["md5:null"] and reasons["k014"] == ["md5:wrong-length"]
     assert "example.invalid" not in (out / "summary.json").read_text()
