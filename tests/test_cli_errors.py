@@ -4,6 +4,7 @@ line and a documented exit code, and leave no complete-looking output."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,31 @@ def test_unwritable_console_streams_do_not_change_the_exit_status(synth: dict[st
                 preexec_fn=(lambda: os.close(2)) if case == "stderr-closed" else None)
         assert proc.returncode == want, case
         assert (out / "run.json").exists() == (want == 0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                    reason="counts the process's threads in /proc, on a machine with 2+ cores")
+@pytest.mark.parametrize("given", [None, "2"])
+def test_the_command_starts_no_spinning_blas_threads(given: str | None) -> None:
+    """numpy's OpenBLAS starts a thread per extra core at import, and they spin for a
+    while, taking CPU from the scan; datahygiene makes no BLAS call, so the command
+    asks for one thread -- unless the user set OPENBLAS_NUM_THREADS, which stands."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nsys.argv = ['datahygiene', '--version']\n"
+            "from datahygiene.entry import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import numpy\n"
+            "names = [open(f'/proc/self/task/{t}/comm').read().strip()"
+            " for t in os.listdir('/proc/self/task')]\n"
+            "print(names.count('python'), os.environ['OPENBLAS_NUM_THREADS'], file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if given:
+        env["OPENBLAS_NUM_THREADS"] = given
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    threads, setting = res.stderr.split()[-2:]
+    assert setting == (given or "1")
+    if given is None:  # OpenBLAS's threads keep the name of the thread that made them
+        assert threads == "1", res.stderr

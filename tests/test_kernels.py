@@ -18,7 +18,7 @@ from datahygiene.lists.files import load_list_file
 from datahygiene.lists.model import sort_rows
 from datahygiene.lists.spec import ListSpec
 from datahygiene.plugins import default_registry
-from datahygiene.signals.exact import MD5, SHA256, SortedPrefixIndex
+from datahygiene.signals.exact import MD5, SHA1, SHA256, ExactDigest, SortedPrefixIndex
 from datahygiene.signals.hexcodec import normalize_fixed
 from datahygiene.step import Check
 
@@ -144,15 +144,28 @@ def _reference(values: list[object], listed: set[bytes], width: int) -> tuple[se
     return hits, bad
 
 
-@pytest.mark.parametrize("sig", [MD5(), SHA256()], ids=["md5", "sha256"])
+class _Narrow(ExactDigest):  # a plugin's digest narrower than the 8-byte key
+    name, width, default_column, algorithm = "narrow", 4, "narrow", "md5"
+
+
+class _Wide(ExactDigest):  # a plugin's digest of a width without its own compiled loop
+    name, width, default_column, algorithm = "wide", 24, "wide", "sha384"
+
+
+@pytest.mark.parametrize("sig", [MD5(), SHA1(), SHA256(), _Narrow(), _Wide()],
+                         ids=["md5", "sha1", "sha256", "width-4", "width-24"])
 @pytest.mark.parametrize("large", [False, True])
 def test_fused_hex_matching_agrees_with_the_reference(sig, large: bool) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(7)
     listed = [_digest(i, sig.width) for i in range(500)]
     values = _column_cases(rng, 5000, listed, sig.width)
     col = pa.array(values, pa.large_string() if large else pa.string())
+    # and a column without nulls (no validity bitmap) whose digests all sit at even offsets
+    plain = pa.array([v for v in values if v is not None and len(str(v)) == 2 * sig.width],
+                     col.type)
+    assert plain.buffers()[0] is None
     index = SortedPrefixIndex(normalize_fixed(pa.array([x.hex() for x in listed]), sig.width).values)
-    for part in (col, col.slice(1), col.slice(777, 3000)):  # sliced: offsets and validity shift
+    for part in (col, col.slice(1), col.slice(777, 3000), plain):  # sliced: offsets and validity shift
         got = sig.match_column(part, index)
         assert got is not None
         hits, bad = _reference(part.to_pylist(), set(listed), sig.width)

@@ -368,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
+        from datahygiene.entry import quiet_blas
+
+        quiet_blas()  # as the `datahygiene` command does, before numpy is imported
         print(json.dumps(run_child(a.child, Path(a.data), a.threads, Path(a.work))))
         return
     base = Path(a.dir)

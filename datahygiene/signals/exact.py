@@ -45,13 +45,12 @@ def prefix64(values: np.ndarray) -> np.ndarray:
 _SCRATCH = threading.local()
 
 
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-thread scratch arrays for the match kernel, kept between batches: fresh
     multi-megabyte arrays cost their page faults again on every batch."""
     have = getattr(_SCRATCH, "arrays", None)
     if have is None or have[0].shape[0] < n:
-        have = (np.empty(max(n, 1), dtype=np.uint64), np.empty(max(n, 1), dtype=np.uint8),
-                np.empty(max(n, 1), dtype=np.int64))
+        have = (np.empty(max(n, 1), dtype=np.uint64), np.empty(max(n, 1), dtype=np.int64))
         _SCRATCH.arrays = have
     return have
 
@@ -165,10 +164,10 @@ class SortedPrefixIndex(SignalIndex):
             words = np.zeros(2, np.uint64)
             wshift, dshift = np.uint64(63), np.uint64(63)
             directory = np.zeros(3, np.int32)
-        keys, hits, cand = _scratch(n)
+        keys, cand = _scratch(n)
         m = self._matches(lambda rows, pos: kernels.match_hex(
             data, data16, offsets, validity, column.offset, width, kernels.HEX_PAIRS, words, wshift,
-            directory, dshift, entries, status, keys, hits, cand, rows, pos))
+            directory, dshift, entries, status, keys, cand, rows, pos))
         return status, m
 
 
