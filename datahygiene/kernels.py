@@ -2,7 +2,7 @@
 
 * :func:`parse_hex_lines` -- a plain-text list of hex digests into canonical bytes,
   one pass over the file's bytes (pieces of the file on several threads);
-* :func:`sort_bucket_range` -- a stable lexicographic sort of fixed-width byte rows:
+* :func:`radix_scatter` / :func:`sort_buckets` -- a stable lexicographic sort of fixed-width byte rows:
   a counting pass into buckets on the leading bits, small sorts inside the buckets
   (linear for digests), disjoint bucket ranges on several threads;
 * :func:`build_prefilter` -- the index's filter (blocked Bloom) and bucket directory;
@@ -145,35 +145,44 @@ row_key = _key  # callable from Python too: a row's 8-byte key
 
 
 @numba.njit(**_JIT)
-def row_keys_range(values, keys, lo, hi):
-    """Rows ``lo..hi``'s first 8 bytes as big-endian uint64s (zero-padded), into ``keys``."""
-    for i in range(lo, hi):
-        keys[i] = _key(values, i)
-
-
-@numba.njit(**_JIT)
-def radix_counts(keys, lo, hi, bits):
-    """How many of ``keys[lo:hi]`` fall in each bucket of their top ``bits`` bits."""
+def radix_counts(values, lo, hi, bits):
+    """How many of rows ``lo..hi`` fall in each bucket of their 8-byte key's top ``bits``
+    bits."""
     shift = np.uint64(64 - bits)
     counts = np.zeros(1 << bits, dtype=np.int64)
     for i in range(lo, hi):
-        counts[np.int64(keys[i] >> shift)] += 1
+        counts[np.int64(_key(values, i) >> shift)] += 1
     return counts
 
 
 @numba.njit(**_JIT)
-def radix_scatter(keys, lo, hi, bits, fill, skeys, order):
-    """Place ``keys[lo:hi]`` and their positions at ``fill[bucket]`` (advancing it):
-    a stable counting-sort pass on the top ``bits`` bits. Threads given disjoint input
-    ranges and disjoint ``fill`` regions write disjoint parts of the outputs."""
+def radix_scatter(values, lo, hi, bits, fill, out, order):
+    """Copy rows ``lo..hi`` to ``out[fill[bucket]]`` (advancing it), and their
+    positions to ``order``: a stable counting-sort pass on the top ``bits`` bits. The
+    rows move here, in input order, rather than after the sort: a final gather by
+    position would read the input at random, a cache miss per row. Threads given
+    disjoint input ranges and disjoint ``fill`` regions write disjoint parts of the
+    outputs."""
     shift = np.uint64(64 - bits)
-    for i in range(lo, hi):
-        key = keys[i]
-        b = np.int64(key >> shift)
-        p = fill[b]
-        fill[b] = p + 1
-        skeys[p] = key
-        order[p] = i
+    w = values.shape[1]
+    if w % 8 == 0:
+        src = values.view(np.uint64)
+        dst = out.view(np.uint64)
+        for i in range(lo, hi):
+            b = np.int64(_key(values, i) >> shift)
+            p = fill[b]
+            fill[b] = p + 1
+            for c in range(w // 8):
+                dst[p, c] = src[i, c]
+            order[p] = i
+    else:
+        for i in range(lo, hi):
+            b = np.int64(_key(values, i) >> shift)
+            p = fill[b]
+            fill[b] = p + 1
+            for c in range(w):
+                out[p, c] = values[i, c]
+            order[p] = i
 
 
 @numba.njit(**_JIT)
@@ -205,64 +214,72 @@ def _insertion_sort(values, keys, order, lo, hi):
 
 
 @numba.njit(**_JIT)
-def sort_buckets(values, bits, starts, b0, b1, keys, order, out):
-    """Second stage of the list sort: finish the buckets ``[b0, b1)`` of the first
-    pass (``keys``/``order`` grouped by their top ``bits`` bits, bucket ``b`` at
-    ``starts[b]:starts[b + 1]``) and move the rows into ``out`` in sorted order.
+def sort_buckets(rows, bits, starts, b0, b1, order):
+    """Second stage of the list sort: sort, in place, the buckets ``[b0, b1)`` of the
+    first pass (rows grouped by their top ``bits`` bits, bucket ``b`` at
+    ``starts[b]:starts[b + 1]``, each in input order), moving ``order`` with the rows.
 
-    A bucket of more than a few entries gets a second stable counting pass on the
-    next bits, sized for ~4 entries per sub-bucket, which leaves small runs for an
-    insertion sort. Each bucket is a few kilobytes, so all of this stays in cache.
+    Each bucket's keys are taken into a local array; a bucket of more than a few rows
+    gets a second stable counting pass on the next bits, sized for ~4 rows per
+    sub-bucket, which leaves small runs for an insertion sort; then the bucket's rows
+    are put in that order. A bucket is a few kilobytes, so all of this stays in cache.
     Threads given disjoint bucket ranges write disjoint parts of the outputs."""
-    w = values.shape[1]
+    w = rows.shape[1]
     biggest = 0
     for b in range(b0, b1):
         biggest = max(biggest, starts[b + 1] - starts[b])
-    tk = np.empty(biggest, dtype=np.uint64)
-    to = np.empty(biggest, dtype=np.int64)
+    lk = np.empty(biggest, dtype=np.uint64)  # the bucket's keys, in bucket order
+    tk = np.empty(biggest, dtype=np.uint64)  # the same keys, being sorted
+    tp = np.empty(biggest, dtype=np.int64)  # and the bucket position of each
+    moved = np.empty((biggest, w), dtype=np.uint8)
+    moved_order = np.empty(biggest, dtype=np.int64)
     for b in range(b0, b1):
         lo = starts[b]
         hi = starts[b + 1]
         m = hi - lo
-        if m <= 16:
-            _insertion_sort(values, keys, order, lo, hi)
+        if m <= 1:
             continue
-        b2 = 1
-        while b2 < 16 and (np.int64(1) << b2) < m:
-            b2 += 1
-        shift2 = np.uint64(64 - bits - b2)
-        mask = np.uint64((1 << b2) - 1)
-        cnt = np.zeros((1 << b2) + 1, dtype=np.int64)
-        for i in range(lo, hi):
-            cnt[np.int64((keys[i] >> shift2) & mask) + 1] += 1
-        for s in range(1 << b2):
-            cnt[s + 1] += cnt[s]
-        for i in range(lo, hi):
-            s = np.int64((keys[i] >> shift2) & mask)
-            p = cnt[s]
-            cnt[s] = p + 1
-            tk[p] = keys[i]
-            to[p] = order[i]
-        keys[lo:hi] = tk[:m]
-        order[lo:hi] = to[:m]
-        s0 = 0
-        for s in range(1 << b2):  # cnt[s] is now where sub-bucket s ends
-            if cnt[s] - s0 > 1:
-                _insertion_sort(values, keys, order, lo + s0, lo + cnt[s])
-            s0 = cnt[s]
-    # the rows move once, 8 bytes at a time where the width allows
-    if w % 8 == 0:
-        src = values.view(np.uint64)
-        dst = out.view(np.uint64)
-        for p in range(starts[b0], starts[b1]):
-            r = order[p]
-            for c in range(w // 8):
-                dst[p, c] = src[r, c]
-    else:
-        for p in range(starts[b0], starts[b1]):
-            r = order[p]
-            for c in range(w):
-                out[p, c] = values[r, c]
+        part = rows[lo:hi]
+        for j in range(m):
+            lk[j] = _key(part, j)
+        if m <= 16:
+            for j in range(m):
+                tk[j] = lk[j]
+                tp[j] = j
+            _insertion_sort(part, tk, tp, 0, m)
+        else:
+            b2 = 1
+            while b2 < 16 and (np.int64(1) << b2) < m:
+                b2 += 1
+            shift2 = np.uint64(64 - bits - b2)
+            mask = np.uint64((1 << b2) - 1)
+            cnt = np.zeros((1 << b2) + 1, dtype=np.int64)
+            for j in range(m):
+                cnt[np.int64((lk[j] >> shift2) & mask) + 1] += 1
+            for s in range(1 << b2):
+                cnt[s + 1] += cnt[s]
+            for j in range(m):
+                s = np.int64((lk[j] >> shift2) & mask)
+                p = cnt[s]
+                cnt[s] = p + 1
+                tk[p] = lk[j]
+                tp[p] = j
+            s0 = 0
+            for s in range(1 << b2):  # cnt[s] is now where sub-bucket s ends
+                if cnt[s] - s0 > 1:
+                    _insertion_sort(part, tk, tp, s0, cnt[s])
+                s0 = cnt[s]
+        for j in range(m):
+            if tp[j] != j:
+                break
+        else:
+            continue  # in order already
+        for j in range(m):
+            moved[j] = part[tp[j]]
+            moved_order[j] = order[lo + tp[j]]
+        for j in range(m):
+            part[j] = moved[j]
+            order[lo + j] = moved_order[j]
 
 
 @numba.njit(**_JIT)
@@ -620,11 +637,11 @@ def warm_up() -> None:
         parse_hex_lines(text, 16, HEX_PAIRS, np.zeros((2, 16), np.uint8), lines)
         compact_rows(values, lines[:1].repeat(4), np.zeros(1, np.int64), np.ones(1, np.int64))
     keys = np.zeros(4, np.uint64)
-    row_keys_range(values, keys, 0, 4)
-    counts = radix_counts(keys, 0, 4, 1)
+    counts = radix_counts(values, 0, 4, 1)
     order = np.zeros(4, np.int64)
-    radix_scatter(keys, 0, 4, 1, np.array([0, counts[0]]), keys.copy(), order)
-    sort_buckets(values, 1, np.array([0, counts[0], 4]), 0, 2, keys.copy(), order, values.copy())
+    sorted_rows = values.copy()
+    radix_scatter(values, 0, 4, 1, np.array([0, counts[0]]), sorted_rows, order)
+    sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order)
     rows_sorted(values)
     row_key(values, 0)
     from datahygiene.digests import digest_rows, hmac_sha256_rows, hmac_sha256_states

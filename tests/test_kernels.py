@@ -28,16 +28,22 @@ def _digest(i: int, width: int = 16) -> bytes:
 
 
 @pytest.mark.parametrize("width", [4, 16, 20, 32])
-def test_row_order_is_a_stable_lexicographic_sort(width: int) -> None:
+@pytest.mark.parametrize("n", [20_000, 250_000], ids=["one-thread", "two-threads"])
+def test_row_order_is_a_stable_lexicographic_sort(width: int, n: int) -> None:
+    from datahygiene.lists.model import sort_rows_with_order
+
     rng = np.random.default_rng(width)
-    n = 20_000
     v = rng.integers(0, 256, (n, width), dtype=np.uint8)
     v[: n // 2, :2] = 0  # clustered: one bucket holds half the rows
     v[100:150] = v[:50]  # exact duplicates
+    v[n - 50:] = v[:50]  # and in the other thread's part of the input
     v[200:230, : min(8, width)] = v[300:330, : min(8, width)]  # equal keys, other tails
-    order = sort_rows(v)
+    v[400:420, : min(8, width)] = v[n - 20:, : min(8, width)]  # the same across the parts
     expected = np.lexsort([v[:, i] for i in range(width - 1, -1, -1)])  # stable
+    assert np.array_equal(sort_rows(v), expected)
+    rows, order = sort_rows_with_order(v, threads=2)
     assert np.array_equal(order, expected)
+    assert np.array_equal(rows, v[expected])  # the rows moved with their positions
 
 
 def test_row_order_of_nothing_and_one() -> None:
