@@ -148,7 +148,9 @@ def test_unwritable_console_streams_do_not_change_the_exit_status(synth: dict[st
 def test_the_command_starts_no_spinning_blas_threads(given: str | None) -> None:
     """numpy's OpenBLAS starts a thread per extra core at import, and they spin for a
     while, taking CPU from the scan; datahygiene makes no BLAS call, so the command
-    asks for one thread -- unless the user set OPENBLAS_NUM_THREADS, which stands."""
+    asks for one thread -- unless the user set OPENBLAS_NUM_THREADS, which stands.
+    Arrow's allocator is asked to keep freed memory (MIMALLOC_PURGE_DELAY), before
+    pyarrow is loaded, also unless the user set it."""
     import subprocess
     import sys
 
@@ -158,13 +160,31 @@ def test_the_command_starts_no_spinning_blas_threads(given: str | None) -> None:
             "import numpy\n"
             "names = [open(f'/proc/self/task/{t}/comm').read().strip()"
             " for t in os.listdir('/proc/self/task')]\n"
-            "print(names.count('python'), os.environ['OPENBLAS_NUM_THREADS'], file=sys.stderr)")
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+            "print(names.count('python'), os.environ['OPENBLAS_NUM_THREADS'],"
+            " os.environ['MIMALLOC_PURGE_DELAY'], file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MIMALLOC_PURGE_DELAY")}
     if given:
-        env["OPENBLAS_NUM_THREADS"] = given
+        env["OPENBLAS_NUM_THREADS"] = env["MIMALLOC_PURGE_DELAY"] = given
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
-    threads, setting = res.stderr.split()[-2:]
-    assert setting == (given or "1")
+    threads, blas, purge = res.stderr.split()[-3:]
+    assert (blas, purge) == ((given, given) if given else ("1", "-1"))
     if given is None:  # OpenBLAS's threads keep the name of the thread that made them
         assert threads == "1", res.stderr
+
+
+def test_the_environment_is_set_before_numpy_and_pyarrow_load() -> None:
+    """The settings are read once, when numpy and pyarrow load: the command must make
+    them before it imports anything that imports those."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport datahygiene.entry as e\n"
+            "loaded = sorted(m for m in ('numpy', 'pyarrow') if m in sys.modules)\n"
+            "e.tune_environment = lambda: print('tuned', loaded, sorted(m for m in "
+            "('numpy', 'pyarrow') if m in sys.modules), file=sys.stderr)\n"
+            "sys.argv = ['datahygiene', '--version']\n"
+            "try:\n    e.main()\nexcept SystemExit:\n    pass\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "tuned [] []" in res.stderr, res.stderr

@@ -368,9 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        from datahygiene.entry import quiet_blas
+        from datahygiene.entry import tune_environment
 
-        quiet_blas()  # as the `datahygiene` command does, before numpy is imported
+        tune_environment()  # as the `datahygiene` command does, before numpy and pyarrow load
         print(json.dumps(run_child(a.child, Path(a.data), a.threads, Path(a.work))))
         return
     base = Path(a.dir)
