@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from datahygiene import kernels
-from datahygiene.lists.model import sort_rows
+from datahygiene.lists.model import sort_rows_with_order
 from datahygiene.signals.base import (
     BytesHasher,
     ColumnMatch,
@@ -26,7 +26,6 @@ from datahygiene.signals.base import (
     Normalized,
     SignalIndex,
     SignalType,
-    take_rows,
 )
 from datahygiene.signals.hexcodec import NULL, as_array, normalize_fixed, string_buffers
 
@@ -74,9 +73,7 @@ class SortedPrefixIndex(SignalIndex):
             # a single list arrives sorted already: no copy, no sort
             self._values = values
         else:  # several lists of one signal, concatenated
-            order = sort_rows(values)
-            self._values = take_rows(values, order)
-            self._order = order
+            self._values, self._order = sort_rows_with_order(values)
         m = int(values.shape[0])
         self._m = m
         # A blocked Bloom filter: one 64-bit word per probe, three bits per entry, 8-16
