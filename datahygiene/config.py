@@ -145,13 +145,13 @@ def load_config(path: str) -> ScanConfig:
         elif key in ("key", "engine", "keys", "ray_address", "input_digest"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
         elif key == "services":
-            cfg.services = _typed(path, "scan.services", value, list)
+            cfg.services = _strings(path, "scan.services", value)
         elif key in ("image_column", "image_path_column"):
             setattr(cfg, key, _typed(path, f"scan.{key}", value, str))
         elif key in ("webdataset", "compute"):
-            setattr(cfg, key, [value] if isinstance(value, str) else _typed(path, f"scan.{key}", value, list))
+            setattr(cfg, key, [value] if isinstance(value, str) else _strings(path, f"scan.{key}", value))
         elif key == "reporters":
-            cfg.reporters = _typed(path, "scan.reporters", value, list)
+            cfg.reporters = _strings(path, "scan.reporters", value)
         elif key == "options":
             # an empty table says nothing: kept, it would change the run id for no reason
             cfg.options = {k: v for k, v in _typed(path, "scan.options", value, dict).items()
@@ -174,6 +174,13 @@ def load_config(path: str) -> ScanConfig:
 def _typed(path: str, key: str, value: Any, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{path}: {key} must be a {kind.__name__}")
+    return value
+
+
+def _strings(path: str, key: str, value: Any) -> list[str]:
+    """A list of names or paths (services, reporters, compute, webdataset)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {key} must be a list of strings")
     return value
 
 

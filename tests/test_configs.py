@@ -197,3 +197,58 @@ def test_options_are_part_of_what_a_run_is(cli, synth: dict[str, Any], tmp_path:
     cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--list",
         synth["lists"]["url-sha256"], "--out", out, "-q")
     assert json.loads((out / "run.json").read_text())["run_id"] == plain["run_id"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    # TOML reads an unquoted date-time as one: the configuration could not be written to JSON
+    ('version = 2026-11-01T06:00:00Z\n',
+     "[[lists]] #1: version must be a string, not a date-time (quote it)"),
+    ('retrieved_at = 2026-11-01T06:00:00Z\n',
+     "[[lists]] #1: retrieved_at must be a string, not a date-time (quote it)"),
+    ('partner = 3\n', "[[lists]] #1: partner must be a string, not an integer"),
+    ('options = 5\n', "[[lists]] #1: options must be a table, not an integer"),
+    ('threshold = true\n', "[[lists]] #1: threshold must be a non-negative integer"),
+])
+def test_list_settings_of_another_type_are_one_line_errors(cli, synth: dict[str, Any], tmp_path: Path,
+                                                           body: str, message: str) -> None:
+    cfg = _options_config(tmp_path, f'[[lists]]\npath = "{synth["lists"]["md5"]}"\nsignal = "md5"\n'
+                                    + body)
+    res = cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--out", tmp_path / "out",
+              ok=False)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not (tmp_path / "out" / "run.json").exists()
+
+
+def test_a_sidecar_date_time_is_a_one_line_error(cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    listfile = tmp_path / "l.txt"
+    listfile.write_text(Path(synth["lists"]["md5"]).read_text())
+    Path(f"{listfile}.meta.toml").write_text('version = "1"\nretrieved_at = 2026-11-01T06:00:00Z\n')
+    for args in (("lists", "inspect", "--json", f"md5={listfile}"),
+                 ("scan", "--manifest", synth["manifest"], "--list", f"md5={listfile}",
+                  "--out", tmp_path / "out")):
+        res = cli(*args, ok=False)
+        assert res.exit_code == 2 and "retrieved_at must be a string, not a date-time" in res.output
+
+
+@pytest.mark.parametrize(("given", "version"), [("3", "3"), ("2026-11-01", "2026-11-01")])
+def test_an_integer_or_date_version_is_text(cli, synth: dict[str, Any], tmp_path: Path, given: str,
+                                            version: str) -> None:
+    """An unquoted date version was a traceback in a config (a sidecar's was read as text)."""
+    cfg = _options_config(tmp_path, f'[[lists]]\npath = "{synth["lists"]["md5"]}"\nsignal = "md5"\n'
+                                    f'version = {given}\n')
+    cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--out", tmp_path / "out", "-q")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["lists"][0]["version"] == version
+    listfile = tmp_path / "l.txt"
+    listfile.write_text(Path(synth["lists"]["md5"]).read_text())
+    Path(f"{listfile}.meta.toml").write_text(f'version = {given}\n')
+    res = cli("lists", "inspect", "--json", f"md5={listfile}")
+    assert json.loads(res.output)[0]["version"] == version
+
+
+@pytest.mark.parametrize("key", ["services", "reporters", "compute", "webdataset"])
+def test_scan_name_lists_hold_strings(cli, synth: dict[str, Any], tmp_path: Path, key: str) -> None:
+    """compute = [1] was a traceback; webdataset = [1] was accepted without a word."""
+    cfg = _options_config(tmp_path, f"[scan]\n{key} = [1]\n")
+    res = cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--list",
+              f"md5={synth['lists']['md5']}", "--out", tmp_path / "out", ok=False)
+    assert res.exit_code == 2 and f"scan.{key} must be a list of strings" in res.output, res.output

@@ -3,6 +3,7 @@ block, or a sidecar file beside the list (``LIST.meta.toml`` / ``LIST.meta.json`
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -12,6 +13,9 @@ from typing import Any
 from datahygiene.errors import ConfigError
 
 FORMATS = ("auto", "text", "csv", "tsv", "jsonl", "parquet")
+_TEXT_FIELDS = ("path", "signal", "partner", "name", "version", "retrieved_at", "format",
+                "hash_column", "id_column", "category_column", "signal_column", "on_bad_entry",
+                "source")
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,27 @@ class ListSpec:
                               f"known: {', '.join(sorted(known))}")
         if "path" not in data:
             raise ConfigError(f"{where}: list needs a 'path'")
-        spec = cls(**{k: v for k, v in data.items()}, explicit=frozenset(data))
+        spec = cls(**{k: _date_as_text(k, v) for k, v in data.items()}, explicit=frozenset(data))
         spec.validate(where)
         return spec
 
     def validate(self, where: str) -> None:
+        # TOML reads an unquoted `retrieved_at = 2026-11-01T06:00:00Z` as a date-time: name
+        # the key, do not fail later (a traceback) when the configuration is written to JSON
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str) and \
+                    not (name == "version" and isinstance(value, int) and not isinstance(value, bool)):
+                raise ConfigError(f"{where}: {name} must be a string, not {_toml_type(value)}"
+                                  f"{' (quote it)' if isinstance(value, (dt.date, dt.time)) else ''}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"{where}: options must be a table, not {_toml_type(self.options)}")
         if self.format not in FORMATS:
             raise ConfigError(f"{where}: format {self.format!r} is not one of {', '.join(FORMATS)}")
         if self.on_bad_entry not in ("fail", "skip"):
             raise ConfigError(f"{where}: on_bad_entry must be 'fail' or 'skip'")
-        if self.threshold is not None and (not isinstance(self.threshold, int) or self.threshold < 0):
+        if self.threshold is not None and (not isinstance(self.threshold, int) or
+                                           isinstance(self.threshold, bool) or self.threshold < 0):
             raise ConfigError(f"{where}: threshold must be a non-negative integer")
 
     def with_sidecar(self) -> ListSpec:
@@ -76,12 +91,31 @@ class ListSpec:
                 unknown = sorted(set(data) - known)
                 if unknown:
                     raise ConfigError(f"{side}: unknown key(s) {', '.join(unknown)}")
-                merged = {k: v for k, v in data.items() if k not in self.explicit
+                merged = {k: _date_as_text(k, v) for k, v in data.items() if k not in self.explicit
                           and getattr(self, k) in (None, "auto", "fail", {}, "file")}
                 spec = replace(self, **merged)
                 spec.validate(str(side))
                 return spec
         return self
+
+
+def _date_as_text(key: str, value: Any) -> Any:
+    """An unquoted ``version = 2026-11-01`` (a TOML date) is the text "2026-11-01", as a
+    sidecar's always was; any other date or time value is refused by validate()."""
+    if key == "version" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return "a date-time"
+    if isinstance(value, dt.date):
+        return "a date"
+    if isinstance(value, dt.time):
+        return "a time"
+    return {bool: "a boolean", int: "an integer", float: "a number", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
