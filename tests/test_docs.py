@@ -97,3 +97,18 @@ def test_exit_codes_table_matches_errors_module() -> None:
              if isinstance(cls, type) and issubclass(cls, errors.DatahygieneError)}
     documented = {int(c) for c in table}
     assert codes <= documented, f"exit codes missing from docs/curator.md: {sorted(codes - documented)}"
+
+
+def test_curators_example_config_loads_and_validates(tmp_path) -> None:
+    """The guide's [scan] listing is a config a curator copies: it set ray_address with
+    engine = "local", which the scan refuses (exit 2)."""
+    from datahygiene.config import load_config
+
+    text = (DOCS / "curator.md").read_text()
+    block = re.search(r"^### Config file\n+```toml\n(.*?)^```", text, re.M | re.S)
+    assert block, "docs/curator.md has no ```toml block under '### Config file'"
+    path = tmp_path / "example.toml"
+    path.write_text(block.group(1))
+    cfg = load_config(str(path))
+    cfg.validate()
+    assert cfg.manifests and cfg.lists and cfg.out
