@@ -184,6 +184,8 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
                 raise InputError(f"{spec}: directory holds no .parquet files")
         elif fs.isfile(fs_path):
             found = [fs_path]
+        elif fs.exists(fs_path):  # a FIFO, socket or device: as in a directory (_walk_local)
+            raise InputError(f"{spec}: not a regular file")
         else:
             raise InputError(f"{spec}: manifest not found")
     except InputError:

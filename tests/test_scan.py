@@ -537,6 +537,15 @@ def test_a_fifo_named_like_parquet_is_refused_not_waited_on(cli, small_manifest:
     assert res.exit_code == 3 and "z.parquet: not a regular file" in res.output
 
 
+def test_a_fifo_named_as_the_manifest_is_not_a_regular_file(cli, small_manifest: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    """Named directly, it was 'manifest not found', though it is there."""
+    os.mkfifo(tmp_path / "z.parquet")
+    res = cli("scan", "--manifest", tmp_path / "z.parquet", "--list", f"md5={small_manifest['list']}",
+              "--out", tmp_path / "run", ok=False)
+    assert res.exit_code == 3 and "z.parquet: not a regular file" in res.output, res.output
+
+
 def _with_unlistable_dir(small_manifest: dict[str, Any], tmp_path: Path,
                          monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
     """``d/open/NAME`` and ``d/locked/b.parquet``, with listing ``d/locked`` failing as
