@@ -127,6 +127,7 @@ def test_version_and_help(cli) -> None:
     for cmd in ("scan", "lists", "plugins", "synth", "demo"):
         assert cmd in out
     assert "--manifest" in cli("scan", "--help").output
+    assert "--key COLUMN" in cli("scan", "--help").output  # as the curator's guide names it, not TEXT
 
 
 def test_bad_list_option_is_a_usage_error(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:

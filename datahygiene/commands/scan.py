@@ -129,8 +129,9 @@ def register(group: click.Group) -> None:
                        "url-sha256, or a plugin's). Repeatable. Metadata (partner, name, version) "
                        "comes from LISTFILE.meta.toml if present.")
     @click.option("--out", type=click.Path(file_okay=False), help="Run directory to write.")
-    @click.option("--key", help="Column that identifies a row [default: 'key' if present, "
-                                "else FILE:ROW].")
+    @click.option("--key", metavar="COLUMN",
+                  help="Column that identifies a row [default: 'key' if present, else FILE:ROW; "
+                       "--key '' for FILE:ROW even so].")
     @click.option("--column", multiple=True, metavar="SIGNAL=COLUMN",
                   help="Column holding a signal [default: the signal's own name; 'url' for URL "
                        "digests]. Repeatable.")
