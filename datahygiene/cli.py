@@ -62,9 +62,9 @@ def cli() -> None:
 
     \b
     Start here:
-      datahygiene demo --out demo-out        end to end on synthetic data
-      datahygiene scan --help                scan your own manifest
-      datahygiene lists inspect LISTFILE     check a list file (never prints values)
+      datahygiene demo --out demo-out          end to end on synthetic data
+      datahygiene scan --help                  scan your own manifest
+      datahygiene lists inspect md5=LISTFILE   check a list file (never prints values)
     """
 
 

@@ -126,6 +126,8 @@ def test_version_and_help(cli) -> None:
     out = cli("--help").output
     for cmd in ("scan", "lists", "plugins", "synth", "demo"):
         assert cmd in out
+    # a plain-text list needs its signal: the first command shown must run on one
+    assert "datahygiene lists inspect md5=LISTFILE" in out
     assert "--manifest" in cli("scan", "--help").output
     assert "--key COLUMN" in cli("scan", "--help").output  # as the curator's guide names it, not TEXT
 
