@@ -115,6 +115,10 @@ def load_config(path: str) -> ScanConfig:
         data = tomllib.loads(p.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (an editor may save UTF-16 or Latin-1)
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     scan = data.pop("scan", {})

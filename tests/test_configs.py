@@ -252,3 +252,19 @@ def test_scan_name_lists_hold_strings(cli, synth: dict[str, Any], tmp_path: Path
     res = cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--list",
               f"md5={synth['lists']['md5']}", "--out", tmp_path / "out", ok=False)
     assert res.exit_code == 2 and f"scan.{key} must be a list of strings" in res.output, res.output
+
+
+@pytest.mark.parametrize("raw", [b'[scan]\nout = "caf\xe9"\n', "[scan]\n".encode("utf-16")],
+                         ids=["latin-1", "utf-16"])
+def test_a_config_or_sidecar_that_is_not_utf8_is_a_one_line_error(cli, synth: dict[str, Any],
+                                                                  tmp_path: Path, raw: bytes) -> None:
+    """Both were a UnicodeDecodeError traceback (exit 1)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(raw)
+    res = cli("scan", "--config", cfg, ok=False)
+    assert res.exit_code == 2 and "c.toml: not valid TOML: not UTF-8 text" in res.output, res.output
+    listfile = tmp_path / "l.txt"
+    listfile.write_text(Path(synth["lists"]["md5"]).read_text())
+    Path(f"{listfile}.meta.toml").write_bytes(raw)
+    res = cli("lists", "inspect", f"md5={listfile}", ok=False)
+    assert res.exit_code == 2 and "l.txt.meta.toml: cannot read list metadata" in res.output, res.output
