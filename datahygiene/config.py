@@ -58,6 +58,10 @@ class ScanConfig:
     def validate(self) -> None:
         if not self.manifests:
             raise ConfigError("no manifest given (--manifest PATH, or manifest = [...] in the config)")
+        if any(not m for m in self.manifests):
+            # fsspec reads "" as the working directory: an unset shell variable would scan it
+            raise ConfigError("a manifest path is empty; give a parquet file, directory or glob "
+                              "('.' for the working directory)")
         if not self.lists and not self.services:
             raise ConfigError("no list given (--list SIGNAL=LISTFILE, or [[lists]] in the config)")
         if not self.out:

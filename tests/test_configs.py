@@ -268,3 +268,19 @@ def test_a_config_or_sidecar_that_is_not_utf8_is_a_one_line_error(cli, synth: di
     Path(f"{listfile}.meta.toml").write_bytes(raw)
     res = cli("lists", "inspect", f"md5={listfile}", ok=False)
     assert res.exit_code == 2 and "l.txt.meta.toml: cannot read list metadata" in res.output, res.output
+
+
+@pytest.mark.parametrize("where", ["command line", "config"])
+def test_an_empty_manifest_path_is_refused(cli, synth: dict[str, Any], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """fsspec reads "" as the working directory: --manifest "$UNSET" scanned it, recursively,
+    and run.json recorded the manifest as ''."""
+    monkeypatch.chdir(synth["manifest"])
+    args: list[Any] = ["--list", f"md5={synth['lists']['md5']}", "--out", tmp_path / "out"]
+    if where == "config":
+        args += ["--config", _options_config(tmp_path, '[scan]\nmanifest = ["", "."]\n')]
+    else:
+        args += ["--manifest", "", "--manifest", "."]
+    res = cli("scan", *args, ok=False)
+    assert res.exit_code == 2 and "a manifest path is empty" in res.output, res.output
+    assert not (tmp_path / "out").exists()
