@@ -180,3 +180,14 @@ def test_rescan_with_another_list_version_is_noted(cli, synth: dict[str, Any], t
     res = cli(*args)
     assert ("note: list synthetic/placeholder-md5 (md5) is version 0; the previous run in OUT "
             "used version 1 (its outputs are replaced)") in res.output
+
+
+@pytest.mark.parametrize("command", ["synth", "demo"])
+def test_an_empty_out_is_refused(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 command: str) -> None:
+    """--out "" (an unset shell variable) wrote into the working directory; synth said it wrote
+    to //manifest."""
+    monkeypatch.chdir(tmp_path)
+    res = cli(command, "--out", "", "--rows", "10", ok=False)
+    assert res.exit_code == 2 and "--out is empty" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []

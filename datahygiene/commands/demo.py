@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from datahygiene.commands.common import progress_bar
 from datahygiene.commands.scan import print_result
 from datahygiene.config import ScanConfig
-from datahygiene.errors import DatahygieneError
+from datahygiene.errors import ConfigError, DatahygieneError
 from datahygiene.lists.spec import ListSpec
 from datahygiene.scan import EXCLUSIONS, run_scan
 from datahygiene.synth import SynthSpec, write_synthetic
@@ -27,6 +27,8 @@ def register(group: click.Group) -> None:
     def demo_cmd(out: str, rows: int, quiet: bool) -> None:
         """Generate a synthetic manifest with planted matches, scan it, and check that
         exactly the planted rows were excluded and those with a null md5 held back."""
+        if not out:  # an unset shell variable: it would replace ./input and ./run
+            raise ConfigError("--out is empty; give a directory ('.' for the working directory)")
         base = Path(out)
         if (base / "input").exists():
             shutil.rmtree(base / "input")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from datahygiene.errors import ConfigError
 from datahygiene.synth import SynthSpec, write_synthetic
 
 
@@ -37,6 +38,8 @@ def register(group: click.Group) -> None:
         All values are random; URLs use the reserved example.invalid domain. The ground
         truth (planted and malformed row keys) is written to OUT/planted.json.
         """
+        if not out:  # an unset shell variable: it wrote into the working directory, saying "/"
+            raise ConfigError("--out is empty; give a directory ('.' for the working directory)")
         truth = write_synthetic(out, SynthSpec(**opts))  # type: ignore[arg-type]
         base = out.rstrip("/") or "/"
         click.echo(f"wrote {truth['rows']:,} rows in {len(truth['files'])} file(s) to {base}/manifest, "
