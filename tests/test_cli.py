@@ -121,6 +121,22 @@ def test_demo(cli, tmp_path: Path) -> None:
     cli("demo", "--out", out, "--rows", "3000", "-q")
 
 
+@pytest.mark.parametrize("held", ["a user's file", "a user's directory"])
+def test_demo_never_deletes_an_input_directory_it_did_not_write(cli, tmp_path: Path,
+                                                                 held: str) -> None:
+    """``demo --out .`` in a project holding its own ./input: refused, nothing deleted."""
+    mine = tmp_path / "input" / ("notes.txt" if held == "a user's file" else "data")
+    if held == "a user's file":
+        mine.parent.mkdir()
+        mine.write_text("keep me")
+    else:
+        mine.mkdir(parents=True)
+    res = cli("demo", "--out", tmp_path, "--rows", "3000", "-q", ok=False)
+    assert res.exit_code == 2
+    assert "is not an earlier demo's input" in res.output
+    assert mine.exists() and not (tmp_path / "run").exists()
+
+
 def test_version_and_help(cli) -> None:
     assert __version__ in cli("--version").output
     out = cli("--help").output

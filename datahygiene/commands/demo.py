@@ -17,10 +17,23 @@ from datahygiene.scan import EXCLUSIONS, run_scan
 from datahygiene.synth import SynthSpec, write_synthetic
 
 
+def _clear_previous_input(path: Path) -> None:
+    """Remove the inputs a previous demo wrote here; refuse anything else of that name:
+    ``demo --out .`` must not delete a user's own ``./input``."""
+    if not path.exists() and not path.is_symlink():
+        return
+    names = {p.name for p in path.iterdir()} if path.is_dir() and not path.is_symlink() else set()
+    if "planted.json" not in names or not names <= {"manifest", "lists", "planted.json"}:
+        raise ConfigError(f"{path} exists and is not an earlier demo's input (the demo replaces "
+                          "it on each run); give another --out")
+    shutil.rmtree(path)
+
+
 def register(group: click.Group) -> None:
     @group.command("demo")
     @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
-                  help="Directory for the synthetic inputs (input/) and the run (run/).")
+                  help="Directory for the synthetic inputs (input/, replaced on each run) and the "
+                  "run (run/).")
     @click.option("--rows", type=click.IntRange(min=1), default=200_000, show_default=True,
                   help="Rows of the synthetic manifest to generate and scan.")
     @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -30,8 +43,7 @@ def register(group: click.Group) -> None:
         if not out:  # an unset shell variable: it would replace ./input and ./run
             raise ConfigError("--out is empty; give a directory ('.' for the working directory)")
         base = Path(out)
-        if (base / "input").exists():
-            shutil.rmtree(base / "input")
+        _clear_previous_input(base / "input")
         click.echo(f"1. writing a synthetic manifest ({rows:,} rows) and placeholder lists "
                    f"to {base / 'input'}")
         truth = write_synthetic(base / "input", SynthSpec(rows=rows, files=4, list_size=50_000,
