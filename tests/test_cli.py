@@ -57,7 +57,7 @@ def test_lists_inspect_csv_with_two_signals_and_problems(cli, tmp_path: Path) ->
     assert "md5" in out and "sha256" in out
     assert "6 unique" in out and "4 unique" in out
     assert "1 (counted once)" in out  # the upper-case duplicate
-    assert "1 bad entries (wrong-length 1); first at line(s) 12" in out
+    assert "1 bad entry (wrong-length 1); first at line(s) 12" in out
     assert_no_value(out, [*md5, *sha, bad])
 
 
