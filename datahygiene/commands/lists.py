@@ -34,7 +34,8 @@ def describe_for_humans(hl: HashList) -> list[tuple[str, str]]:
         where = st.get("bad_entry_lines") or st.get("bad_entry_rows") or []
         unit = "line" if "bad_entry_lines" in st else "row"
         reasons = ", ".join(f"{k} {v:,}" for k, v in st.get("bad_entry_reasons", {}).items())
-        rows.append(("problems", f"{bad:,} bad {'entry' if bad == 1 else 'entries'} ({reasons}); first at {unit}(s) "
+        noun = "entry" if bad == 1 else "entries"
+        rows.append(("problems", f"{bad:,} bad {noun} ({reasons}); first at {unit}(s) "
                                  + ", ".join(map(str, where))))
     else:
         rows.append(("problems", "none"))
