@@ -353,3 +353,28 @@ def test_a_manifest_column_given_twice_is_named(cli, setup: dict[str, Any], tmp_
     pq.write_table(t.rename_columns([c if c != "url" else "md5" for c in t.column_names]), bad)
     line = fails(cli, 3, *scan_args(setup, bad), secrets=setup["secrets"])
     assert "column 'md5' appears 2 times" in line
+
+
+def test_a_string_column_that_is_not_utf8_is_scanned(cli, setup: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    """Parquet writers do not check that a string column holds UTF-8. In a manifest such
+    a row is malformed and the scan goes on (it stopped: 'row group 0 cannot be read;
+    the file may be corrupt'); in a parquet list it is a bad entry named by its row (it
+    was a traceback)."""
+    t = pq.read_table(setup["path"])
+    raw = [None if v is None else v.encode() for v in t.column("md5").to_pylist()]
+    raw[8] = b"\xff" + raw[3][1:]  # a listed value spoiled by one byte that is not UTF-8
+    md5 = pa.array(raw, pa.binary()).view(pa.string())
+    bad = tmp_path / "m" / "latin.parquet"
+    pq.write_table(t.set_column(t.schema.get_field_index("md5"), "md5", md5), bad)
+    cli(*scan_args({**setup, "out": tmp_path / "out1"}, bad))
+    ex = pq.read_table(tmp_path / "out1" / "restricted" / "exclusions.parquet")
+    decided = dict(zip(ex.column("key").to_pylist(), ex.column("reasons").to_pylist(), strict=True))
+    assert decided["k008"] == ["md5:malformed"]
+    assert {k for k, r in decided.items() if r == ["md5:match"]} == setup["excluded"]
+    assert set(decided) == setup["excluded"] | setup["unverified"]
+    lst = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"md5": pa.array([setup["list_values"][0].encode(), b"\xff" * 32],
+                                             pa.binary()).view(pa.string())}), lst)
+    line = fails(cli, 4, *scan_args(setup, None, f"md5={lst}"), secrets=setup["secrets"])
+    assert str(lst) in line and "row 2: malformed entry" in line

@@ -15,6 +15,7 @@ from dhtest import core_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
 from datahygiene.signals.hexcodec import normalize_fixed
 
 WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
@@ -105,6 +106,28 @@ def test_all_null_and_unsupported_types_are_invalid() -> None:
     assert n.reasons.tolist() == ["null"] * 3 and not n.valid.any()
     n = normalize_fixed(pa.array([1, 2], pa.int64()), 16)
     assert n.reasons.tolist() == ["malformed"] * 2 and not n.valid.any()
+
+
+@pytest.mark.parametrize("raw_type,type", [(pa.binary(), pa.string()),
+                                           (pa.large_binary(), pa.large_string())])
+def test_text_that_is_not_utf8_is_malformed_row_by_row(raw_type: pa.DataType,
+                                                       type: pa.DataType) -> None:
+    """A parquet string column may hold bytes that are not UTF-8 (writers do not check):
+    those rows are malformed and the others decide as ever, in the fused match too.
+    The whitespace trim raised ArrowInvalid, and the scan stopped with 'row group 0
+    cannot be read; the file may be corrupt' (a list file: a traceback)."""
+    h = bytes(range(16))
+    raw = [h.hex().encode(), b"\xff" + h.hex().encode(), b" " + h.hex().encode() + b"\xfe",
+           b"\xff" * 32, b" " + h.hex().upper().encode() + b"\n", None]
+    col = pa.array(raw, raw_type).view(type)
+    n = normalize_fixed(col, 16)
+    assert n.valid.tolist() == [True, False, False, False, True, False]
+    assert n.reasons.tolist() == [None, "malformed", "malformed", "malformed", None, "null"]
+    assert bytes(n.values[0]) == h and bytes(n.values[4]) == h
+    m = match_fixed_column(col, 16, SortedPrefixIndex(np.frombuffer(h, np.uint8).reshape(1, 16)))
+    assert m is not None and sorted(m.matches.query.tolist()) == [0, 4]
+    assert m.bad_rows.tolist() == [1, 2, 3, 5]
+    assert m.bad_reasons.tolist() == ["malformed", "malformed", "malformed", "null"]
 
 
 def test_sliced_string_array() -> None:

@@ -157,7 +157,22 @@ def normalize_fixed(column: pa.Array | pa.ChunkedArray, width: int) -> Normalize
     # other rows of its batch.
     retry = np.flatnonzero((lens >= 0) & ~valid)
     if retry.size:
-        trimmed = pc.utf8_trim_whitespace(arr.take(pa.array(retry)))
+        others = arr.take(pa.array(retry))
+        not_text = None
+        try:
+            trimmed = pc.utf8_trim_whitespace(others)
+        except pa.ArrowInvalid:
+            # a string column need not hold UTF-8 (parquet writers do not check): such a
+            # value is not text, so not hex; those rows alone are malformed (retried
+            # rows are never null: a null here is a value that did not decode)
+            texts: list[str | None] = []
+            for v in others.cast(pa.large_binary()).to_pylist():
+                try:
+                    texts.append(v.decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append(None)
+            not_text = retry[np.array([t is None for t in texts], dtype=bool)]
+            trimmed = pc.utf8_trim_whitespace(pa.array(texts, pa.large_string()))
         fits = lengths_of(trimmed) == 2 * width
         if fits.any():
             decoded, ok = decode_hex_rows(_gather(trimmed, np.flatnonzero(fits), 2 * width))
@@ -166,6 +181,8 @@ def normalize_fixed(column: pa.Array | pa.ChunkedArray, width: int) -> Normalize
             valid[rows[ok]] = True
             reasons[rows[~ok]] = MALFORMED
         reasons[retry[~fits]] = WRONG_LENGTH
+        if not_text is not None:
+            reasons[not_text] = MALFORMED
     reasons[lens < 0] = NULL
     return Normalized(values, valid, reasons)
 
