@@ -215,3 +215,21 @@ def test_a_url_column_that_is_not_text_is_malformed_row_by_row() -> None:
                 pa.array([{"u": "https://example.invalid/"}, None])):
         n = sig.normalize(col)
         assert n.valid.tolist() == [False, False] and list(n.reasons) == ["malformed", "null"]
+
+
+@pytest.mark.parametrize("raw_type,type", [(pa.binary(), pa.string()),
+                                           (pa.large_binary(), pa.large_string())])
+def test_a_string_column_that_is_not_utf8_is_malformed_row_by_row(raw_type: pa.DataType,
+                                                                  type: pa.DataType) -> None:
+    """A parquet string column may hold bytes that are not UTF-8 (writers do not check):
+    those rows are malformed, as in a binary column, and the others are digested,
+    non-ASCII ones too. The Arrow rule raised ArrowInvalid on them, and the scan
+    stopped with 'row group 0 cannot be read; the file may be corrupt'."""
+    sig = REG.signal("url-sha256")
+    urls = [b"https://example.invalid/a.jpg", b"https://example.invalid/\xff.jpg",
+            " HTTPS://Example.invalid/\u00e9.jpg ".encode(), b"\xfe", None]
+    n = sig.normalize(pa.array(urls, raw_type).view(type))
+    assert n.valid.tolist() == [True, False, True, False, False]
+    assert list(n.reasons) == [None, "malformed", None, "malformed", "null"]
+    assert bytes(n.values[0]) == hashlib.sha256(urls[0]).digest()
+    assert bytes(n.values[2]) == hashlib.sha256("https://example.invalid/\u00e9.jpg".encode()).digest()

@@ -162,7 +162,17 @@ class URLDigest(SignalType):
             values[rows] = out
         slow = np.flatnonzero(status == 2)
         if slow.size:  # rows the compiled pass leaves to the Arrow kernels that define the rule
-            urls = normalize_urls(column.take(pa.array(slow)), mode)
+            texts = column.take(pa.array(slow))
+            try:
+                urls = normalize_urls(texts, mode)
+            except pa.ArrowInvalid:
+                # a string column need not hold UTF-8 (parquet writers do not check):
+                # those rows alone are malformed, as in a binary column
+                texts, bad = _as_text(texts.cast(pa.large_binary()))
+                urls = normalize_urls(texts, mode)
+                if bad is not None:
+                    malformed = np.zeros(n, dtype=bool) if malformed is None else malformed
+                    malformed[slow[bad]] = True
             for row, text in zip(slow.tolist(), urls.to_pylist(), strict=True):
                 if text:
                     values[row] = np.frombuffer(digest(text.encode("utf-8")).digest(), np.uint8)
