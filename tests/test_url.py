@@ -233,3 +233,17 @@ def test_a_string_column_that_is_not_utf8_is_malformed_row_by_row(raw_type: pa.D
     assert list(n.reasons) == [None, "malformed", None, "malformed", "null"]
     assert bytes(n.values[0]) == hashlib.sha256(urls[0]).digest()
     assert bytes(n.values[2]) == hashlib.sha256("https://example.invalid/\u00e9.jpg".encode()).digest()
+
+
+def test_none_normalisation_checks_that_a_string_column_is_utf8() -> None:
+    """With normalization = "none" the bytes are digested as stored and no Arrow kernel
+    reads them: a non-UTF-8 value in a string column was digested (the same bytes in a
+    binary column are malformed, as documented)."""
+    sig = REG.signal("url-sha256", options={"normalization": "none"})
+    urls = [b" https://example.invalid/a.jpg", b"https://example.invalid/\xff.jpg", None]
+    for raw_type, type in ((pa.binary(), pa.string()), (pa.large_binary(), pa.large_string()),
+                           (pa.binary(), pa.binary())):
+        n = sig.normalize(pa.array(urls, raw_type).view(type))
+        assert n.valid.tolist() == [True, False, False]
+        assert list(n.reasons) == [None, "malformed", "null"]
+        assert bytes(n.values[0]) == hashlib.sha256(urls[0]).digest()

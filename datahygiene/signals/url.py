@@ -149,6 +149,10 @@ class URLDigest(SignalType):
         n = len(column)
         column, malformed = _as_text(column)
         mode = str(self.options.get("normalization", "basic"))
+        if mode == "none" and malformed is None:
+            # digested as stored, so no Arrow kernel reads the text: check here that it is
+            # UTF-8 (a string column need not be), as the cast does for a binary column
+            column, malformed = _as_text(column.cast(pa.large_binary()))
         data, offsets, status = _normalized_bytes(column, mode)
         values = np.zeros((n, self.width), dtype=np.uint8)
         lengths = np.diff(offsets)
