@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datahygiene.errors import InputError
 from datahygiene.lists.model import HashList
 from datahygiene.signals.base import Matches, SignalIndex, SignalType, take_rows
 
@@ -45,6 +46,22 @@ EXCLUSION_SCHEMA = pa.schema([
 # columns), twice per task, which was a third of a 10,000-row file's scan overhead.
 EMPTY_EXCLUSIONS = EXCLUSION_SCHEMA.empty_table()
 _NO_STRINGS = pa.array([], pa.string())  # likewise (pa.array of an empty list: ~60 us)
+
+
+def key_text(keys: pa.Array | pa.ChunkedArray, source_file: str, key_column: str) -> pa.Array:
+    """Flagged rows' keys as text. A string column need not hold UTF-8 (parquet writers
+    do not check), and a key that is not text cannot be written as one: an input error
+    naming the column, never the value."""
+    keys = pc.cast(keys, pa.string())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    try:
+        keys.validate(full=True)
+    except pa.ArrowInvalid:
+        raise InputError(f"{source_file}: row key column {key_column!r} holds a value that is not "
+                         "UTF-8 text; a key must be text or a number (choose another with --key)"
+                         ) from None
+    return keys
 
 
 def reason_column(column: str) -> str:
@@ -386,9 +403,8 @@ def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: s
     row_index = flagged_rows + row_offset
     file_row = pc.binary_join_element_wise(f"{source_file}:", pa.array(row_index).cast(pa.string()), "")
     if plan.key_column:
-        keys = pc.cast(batch.column(plan.key_column).take(pa.array(flagged_rows)), pa.string())
-        if isinstance(keys, pa.ChunkedArray):
-            keys = keys.combine_chunks()
+        keys = key_text(batch.column(plan.key_column).take(pa.array(flagged_rows)), source_file,
+                        plan.key_column)
         if keys.null_count:  # a row without a key is still identified: by FILE:ROW
             keys = pc.coalesce(keys, file_row)
     else:

@@ -378,3 +378,19 @@ def test_a_string_column_that_is_not_utf8_is_scanned(cli, setup: dict[str, Any],
                                              pa.binary()).view(pa.string())}), lst)
     line = fails(cli, 4, *scan_args(setup, None, f"md5={lst}"), secrets=setup["secrets"])
     assert str(lst) in line and "row 2: malformed entry" in line
+
+
+@pytest.mark.parametrize("extra", [[], ["--write-clean"]], ids=["late-key", "key-in-batch"])
+def test_a_string_key_that_is_not_utf8_is_a_one_line_error(cli, setup: dict[str, Any],
+                                                           tmp_path: Path, extra: list[str]) -> None:
+    """A key column of type string may hold bytes that are not UTF-8 (parquet writers do
+    not check); an excluded row's key is written as text, so that is an input error
+    naming the column (it was a traceback from the summary reporter, exit 1)."""
+    t = pq.read_table(setup["path"])
+    keys = [k.encode() for k in t.column("key").to_pylist()]
+    keys[3] = b"k\xff03"  # row 3 is excluded
+    bad = tmp_path / "latinkey.parquet"
+    pq.write_table(t.set_column(0, "key", pa.array(keys, pa.binary()).view(pa.string())), bad)
+    line = fails(cli, 3, *scan_args(setup, bad, None, *extra), secrets=setup["secrets"])
+    assert "row key column 'key' holds a value that is not UTF-8" in line and str(bad) in line
+    assert incomplete(setup["out"])

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from datahygiene.errors import InputError
 from datahygiene.manifest import InputFile, open_parquet
-from datahygiene.step import EMPTY_EXCLUSIONS, ScanPlan, check_batch
+from datahygiene.step import EMPTY_EXCLUSIONS, ScanPlan, check_batch, key_text
 from datahygiene.viewtypes import has_views, without_views
 
 ProgressFn = Callable[[int, int], None]  # (rows done, rows flagged) increments
@@ -145,7 +145,7 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
         got = _late_read(pf, task.row_group, list(dict.fromkeys([*key_cols, *late_cols])), need,
                          min(batch_size, LATE_BATCH), viewed)
         if key_cols:
-            found = pc.cast(got.column(key_cols[0]), pa.string())
+            found = key_text(got.column(key_cols[0]), task.file.path, key_cols[0])
             table = table.set_column(0, "key", pc.coalesce(found, table.column("key")))
         if late_cols and details is not None:
             excl = details.column("row_index").to_numpy() - task.row_offset
