@@ -273,3 +273,25 @@ def test_reporter_without_details_keeps_working(world: dict[str, Any], tmp_path:
     reg.add(PluginInfo("reporters", "old", "tests:OldStyle", "tests", "0", OldStyle))
     run_scan(config(world, tmp_path / "o", threads=1, reporters=["old", "cybertipline"]), registry=reg)
     assert OldStyle.calls == [sum(1 for _ in world["truth"]) + FILES * 7]
+
+
+def test_details_that_are_not_utf8_are_left_out(tmp_path: Path) -> None:
+    """A string column may hold bytes that are not UTF-8 (parquet writers do not check):
+    an excluded row's URL or hash of that kind is left out of the stub, as a null is,
+    on both paths (decoding it was a traceback after the scan, exit 1)."""
+    h = _digest(0, 0).hex()
+    text = pa.array([b"https://example.invalid/\xff.jpg", b"https://example.invalid/b.jpg"],
+                    pa.binary()).view(pa.string())
+    sha1 = pa.array([b"\xfe" * 40, ("ab" * 20).encode()], pa.binary()).view(pa.string())
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"url": text, "md5": [h, h], "sha1": sha1}), path)
+    run = {"signals": [{"name": "md5", "column": "md5"}, {"name": "sha1", "column": "sha1"}]}
+    excluded = pa.table({"source_file": [str(path)] * 2, "row_index": pa.array([0, 1], pa.int64())})
+    want = {(str(path), 0): {"urls": [], "hashes": [{"hashType": "MD5", "value": h}]},
+            (str(path), 1): {"urls": ["https://example.invalid/b.jpg"],
+                             "hashes": [{"hashType": "MD5", "value": h},
+                                        {"hashType": "SHA1", "value": "ab" * 20}]}}
+    assert ct._row_details(run, excluded) == want
+    details = RowDetails({str(path): pa.table({"row_index": pa.array([0, 1], pa.int64()), "url": text,
+                                               "md5": [h, h], "sha1": sha1})})
+    assert ct._row_details(run, excluded, details) == want

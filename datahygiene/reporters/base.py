@@ -16,6 +16,26 @@ import numpy as np
 import pyarrow as pa
 
 
+def records(table: pa.Table) -> list[dict[str, Any]]:
+    """``table.to_pylist()``, except that a string value that is not UTF-8 (parquet
+    writers do not check) comes back as None, like a null: it is no text to report,
+    and decoding it raised mid-report."""
+    for i, column in enumerate(table.columns):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            texts: list[str | None] = []
+            for v in column.cast(pa.large_binary()).to_pylist():
+                try:
+                    texts.append(None if v is None else v.decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append(None)
+            table = table.set_column(i, table.field(i), pa.array(texts, column.type))
+    return table.to_pylist()
+
+
 @dataclass(frozen=True)
 class RowDetails:
     """Manifest values of excluded rows, captured while the scan was reading them, so
@@ -45,7 +65,7 @@ class RowDetails:
         hit = np.flatnonzero(have[pos] == want)
         values = table.drop_columns(["row_index"])
         # (an input with none of the wanted columns still has its rows: empty records)
-        recs = (values.take(pa.array(pos[hit])).to_pylist() if values.num_columns
+        recs = (records(values.take(pa.array(pos[hit]))) if values.num_columns
                 else [{} for _ in hit])
         for k, rec in zip(hit.tolist(), recs, strict=True):
             out[k] = rec

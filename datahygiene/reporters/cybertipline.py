@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datahygiene.engines.local import default_threads
-from datahygiene.reporters.base import Reporter, RowDetails
+from datahygiene.reporters.base import Reporter, RowDetails, records
 from datahygiene.reporters.summary import RETENTION
 
 INCIDENT_TYPE = "Child Pornography (possession, manufacture, and distribution)"
@@ -100,7 +100,7 @@ def _row_details(run: dict[str, Any], excluded: pa.Table, details: RowDetails | 
 
     def read(path: str, rows: list[int]) -> dict[tuple[str, int], dict[str, Any]]:
         table = _read_rows(path, rows, [*url_cols, *hash_cols])
-        recs = table.to_pylist() if table is not None else [{}] * len(rows)
+        recs = records(table) if table is not None else [{}] * len(rows)
         return {(path, i): detail(rec) for i, rec in zip(rows, recs, strict=True)}
 
     if missing:
