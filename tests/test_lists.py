@@ -133,6 +133,20 @@ def test_parquet(tmp_path: Path, values: list[str], binary: bool) -> None:
     assert as_set(hl) == canonical(values)
 
 
+@pytest.mark.parametrize("layout", [pa.large_binary(), pa.binary_view(), "dictionary"])
+def test_parquet_binary_of_any_layout(tmp_path: Path, values: list[str], layout: object) -> None:
+    # large_binary (what some writers produce for bytes), binary_view (polars, DuckDB) and
+    # dictionary-encoded binary are bytes like binary: they were cast to text, a traceback
+    raw = [bytes.fromhex(v) for v in values]
+    col = (pa.array(raw, pa.binary()).dictionary_encode() if layout == "dictionary"
+           else pa.array(raw, layout))
+    p = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"hash": col}), p)
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+    assert hl.fingerprint == one(write_text_list(tmp_path / "l.txt", values), signal="md5").fingerprint
+
+
 def test_single_column_table_needs_no_column_name(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "l.parquet"
     pq.write_table(pa.table({"whatever": values}), p)

@@ -462,7 +462,11 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         if pa.types.is_nested(values_col.type):  # JSON arrays or objects, a parquet list column
             raise ListError(f"{spec.path}: the hash column{' ' + hcol if _plain_name(hcol) else ''} "
                             f"holds {values_col.type}, not one value per entry")
-        if not (pa.types.is_binary(values_col.type) or pa.types.is_fixed_size_binary(values_col.type)):
+        vtype = (values_col.type.value_type if pa.types.is_dictionary(values_col.type)
+                 else values_col.type)
+        if not (pa.types.is_binary(vtype) or pa.types.is_large_binary(vtype)
+                or pa.types.is_binary_view(vtype) or pa.types.is_fixed_size_binary(vtype)):
+            # binary of every layout is parsed as bytes (a cast to text would fail on them)
             values_col = values_col.cast(pa.string())
         icol = _pick(cols, spec.id_column, ID_COLUMN_NAMES, spec.path, "entry ids", False)
         ccol = _pick(cols, spec.category_column, CATEGORY_COLUMN_NAMES, spec.path, "categories", False)
