@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,23 @@ def test_sidecar_with_unknown_key_is_a_config_error(tmp_path: Path, values: list
     Path(str(p) + ".meta.toml").write_text('signal = "md5"\nsecret_sauce = 1\n')
     with pytest.raises(ConfigError, match="secret_sauce"):
         load(p)
+
+
+@pytest.mark.parametrize("line", ["retrieved_at = 2026-11-01T06:00:00Z", 'name = ["a"]',
+                                  "partner = 5", 'options = "x"', "threshold = true"])
+def test_sidecar_and_config_values_of_the_wrong_type_are_config_errors(
+        tmp_path: Path, values: list[str], line: str) -> None:
+    # a TOML date-time reached run.json unconverted (a traceback after the scan), options
+    # that are no table were a traceback, and an array became the list's id as a repr (an
+    # unquoted date as the version is the text of the date: see the curator-docs tests)
+    key = line.split(" = ")[0]
+    p = write_text_list(tmp_path / "l.txt", values)
+    Path(str(p) + ".meta.toml").write_text(f'signal = "md5"\n{line}\n')
+    with pytest.raises(ConfigError, match=rf"l\.txt\.meta\.toml: {key} must be"):
+        load(p)
+    block = tomllib.loads(f'path = "{p}"\nsignal = "md5"\n{line}\n')
+    with pytest.raises(ConfigError, match=rf"cfg: {key} must be"):
+        ListSpec.from_mapping(block, "cfg")
 
 
 def test_duplicates_counted_once(tmp_path: Path, values: list[str]) -> None:
