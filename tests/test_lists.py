@@ -441,6 +441,30 @@ def test_a_text_list_that_is_not_utf8_names_the_line(tmp_path: Path, values: lis
     assert values[2] not in str(err.value)
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("column", ["hash", "id", "category", "signal"])
+def test_a_tabular_value_that_is_not_utf8_names_the_line(tmp_path: Path, values: list[str],
+                                                          fmt: str, column: str) -> None:
+    """Arrow's JSON and parquet readers take text as stored: bytes that are not UTF-8 were
+    a traceback where the hash was parsed or an id cast to text, or, in an id column read
+    as text, once a report named the entry after the scan."""
+    rows = [{"hash": v.encode(), "id": f"E{i}".encode(), "category": b"A", "signal": b"md5"}
+            for i, v in enumerate(values[:3])]
+    rows[1][column] = rows[1][column][:-1] + b"\xff"
+    p = tmp_path / f"b.{fmt}"
+    if fmt == "jsonl":
+        p.write_bytes(b"".join(b"{" + b", ".join(b'"%s": "%s"' % (k.encode(), v) for k, v in r.items())
+                               + b"}\n" for r in rows))
+    else:  # as written by a tool that does not check: string columns, or binary ids
+        cols = {k: pa.array([r[k] for r in rows], pa.binary()) for k in rows[0]}
+        pq.write_table(pa.table({k: c if k == "id" else c.view(pa.string())
+                                 for k, c in cols.items()}), p)
+    where = "line 2" if fmt == "jsonl" else "row 2"
+    with pytest.raises(ListError, match=rf"b\.{fmt}: {where}: the .* is not UTF-8 text") as err:
+        load(p)
+    assert values[1][:16] not in str(err.value).lower()
+
+
 def test_two_sidecars_are_refused(tmp_path: Path, values: list[str]) -> None:
     p = write_text_list(tmp_path / "two.txt", values[:2])
     (tmp_path / "two.txt.meta.toml").write_text('signal = "md5"\n')

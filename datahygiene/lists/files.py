@@ -213,14 +213,38 @@ def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) ->
     return int(line_of[i]), str(reasons[i])
 
 
-def _as_text(table: pa.Table, column: str, path: str) -> pa.Array:
+def _as_text(table: pa.Table, column: str, path: str, what: str, line_no: np.ndarray,
+             word: str) -> pa.Array:
     """A list's id, category or signal column as text; one holding nested values (JSON
     arrays or objects) is an error naming the file, not a traceback."""
     col = table.column(column).combine_chunks()
     if pa.types.is_nested(col.type):
         raise ListError(f"{path}: column{' ' + column if _plain_name(column) else ''} holds "
                         f"{col.type}, not one value per entry")
-    return col.cast(pa.string())
+    return _utf8(col, path, what, line_no, word)
+
+
+def _utf8(col: pa.Array, path: str, what: str, line_no: np.ndarray, word: str) -> pa.Array:
+    """A column as text, checked to be UTF-8: Arrow's JSON and parquet readers take text
+    as stored, and a value that is not UTF-8 was a traceback where it was cast, parsed (a
+    hash) or written to a report (an id). The error names the line or row, never the value."""
+    try:
+        text = col.cast(pa.string())
+        text.validate(full=True)
+        return text
+    except pa.ArrowInvalid:
+        pass
+    try:  # the error path only: find the first value that is not UTF-8
+        raws = col.cast(pa.binary()).to_pylist()
+    except pa.ArrowException:
+        raws = []
+    for i, raw in enumerate(raws):
+        try:
+            (raw or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ListError(f"{path}: {word} {int(line_no[i])}: the {what} is not UTF-8 text; "
+                            "fix the encoding") from None
+    raise ListError(f"{path}: the {what} column is not UTF-8 text; fix the encoding")
 
 
 def _shown(columns: list[str]) -> str:
@@ -467,12 +491,12 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         if not (pa.types.is_binary(vtype) or pa.types.is_large_binary(vtype)
                 or pa.types.is_binary_view(vtype) or pa.types.is_fixed_size_binary(vtype)):
             # binary of every layout is parsed as bytes (a cast to text would fail on them)
-            values_col = values_col.cast(pa.string())
+            values_col = _utf8(values_col, spec.path, "hash value", line_no, word)
         icol = _pick(cols, spec.id_column, ID_COLUMN_NAMES, spec.path, "entry ids", False)
         ccol = _pick(cols, spec.category_column, CATEGORY_COLUMN_NAMES, spec.path, "categories", False)
-        ids = _as_text(table, icol, spec.path) if icol else None
-        cats = _as_text(table, ccol, spec.path) if ccol else None
-        signal_col = _as_text(table, scol, spec.path) if scol else None
+        ids = _as_text(table, icol, spec.path, "entry id", line_no, word) if icol else None
+        cats = _as_text(table, ccol, spec.path, "category", line_no, word) if ccol else None
+        signal_col = _as_text(table, scol, spec.path, "signal type", line_no, word) if scol else None
         stats["rows"] = table.num_rows
 
     if signal_col is not None:
