@@ -117,6 +117,20 @@ def test_csv_with_signal_column_splits_into_lists(tmp_path: Path, values: list[s
     assert [hl.signal for hl in only] == ["sha256"]
 
 
+@pytest.mark.parametrize("signal", [None, "md5"])
+@pytest.mark.parametrize("on_bad_entry", ["fail", "skip"])
+def test_a_row_without_a_signal_in_the_signal_column_is_an_error(
+        tmp_path: Path, values: list[str], signal: str | None, on_bad_entry: str) -> None:
+    """A row whose signal field is empty was in none of the lists: its entry silently
+    dropped (exit 0, no problem shown), and a manifest row holding it called clean."""
+    p = tmp_path / "mixed.csv"
+    p.write_text("signal,hash\n" + "".join(f"md5,{v}\n" for v in values[:3]) + f",{values[3]}\n")
+    with pytest.raises(ListError, match=r"mixed\.csv: line 5: no signal type in the signal column "
+                                        r"\(1 row in all\)") as err:
+        load(p, signal=signal, on_bad_entry=on_bad_entry)
+    assert values[3] not in str(err.value)
+
+
 def test_jsonl(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "l.jsonl"
     p.write_text("".join(json.dumps({"hash": v, "id": f"J{i}"}) + "\n" for i, v in enumerate(values)))

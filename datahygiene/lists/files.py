@@ -500,6 +500,12 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         stats["rows"] = table.num_rows
 
     if signal_col is not None:
+        unnamed = np.flatnonzero(np.asarray(signal_col.is_null().to_numpy(zero_copy_only=False)))
+        if unnamed.size:
+            # such a row is in no signal's list: its entry would never be checked, unsaid
+            raise ListError(f"{spec.path}: {word} {int(line_no[unnamed[0]])}: no signal type in the "
+                            f"signal column ({unnamed.size} row{'' if unnamed.size == 1 else 's'} "
+                            "in all); every row of a list with a signal column names its signal")
         names = sorted(n for n in pc.unique(signal_col).to_pylist() if n is not None)
         known = set(registry.names("signals"))
         unknown = [n for n in names if n not in known]
