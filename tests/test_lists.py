@@ -131,6 +131,23 @@ def test_a_row_without_a_signal_in_the_signal_column_is_an_error(
     assert values[3] not in str(err.value)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_csv_field_longer_than_a_read_block_is_a_bad_entry(tmp_path: Path, values: list[str],
+                                                              suffix: str) -> None:
+    """A field over 1 MiB (Arrow's CSV block) failed the whole file with "cannot read as
+    csv: ArrowInvalid", no line named, even with on_bad_entry = "skip"; a text or JSON
+    Lines list calls such a line a wrong-length entry."""
+    sep = "\t" if suffix == ".tsv" else ","
+    p = tmp_path / f"huge{suffix}"
+    p.write_text(f"id{sep}hash\n" + "".join(f"E{i}{sep}{v}\n" for i, v in enumerate(values[:2]))
+                 + f"E2{sep}{'a' * (2 << 20)}\n" + f"E3{sep}{values[2]}\n")
+    with pytest.raises(ListError, match=rf"huge\{suffix}: line 4: wrong-length entry"):
+        load(p, signal="md5")
+    hl = one(p, signal="md5", on_bad_entry="skip")
+    assert as_set(hl) == canonical(values[:3])
+    assert hl.stats["bad_entry_lines"] == [4]
+
+
 def test_jsonl(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "l.jsonl"
     p.write_text("".join(json.dumps({"hash": v, "id": f"J{i}"}) + "\n" for i, v in enumerate(values)))

@@ -325,14 +325,27 @@ def _read_csv(path: Path, delimiter: str) -> pa.Table:
         header = next(csv.reader(fh, delimiter=delimiter), [])
     if not header:
         return pa.table({})
-    return pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(encoding="utf8"),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
-                                             strings_can_be_null=True,
-                                             quoted_strings_can_be_null=False),
-    )
+
+    def read(**block: int) -> pa.Table:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8", **block),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+                                                 strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=False),
+        )
+
+    try:
+        return read()
+    except pa.ArrowInvalid:
+        # a record longer than Arrow's block (1 MiB): read in one block, so that its
+        # field is a bad entry named by its line, as in a text list; any other fault
+        # fails again
+        size = os.path.getsize(path)
+        if size <= 1 << 20:
+            raise
+        return read(block_size=min(size + 1, 2**31 - 1))
 
 
 def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
