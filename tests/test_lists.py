@@ -367,6 +367,17 @@ def test_listspec_rejects_unknown_keys_and_bad_values() -> None:
         ListSpec.from_mapping({"signal": "md5"}, "cfg")
 
 
+def test_a_cr_within_a_text_line_is_kept(tmp_path: Path, values: list[str]) -> None:
+    """Only LF and CRLF end a line. A CR inside a line was dropped: ``<16 hex>\\r<16 hex>``
+    became an MD5 entry nobody wrote, where a manifest column calls it wrong-length."""
+    p = tmp_path / "cr.txt"
+    v = values[1]
+    p.write_bytes(f"{values[0]}\r\n{v[:16]}\r{v[16:]}\r\n{values[2]}\r\n".encode())
+    with pytest.raises(ListError, match=r"cr\.txt: line 2: wrong-length entry"):
+        load(p, signal="md5")
+    assert as_set(one(p, signal="md5", on_bad_entry="skip")) == canonical([values[0], values[2]])
+
+
 def test_text_list_with_a_byte_order_mark(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "bom.txt"
     p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(values).encode() + b"\r\n")

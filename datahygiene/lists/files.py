@@ -55,15 +55,20 @@ def _lines_of(buf: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Lines of a byte buffer, without line endings, as one string array; plus the
     indices of lines holding a ``#`` and of lines holding a space or tab.
 
-    Built with numpy from the newline positions (no per-line Python): the bytes
-    minus CR/LF become the data buffer and the per-line byte counts its offsets.
+    Built with numpy from the newline positions (no per-line Python): the bytes minus
+    line ends (LF, CRLF) become the data buffer and the per-line byte counts its offsets.
     Knowing which few lines hold comments or blanks lets the caller run the string
     kernels on those lines alone."""
     if not buf.size:
         empty = np.zeros(0, dtype=np.int64)
         return pa.array([], type=pa.large_string()), empty, empty
     newline = buf == 10
-    sep = newline | (buf == 13)
+    # a CR is part of the line end only before its LF (or at the end): one within a line
+    # is kept, so the value is a bad entry, as in a manifest column (dropping it joined
+    # the two halves into an entry nobody wrote)
+    sep = newline.copy()
+    sep[:-1] |= (buf[:-1] == 13) & newline[1:]
+    sep[-1] |= buf[-1] == 13
     sep_at = np.flatnonzero(sep)
     ends = np.flatnonzero(newline)
     if not newline[-1]:
