@@ -378,6 +378,19 @@ def test_a_cr_within_a_text_line_is_kept(tmp_path: Path, values: list[str]) -> N
     assert as_set(one(p, signal="md5", on_bad_entry="skip")) == canonical([values[0], values[2]])
 
 
+def test_a_line_of_unicode_whitespace_is_blank(tmp_path: Path, values: list[str]) -> None:
+    """A line holding only a no-break space, U+3000 or a vertical tab is blank, like a
+    line of spaces (docs: whitespace is Unicode whitespace). Read by the general parser
+    (any non-ASCII line sends the file there), such a line was a wrong-length entry: in
+    fail mode the whole list was refused for a blank line."""
+    body = [values[0], "\u00a0", "\u3000", "\x0b", " \u00a0 ", "\u00a0" + values[1], values[2]]
+    p = tmp_path / "ws.txt"
+    p.write_text("\n".join(body) + "\n", encoding="utf-8")
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values[:3])
+    assert hl.stats["comment_or_blank_lines"] == 4
+
+
 def test_text_list_with_a_byte_order_mark(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "bom.txt"
     p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(values).encode() + b"\r\n")

@@ -53,7 +53,7 @@ CHUNK_BYTES = 8 << 20
 
 def _lines_of(buf: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Lines of a byte buffer, without line endings, as one string array; plus the
-    indices of lines holding a ``#`` and of lines holding a space or tab.
+    indices of lines holding a ``#`` and of lines holding a byte that may be whitespace.
 
     Built with numpy from the newline positions (no per-line Python): the bytes minus
     line ends (LF, CRLF) become the data buffer and the per-line byte counts its offsets.
@@ -79,7 +79,12 @@ def _lines_of(buf: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     content = buf[~sep] if sep_at.size else buf
     lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(content))
     hashes = np.unique(np.searchsorted(ends, np.flatnonzero(buf == 35)))
-    blanks = np.unique(np.searchsorted(ends, np.flatnonzero((buf == 32) | (buf == 9))))
+    # any byte that may be whitespace: ASCII blanks, a CR kept within a line, and every
+    # non-ASCII byte (a no-break space, U+3000): a line of them alone is blank, as is
+    # a line of spaces, whichever parser reads the file
+    blanks = np.unique(np.searchsorted(ends, np.flatnonzero(
+        (buf == 32) | (buf == 9) | (buf == 11) | (buf == 12) | ((buf == 13) & ~sep)
+        | (buf >= 128))))
     return lines, hashes, blanks
 
 
