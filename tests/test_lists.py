@@ -68,6 +68,22 @@ def test_empty_text_list_is_valid_with_zero_entries(tmp_path: Path) -> None:
     assert len(hl) == 0 and hl.fingerprint.startswith("sha256:")
 
 
+@pytest.mark.parametrize("name, body", [("e.csv", ""), ("e.tsv", "\n"), ("e.jsonl", ""),
+                                        ("e.jsonl", "\n\n")])
+def test_a_tabular_file_without_any_line_names_no_column(tmp_path: Path, name: str,
+                                                         body: str) -> None:
+    """An empty JSON Lines file was "cannot read as jsonl: ArrowInvalid", and an empty CSV
+    or a blank JSON Lines file "name it with hash_column (columns: )": nothing to name."""
+    p = tmp_path / name
+    p.write_text(body)
+    with pytest.raises(ListError, match=rf"{name}: no (header line|column): the file holds no "
+                                        "entry and names no column"):
+        load(p, signal="md5")
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("id,hash\n")
+    assert len(one(header_only, signal="md5")) == 0
+
+
 def test_csv_with_header_id_and_category(tmp_path: Path, values: list[str]) -> None:
     p = tmp_path / "l.csv"
     p.write_text("id,hash,category\n" + "".join(f"E{i},{v},cat{i % 2}\n" for i, v in enumerate(values)))

@@ -380,6 +380,8 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
             delimiter = "\t" if fmt == "tsv" else ","
             return table, _nonblank_lines(Path(path), table.num_rows + 1, delimiter)[1:], "line"
         if fmt == "jsonl":
+            if not os.path.getsize(path):  # Arrow refuses it: say what it is instead
+                return pa.table({}), np.zeros(0, dtype=np.int64), "line"
             # one block for the whole file: types are inferred from every line, not the first few
             table = pajson.read_json(path, read_options=pajson.ReadOptions(
                 block_size=max(1 << 20, os.path.getsize(path) + 1)))
@@ -491,6 +493,11 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
     else:
         table, line_no, word = _read_table(spec, fmt)
         cols = table.column_names
+        if not cols:  # not "name it with hash_column": there is nothing to name
+            raise ListError(f"{spec.path}: no {'header line' if fmt in ('csv', 'tsv') else 'column'}: "
+                            "the file holds no entry and names no column; an empty list is a text "
+                            "list without entries, a CSV/TSV with only its header or a parquet "
+                            "table without rows")
         repeated = sorted({c for c in cols if cols.count(c) > 1})
         if repeated:
             raise ListError(f"{spec.path}: column name(s) given more than once: {_shown(repeated)}; "
