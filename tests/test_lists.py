@@ -536,6 +536,17 @@ def test_a_tabular_value_that_is_not_utf8_names_the_line(tmp_path: Path, values:
     assert values[1][:16] not in str(err.value).lower()
 
 
+@pytest.mark.parametrize("rows", [1, 5000])
+def test_a_csv_that_is_not_utf8_names_the_line(tmp_path: Path, values: list[str], rows: int) -> None:
+    """It said "cannot read as csv: UnicodeDecodeError" (or ArrowInvalid), no line named."""
+    p = tmp_path / "b.csv"
+    p.write_bytes(b"id,hash\n" + b"".join(b"E%d,%s\n" % (i, values[i % 3].encode()) for i in range(rows))
+                  + b"E\xff," + values[3].encode() + b"\n")
+    with pytest.raises(ListError, match=rf"b\.csv: line {rows + 2}: not UTF-8 text") as err:
+        load(p, signal="md5")
+    assert values[3] not in str(err.value)
+
+
 def test_two_sidecars_are_refused(tmp_path: Path, values: list[str]) -> None:
     p = write_text_list(tmp_path / "two.txt", values[:2])
     (tmp_path / "two.txt.meta.toml").write_text('signal = "md5"\n')

@@ -457,7 +457,10 @@ def _first_unreadable_line(path: Path, fmt: str) -> str | None:
                     elif len(row) != width:
                         return f"line {reader.line_num}: {len(row)} fields, the header has {width}"
             return None
-    except (OSError, UnicodeDecodeError, csv.Error):
+    except UnicodeDecodeError:  # a CSV/TSV that is not UTF-8: name the line, as for text lists
+        line = _first_non_utf8_line(path)
+        return f"{line}not UTF-8 text" if line else None
+    except (OSError, csv.Error):
         return None
     return None
 
