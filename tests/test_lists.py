@@ -134,6 +134,25 @@ def test_csv_with_signal_column_splits_into_lists(tmp_path: Path, values: list[s
 
 
 @pytest.mark.parametrize("signal", [None, "md5"])
+def test_a_signal_field_is_read_without_regard_to_case_or_spaces(
+        tmp_path: Path, values: list[str], signal: str | None) -> None:
+    """An "MD5" row was another signal's: under md5= it was left out without a word, and a
+    manifest row holding its entry was called clean."""
+    p = tmp_path / "mixed.csv"
+    p.write_text("signal,hash\n" + f"md5,{values[0]}\n" + f"MD5,{values[1]}\n"
+                 + f'" Md5 ",{values[2]}\n')
+    [hl] = load(p, signal=signal)
+    assert hl.signal == "md5" and as_set(hl) == canonical(values[:3])
+
+
+def test_a_signal_field_of_spaces_is_an_error(tmp_path: Path, values: list[str]) -> None:
+    p = tmp_path / "mixed.csv"
+    p.write_text("signal,hash\n" + f"md5,{values[0]}\n" + f'"  ",{values[1]}\n')
+    with pytest.raises(ListError, match=r"mixed\.csv: line 3: no signal type in the signal column"):
+        load(p, signal="md5")
+
+
+@pytest.mark.parametrize("signal", [None, "md5"])
 @pytest.mark.parametrize("on_bad_entry", ["fail", "skip"])
 def test_a_row_without_a_signal_in_the_signal_column_is_an_error(
         tmp_path: Path, values: list[str], signal: str | None, on_bad_entry: str) -> None:

@@ -533,7 +533,11 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         stats["rows"] = table.num_rows
 
     if signal_col is not None:
-        unnamed = np.flatnonzero(np.asarray(signal_col.is_null().to_numpy(zero_copy_only=False)))
+        # "MD5" or " md5 " in a partner's file means md5: read as another signal's rows,
+        # they were dropped without a word under SIGNAL= (signal names are lower case)
+        signal_col = pc.utf8_lower(pc.utf8_trim_whitespace(signal_col))
+        blank = pc.fill_null(pc.equal(pc.binary_length(signal_col), 0), True)
+        unnamed = np.flatnonzero(np.asarray(blank.to_numpy(zero_copy_only=False)))
         if unnamed.size:
             # such a row is in no signal's list: its entry would never be checked, unsaid
             raise ListError(f"{spec.path}: {word} {int(line_no[unnamed[0]])}: no signal type in the "
