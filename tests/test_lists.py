@@ -239,6 +239,21 @@ def test_sidecar_gives_identity_and_signal(tmp_path: Path, values: list[str], su
     assert one(p, name="override").identity.name == "override"
 
 
+@pytest.mark.parametrize("source, refused", [("store", True), ("file", False)])
+def test_a_sidecar_cannot_choose_another_source(tmp_path: Path, values: list[str], source: str,
+                                                refused: bool) -> None:
+    """The sidecar is read by the file source: its source = "store" was ignored without a
+    word, and the list read as a file."""
+    p = write_text_list(tmp_path / "l.txt", values)
+    Path(str(p) + ".meta.toml").write_text(f'signal = "md5"\nsource = "{source}"\n')
+    if refused:
+        with pytest.raises(ConfigError, match=r"l\.txt\.meta\.toml: source cannot be set in a "
+                                              r"sidecar"):
+            load(p)
+    else:
+        assert len(one(p)) == len(values)
+
+
 def test_sidecar_with_unknown_key_is_a_config_error(tmp_path: Path, values: list[str]) -> None:
     p = write_text_list(tmp_path / "l.txt", values)
     Path(str(p) + ".meta.toml").write_text('signal = "md5"\nsecret_sauce = 1\n')

@@ -91,6 +91,11 @@ class ListSpec:
                 unknown = sorted(set(data) - known)
                 if unknown:
                     raise ConfigError(f"{side}: unknown key(s) {', '.join(unknown)}")
+                if data.get("source", self.source) != self.source:
+                    # the sidecar is read by the source already chosen: it cannot choose one
+                    raise ConfigError(f"{side}: source cannot be set in a sidecar (this list is "
+                                      f"read by the {self.source!r} source); set it in the "
+                                      "config's [[lists]] block")
                 merged = {k: _date_as_text(k, v) for k, v in data.items() if k not in self.explicit
                           and getattr(self, k) in (None, "auto", "fail", {}, "file")}
                 spec = replace(self, **merged)
