@@ -11,6 +11,7 @@ distribution itself. Set it to an empty string to load the built-ins alone.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Iterable
@@ -25,6 +26,14 @@ GROUPS: dict[str, str] = {
     "sources": "datahygiene.sources",
     "services": "datahygiene.services",
     "reporters": "datahygiene.reporters",
+}
+# the interface (module, class) each group's objects must subclass; imported when
+# discovering, as sources/base.py imports this module
+INTERFACES: dict[str, tuple[str, str]] = {
+    "signals": ("datahygiene.signals.base", "SignalType"),
+    "sources": ("datahygiene.sources.base", "ListSource"),
+    "services": ("datahygiene.services.base", "MatchService"),
+    "reporters": ("datahygiene.reporters.base", "Reporter"),
 }
 CORE_DISTRIBUTION = "datahygiene"
 ALLOWLIST_ENV = "DATAHYGIENE_PLUGINS"
@@ -114,6 +123,13 @@ def discover(allow: set[str] | None = None) -> Registry:
                     f"{kind} plugin {ep.name!r} from {dist} failed to load ({ep.value}): "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            module, cls_name = INTERFACES[kind]
+            base = getattr(importlib.import_module(module), cls_name)
+            if not (isinstance(obj, type) and issubclass(obj, base)):
+                raise PluginError(
+                    f"{kind} plugin {ep.name!r} from {dist} ({ep.value}) is not a subclass of "
+                    f"{module}.{cls_name}; uninstall it or exclude it with {ALLOWLIST_ENV}"
+                )
             registry.add(PluginInfo(kind, ep.name, ep.value, dist, version, obj))
     return registry
 

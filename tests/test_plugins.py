@@ -127,6 +127,31 @@ def test_broken_plugin_names_itself(fake_dist: Callable[..., None]) -> None:
         discover()
 
 
+@pytest.mark.parametrize("group, target", [
+    ("signals", "fake_broken_mod:NOT_A_CLASS"),  # not a class: was "'int' object is not callable"
+    ("signals", "fake_broken_mod:Plain"),        # a class of no interface: "takes no arguments"
+    ("services", "fake_broken_mod:Plain"),
+    ("sources", "fake_broken_mod:OtherMD5"),     # another group's interface
+])
+def test_plugin_of_the_wrong_type_names_itself(cli: Any, fake_dist: Callable[..., None],
+                                               synth: dict[str, Any], tmp_path: Path,
+                                               group: str, target: str) -> None:
+    """An entry point whose object is not a subclass of its group's interface is refused
+    when discovered, naming it, instead of a traceback where the scan first uses it."""
+    fake_dist("fake-broken", "0.1", f"[datahygiene.{group}]\nwrongtype = {target}\n",
+              PLUGIN_MODULE + "\nNOT_A_CLASS = 42\n\nclass Plain:\n    pass\n")
+    with pytest.raises(PluginError, match=rf"{group} plugin 'wrongtype' from fake-broken .* is not a "
+                       "subclass of datahygiene"):
+        discover()
+    flag = {"signals": ["--list", f"wrongtype={synth['lists']['md5']}"],
+            "services": ["--list", f"md5={synth['lists']['md5']}", "--service", "wrongtype"],
+            "sources": ["--list", f"md5={synth['lists']['md5']}"]}[group]
+    res = cli("scan", "--manifest", synth["manifest"], *flag, "--out", tmp_path / "out", "-q",
+              ok=False, env={"DATAHYGIENE_PLUGINS": "fake-broken"})
+    assert res.exit_code == 5, res.output
+    assert "'wrongtype' from fake-broken" in res.output and "Traceback" not in res.output
+
+
 def test_unknown_name_lists_known_ones() -> None:
     with pytest.raises(ConfigError) as exc:
         discover(allow={"datahygiene"}).get("signals", "nope")
