@@ -29,6 +29,7 @@ from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ordered, run_task
 from datahygiene.errors import ConfigError, DatahygieneError, InputError, OutputError
 from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_keys
+from datahygiene.lists.files import shown_columns
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import Footer, InputFile, digest_file, read_footer, resolve_manifests
 from datahygiene.outputs import RESTRICTED, write_parquet
@@ -150,7 +151,7 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
                 raise InputError(f"{f.path}: column {col!r} appears {schema.names.count(col)} "
                                  "times; cannot tell which to read")
             if col not in schema.names:
-                shown = ", ".join(schema.names[:20]) + (" ..." if len(schema.names) > 20 else "")
+                shown = shown_columns(schema.names)
                 images = {config.image_column, config.image_path_column,
                           *(["image"] if config.services and not config.image_column else [])}
                 what = "row key" if col == key else "image" if col in images else "hash"

@@ -147,6 +147,20 @@ def test_missing_hash_column(cli, setup: dict[str, Any], tmp_path: Path) -> None
     assert not setup["out"].exists()
 
 
+def test_a_missing_column_error_hides_manifest_columns_named_like_values(
+        cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    """A manifest made from a header-less file is named by its first row: a column named
+    like a listed hash (or a URL) is counted in the error, not shown; it was listed."""
+    listed = setup["list_values"][0]
+    p = write_manifest(tmp_path / "headless.parquet", {
+        "key": ["a"], listed: [listed], listed.upper(): ["x"],
+        "https://example.invalid/a.jpg": ["x"], "caption": ["x"]})
+    for extra in ([], ["--key", "image_id"]):
+        line = fails(cli, 3, *scan_args(setup, p, None, *extra),
+                     secrets=[listed, listed.upper(), listed[:16], listed[-16:], "example.invalid"])
+        assert "(columns: key, caption, 3 not shown (named like a value))" in line
+
+
 def test_missing_column_in_a_later_file(cli, setup: dict[str, Any], tmp_path: Path) -> None:
     d = tmp_path / "two"
     write_manifest(d / "a.parquet", {"key": ["a"], "md5": [setup["md5"][0]]})

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from datahygiene import __version__
 from datahygiene.errors import InputError, ListError
+from datahygiene.lists.files import shown_columns
 from datahygiene.lists.spec import ListSpec
 from datahygiene.step import ScanPlan, check_batch
 
@@ -119,7 +120,7 @@ class Annotator:
         names = list(names)
         missing = [c for c in self._load().columns if c not in names]
         if missing:
-            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            shown = shown_columns(names)
             raise InputError(f"dataset: no hash column {missing[0]!r} (columns: {shown}); "
                              "name the column with columns={SIGNAL: COLUMN}")
 

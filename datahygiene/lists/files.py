@@ -229,7 +229,7 @@ def _as_text(table: pa.Table, column: str, path: str, what: str, line_no: np.nda
     arrays or objects) is an error naming the file, not a traceback."""
     col = table.column(column).combine_chunks()
     if pa.types.is_nested(col.type):
-        raise ListError(f"{path}: column{' ' + column if _plain_name(column) else ''} holds "
+        raise ListError(f"{path}: column{' ' + column if plain_name(column) else ''} holds "
                         f"{col.type}, not one value per entry")
     return _utf8(col, path, what, line_no, word)
 
@@ -260,9 +260,19 @@ def _utf8(col: pa.Array, path: str, what: str, line_no: np.ndarray, word: str) -
 def _shown(columns: list[str]) -> str:
     """Column names for a message: a header-less file's "names" are its first entry,
     so only names that cannot be a list value (in any spelling) are shown."""
-    safe = [c for c in columns if _plain_name(c)]
+    safe = [c for c in columns if plain_name(c)]
     hidden = len(columns) - len(safe)
     return ", ".join([*safe, *([f"{hidden} not shown (they may be list entries)"] if hidden else [])])
+
+
+def shown_columns(names: list[str]) -> str:
+    """A manifest's column names for a message: the first 20 of those that cannot be a
+    hash value or URL (a manifest made from a header-less file is named by its first row,
+    whose hash may be a list entry); the others are counted."""
+    safe = [c for c in names if plain_name(c)]
+    hidden = len(names) - len(safe)
+    return ", ".join([*safe[:20], *(["..."] if len(safe) > 20 else []),
+                      *([f"{hidden} not shown (named like a value)"] if hidden else [])])
 
 
 def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], path: str,
@@ -396,7 +406,7 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")  # never a URL or a digest
 
 
-def _plain_name(name: str) -> bool:
+def plain_name(name: str) -> bool:
     """A short word-like name (``hash``, ``entry_id``, ``md5``): never a digest in hex,
     base64 or with a prefix, which are longer or carry more digits."""
     return (len(name) <= 20 and bool(_FIELD_NAME.fullmatch(name)) and not _looks_like_value(name)
@@ -441,7 +451,7 @@ def _first_unreadable_line(path: Path, fmt: str) -> str | None:
                         t = _JSON_TYPES.get(type(v).__name__, "value")
                         if first_type.setdefault(str(k), t) != t:
                             # a field name is shown only if it cannot be a list value
-                            name = repr(k) if _plain_name(k) else "a field"
+                            name = repr(k) if plain_name(k) else "a field"
                             return (f"line {n}: field {name} holds a {t}, earlier lines a "
                                     f"{first_type[str(k)]}")
             return None
@@ -517,7 +527,7 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
                      "hash values", required=len(cols) != 1) or cols[0]
         values_col = table.column(hcol).combine_chunks()
         if pa.types.is_nested(values_col.type):  # JSON arrays or objects, a parquet list column
-            raise ListError(f"{spec.path}: the hash column{' ' + hcol if _plain_name(hcol) else ''} "
+            raise ListError(f"{spec.path}: the hash column{' ' + hcol if plain_name(hcol) else ''} "
                             f"holds {values_col.type}, not one value per entry")
         vtype = (values_col.type.value_type if pa.types.is_dictionary(values_col.type)
                  else values_col.type)
@@ -548,7 +558,7 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
         unknown = [n for n in names if n not in known]
         if unknown and spec.signal is None:
             # a signal column may hold values (columns swapped): never quote one
-            shown = [n for n in unknown if _plain_name(n)]
+            shown = [n for n in unknown if plain_name(n)]
             raise ListError(f"{spec.path}: {len(unknown)} unknown signal type(s) in the signal column"
                             f"{' (' + ', '.join(shown) + ')' if len(shown) == len(unknown) else ''}; "
                             f"known: {', '.join(sorted(known))}")
