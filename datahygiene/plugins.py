@@ -60,7 +60,10 @@ class Registry:
     def add(self, info: PluginInfo) -> None:
         kind = self.plugins.setdefault(info.kind, {})
         other = kind.get(info.name)
-        if other is not None and other.target != info.target:
+        # the same entry point seen twice (a distribution found on two sys.path entries)
+        # is one plugin; another distribution's is a clash even if it names the same object
+        if other is not None and (other.target != info.target or canonical_name(
+                other.distribution) != canonical_name(info.distribution)):
             raise PluginError(
                 f"{info.kind} plugin name {info.name!r} is registered twice: by "
                 f"{other.distribution} ({other.target}) and by {info.distribution} ({info.target}); "

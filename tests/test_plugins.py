@@ -176,3 +176,14 @@ def test_plugins_command(cli, fake_dist: Callable[..., None]) -> None:
     assert {d["name"] for d in data if d["kind"] == "signals"} >= BUILTIN_SIGNALS
     assert all(d["distribution"] == "datahygiene" for d in data
                if d["name"] == "tiger-test") and not any(d["name"] == "tiger-test" for d in data)
+
+
+def test_a_clash_with_the_same_target_is_still_a_clash(fake_dist: Callable[..., None]) -> None:
+    """Another distribution registering a taken name is a clash even where its entry point
+    names the same object: it was accepted without a word, and `datahygiene plugins`
+    showed the name as the first distribution's alone."""
+    fake_dist("fake-clash", "0.1", "[datahygiene.signals]\nmd5 = datahygiene.signals.exact:MD5\n")
+    with pytest.raises(PluginError) as exc:
+        discover()
+    msg = str(exc.value)
+    assert "'md5' is registered twice" in msg and "fake-clash" in msg and "by datahygiene" in msg
