@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from datahygiene.errors import ConfigError
-from datahygiene.lists.spec import ListSpec
+from datahygiene.lists.spec import ListSpec, shown_keys
 
 ENGINES = ("local", "ray")
 INPUT_DIGESTS = ("sha256", "blake3")  # run.json inputs[].digest (manifest.digest_file); default first
@@ -129,13 +129,13 @@ def load_config(path: str) -> ScanConfig:
     lists = data.pop("lists", [])
     columns = data.pop("columns", {})
     if data:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(data))}; "
+        raise ConfigError(f"{path}: unknown section(s) {shown_keys(sorted(data))}; "
                           "known: [scan], [columns], [[lists]]")
     if not isinstance(scan, dict):
         raise ConfigError(f"{path}: [scan] must be a table")
     unknown = sorted(set(scan) - _SCAN_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) in [scan]: {', '.join(unknown)}; "
+        raise ConfigError(f"{path}: unknown key(s) in [scan]: {shown_keys(unknown)}; "
                           f"known: {', '.join(sorted(_SCAN_KEYS - {'lists', 'columns'}))}")
     cfg = ScanConfig()
     for key, value in scan.items():

@@ -261,6 +261,28 @@ def test_sidecar_with_unknown_key_is_a_config_error(tmp_path: Path, values: list
         load(p)
 
 
+def test_a_key_named_like_a_list_value_is_counted_not_shown(tmp_path: Path,
+                                                            values: list[str]) -> None:
+    """A list value pasted as a key of a sidecar, a config block or [scan] was quoted
+    back in the "unknown key" error."""
+    from datahygiene.config import load_config
+
+    p = write_text_list(tmp_path / "l.txt", values)
+    Path(str(p) + ".meta.toml").write_text(f'signal = "md5"\n"{values[0]}" = 1\nsecret_sauce = 1\n')
+    with pytest.raises(ConfigError) as err:
+        load(p)
+    assert "secret_sauce, 1 not shown (named like a value)" in str(err.value)
+    cfg = tmp_path / "c.toml"
+    for body in (f'[scan]\n"{values[0].upper()}" = 1\n',
+                 f'[[lists]]\npath = "{p}"\n"{values[0]}" = 1\n',
+                 f'["{values[0]}"]\nx = 1\n'):
+        cfg.write_text(body)
+        with pytest.raises(ConfigError) as err:
+            load_config(str(cfg))
+        assert "1 not shown (named like a value)" in str(err.value)
+        assert values[0] not in str(err.value).lower()
+
+
 @pytest.mark.parametrize("line", ["retrieved_at = 2026-11-01T06:00:00Z", 'name = ["a"]',
                                   "partner = 5", 'options = "x"', "threshold = true"])
 def test_sidecar_and_config_values_of_the_wrong_type_are_config_errors(

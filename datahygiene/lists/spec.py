@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -49,7 +50,7 @@ class ListSpec:
         known = {f.name for f in fields(cls)} - {"explicit"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"{where}: unknown list key(s) {', '.join(unknown)}; "
+            raise ConfigError(f"{where}: unknown list key(s) {shown_keys(unknown)}; "
                               f"known: {', '.join(sorted(known))}")
         if "path" not in data:
             raise ConfigError(f"{where}: list needs a 'path'")
@@ -90,7 +91,7 @@ class ListSpec:
                 known = {f.name for f in fields(self)} - {"path", "explicit"}
                 unknown = sorted(set(data) - known)
                 if unknown:
-                    raise ConfigError(f"{side}: unknown key(s) {', '.join(unknown)}")
+                    raise ConfigError(f"{side}: unknown key(s) {shown_keys(unknown)}")
                 if data.get("source", self.source) != self.source:
                     # the sidecar is read by the source already chosen: it cannot choose one
                     raise ConfigError(f"{side}: source cannot be set in a sidecar (this list is "
@@ -102,6 +103,15 @@ class ListSpec:
                 spec.validate(str(side))
                 return spec
         return self
+
+
+def shown_keys(keys: list[str]) -> str:
+    """Unknown keys for a message; a key holding 16 or more hex digits in a row, or
+    longer than any setting's name could be, may be a list value pasted in the wrong
+    place: counted, not shown."""
+    shown = [k for k in keys if len(k) <= 40 and not re.search(r"[0-9A-Fa-f]{16}", k)]
+    hidden = len(keys) - len(shown)
+    return ", ".join([*shown, *([f"{hidden} not shown (named like a value)"] if hidden else [])])
 
 
 def _date_as_text(key: str, value: Any) -> Any:
