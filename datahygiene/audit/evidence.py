@@ -56,9 +56,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _previous_log(out: Path, signer: Signer) -> tuple[list[bytes], Checkpoint | None]:
+def _previous_log(out: Path, signer: Signer, remove: bool = True
+                  ) -> tuple[list[bytes], Checkpoint | None]:
     """The log already in OUT, checked against its own signed checkpoint before we
-    append to it: we never extend a log that has been altered."""
+    append to it: we never extend a log that has been altered. ``remove``: delete what a
+    commit cut short left (else only leave it out of the leaves returned)."""
     try:
         leaves = read_log(out / LOG_DIR)
     except LogError as exc:
@@ -68,7 +70,7 @@ def _previous_log(out: Path, signer: Signer) -> tuple[list[bytes], Checkpoint | 
         if leaves and not (out / "run.json").exists():
             # the first signed run into OUT, cut short while committing: nothing of its
             # log was ever signed
-            leaves = _drop_uncommitted(out, leaves, None)
+            leaves = _drop_uncommitted(out, leaves, None, remove)
         if leaves:
             raise OutputError(f"{out / LOG_DIR}: log has no checkpoint; refusing to append to it")
         return [], None
@@ -80,13 +82,14 @@ def _previous_log(out: Path, signer: Signer) -> tuple[list[bytes], Checkpoint | 
     if cp.origin != signer.name:
         raise OutputError(f"{cp_path}: belongs to log {cp.origin}, not {signer.name}")
     if not (out / "run.json").exists():
-        leaves = _drop_uncommitted(out, leaves, cp)
+        leaves = _drop_uncommitted(out, leaves, cp, remove)
     if cp.size != len(leaves) or merkle.root(leaf_hashes(leaves)) != cp.root:
         raise OutputError(f"{out / LOG_DIR}: does not match {cp_path}; refusing to append to it")
     return leaves, cp
 
 
-def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint | None) -> list[bytes]:
+def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint | None,
+                      remove: bool = True) -> list[bytes]:
     """After a commit cut short (a kill or power loss while a run's files were being
     moved into OUT: there is no run.json then), OUT may hold that run's log segments
     and archived checkpoint without the signed checkpoint that covers them. They were
@@ -101,11 +104,11 @@ def _drop_uncommitted(out: Path, leaves: list[bytes], cp: Checkpoint | None) -> 
                                   merkle.root(leaf_hashes(leaves[:size])) != cp.root):
             return leaves
         for start, path in starts.items():
-            if start >= size:
+            if start >= size and remove:
                 path.unlink()
         leaves = leaves[:size]
     archive = out / ARCHIVE
-    if archive.is_dir():
+    if archive.is_dir() and remove:
         for p in archive.iterdir():
             if p.name.isdigit() and int(p.name) > size:
                 p.unlink()
@@ -117,7 +120,9 @@ def check_log_extendable(out: Path, keys: str) -> None:
     the end (other keys, a log that does not match its checkpoint): found only at the
     commit, it cost a whole scan."""
     if (out / LOG_DIR).exists() or (out / CHECKPOINT).exists():
-        _previous_log(out, load_keydir(keys)[1])
+        # only reading: OUT is not locked yet, and what looks like a commit cut short may
+        # be one under way (the scan holding the lock drops uncommitted files itself)
+        _previous_log(out, load_keydir(keys)[1], remove=False)
 
 
 def write_evidence(writer: RunWriter, config: ScanConfig, run: dict[str, Any], summary: dict[str, Any],

@@ -436,3 +436,36 @@ def test_a_second_scan_into_an_out_in_use_is_refused(small: dict[str, Any], tmp_
     run_scan(config(small, out))
     assert sorted(p.name for p in out.iterdir()) == ["clean", "public", "restricted", "run.json",
                                                      "summary.json"]
+
+
+def test_a_signed_scan_refused_by_the_lock_leaves_the_log_of_the_scan_committing(
+        small: dict[str, Any], tmp_path: Path) -> None:
+    """A signed scan into an OUT whose running scan was moving its outputs into place (its
+    new log segment there, its checkpoint and run.json not yet) took that segment for one a
+    crash left uncommitted and deleted it before the lock refused it: the first scan then
+    committed a checkpoint over leaves OUT no longer held. The check before the lock only
+    reads; the scan that holds the lock drops what a crash left."""
+    import fcntl
+
+    out, keys = tmp_path / "o", tmp_path / "keys"
+    assert run_cli(["keys", "init", "--dir", str(keys)]).returncode == 0
+    def args(lst: Any) -> list[str]:
+        return ["scan", "--manifest", str(small["manifest"]), "--list", f"md5={lst}", "--out",
+                str(out), "-q", "--keys", str(keys)]
+
+    assert run_cli(args(small["lists"]["md5"])).returncode == 0, "first signed run"
+    more = tmp_path / "more.txt"  # another placeholder list: the second run logs other leaves
+    more.write_text(Path(small["lists"]["md5"]).read_text() + "0" * 31 + "1\n")
+    env = {**os.environ, "DATAHYGIENE_PLUGINS": ""}
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_SCRIPT, "public/checkpoint", *args(more)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert killed.returncode == -signal.SIGKILL  # OUT as it is while a commit is under way
+    public = sorted(str(p.relative_to(out)) for p in (out / "public").rglob("*"))
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the committing scan holds it
+    try:
+        res = run_cli(args(small["lists"]["md5"]))
+    finally:
+        os.close(fd)
+    assert res.returncode == 2 and "another scan is writing" in res.stderr, res.stderr
+    assert sorted(str(p.relative_to(out)) for p in (out / "public").rglob("*")) == public
