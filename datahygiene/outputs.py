@@ -120,9 +120,10 @@ class RunWriter:
             dst = self.out / rel
             for parent in reversed(rel.parents[:-1]):
                 d = self.out / parent
-                if not d.exists():
-                    d.mkdir(mode=PUBLIC_DIR)
-                if str(parent).split("/")[0] == RESTRICTED:
+                owner_only = str(parent).split("/")[0] == RESTRICTED
+                if not d.exists():  # created owner-only: never open to others, even briefly
+                    d.mkdir(mode=OWNER_DIR if owner_only else PUBLIC_DIR)
+                if owner_only:
                     os.chmod(d, OWNER_DIR)
             os.replace(src, dst)
         if (self.stage / marker).exists():

@@ -135,6 +135,31 @@ def test_runwriter_permissions_and_commit(tmp_path: Path) -> None:
     assert no_staging(out)
 
 
+def test_commit_creates_restricted_directories_owner_only(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit created OUT/restricted/ (and its subdirectories) 0755 and only then
+    made them 0700: for that moment anyone could open the directory and list the files
+    moved into it afterwards. They are created owner-only."""
+    out = tmp_path / "o"
+    seen: list[tuple[str, int]] = []
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, mode: int = 0o777, *a: Any, **k: Any) -> None:
+        real_mkdir(self, mode, *a, **k)
+        seen.append((self.name, stat.S_IMODE(self.stat().st_mode)))
+
+    old_umask = os.umask(0o022)
+    try:
+        with RunWriter(out) as w:
+            w.write_bytes("restricted/deep/x.bin", b"x")
+            w.write_json("run.json", {})
+            monkeypatch.setattr(Path, "mkdir", mkdir)
+            w.commit()
+    finally:
+        os.umask(old_umask)
+    assert seen == [("restricted", 0o700), ("deep", 0o700)]
+
+
 def test_runwriter_exception_removes_staging(tmp_path: Path) -> None:
     out = tmp_path / "o"
     with pytest.raises(RuntimeError), RunWriter(out) as w:
