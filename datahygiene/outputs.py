@@ -61,6 +61,8 @@ class RunWriter:
         self._restricted.mkdir(mode=OWNER_DIR)
         os.chmod(self._restricted, OWNER_DIR)
 
+    committed = False  # True once commit() has put the marker (run.json) in place
+
     def __enter__(self) -> RunWriter:
         return self
 
@@ -128,4 +130,5 @@ class RunWriter:
             os.replace(src, dst)
         if (self.stage / marker).exists():
             os.replace(self.stage / marker, old_marker)
+        self.committed = True  # OUT holds a complete run from here on, whatever stops us
         shutil.rmtree(self.stage, ignore_errors=True)

@@ -27,7 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from datahygiene import __version__, kernels
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import Task, default_threads, plan_tasks, run_ordered, run_task
-from datahygiene.errors import ConfigError, DatahygieneError, InputError, OutputError
+from datahygiene.errors import ConfigError, DatahygieneError, InputError, InterruptedAfterCommit, OutputError
 from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_keys
 from datahygiene.lists.files import shown_columns
 from datahygiene.lists.model import HashList
@@ -43,6 +43,8 @@ EXCLUSIONS = f"{RESTRICTED}/exclusions.parquet"
 RUN_FORMAT = "datahygiene-run/2"  # 2: inputs[].digest (ALGORITHM:HEX) replaces inputs[].sha256
 
 ProgressFn = Callable[[int, int], None]
+# a Ctrl-C once run.json is in place: exit 130 still, but the run in OUT is complete
+_COMMITTED = "the run was committed first ({out}/run.json is complete)"
 
 
 @dataclass
@@ -533,6 +535,10 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     writer.seal(str(p.relative_to(writer.stage)))
             writer.write_json("run.json", run)
             writer.commit()
+    except KeyboardInterrupt:
+        if "writer" in locals() and writer.committed:  # only the clean-up after run.json was cut short
+            raise InterruptedAfterCommit(_COMMITTED.format(out=config.out)) from None
+        raise
     except (DatahygieneError, OSError) as exc:
         hinted = _with_resume_hint(exc, work_area, config.out)
         if hinted is exc:

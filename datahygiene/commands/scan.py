@@ -12,9 +12,9 @@ import click
 from datahygiene.allocator import freeze_startup_objects
 from datahygiene.commands.common import echo_table, progress_bar, split_pair
 from datahygiene.config import ScanConfig, load_config
-from datahygiene.errors import ConfigError
+from datahygiene.errors import ConfigError, InterruptedAfterCommit
 from datahygiene.lists.spec import ListSpec
-from datahygiene.scan import ScanResult, run_scan
+from datahygiene.scan import _COMMITTED, ScanResult, run_scan
 
 
 def parse_list_option(text: str) -> ListSpec:
@@ -213,6 +213,12 @@ def register(group: click.Group) -> None:
         freeze_startup_objects()
         with progress_bar(quiet) as bar:
             result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
+        try:
+            _report(result, before)
+        except KeyboardInterrupt:
+            raise InterruptedAfterCommit(_COMMITTED.format(out=result.out)) from None
+
+    def _report(result: ScanResult, before: dict[str, str]) -> None:
         print_result(result)
         after = _list_versions(Path(result.out) / "run.json")
         for name, version in sorted(after.items()):

@@ -469,3 +469,44 @@ def test_a_signed_scan_refused_by_the_lock_leaves_the_log_of_the_scan_committing
         os.close(fd)
     assert res.returncode == 2 and "another scan is writing" in res.stderr, res.stderr
     assert sorted(str(p.relative_to(out)) for p in (out / "public").rglob("*")) == public
+
+
+def test_ctrl_c_after_run_json_landed_says_the_run_was_committed(
+        small: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C while the commit removed its staging and work area, after run.json was in
+    place, said "interrupted; no output was committed" beside a complete run.json (the
+    docs: on a non-zero exit OUT holds no new run.json). It still exits 130, saying that
+    the run was committed; a Ctrl-C before run.json lands says nothing was."""
+    import shutil
+
+    from datahygiene.errors import InterruptedAfterCommit
+
+    out = tmp_path / "o"
+    real = shutil.rmtree
+
+    def rmtree(path: Any, *a: Any, **k: Any) -> None:
+        if (out / "run.json").exists():
+            raise KeyboardInterrupt
+        real(path, *a, **k)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    with pytest.raises(InterruptedAfterCommit, match="committed"):
+        run_scan(config(small, out))
+    monkeypatch.setattr(shutil, "rmtree", real)
+    assert json.loads((out / "run.json").read_text())["coverage"]["rows_scanned"] == 4000
+
+    res = subprocess.run([sys.executable, "-c", """
+import sys
+import datahygiene.commands.scan as cmd
+def interrupted(result):
+    raise KeyboardInterrupt
+cmd.print_result = interrupted
+from datahygiene.cli import main
+main()
+""", "scan", "--manifest", str(small["manifest"]), "--list", f"md5={small['lists']['md5']}",
+                          "--out", str(tmp_path / "p"), "-q"],
+                         capture_output=True, text=True, env={**os.environ, "DATAHYGIENE_PLUGINS": ""},
+                         timeout=120)
+    assert res.returncode == 130 and (tmp_path / "p" / "run.json").exists()
+    assert res.stderr.strip().splitlines() == [
+        f"datahygiene: interrupted; the run was committed first ({tmp_path / 'p'}/run.json is complete)"]
