@@ -44,7 +44,7 @@ RUN_FORMAT = "datahygiene-run/2"  # 2: inputs[].digest (ALGORITHM:HEX) replaces 
 
 ProgressFn = Callable[[int, int], None]
 # a Ctrl-C once run.json is in place: exit 130 still, but the run in OUT is complete
-_COMMITTED = "the run was committed first ({out}/run.json is complete)"
+COMMITTED_NOTE = "the run was committed first ({out}/run.json is complete)"
 
 
 @dataclass
@@ -537,7 +537,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             writer.commit()
     except KeyboardInterrupt:
         if "writer" in locals() and writer.committed:  # only the clean-up after run.json was cut short
-            raise InterruptedAfterCommit(_COMMITTED.format(out=config.out)) from None
+            raise InterruptedAfterCommit(COMMITTED_NOTE.format(out=config.out)) from None
         raise
     except (DatahygieneError, OSError) as exc:
         hinted = _with_resume_hint(exc, work_area, config.out)

@@ -14,7 +14,7 @@ from datahygiene.commands.common import echo_table, progress_bar, split_pair
 from datahygiene.config import ScanConfig, load_config
 from datahygiene.errors import ConfigError, InterruptedAfterCommit
 from datahygiene.lists.spec import ListSpec
-from datahygiene.scan import _COMMITTED, ScanResult, run_scan
+from datahygiene.scan import COMMITTED_NOTE, ScanResult, run_scan
 
 
 def parse_list_option(text: str) -> ListSpec:
@@ -216,7 +216,7 @@ def register(group: click.Group) -> None:
         try:
             _report(result, before)
         except KeyboardInterrupt:
-            raise InterruptedAfterCommit(_COMMITTED.format(out=result.out)) from None
+            raise InterruptedAfterCommit(COMMITTED_NOTE.format(out=result.out)) from None
 
     def _report(result: ScanResult, before: dict[str, str]) -> None:
         print_result(result)
