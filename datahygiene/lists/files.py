@@ -32,6 +32,7 @@ from datahygiene.lists.model import HashList, ListIdentity
 from datahygiene.lists.spec import ListSpec
 from datahygiene.plugins import Registry
 from datahygiene.signals.base import Normalized, no_reasons, take_rows
+from datahygiene.utf8 import decode_utf8
 
 HASH_COLUMN_NAMES = ("hash", "value", "digest", "signal_value")
 ID_COLUMN_NAMES = ("id", "entry_id", "ref", "entry_ref")
@@ -245,34 +246,29 @@ def _utf8(col: pa.Array, path: str, what: str, line_no: np.ndarray, word: str) -
     except pa.ArrowInvalid:
         pass
     try:  # the error path only: find the first value that is not UTF-8
-        raws = col.cast(pa.binary()).to_pylist()
+        bad = np.flatnonzero(decode_utf8(col)[1])
     except pa.ArrowException:
-        raws = []
-    for i, raw in enumerate(raws):
-        try:
-            (raw or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            raise ListError(f"{path}: {word} {int(line_no[i])}: the {what} is not UTF-8 text; "
-                            "fix the encoding") from None
+        bad = np.zeros(0, dtype=np.int64)
+    if bad.size:
+        raise ListError(f"{path}: {word} {int(line_no[bad[0]])}: the {what} is not UTF-8 text; "
+                        "fix the encoding") from None
     raise ListError(f"{path}: the {what} column is not UTF-8 text; fix the encoding")
 
 
 def _shown(columns: list[str]) -> str:
-    """Column names for a message: a header-less file's "names" are its first entry,
-    so only names that cannot be a list value (in any spelling) are shown."""
-    safe = [c for c in columns if plain_name(c)]
-    hidden = len(columns) - len(safe)
-    return ", ".join([*safe, *([f"{hidden} not shown (they may be list entries)"] if hidden else [])])
+    """A list's column names for a message (see :func:`shown_columns`)."""
+    return shown_columns(columns, limit=None, why="they may be list entries")
 
 
-def shown_columns(names: list[str]) -> str:
-    """A manifest's column names for a message: the first 20 of those that cannot be a
-    hash value or URL (a manifest made from a header-less file is named by its first row,
-    whose hash may be a list entry); the others are counted."""
+def shown_columns(names: list[str], limit: int | None = 20, why: str = "named like a value") -> str:
+    """Column names for a message: those that cannot be a hash value or URL (the first
+    ``limit``); the others are counted. A header-less file's "names" are its first row
+    (a list's first entry, a manifest row's hash or URL)."""
     safe = [c for c in names if plain_name(c)]
     hidden = len(names) - len(safe)
-    return ", ".join([*safe[:20], *(["..."] if len(safe) > 20 else []),
-                      *([f"{hidden} not shown (named like a value)"] if hidden else [])])
+    more = limit is not None and len(safe) > limit
+    return ", ".join([*(safe[:limit] if more else safe), *(["..."] if more else []),
+                      *([f"{hidden} not shown ({why})"] if hidden else [])])
 
 
 def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], path: str,

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from datahygiene.utf8 import decode_utf8
+
 
 def records(table: pa.Table) -> list[dict[str, Any]]:
     """``table.to_pylist()``, except that a string value that is not UTF-8 (parquet
@@ -26,13 +28,7 @@ def records(table: pa.Table) -> list[dict[str, Any]]:
         try:
             column.validate(full=True)
         except pa.ArrowInvalid:
-            texts: list[str | None] = []
-            for v in column.cast(pa.large_binary()).to_pylist():
-                try:
-                    texts.append(None if v is None else v.decode("utf-8"))
-                except UnicodeDecodeError:
-                    texts.append(None)
-            table = table.set_column(i, table.field(i), pa.array(texts, column.type))
+            table = table.set_column(i, table.field(i), decode_utf8(column)[0].cast(column.type))
     return table.to_pylist()
 
 

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from datahygiene import kernels
 from datahygiene.kernels import HEX_PAIRS
 from datahygiene.signals.base import Normalized, no_reasons
+from datahygiene.utf8 import decode_utf8
 
 _PAIRS = HEX_PAIRS  # two hex characters per lookup (datahygiene/kernels.py)
 
@@ -165,14 +166,9 @@ def normalize_fixed(column: pa.Array | pa.ChunkedArray, width: int) -> Normalize
             # a string column need not hold UTF-8 (parquet writers do not check): such a
             # value is not text, so not hex; those rows alone are malformed (retried
             # rows are never null: a null here is a value that did not decode)
-            texts: list[str | None] = []
-            for v in others.cast(pa.large_binary()).to_pylist():
-                try:
-                    texts.append(v.decode("utf-8"))
-                except UnicodeDecodeError:
-                    texts.append(None)
-            not_text = retry[np.array([t is None for t in texts], dtype=bool)]
-            trimmed = pc.utf8_trim_whitespace(pa.array(texts, pa.large_string()))
+            texts, bad = decode_utf8(others)
+            not_text = retry[bad]
+            trimmed = pc.utf8_trim_whitespace(texts)
         fits = lengths_of(trimmed) == 2 * width
         if fits.any():
             decoded, ok = decode_hex_rows(_gather(trimmed, np.flatnonzero(fits), 2 * width))

@@ -38,6 +38,7 @@ from datahygiene.errors import ConfigError
 from datahygiene.signals.base import ColumnMatch, Normalized, SignalIndex, SignalType
 from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
 from datahygiene.signals.hexcodec import MALFORMED, NULL, normalize_fixed, string_buffers
+from datahygiene.utf8 import decode_utf8
 
 _SPLIT = r"(?s)^(?P<auth>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)(?P<rest>.*)$"
 
@@ -81,15 +82,7 @@ def _as_text(column: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
         try:
             return column.cast(pa.large_string()), None
         except pa.ArrowInvalid:  # some value is not UTF-8: those rows alone are malformed
-            texts: list[str | None] = []
-            bad = np.zeros(len(column), dtype=bool)
-            for i, v in enumerate(column.to_pylist()):
-                try:
-                    texts.append(None if v is None else v.decode("utf-8"))
-                except UnicodeDecodeError:
-                    texts.append(None)
-                    bad[i] = True
-            return pa.array(texts, pa.large_string()), bad
+            return decode_utf8(column)
     bad = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     return pa.nulls(len(column), pa.string()), bad
 
