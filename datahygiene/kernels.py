@@ -669,6 +669,9 @@ def warm_up() -> None:
             match_hex(data, data.view(np.uint16), offsets, np.zeros(0, np.uint8), 0, 16, HEX_PAIRS,
                       words, np.uint64(63), directory, np.uint64(63), values, np.zeros(1, np.uint8),
                       keys, out, out, out.copy())
+    from datahygiene.page_kernels import warm_up as warm_page_kernels
+
+    warm_page_kernels()
 
 
 if __name__ == "__main__":

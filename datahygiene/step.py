@@ -327,8 +327,11 @@ class BatchResult:
 
 
 def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: str,
-                row_offset: int = 0) -> BatchResult:
-    """Check one batch. ``row_offset`` is the batch's first row index in its file."""
+                row_offset: int = 0, rows: np.ndarray | None = None) -> BatchResult:
+    """Check one batch. ``row_offset`` is the batch's first row index in its file.
+    ``rows``: when the batch holds chosen rows rather than consecutive ones, their
+    ascending row numbers counted from ``row_offset`` (the rows a prefilter could not
+    rule out; every row left out must be one the checks would call clean)."""
     n = batch.num_rows
     for t in plan.transforms:
         batch = t(batch, source_file)
@@ -400,7 +403,7 @@ def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: s
 
     is_excl = np.isin(flagged_rows, excluded_rows, assume_unique=True)
     decision = pa.array(np.where(is_excl, "excluded", "unverified").astype(object), pa.string())
-    row_index = flagged_rows + row_offset
+    row_index = (flagged_rows if rows is None else rows[flagged_rows]) + row_offset
     file_row = pc.binary_join_element_wise(f"{source_file}:", pa.array(row_index).cast(pa.string()), "")
     if plan.key_column:
         keys = key_text(batch.column(plan.key_column).take(pa.array(flagged_rows)), source_file,

@@ -191,14 +191,14 @@ def test_run_task_details_and_one_late_read(world: dict[str, Any], monkeypatch: 
     md = pq.ParquetFile(f.fs_path).metadata
     tasks = local.plan_tasks([f], [md])
     reads: list[list[str]] = []
-    real = local._late_read
+    real = local._late_columns
 
-    def late_read(pf: pq.ParquetFile, rg: int, columns: list[str], rows: np.ndarray,
+    def late_read(task: local.Task, pf: pq.ParquetFile, columns: list[str], rows: np.ndarray,
                   batch_size: int, viewed: bool = False) -> pa.Table:
         reads.append(columns)
-        return real(pf, rg, columns, rows, batch_size, viewed)
+        return real(task, pf, columns, rows, batch_size, viewed)
 
-    monkeypatch.setattr(local, "_late_read", late_read)
+    monkeypatch.setattr(local, "_late_columns", late_read)
     wanted = ["page_url", "url", "md5", "no_such_column"]
     tables = []
     for t in tasks:

@@ -21,9 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datahygiene import parquet_pages as pages
 from datahygiene.errors import InputError
 from datahygiene.manifest import InputFile, open_parquet
-from datahygiene.step import EMPTY_EXCLUSIONS, ScanPlan, check_batch, key_text
+from datahygiene.signals.exact import ExactDigest, SortedPrefixIndex
+from datahygiene.step import EMPTY_EXCLUSIONS, Check, ScanPlan, check_batch, key_text
 from datahygiene.viewtypes import has_views, without_views
 
 ProgressFn = Callable[[int, int], None]  # (rows done, rows flagged) increments
@@ -110,17 +112,14 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
     early_parts: list[pa.Table] = []
     offset = task.row_offset
     viewed = has_views(pf.schema_arrow)  # no take or filter for view types: cast them
-    for batch in pf.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
-                                 columns=columns, use_threads=False):
-        if viewed:
-            batch = without_views(batch)
-        res = check_batch(batch, step_plan, task.file.path, offset)
+    for batch, chosen in _batches(task, step_plan, pf, batch_size, columns, keep_clean, viewed):
+        res = check_batch(batch, step_plan, task.file.path, offset, rows=chosen)
         if res.flagged.num_rows:
             flagged.append(res.flagged)
             if detail_columns is not None:
                 rows = _excluded_local(res.flagged, offset)
                 if rows.size:
-                    take = pa.array(rows)
+                    take = pa.array(rows if chosen is None else np.searchsorted(chosen, rows))
                     early_parts.append(pa.table(
                         {"row_index": pa.array(rows + offset, pa.int64()),
                          **{c: batch.column(c).take(take) for c in early}}))
@@ -132,7 +131,8 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
                 mask = mask.copy()
                 mask[rows] = True
             clean.append(batch.filter(pa.array(mask)))
-        offset += batch.num_rows
+        if chosen is None:
+            offset += batch.num_rows
     table = pa.concat_tables(flagged) if flagged else EMPTY_EXCLUSIONS
     details = pa.concat_tables(early_parts) if early_parts else None
     key_cols = [late_key] if late_key and table.num_rows else []
@@ -142,8 +142,8 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
         # rows for the key, which include the excluded ones for the details)
         src = table if key_cols or details is None else details
         need = src.column("row_index").to_numpy() - task.row_offset
-        got = _late_read(pf, task.row_group, list(dict.fromkeys([*key_cols, *late_cols])), need,
-                         min(batch_size, LATE_BATCH), viewed)
+        got = _late_columns(task, pf, list(dict.fromkeys([*key_cols, *late_cols])), need,
+                            min(batch_size, LATE_BATCH), viewed)
         if key_cols:
             found = key_text(got.column(key_cols[0]), task.file.path, key_cols[0])
             table = table.set_column(0, "key", pc.coalesce(found, table.column("key")))
@@ -161,6 +161,69 @@ def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
         if viewed and clean:
             clean_table = clean_table.cast(pf.schema_arrow)  # the input's own schema
     return TaskResult(task, table, clean_table, details)
+
+
+def _prefilter(plan: ScanPlan) -> tuple[Check, SortedPrefixIndex] | None:
+    """The plan's one check, when it is an exact digest matched with a filter in front
+    (the case :func:`datahygiene.parquet_pages.candidate_rows` serves)."""
+    if plan.transforms or len(plan.checks) != 1:
+        return None
+    check = plan.checks[0]
+    if not (isinstance(check, Check) and isinstance(check.signal, ExactDigest)):
+        return None
+    index = check.index
+    return (check, index) if isinstance(index, SortedPrefixIndex) else None
+
+
+def _batches(task: Task, plan: ScanPlan, pf: pq.ParquetFile, batch_size: int,
+             columns: list[str] | None, keep_clean: bool, viewed: bool
+             ) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None]]:
+    """The row group as batches for :func:`check_batch`, each with the row numbers of
+    its rows (relative to the row group) when it holds chosen rows, else None.
+
+    An exact-digest check over a column the page reader handles gets one batch: the
+    rows its list's filter cannot rule out, read where they lie in the decompressed
+    pages (:mod:`datahygiene.parquet_pages`), with nulls and malformed values among
+    them. Every other case reads the row group with pyarrow, batch by batch."""
+    picked = None if keep_clean or viewed or not pages.enabled() else _prefilter(plan)
+    if picked is not None:
+        check, index = picked
+        try:
+            chunk = pages.column_chunk(pf.metadata, pf.schema_arrow, task.row_group, check.column)
+            hexed = pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)
+            width = check.signal.width
+            with task.file.open() as fh:
+                rows, values = pages.candidate_rows(
+                    fh, chunk, lambda buf, starts, lens: index.candidates(buf, starts, lens, hexed,
+                                                                          width))
+        except pages.Unsupported:
+            pass  # read with pyarrow below
+        else:
+            field = pf.schema_arrow.field(check.column)
+            yield pa.RecordBatch.from_arrays([values], schema=pa.schema([field])), rows
+            return
+    for batch in pf.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
+                                 columns=columns, use_threads=False):
+        yield (without_views(batch) if viewed else batch), None
+
+
+def _late_columns(task: Task, pf: pq.ParquetFile, columns: list[str], rows: np.ndarray,
+                  batch_size: int, viewed: bool) -> pa.Table:
+    """Columns ``columns`` of the (ascending, unique) row-group-relative ``rows``: from
+    the pages that hold them (:func:`datahygiene.parquet_pages.read_rows`), or with
+    pyarrow where the page reader does not handle a column."""
+    if pages.enabled() and not viewed:
+        try:
+            with task.file.open() as fh:
+                arrays = [pages.read_rows(fh, pages.column_chunk(pf.metadata, pf.schema_arrow,
+                                                                 task.row_group, c), rows)
+                          for c in columns]
+        except pages.Unsupported:
+            pass
+        else:
+            return pa.Table.from_arrays(arrays, schema=pa.schema([pf.schema_arrow.field(c)
+                                                                  for c in columns]))
+    return _late_read(pf, task.row_group, columns, rows, batch_size, viewed)
 
 
 def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.ndarray,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from datahygiene import kernels
+from datahygiene import kernels, page_kernels
 from datahygiene.lists.model import sort_rows_with_order
 from datahygiene.signals.base import (
     BytesHasher,
@@ -44,12 +44,14 @@ def prefix64(values: np.ndarray) -> np.ndarray:
 _SCRATCH = threading.local()
 
 
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-thread scratch arrays for the match kernel, kept between batches: fresh
-    multi-megabyte arrays cost their page faults again on every batch."""
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread scratch arrays for the match kernels (uint64 keys, int64 rows, uint8
+    flags), kept between batches: fresh multi-megabyte arrays cost their page faults
+    again on every batch."""
     have = getattr(_SCRATCH, "arrays", None)
     if have is None or have[0].shape[0] < n:
-        have = (np.empty(max(n, 1), dtype=np.uint64), np.empty(max(n, 1), dtype=np.int64))
+        have = (np.empty(max(n, 1), dtype=np.uint64), np.empty(max(n, 1), dtype=np.int64),
+                np.empty(max(n, 1), dtype=np.uint8))
         _SCRATCH.arrays = have
     return have
 
@@ -146,6 +148,21 @@ class SortedPrefixIndex(SignalIndex):
         return self._matches(lambda rows, pos: kernels.match_rows(
             values, valid, words, wshift, directory, dshift, entries, rows, pos))
 
+    def candidates(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, hexed: bool,
+                   width: int) -> np.ndarray:
+        """Indices of the values (``buf[starts[i]:starts[i] + lens[i]]``) that the full
+        check must see: all but the well-formed digests (hex text when ``hexed``, else
+        raw bytes) that the filter says the list certainly lacks."""
+        n = starts.shape[0]
+        words, wshift = self._words, self._wshift
+        if self._m == 0:  # an empty filter rules every digest out
+            words, wshift = np.zeros(2, np.uint64), np.uint64(63)
+        keys, out, bad = _scratch(n)
+        data16 = buf[: buf.shape[0] // 2 * 2].view(np.uint16)
+        count = page_kernels.digest_candidates(buf, data16, starts, lens, hexed, width,
+                                               kernels.HEX_PAIRS, words, wshift, bad, keys, out)
+        return out[:count].copy()
+
     def query_hex(self, column: pa.Array, width: int) -> tuple[np.ndarray, Matches]:
         """Match a string column of hex digests in one pass (decode, validate, probe).
 
@@ -161,7 +178,7 @@ class SortedPrefixIndex(SignalIndex):
             words = np.zeros(2, np.uint64)
             wshift, dshift = np.uint64(63), np.uint64(63)
             directory = np.zeros(3, np.int32)
-        keys, cand = _scratch(n)
+        keys, cand, _ = _scratch(n)
         m = self._matches(lambda rows, pos: kernels.match_hex(
             data, data16, offsets, validity, column.offset, width, kernels.HEX_PAIRS, words, wshift,
             directory, dshift, entries, status, keys, cand, rows, pos))

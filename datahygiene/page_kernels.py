@@ -1,0 +1,216 @@
+"""Compiled kernels for parquet page encodings (see :mod:`datahygiene.parquet_pages`).
+
+* :func:`hybrid` -- parquet's RLE / bit-packing hybrid (definition levels, dictionary
+  indices);
+* :func:`plain_spans` -- where each value of a PLAIN-encoded BYTE_ARRAY page lies;
+* :func:`gather_spans` -- chosen values into Arrow's layout (offsets and data);
+* :func:`digest_candidates` -- which values of a hash column an index's filter cannot
+  rule out.
+
+Every kernel checks its reads against the buffer's end and reports a page that does
+not add up (-1) instead of reading past it; the reader then leaves the column chunk
+to pyarrow. Kernels see values only as bytes: they never format, log or raise with one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+_JIT: dict[str, Any] = {"nogil": True, "cache": True}
+
+
+@numba.njit(**_JIT)
+def hybrid(buf, pos, end, width, n, out):
+    """Decode ``n`` values of bit width ``width`` (0-32) from ``buf[pos:end]`` into
+    ``out``; return the position after the last run read, or -1 when the runs end
+    before ``n`` values or a value does not fit ``width``."""
+    i = 0
+    vbytes = (width + 7) // 8
+    mask = (np.uint64(1) << np.uint64(width)) - np.uint64(1)
+    while i < n:
+        header = np.uint64(0)
+        shift = np.uint64(0)
+        while True:
+            if pos >= end or shift > np.uint64(56):
+                return -1
+            b = np.uint64(buf[pos])
+            pos += 1
+            header |= (b & np.uint64(127)) << shift
+            if b < np.uint64(128):
+                break
+            shift += np.uint64(7)
+        if header & np.uint64(1):  # bit-packed: groups of 8 values, LSB first
+            groups = np.int64(header >> np.uint64(1))
+            nbytes = groups * width
+            take = min(groups * 8, n - i)
+            need = (take * width + 7) // 8  # a last run may stop short of its groups
+            if pos + need > end:
+                return -1
+            for k in range(take):
+                bit = k * width
+                byte = pos + (bit >> 3)
+                v = np.uint64(0)
+                got = 0
+                while got < (bit & 7) + width:
+                    v |= np.uint64(buf[byte]) << np.uint64(got)
+                    byte += 1
+                    got += 8
+                out[i + k] = (v >> np.uint64(bit & 7)) & mask
+            i += take
+            pos = min(pos + nbytes, end)
+        else:  # a run of one value
+            count = np.int64(header >> np.uint64(1))
+            if pos + vbytes > end:
+                return -1
+            v = np.uint64(0)
+            for k in range(vbytes):
+                v |= np.uint64(buf[pos + k]) << np.uint64(8 * k)
+            if v > mask:
+                return -1
+            pos += vbytes
+            take = min(count, n - i)
+            for k in range(take):
+                out[i + k] = v
+            i += take
+    return pos
+
+
+@numba.njit(**_JIT)
+def plain_spans(buf, pos, end, n, starts, lens):
+    """Where the ``n`` PLAIN BYTE_ARRAY values from ``buf[pos:end]`` lie (each a 4-byte
+    little-endian length, then its bytes); return the position after the last, or -1
+    when a value runs past ``end``."""
+    for i in range(n):
+        if pos + 4 > end:
+            return -1
+        ln = (np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8) | (np.int64(buf[pos + 2]) << 16)
+              | (np.int64(buf[pos + 3]) << 24))
+        pos += 4
+        if ln > end - pos:
+            return -1
+        starts[i] = pos
+        lens[i] = ln
+        pos += ln
+    return pos
+
+
+@numba.njit(**_JIT)
+def gather_spans(buf, starts, lens, pick, out_offsets, out_data):
+    """Copy values ``pick`` (indices into ``starts``/``lens``; -1 for a null, which
+    gets no bytes) into Arrow's layout: ``out_offsets`` (len(pick) + 1) and
+    ``out_data`` (at least the picked values' total length)."""
+    k = 0
+    out_offsets[0] = 0
+    for j in range(pick.shape[0]):
+        p = pick[j]
+        if p >= 0:
+            s = starts[p]
+            for b in range(lens[p]):
+                out_data[k + b] = buf[s + b]
+            k += lens[p]
+        out_offsets[j + 1] = k
+    return k
+
+
+@numba.njit(inline="always", **_JIT)
+def _hex_keys(buf, data16, starts, lens, width, pairs, bad, keys):
+    """Pass 1 of :func:`digest_candidates` for hex text: ``bad[i]`` set for a value
+    that is not ``2 * width`` hex digits, else ``keys[i]`` its first 8 bytes. Two
+    characters per 16-bit load and table lookup, as in ``kernels.match_hex``."""
+    w2 = 2 * width
+    for i in range(starts.shape[0]):
+        s = starts[i]
+        if lens[i] != w2:
+            bad[i] = 1
+            continue
+        err = 0
+        hi = np.uint64(0)
+        if s & 1:  # an odd start (after a value of odd length): byte loads
+            for b in range(width):
+                v = pairs[np.int64(buf[s + 2 * b]) | (np.int64(buf[s + 2 * b + 1]) << 8)]
+                err |= v
+                if b < 8:
+                    hi = (hi << np.uint64(8)) | np.uint64(v & 255)
+        else:
+            s2 = s >> 1
+            for b in range(8):
+                v = pairs[data16[s2 + b]]
+                err |= v
+                hi = (hi << np.uint64(8)) | np.uint64(v & 255)
+            for b in range(8, width):
+                err |= pairs[data16[s2 + b]]
+        bad[i] = err > 255
+        keys[i] = hi
+
+
+@numba.njit(**_JIT)
+def digest_candidates(buf, data16, starts, lens, hexed, width, pairs, words, wshift, bad, keys,
+                      out):
+    """Indices of the values the filter cannot rule out: every value that is not a
+    well-formed digest (wrong length, a character that is not hex -- the full check
+    decides those), and every digest whose leading 8 bytes the filter ``words`` may
+    hold. A value is left out only when it is a well-formed digest the list certainly
+    lacks. ``hexed``: values are hex text (``2 * width`` characters; ``data16`` is
+    ``buf``'s bytes as uint16); else raw bytes (``width``). ``bad`` (uint8), ``keys``
+    (uint64): scratch of at least ``len(starts)``. Returns the count written to
+    ``out``."""
+    n = starts.shape[0]
+    if width < 8:  # no 8-byte key to test: every value goes to the full check
+        for i in range(n):
+            out[i] = i
+        return n
+    # 1: decode (compute-bound), with the usual digest widths as constants the
+    # compiler unrolls
+    if hexed:
+        if width == 16:
+            _hex_keys(buf, data16, starts, lens, 16, pairs, bad, keys)
+        elif width == 20:
+            _hex_keys(buf, data16, starts, lens, 20, pairs, bad, keys)
+        elif width == 32:
+            _hex_keys(buf, data16, starts, lens, 32, pairs, bad, keys)
+        else:
+            _hex_keys(buf, data16, starts, lens, width, pairs, bad, keys)
+    else:
+        for i in range(n):
+            s = starts[i]
+            bad[i] = lens[i] != width
+            hi = np.uint64(0)
+            if lens[i] >= 8:
+                for b in range(8):
+                    hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
+            keys[i] = hi
+    # 2: the filter, a tight loop of independent loads with a branch-free append (see
+    # kernels.match_hex); a bad value's key is whatever pass 1 left, and it is kept
+    # whatever the filter says
+    one = np.uint64(1)
+    six = np.uint64(63)
+    nc = 0
+    for i in range(n):
+        key = keys[i]
+        mask = ((one << ((key >> (wshift - np.uint64(6))) & six))
+                | (one << ((key >> (wshift - np.uint64(12))) & six))
+                | (one << ((key >> (wshift - np.uint64(18))) & six)))
+        out[nc] = i
+        nc += np.int64(bad[i] != 0) | np.int64((words[np.int64(key >> wshift)] & mask) == mask)
+    return nc
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) each kernel for the types the reader uses."""
+    buf = np.zeros(64, np.uint8)
+    out32 = np.zeros(8, np.uint32)
+    hybrid(buf, 0, 64, 1, 8, out32)
+    starts, lens = np.zeros(2, np.int64), np.zeros(2, np.int64)
+    plain_spans(buf, 0, 64, 2, starts, lens)
+    pick = np.zeros(2, np.int64)
+    gather_spans(buf, starts, lens, pick, np.zeros(3, np.int64), np.zeros(8, np.uint8))
+    gather_spans(buf, starts, lens, pick, np.zeros(3, np.int32), np.zeros(8, np.uint8))
+    from datahygiene.kernels import HEX_PAIRS
+
+    for hexed in (True, False):
+        digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS,
+                          np.zeros(2, np.uint64), np.uint64(63), np.zeros(2, np.uint8),
+                          np.zeros(2, np.uint64), np.zeros(2, np.int64))

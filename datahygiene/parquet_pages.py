@@ -1,0 +1,448 @@
+"""Parquet pages read directly, for the reads where pyarrow's column reader does more
+work than the scan needs.
+
+pyarrow decodes a whole column chunk into an Arrow array. Two reads of a scan need
+far less of it:
+
+* a hash column: only the rows a list's filter cannot rule out (1-3%) and the rows
+  that cannot be checked go on to the full check (:func:`digest_candidates`); the
+  values are tested where they lie in the decompressed pages, with no array built;
+* the key and detail columns of flagged rows: only the pages that hold those rows are
+  decompressed (:func:`read_rows`).
+
+Scope: a top-level (not nested) BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY column, PLAIN or
+dictionary encoded, in data pages of either version, compressed with a codec Arrow
+has. Anything else -- another encoding, a nested column, a page whose sizes do not
+add up -- raises :class:`Unsupported`, and the caller reads that chunk with pyarrow
+as before (which also gives a damaged file its usual error). Nothing here decides a
+row is clean: the filter only says which rows the full check must see, and every row
+of a chunk is accounted for (its pages' row counts must add up to the row group's).
+
+The page header is Thrift's compact protocol; :func:`_read_struct` reads just enough
+of it. Values never reach an exception or a log from this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datahygiene import page_kernels
+
+# parquet Thrift enums
+_DATA_PAGE, _INDEX_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 1, 2, 3
+_PLAIN, _PLAIN_DICTIONARY, _RLE, _RLE_DICTIONARY = 0, 2, 3, 8
+_CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli",
+           "ZSTD": "zstd", "LZ4_RAW": "lz4_raw"}
+# Arrow types this reader builds, by the column's physical type
+_BYTE_ARRAY_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
+
+
+class Unsupported(Exception):
+    """This chunk is read with pyarrow instead. Never shown to a user (it carries no
+    value, only what the reader does not handle)."""
+
+
+def enabled() -> bool:
+    """Whether scans use this reader (``DATAHYGIENE_PAGE_READER=0`` turns it off:
+    every column is then read with pyarrow; outputs are the same either way)."""
+    return os.environ.get("DATAHYGIENE_PAGE_READER", "1") != "0"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Where one column chunk lies and how its pages are written."""
+
+    start: int
+    length: int
+    codec: str | None  # Arrow's codec name, None when uncompressed
+    width: int  # FIXED_LEN_BYTE_ARRAY's value width; 0 for BYTE_ARRAY
+    nullable: bool  # max definition level 1 (else 0)
+    rows: int
+    type: pa.DataType  # the Arrow type pyarrow gives the column
+
+
+def column_chunk(md: pq.FileMetaData, arrow_schema: pa.Schema, row_group: int, name: str) -> Chunk:
+    """The chunk of top-level column ``name`` in ``row_group``, or Unsupported."""
+    sch = md.schema
+    matches = [j for j in range(md.num_columns)
+               if sch.column(j).path == name and sch.column(j).name == name]
+    if len(matches) != 1 or arrow_schema.get_field_index(name) < 0:
+        raise Unsupported("not a flat column")
+    j = matches[0]
+    col = sch.column(j)
+    atype = arrow_schema.field(name).type
+    if col.max_repetition_level != 0 or col.max_definition_level > 1:
+        raise Unsupported("nested column")
+    if col.physical_type == "BYTE_ARRAY" and atype in _BYTE_ARRAY_TYPES:
+        width = 0
+    elif (col.physical_type == "FIXED_LEN_BYTE_ARRAY" and pa.types.is_fixed_size_binary(atype)
+          and atype.byte_width == col.length > 0):
+        width = col.length
+    else:
+        raise Unsupported("column type")
+    rg = md.row_group(row_group)
+    meta = rg.column(j)
+    if meta.compression not in _CODECS:
+        raise Unsupported("codec")
+    codec = _CODECS[meta.compression]
+    if codec is not None and not pa.Codec.is_available(codec):
+        raise Unsupported("codec")
+    start = meta.data_page_offset
+    if meta.has_dictionary_page and 0 < meta.dictionary_page_offset < start:
+        start = meta.dictionary_page_offset
+    if start <= 0 or meta.total_compressed_size <= 0:
+        raise Unsupported("chunk location")
+    return Chunk(start, meta.total_compressed_size, codec, width, col.max_definition_level == 1,
+                 rg.num_rows, atype)
+
+
+def read_chunk(fh: Any, chunk: Chunk) -> np.ndarray:
+    """The chunk's bytes, with one read."""
+    if hasattr(fh, "read_at"):  # an Arrow file: the read runs without the GIL
+        data = fh.read_at(chunk.length, chunk.start)
+    else:
+        fh.seek(chunk.start)
+        data = fh.read(chunk.length)
+    if len(data) != chunk.length:
+        raise Unsupported("short read")
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+# -- Thrift compact protocol (just what a page header needs) --------------------------
+
+def _varint(b: np.ndarray | bytes, p: int) -> tuple[int, int]:
+    r = shift = 0
+    while True:
+        x = int(b[p])
+        p += 1
+        r |= (x & 0x7F) << shift
+        if x < 0x80:
+            return r, p
+        shift += 7
+        if shift > 63:
+            raise Unsupported("bad varint")
+
+
+def _zigzag(n: int) -> int:
+    return (n >> 1) ^ -(n & 1)
+
+
+def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
+    if t in (1, 2):  # booleans carry their value in the type
+        return t == 1, p
+    if t == 3:
+        return int(b[p]), p + 1
+    if t in (4, 5, 6):
+        v, p = _varint(b, p)
+        return _zigzag(v), p
+    if t == 7:
+        return None, p + 8
+    if t == 8:
+        n, p = _varint(b, p)
+        return None, p + n  # binary (statistics): skipped, never read
+    if t in (9, 10):
+        h = int(b[p])
+        p += 1
+        n, et = h >> 4, h & 15
+        if n == 15:
+            n, p = _varint(b, p)
+        for _ in range(n):
+            if et in (1, 2):
+                p += 1
+            else:
+                _, p = _read_value(b, p, et, depth + 1)
+        return None, p
+    if t == 11:
+        n, p = _varint(b, p)
+        if n:
+            kv = int(b[p])
+            p += 1
+            for _ in range(n):
+                _, p = _read_value(b, p, kv >> 4, depth + 1)
+                _, p = _read_value(b, p, kv & 15, depth + 1)
+        return None, p
+    if t == 12:
+        return _read_struct(b, p, depth + 1)
+    raise Unsupported("bad thrift type")
+
+
+def _read_struct(b: Any, p: int, depth: int = 0) -> tuple[dict[int, Any], int]:
+    """A struct's integer, boolean and struct fields by id (others skipped)."""
+    if depth > 8:
+        raise Unsupported("thrift nesting")
+    out: dict[int, Any] = {}
+    fid = 0
+    while True:
+        h = int(b[p])
+        p += 1
+        if h == 0:
+            return out, p
+        t, delta = h & 0x0F, h >> 4
+        if delta:
+            fid += delta
+        else:
+            v, p = _varint(b, p)
+            fid = _zigzag(v)
+        out[fid], p = _read_value(b, p, t, depth)
+
+
+@dataclass
+class Page:
+    """One data page's values, decoded as far as locating them."""
+
+    first_row: int
+    rows: int
+    defined: np.ndarray | None  # bool per row; None when every row has a value
+    buf: np.ndarray  # the bytes the spans point into
+    starts: np.ndarray  # int64, per value (defined rows in order)
+    lens: np.ndarray  # int64, per value
+
+
+def _int32_le(b: np.ndarray, p: int) -> int:
+    if p + 4 > b.shape[0]:
+        raise Unsupported("page too short")
+    return int(b[p : p + 4].view("<i4")[0])
+
+
+def _levels(buf: np.ndarray, pos: int, end: int, n: int) -> np.ndarray:
+    """``n`` definition levels (max level 1) as a bool array: defined or null."""
+    out = np.empty(n, dtype=np.uint32)
+    if page_kernels.hybrid(buf, pos, end, 1, n, out) < 0:
+        raise Unsupported("definition levels")
+    return out.astype(bool)
+
+
+def _plain(buf: np.ndarray, pos: int, n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spans of ``n`` PLAIN values that fill ``buf[pos:]`` exactly."""
+    end = buf.shape[0]
+    if width:
+        if pos + n * width != end:
+            raise Unsupported("page size")
+        return pos + np.arange(n, dtype=np.int64) * width, np.full(n, width, dtype=np.int64)
+    starts = np.empty(n, dtype=np.int64)
+    lens = np.empty(n, dtype=np.int64)
+    if page_kernels.plain_spans(buf, pos, end, n, starts, lens) != end:
+        raise Unsupported("page size")
+    return starts, lens
+
+
+class _Decompressor:
+    def __init__(self, codec: str | None) -> None:
+        self._codec = pa.Codec(codec) if codec else None
+
+    def __call__(self, raw: np.ndarray, size: int) -> np.ndarray:
+        if self._codec is None:
+            if raw.shape[0] != size:
+                raise Unsupported("page size")
+            return raw
+        try:
+            out = self._codec.decompress(raw, decompressed_size=size)
+        except (pa.ArrowException, OSError, ValueError):
+            raise Unsupported("decompression") from None
+        if out.size != size:
+            raise Unsupported("page size")
+        return np.frombuffer(out, dtype=np.uint8)
+
+
+def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[Page]:
+    """The chunk's data pages in order, with every row accounted for. ``wanted(first,
+    rows)``: whether a page of rows ``first..first+rows`` is needed; pages it declines
+    are skipped undecompressed (when a page says how many rows it holds: always for
+    a flat column, as ``num_values`` counts nulls)."""
+    decompress = _Decompressor(chunk.codec)
+    dict_buf: np.ndarray | None = None
+    dict_starts = dict_lens = np.zeros(0, np.int64)
+    p, end, row = 0, data.shape[0], 0
+    while p < end and row < chunk.rows:
+        try:
+            h, q = _read_struct(data, p)
+        except IndexError:
+            raise Unsupported("page header") from None
+        kind, usize, csize = h.get(1), h.get(2), h.get(3)
+        if not (isinstance(kind, int) and isinstance(usize, int) and isinstance(csize, int)
+                and usize >= 0 and 0 <= csize <= end - q):
+            raise Unsupported("page header")
+        body = data[q : q + csize]
+        p = q + csize
+        if kind == _INDEX_PAGE:
+            continue
+        if kind == _DICTIONARY_PAGE:
+            dh = h.get(7)
+            if not isinstance(dh, dict) or dh.get(2, _PLAIN) not in (_PLAIN, _PLAIN_DICTIONARY):
+                raise Unsupported("dictionary encoding")
+            n = dh.get(1)
+            if not isinstance(n, int) or n < 0 or dict_buf is not None:
+                raise Unsupported("dictionary page")
+            dict_buf = decompress(body, usize)
+            dict_starts, dict_lens = _plain(dict_buf, 0, n, chunk.width)
+            continue
+        if kind == _DATA_PAGE:
+            dh = h.get(5)
+            if not isinstance(dh, dict):
+                raise Unsupported("page header")
+            n, enc = dh.get(1), dh.get(2)
+            if not isinstance(n, int) or n <= 0 or row + n > chunk.rows:
+                raise Unsupported("page rows")
+            if wanted is not None and not wanted(row, n):
+                row += n
+                continue
+            page = decompress(body, usize)
+            pos = 0
+            defined = None
+            if chunk.nullable:
+                if dh.get(3, _RLE) != _RLE:
+                    raise Unsupported("level encoding")
+                ln = _int32_le(page, 0)
+                if ln < 0 or 4 + ln > page.shape[0]:
+                    raise Unsupported("page size")
+                defined = _levels(page, 4, 4 + ln, n)
+                pos = 4 + ln
+        elif kind == _DATA_PAGE_V2:
+            dh = h.get(8)
+            if not isinstance(dh, dict):
+                raise Unsupported("page header")
+            n, nulls, nrows, enc = dh.get(1), dh.get(2), dh.get(3), dh.get(4)
+            dlen, rlen = dh.get(5), dh.get(6)
+            if not (isinstance(n, int) and n > 0 and nrows == n and isinstance(nulls, int)
+                    and isinstance(dlen, int) and rlen == 0 and 0 <= dlen <= csize
+                    and row + n <= chunk.rows):
+                raise Unsupported("page header")
+            if wanted is not None and not wanted(row, n):
+                row += n
+                continue
+            defined = None
+            if dlen:
+                if not chunk.nullable:
+                    raise Unsupported("levels")
+                defined = _levels(body, 0, dlen, n)
+                if int(n - np.count_nonzero(defined)) != nulls:
+                    raise Unsupported("null count")
+            elif nulls:  # nulls without levels to place them
+                raise Unsupported("levels")
+            rest = body[dlen:]
+            page = decompress(rest, usize - dlen) if dh.get(7, True) else rest
+            pos = 0
+        else:
+            raise Unsupported("page type")
+        k = n if defined is None else int(np.count_nonzero(defined))
+        if defined is not None and k == n:
+            defined = None
+        if enc == _PLAIN:
+            starts, lens = _plain(page, pos, k, chunk.width)
+            buf = page
+        elif enc in (_PLAIN_DICTIONARY, _RLE_DICTIONARY):
+            if dict_buf is None:
+                raise Unsupported("dictionary missing")
+            if k:
+                if pos >= page.shape[0]:
+                    raise Unsupported("page size")
+                bw = int(page[pos])
+                if bw > 32:
+                    raise Unsupported("bit width")
+                idx = np.empty(k, dtype=np.uint32)
+                if page_kernels.hybrid(page, pos + 1, page.shape[0], bw, k, idx) < 0:
+                    raise Unsupported("dictionary indices")
+                if int(idx.max()) >= dict_starts.shape[0]:
+                    raise Unsupported("dictionary index")
+                starts, lens = dict_starts[idx], dict_lens[idx]
+            else:
+                starts = lens = np.zeros(0, np.int64)
+            buf = dict_buf
+        else:
+            raise Unsupported("encoding")
+        yield Page(row, n, defined, buf, starts, lens)
+        row += n
+    if row != chunk.rows:
+        raise Unsupported("row count")
+
+
+def build_array(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                atype: pa.DataType) -> pa.Array:
+    """An Arrow array of type ``atype`` from (buf, starts, lens, pick) pieces, in order;
+    ``pick`` -1 is a null."""
+    n = sum(int(pk.shape[0]) for _, _, _, pk in pieces)
+    total = sum(int(ln[pk[pk >= 0]].sum()) for _, _, ln, pk in pieces)
+    large = pa.types.is_large_string(atype) or pa.types.is_large_binary(atype)
+    if not large and total >= 2**31 - 1:
+        raise Unsupported("too large")
+    offsets: np.ndarray = np.empty(n + 1, dtype=np.int64 if large else np.int32)
+    out = np.empty(max(total, 1), dtype=np.uint8)
+    valid = np.empty(n, dtype=bool)
+    i = k = 0
+    for buf, starts, lens, pick in pieces:
+        m = int(pick.shape[0])
+        got = page_kernels.gather_spans(buf, starts, lens, pick, offsets[i : i + m + 1],
+                                        out[k:])
+        view = offsets[i : i + m + 1]
+        view += k
+        valid[i : i + m] = pick >= 0
+        i += m
+        k += int(got)
+    nulls = int(n - np.count_nonzero(valid))
+    vbuf = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    if pa.types.is_fixed_size_binary(atype):
+        width = atype.byte_width
+        fixed = out[:total]
+        if nulls:  # a null still takes its width of bytes in Arrow's layout
+            fixed = np.zeros((n, width), dtype=np.uint8)
+            fixed[valid] = out[:total].reshape(-1, width)
+        return pa.Array.from_buffers(atype, n, [vbuf, pa.py_buffer(fixed)], null_count=nulls)
+    return pa.Array.from_buffers(atype, n, [vbuf, pa.py_buffer(offsets), pa.py_buffer(out[:total])],
+                                 null_count=nulls)
+
+
+def read_rows(fh: Any, chunk: Chunk, rows: np.ndarray) -> pa.Array:
+    """Values of the (ascending, unique, row-group-relative) ``rows``, decompressing
+    only the pages that hold them."""
+    data = read_chunk(fh, chunk)
+
+    def wanted(first: int, count: int) -> bool:
+        lo, hi = np.searchsorted(rows, [first, first + count])
+        return bool(hi > lo)
+
+    pieces = []
+    for page in iter_pages(data, chunk, wanted):
+        lo, hi = np.searchsorted(rows, [page.first_row, page.first_row + page.rows])
+        local = rows[lo:hi] - page.first_row
+        if page.defined is None:
+            pick = local.astype(np.int64)
+        else:
+            value_no = np.cumsum(page.defined, dtype=np.int64) - 1
+            pick = np.where(page.defined[local], value_no[local], -1)
+        pieces.append((page.buf, page.starts, page.lens, pick))
+    got = sum(int(p[3].shape[0]) for p in pieces)
+    if got != rows.shape[0]:
+        raise Unsupported("rows beyond the chunk")
+    return build_array(pieces, chunk.type)
+
+
+def candidate_rows(fh: Any, chunk: Chunk, select: Any) -> tuple[np.ndarray, pa.Array]:
+    """Rows of a hash column that the full check must see, and their values (nulls
+    included, as nulls). ``select(buf, starts, lens)`` returns the indices of the
+    values to keep (see :meth:`SortedPrefixIndex.candidates`)."""
+    data = read_chunk(fh, chunk)
+    rows: list[np.ndarray] = []
+    pieces = []
+    for page in iter_pages(data, chunk):
+        keep = select(page.buf, page.starts, page.lens)
+        if page.defined is None:
+            local = keep
+            pick = keep
+        else:
+            value_rows = np.flatnonzero(page.defined)
+            nulls = np.flatnonzero(~page.defined)
+            local = np.concatenate([value_rows[keep], nulls])
+            pick = np.concatenate([keep, np.full(nulls.shape[0], -1, np.int64)])
+            order = np.argsort(local, kind="stable")
+            local, pick = local[order], pick[order]
+        rows.append(local + page.first_row)
+        pieces.append((page.buf, page.starts, page.lens, pick.astype(np.int64)))
+    all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    return all_rows.astype(np.int64), build_array(pieces, chunk.type)
