@@ -25,6 +25,7 @@ of it. Values never reach an exception or a log from this module.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -103,16 +104,26 @@ def column_chunk(md: pq.FileMetaData, arrow_schema: pa.Schema, row_group: int, n
                  rg.num_rows, atype)
 
 
+_SCRATCH = threading.local()
+
+
 def read_chunk(fh: Any, chunk: Chunk) -> np.ndarray:
-    """The chunk's bytes, with one read."""
-    if hasattr(fh, "read_at"):  # an Arrow file: the read runs without the GIL
-        data = fh.read_at(chunk.length, chunk.start)
-    else:
-        fh.seek(chunk.start)
-        data = fh.read(chunk.length)
-    if len(data) != chunk.length:
-        raise Unsupported("short read")
-    return np.frombuffer(data, dtype=np.uint8)
+    """The chunk's bytes, with one read, into this thread's read buffer (valid until
+    its next read_chunk): a fresh buffer per chunk cost its page faults every time,
+    the allocator handing multi-megabyte blocks back to the kernel when freed."""
+    buf: np.ndarray | None = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.shape[0] < chunk.length:
+        buf = np.empty(max(chunk.length, 1 << 20), dtype=np.uint8)
+        _SCRATCH.buf = buf
+    into = buf.data
+    fh.seek(chunk.start)
+    got = 0
+    while got < chunk.length:
+        n = fh.readinto(into[got : chunk.length])
+        if not n:
+            raise Unsupported("short read")
+        got += n
+    return buf[: chunk.length]
 
 
 # -- Thrift compact protocol (just what a page header needs) --------------------------

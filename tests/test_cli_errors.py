@@ -150,7 +150,8 @@ def test_the_command_starts_no_spinning_blas_threads(given: str | None) -> None:
     while, taking CPU from the scan; datahygiene makes no BLAS call, so the command
     asks for one thread -- unless the user set OPENBLAS_NUM_THREADS, which stands.
     Arrow's allocator is asked to keep freed memory (MIMALLOC_PURGE_DELAY), before
-    pyarrow is loaded, also unless the user set it."""
+    pyarrow is loaded, and numpy not to ask for huge pages (NUMPY_MADVISE_HUGEPAGE),
+    also unless the user set them."""
     import subprocess
     import sys
 
@@ -160,16 +161,20 @@ def test_the_command_starts_no_spinning_blas_threads(given: str | None) -> None:
             "import numpy\n"
             "names = [open(f'/proc/self/task/{t}/comm').read().strip()"
             " for t in os.listdir('/proc/self/task')]\n"
+            "from numpy._core.multiarray import _get_madvise_hugepage\n"
             "print(names.count('python'), os.environ['OPENBLAS_NUM_THREADS'],"
-            " os.environ['MIMALLOC_PURGE_DELAY'], file=sys.stderr)")
+            " os.environ['MIMALLOC_PURGE_DELAY'], _get_madvise_hugepage(), file=sys.stderr)")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MIMALLOC_PURGE_DELAY")}
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MIMALLOC_PURGE_DELAY",
+                        "NUMPY_MADVISE_HUGEPAGE")}
     if given:
         env["OPENBLAS_NUM_THREADS"] = env["MIMALLOC_PURGE_DELAY"] = given
+        env["NUMPY_MADVISE_HUGEPAGE"] = "1"
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
-    threads, blas, purge = res.stderr.split()[-3:]
+    threads, blas, purge, huge = res.stderr.split()[-4:]
     assert (blas, purge) == ((given, given) if given else ("1", "-1"))
+    assert huge == ("True" if given else "False")  # numpy asks for huge pages only if told to
     if given is None:  # OpenBLAS's threads keep the name of the thread that made them
         assert threads == "1", res.stderr
 
