@@ -198,6 +198,92 @@ def digest_candidates(buf, data16, starts, lens, hexed, width, pairs, words, wsh
     return nc
 
 
+@numba.njit(inline="always", **_JIT)
+def _plain_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts):
+    """Pass 1 of :func:`plain_digest_candidates`: walk ``n`` PLAIN BYTE_ARRAY values
+    from ``pos`` (as :func:`plain_spans`), recording each value's start, and decode
+    it as :func:`_hex_keys` does (or take its first 8 raw bytes); return the position
+    after the last value, or -1 when one runs past ``end``."""
+    want = 2 * width if hexed else width
+    for i in range(n):
+        if pos + 4 > end:
+            return -1
+        ln = (np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8) | (np.int64(buf[pos + 2]) << 16)
+              | (np.int64(buf[pos + 3]) << 24))
+        s = pos + 4
+        if ln > end - s:
+            return -1
+        starts[i] = s
+        pos = s + ln
+        if ln != want:
+            bad[i] = 1
+            continue
+        hi = np.uint64(0)
+        if not hexed:
+            for b in range(8):
+                hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
+            bad[i] = 0
+            keys[i] = hi
+            continue
+        err = 0
+        if s & 1:
+            for b in range(width):
+                v = pairs[np.int64(buf[s + 2 * b]) | (np.int64(buf[s + 2 * b + 1]) << 8)]
+                err |= v
+                if b < 8:
+                    hi = (hi << np.uint64(8)) | np.uint64(v & 255)
+        else:
+            s2 = s >> 1
+            for b in range(8):
+                v = pairs[data16[s2 + b]]
+                err |= v
+                hi = (hi << np.uint64(8)) | np.uint64(v & 255)
+            for b in range(8, width):
+                err |= pairs[data16[s2 + b]]
+        bad[i] = err > 255
+        keys[i] = hi
+    return pos
+
+
+@numba.njit(**_JIT)
+def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words, wshift, bad,
+                            keys, starts, out):
+    """:func:`digest_candidates` for a PLAIN BYTE_ARRAY page, walking its values and
+    deciding them in one pass: the ``n`` values from ``buf[pos:end]`` must fill it
+    exactly (else -1). Writes each value's start to ``starts`` and the kept values'
+    indices to ``out``; returns their count."""
+    if width < 8:
+        if plain_spans(buf, pos, end, n, starts, keys.view(np.int64)) != end:
+            return -1
+        for i in range(n):
+            out[i] = i
+        return n
+    if hexed:
+        if width == 16:
+            stop = _plain_keys(buf, data16, pos, end, n, True, 16, pairs, bad, keys, starts)
+        elif width == 20:
+            stop = _plain_keys(buf, data16, pos, end, n, True, 20, pairs, bad, keys, starts)
+        elif width == 32:
+            stop = _plain_keys(buf, data16, pos, end, n, True, 32, pairs, bad, keys, starts)
+        else:
+            stop = _plain_keys(buf, data16, pos, end, n, True, width, pairs, bad, keys, starts)
+    else:
+        stop = _plain_keys(buf, data16, pos, end, n, False, width, pairs, bad, keys, starts)
+    if stop != end:
+        return -1
+    one = np.uint64(1)
+    six = np.uint64(63)
+    nc = 0
+    for i in range(n):
+        key = keys[i]
+        mask = ((one << ((key >> (wshift - np.uint64(6))) & six))
+                | (one << ((key >> (wshift - np.uint64(12))) & six))
+                | (one << ((key >> (wshift - np.uint64(18))) & six)))
+        out[nc] = i
+        nc += np.int64(bad[i] != 0) | np.int64((words[np.int64(key >> wshift)] & mask) == mask)
+    return nc
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) each kernel for the types the reader uses."""
     buf = np.zeros(64, np.uint8)
@@ -211,6 +297,9 @@ def warm_up() -> None:
     from datahygiene.kernels import HEX_PAIRS
 
     for hexed in (True, False):
+        plain_digest_candidates(buf, buf.view(np.uint16), 0, 64, 2, hexed, 16, HEX_PAIRS,
+                                np.zeros(2, np.uint64), np.uint64(63), np.zeros(2, np.uint8),
+                                np.zeros(2, np.uint64), starts, np.zeros(2, np.int64))
         digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS,
                           np.zeros(2, np.uint64), np.uint64(63), np.zeros(2, np.uint8),
                           np.zeros(2, np.uint64), np.zeros(2, np.int64))

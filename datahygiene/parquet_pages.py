@@ -28,7 +28,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -211,9 +211,31 @@ class Page:
     first_row: int
     rows: int
     defined: np.ndarray | None  # bool per row; None when every row has a value
-    buf: np.ndarray  # the bytes the spans point into
-    starts: np.ndarray  # int64, per value (defined rows in order)
-    lens: np.ndarray  # int64, per value
+    buf: np.ndarray  # the bytes the values lie in
+    count: int  # values (rows with one)
+    # PLAIN BYTE_ARRAY: where the values start in ``buf`` (they must fill the rest of
+    # it); their spans are found when asked for. -1 when the spans are known.
+    plain_at: int = -1
+    starts: np.ndarray | None = None  # int64, per value (defined rows in order)
+    lens: np.ndarray | None = None  # int64, per value
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.starts is None or self.lens is None:
+            self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
+        return self.starts, self.lens
+
+
+class PageFilter(Protocol):
+    """Which values of a page the full check must see (see
+    :meth:`datahygiene.signals.exact.SortedPrefixIndex.page_filter`)."""
+
+    def spans(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Indices of the values to keep."""
+
+    def plain(self, buf: np.ndarray, pos: int, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """For ``count`` PLAIN BYTE_ARRAY values filling ``buf[pos:]``: the indices
+        of those to keep and where each of them starts; None when the values do not
+        fill it exactly."""
 
 
 def _int32_le(b: np.ndarray, p: int) -> int:
@@ -345,6 +367,10 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         k = n if defined is None else int(np.count_nonzero(defined))
         if defined is not None and k == n:
             defined = None
+        if enc == _PLAIN and not chunk.width:
+            yield Page(row, n, defined, page, k, plain_at=pos)
+            row += n
+            continue
         if enc == _PLAIN:
             starts, lens = _plain(page, pos, k, chunk.width)
             buf = page
@@ -368,7 +394,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             buf = dict_buf
         else:
             raise Unsupported("encoding")
-        yield Page(row, n, defined, buf, starts, lens)
+        yield Page(row, n, defined, buf, k, starts=starts, lens=lens)
         row += n
     if row != chunk.rows:
         raise Unsupported("row count")
@@ -427,33 +453,47 @@ def read_rows(fh: Any, chunk: Chunk, rows: np.ndarray) -> pa.Array:
         else:
             value_no = np.cumsum(page.defined, dtype=np.int64) - 1
             pick = np.where(page.defined[local], value_no[local], -1)
-        pieces.append((page.buf, page.starts, page.lens, pick))
+        pieces.append((page.buf, *page.spans(), pick))
     got = sum(int(p[3].shape[0]) for p in pieces)
     if got != rows.shape[0]:
         raise Unsupported("rows beyond the chunk")
     return build_array(pieces, chunk.type)
 
 
-def candidate_rows(fh: Any, chunk: Chunk, select: Any) -> tuple[np.ndarray, pa.Array]:
+def _prefixed_lengths(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Lengths of PLAIN BYTE_ARRAY values from the 4 bytes before each start."""
+    return (buf[starts - 4].astype(np.int64) | (buf[starts - 3].astype(np.int64) << 8)
+            | (buf[starts - 2].astype(np.int64) << 16) | (buf[starts - 1].astype(np.int64) << 24))
+
+
+def candidate_rows(fh: Any, chunk: Chunk, select: PageFilter) -> tuple[np.ndarray, pa.Array]:
     """Rows of a hash column that the full check must see, and their values (nulls
-    included, as nulls). ``select(buf, starts, lens)`` returns the indices of the
-    values to keep (see :meth:`SortedPrefixIndex.candidates`)."""
+    included, as nulls); ``select`` says which values to keep."""
     data = read_chunk(fh, chunk)
     rows: list[np.ndarray] = []
     pieces = []
     for page in iter_pages(data, chunk):
-        keep = select(page.buf, page.starts, page.lens)
+        if page.plain_at >= 0:  # decided while its values are walked
+            got = select.plain(page.buf, page.plain_at, page.count)
+            if got is None:
+                raise Unsupported("page size")
+            keep, starts = got
+            lens = _prefixed_lengths(page.buf, starts)
+            sub = np.arange(keep.shape[0], dtype=np.int64)  # (starts, lens) are the kept only
+        else:
+            starts, lens = page.spans()
+            keep = select.spans(page.buf, starts, lens)
+            sub = keep
         if page.defined is None:
-            local = keep
-            pick = keep
+            local, pick = keep, sub
         else:
             value_rows = np.flatnonzero(page.defined)
             nulls = np.flatnonzero(~page.defined)
             local = np.concatenate([value_rows[keep], nulls])
-            pick = np.concatenate([keep, np.full(nulls.shape[0], -1, np.int64)])
+            pick = np.concatenate([sub, np.full(nulls.shape[0], -1, np.int64)])
             order = np.argsort(local, kind="stable")
             local, pick = local[order], pick[order]
         rows.append(local + page.first_row)
-        pieces.append((page.buf, page.starts, page.lens, pick.astype(np.int64)))
+        pieces.append((page.buf, starts, lens, pick.astype(np.int64)))
     all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     return all_rows.astype(np.int64), build_array(pieces, chunk.type)

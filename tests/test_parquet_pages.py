@@ -64,12 +64,24 @@ def _write(path: Path, a: pa.Array, nullable: bool = True, **options: Any) -> pq
     return pq.ParquetFile(path)
 
 
-def _everything(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    return np.arange(starts.shape[0], dtype=np.int64)
+class _Keep:
+    """A page filter keeping every value, or none."""
+
+    def __init__(self, everything: bool) -> None:
+        self.everything = everything
+
+    def spans(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        return np.arange(starts.shape[0] if self.everything else 0, dtype=np.int64)
+
+    def plain(self, buf: np.ndarray, pos: int, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        starts, lens = np.empty(count, np.int64), np.empty(count, np.int64)
+        if page_kernels.plain_spans(buf, pos, buf.shape[0], count, starts, lens) != buf.shape[0]:
+            return None
+        keep = self.spans(buf, starts, lens)
+        return keep, starts[keep]
 
 
-def _nothing(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    return np.zeros(0, dtype=np.int64)
+_everything, _nothing = _Keep(True), _Keep(False)
 
 
 def _check_file(path: Path, pf: pq.ParquetFile, rng: np.random.Generator) -> None:
@@ -197,8 +209,10 @@ def test_hybrid_stops_at_the_end_of_its_runs() -> None:
     assert page_kernels.hybrid(np.array([255, 255], np.uint8), 0, 2, 1, 8, out) == -1  # varint
 
 
-@pytest.mark.parametrize("layout", ["hex", "upper", "binary", "fixed"])
-def test_prefilter_keeps_every_row_the_check_must_see(tmp_path: Path, layout: str) -> None:
+@pytest.mark.parametrize(("layout", "dictionary"), list(itertools.product(
+    ["hex", "upper", "binary", "fixed"], [True, False])))
+def test_prefilter_keeps_every_row_the_check_must_see(tmp_path: Path, layout: str,
+                                                      dictionary: bool) -> None:
     rng = np.random.default_rng(17)
     listed = rng.integers(0, 256, size=(3000, 16), dtype=np.uint8)
     listed = listed[np.lexsort(listed.T[::-1])]
@@ -223,12 +237,12 @@ def test_prefilter_keeps_every_row_the_check_must_see(tmp_path: Path, layout: st
         values.append(v)
     t = pa.binary(16) if layout == "fixed" else pa.binary() if layout == "binary" else pa.string()
     path = tmp_path / "f.parquet"
-    pf = _write(path, pa.array(values, t), data_page_size=4096, row_group_size=n)
+    pf = _write(path, pa.array(values, t), data_page_size=4096, row_group_size=n,
+                use_dictionary=dictionary)
     chunk = pages.column_chunk(pf.metadata, pf.schema_arrow, 0, "c")
     hexed = t == pa.string()
     with pa.OSFile(str(path)) as fh:
-        rows, got = pages.candidate_rows(
-            fh, chunk, lambda b, s, ln: index.candidates(b, s, ln, hexed, 16))
+        rows, got = pages.candidate_rows(fh, chunk, index.page_filter(hexed, 16))
     kept = set(rows.tolist())
     assert must <= kept
     assert len(kept) < n // 4  # the filter rules out most rows: the test means something

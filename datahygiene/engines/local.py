@@ -193,9 +193,7 @@ def _batches(task: Task, plan: ScanPlan, pf: pq.ParquetFile, batch_size: int,
             hexed = pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)
             width = check.signal.width
             with task.file.open() as fh:
-                rows, values = pages.candidate_rows(
-                    fh, chunk, lambda buf, starts, lens: index.candidates(buf, starts, lens, hexed,
-                                                                          width))
+                rows, values = pages.candidate_rows(fh, chunk, index.page_filter(hexed, width))
         except pages.Unsupported:
             pass  # read with pyarrow below
         else:

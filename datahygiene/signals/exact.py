@@ -148,20 +148,12 @@ class SortedPrefixIndex(SignalIndex):
         return self._matches(lambda rows, pos: kernels.match_rows(
             values, valid, words, wshift, directory, dshift, entries, rows, pos))
 
-    def candidates(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, hexed: bool,
-                   width: int) -> np.ndarray:
-        """Indices of the values (``buf[starts[i]:starts[i] + lens[i]]``) that the full
-        check must see: all but the well-formed digests (hex text when ``hexed``, else
-        raw bytes) that the filter says the list certainly lacks."""
-        n = starts.shape[0]
-        words, wshift = self._words, self._wshift
-        if self._m == 0:  # an empty filter rules every digest out
-            words, wshift = np.zeros(2, np.uint64), np.uint64(63)
-        keys, out, bad = _scratch(n)
-        data16 = buf[: buf.shape[0] // 2 * 2].view(np.uint16)
-        count = page_kernels.digest_candidates(buf, data16, starts, lens, hexed, width,
-                                               kernels.HEX_PAIRS, words, wshift, bad, keys, out)
-        return out[:count].copy()
+    def page_filter(self, hexed: bool, width: int) -> _PageFilter:
+        """Which values of a parquet page the full check must see
+        (:class:`datahygiene.parquet_pages.PageFilter`): all but the well-formed
+        digests (hex text when ``hexed``, else raw bytes) that the filter says the list
+        certainly lacks."""
+        return _PageFilter(self, hexed, width)
 
     def query_hex(self, column: pa.Array, width: int) -> tuple[np.ndarray, Matches]:
         """Match a string column of hex digests in one pass (decode, validate, probe).
@@ -183,6 +175,46 @@ class SortedPrefixIndex(SignalIndex):
             data, data16, offsets, validity, column.offset, width, kernels.HEX_PAIRS, words, wshift,
             directory, dshift, entries, status, keys, cand, rows, pos))
         return status, m
+
+
+class _PageFilter:
+    """:meth:`SortedPrefixIndex.page_filter`: the filter's kernels over page values."""
+
+    def __init__(self, index: SortedPrefixIndex, hexed: bool, width: int) -> None:
+        self._hexed, self._width = hexed, width
+        self._words, self._wshift = index._words, index._wshift
+        if len(index) == 0:  # an empty filter rules every digest out
+            self._words, self._wshift = np.zeros(2, np.uint64), np.uint64(63)
+
+    def spans(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        keys, out, bad = _scratch(starts.shape[0])
+        count = page_kernels.digest_candidates(
+            buf, _as16(buf), starts, lens, self._hexed, self._width, kernels.HEX_PAIRS,
+            self._words, self._wshift, bad, keys, out)
+        return out[:count].copy()
+
+    def plain(self, buf: np.ndarray, pos: int, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        keys, out, bad = _scratch(count)
+        starts = _starts_scratch(count)
+        kept = page_kernels.plain_digest_candidates(
+            buf, _as16(buf), pos, buf.shape[0], count, self._hexed, self._width, kernels.HEX_PAIRS,
+            self._words, self._wshift, bad, keys, starts, out)
+        if kept < 0:
+            return None
+        keep = out[:kept].copy()
+        return keep, starts[keep]
+
+
+def _as16(buf: np.ndarray) -> np.ndarray:
+    return buf[: buf.shape[0] // 2 * 2].view(np.uint16)
+
+
+def _starts_scratch(n: int) -> np.ndarray:
+    have = getattr(_SCRATCH, "starts", None)
+    if have is None or have.shape[0] < n:
+        have = np.empty(max(n, 1), dtype=np.int64)
+        _SCRATCH.starts = have
+    return have
 
 
 def match_fixed_column(column: pa.Array | pa.ChunkedArray, width: int,
