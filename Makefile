@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,bench]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
-	@echo 'compiling the scan kernels (once per installation, ~15 s)'
+	@echo 'compiling the scan kernels (once per installation, under a minute)'
 	$(BIN)/python -m datahygiene.kernels
 	@touch $(STAMP)
 

@@ -653,9 +653,13 @@ def warm_up() -> None:
     hmac_sha256_rows(istate, ostate, np.zeros(1, np.uint8), np.zeros(1, np.uint8),
                      np.array([0, 1], np.int64), np.zeros((1, 32), np.uint8))
     url = np.frombuffer(b"HTTP://A:80/x", dtype=np.uint8)
-    for offs in (np.array([0, 13], np.int32), np.array([0, 13], np.int64)):
-        normalize_urls_basic(url, offs, np.zeros(0, np.uint8), 0, np.zeros(256, np.bool_),
-                             np.zeros(13, np.uint8), np.zeros(2, np.int64), np.zeros(1, np.uint8))
+    # Arrow's buffers reach the kernels writable, bytes objects read-only: numba compiles
+    # each apart (a scan that met a missing one compiled it then, for a second or two)
+    for data in (url, url.copy()):
+        for offs in (np.array([0, 13], np.int32), np.array([0, 13], np.int64)):
+            normalize_urls_basic(data, offs, np.zeros(0, np.uint8), 0, np.zeros(256, np.bool_),
+                                 np.zeros(13, np.uint8), np.zeros(2, np.int64),
+                                 np.zeros(1, np.uint8))
     decode_hex_matrix(np.zeros((2, 16), np.uint16), HEX_PAIRS, values[:2], np.zeros(2, np.bool_))
     rows_strictly_increasing(values)
     words = np.zeros(2, np.uint64)

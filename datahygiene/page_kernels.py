@@ -285,21 +285,23 @@ def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) each kernel for the types the reader uses."""
-    buf = np.zeros(64, np.uint8)
-    out32 = np.zeros(8, np.uint32)
-    hybrid(buf, 0, 64, 1, 8, out32)
-    starts, lens = np.zeros(2, np.int64), np.zeros(2, np.int64)
-    plain_spans(buf, 0, 64, 2, starts, lens)
-    pick = np.zeros(2, np.int64)
-    gather_spans(buf, starts, lens, pick, np.zeros(3, np.int64), np.zeros(8, np.uint8))
-    gather_spans(buf, starts, lens, pick, np.zeros(3, np.int32), np.zeros(8, np.uint8))
+    """Compile (or load from numba's cache) each kernel for the types the reader uses:
+    page buffers come writable (the read buffer, Arrow's decompressed pages) and, in
+    tests, read-only; numba compiles each apart."""
     from datahygiene.kernels import HEX_PAIRS
 
-    for hexed in (True, False):
-        plain_digest_candidates(buf, buf.view(np.uint16), 0, 64, 2, hexed, 16, HEX_PAIRS,
-                                np.zeros(2, np.uint64), np.uint64(63), np.zeros(2, np.uint8),
-                                np.zeros(2, np.uint64), starts, np.zeros(2, np.int64))
-        digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS,
-                          np.zeros(2, np.uint64), np.uint64(63), np.zeros(2, np.uint8),
-                          np.zeros(2, np.uint64), np.zeros(2, np.int64))
+    writable = np.zeros(64, np.uint8)
+    for buf in (writable, np.frombuffer(bytes(64), np.uint8)):
+        hybrid(buf, 0, 64, 1, 8, np.zeros(8, np.uint32))
+        starts, lens = np.zeros(2, np.int64), np.zeros(2, np.int64)
+        plain_spans(buf, 0, 64, 2, starts, lens)
+        pick = np.zeros(2, np.int64)
+        for offsets in (np.zeros(3, np.int64), np.zeros(3, np.int32)):
+            gather_spans(buf, starts, lens, pick, offsets, np.zeros(8, np.uint8))
+        for hexed in (True, False):
+            scratch = (np.zeros(2, np.uint64), np.uint64(63), np.zeros(2, np.uint8),
+                       np.zeros(2, np.uint64))
+            plain_digest_candidates(buf, buf.view(np.uint16), 0, 64, 2, hexed, 16, HEX_PAIRS,
+                                    *scratch, starts, np.zeros(2, np.int64))
+            digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS, *scratch,
+                              np.zeros(2, np.int64))
