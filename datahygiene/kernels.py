@@ -156,15 +156,16 @@ def radix_counts(values, lo, hi, bits):
 
 
 @numba.njit(**_JIT)
-def radix_scatter(values, lo, hi, bits, fill, out, order):
+def radix_scatter(values, lo, hi, bits, fill, out, order, carry):
     """Copy rows ``lo..hi`` to ``out[fill[bucket]]`` (advancing it), and their
-    positions to ``order``: a stable counting-sort pass on the top ``bits`` bits. The
-    rows move here, in input order, rather than after the sort: a final gather by
-    position would read the input at random, a cache miss per row. Threads given
-    disjoint input ranges and disjoint ``fill`` regions write disjoint parts of the
-    outputs."""
+    positions -- or, when ``carry`` is not empty, their ``carry`` values -- to
+    ``order``: a stable counting-sort pass on the top ``bits`` bits. The rows move
+    here, in input order, rather than after the sort: a final gather by position would
+    read the input at random, a cache miss per row. Threads given disjoint input
+    ranges and disjoint ``fill`` regions write disjoint parts of the outputs."""
     shift = np.uint64(64 - bits)
     w = values.shape[1]
+    carried = carry.shape[0] > 0
     if w % 8 == 0:
         src = values.view(np.uint64)
         dst = out.view(np.uint64)
@@ -174,7 +175,7 @@ def radix_scatter(values, lo, hi, bits, fill, out, order):
             fill[b] = p + 1
             for c in range(w // 8):
                 dst[p, c] = src[i, c]
-            order[p] = i
+            order[p] = carry[i] if carried else i
     else:
         for i in range(lo, hi):
             b = np.int64(_key(values, i) >> shift)
@@ -182,7 +183,7 @@ def radix_scatter(values, lo, hi, bits, fill, out, order):
             fill[b] = p + 1
             for c in range(w):
                 out[p, c] = values[i, c]
-            order[p] = i
+            order[p] = carry[i] if carried else i
 
 
 @numba.njit(**_JIT)
@@ -232,7 +233,7 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
     tk = np.empty(biggest, dtype=np.uint64)  # the same keys, being sorted
     tp = np.empty(biggest, dtype=np.int64)  # and the bucket position of each
     moved = np.empty((biggest, w), dtype=np.uint8)
-    moved_order = np.empty(biggest, dtype=np.int64)
+    moved_order = np.empty(biggest, dtype=order.dtype)
     for b in range(b0, b1):
         lo = starts[b]
         hi = starts[b + 1]
@@ -638,10 +639,13 @@ def warm_up() -> None:
         compact_rows(values, lines[:1].repeat(4), np.zeros(1, np.int64), np.ones(1, np.int64))
     keys = np.zeros(4, np.uint64)
     counts = radix_counts(values, 0, 4, 1)
-    order = np.zeros(4, np.int64)
-    sorted_rows = values.copy()
-    radix_scatter(values, 0, 4, 1, np.array([0, counts[0]]), sorted_rows, order)
-    sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order)
+    # positions (int64), or line numbers carried through the sort (int32 or int64)
+    for order, carry in ((np.zeros(4, np.int64), np.zeros(0, np.int64)),
+                         (np.zeros(4, np.int64), np.zeros(4, np.int64)),
+                         (np.zeros(4, np.int32), np.zeros(4, np.int32))):
+        sorted_rows = values.copy()
+        radix_scatter(values, 0, 4, 1, np.array([0, counts[0]]), sorted_rows, order, carry)
+        sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order)
     rows_sorted(values)
     row_key(values, 0)
     from datahygiene.digests import digest_rows, hmac_sha256_rows, hmac_sha256_states

@@ -44,6 +44,11 @@ def test_row_order_is_a_stable_lexicographic_sort(width: int, n: int) -> None:
     rows, order = sort_rows_with_order(v, threads=2)
     assert np.array_equal(order, expected)
     assert np.array_equal(rows, v[expected])  # the rows moved with their positions
+    for dtype in (np.int32, np.int64):  # line numbers carried through the sort instead
+        lines = (rng.permutation(n) * 3 + 7).astype(dtype)
+        rows, carried = sort_rows_with_order(v, threads=2, carry=lines)
+        assert carried.dtype == dtype and np.array_equal(carried, lines[expected])
+        assert np.array_equal(rows, v[expected])
 
 
 def test_row_order_of_nothing_and_one() -> None:

@@ -43,9 +43,13 @@ class ListIdentity:
         return out
 
 
-def sort_rows_with_order(values: np.ndarray, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def sort_rows_with_order(values: np.ndarray, threads: int = 2, carry: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """Rows sorted lexicographically, and the input position of each (stable: among
     equal rows the earliest comes first, so de-duplication keeps the first occurrence).
+    With ``carry`` (an integer array aligned with the rows: a text list's line
+    numbers), that array comes back in the rows' new order instead of the positions:
+    no positions to hold (8 bytes a row) and no gather by them afterwards.
 
     A compiled two-pass radix sort on the rows' leading 8 bytes
     (datahygiene/kernels.py), linear for uniformly spread values such as digests: a
@@ -57,19 +61,24 @@ def sort_rows_with_order(values: np.ndarray, threads: int = 2) -> tuple[np.ndarr
     each row's key and a second copy of the order."""
     values = np.ascontiguousarray(values, dtype=np.uint8)
     n, w = values.shape
+    if carry is not None:
+        carry = np.ascontiguousarray(carry)
+        if carry.dtype not in (np.int32, np.int64) or carry.shape != (n,):
+            raise ValueError("carry must be an int32 or int64 array with one value per row")
     if kernels.rows_strictly_increasing(values):  # written in order already: no copy
-        return values, np.arange(n, dtype=np.int64)
+        return values, (np.arange(n, dtype=np.int64) if carry is None else carry)
     parts = max(1, min(threads, n // 100_000))
     bits = int(min(12, max(1, n.bit_length() - 10)))  # ~1,000+ entries per bucket
     cuts_in = [n * k // parts for k in range(parts + 1)]
-    order = np.empty(n, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64 if carry is None else carry.dtype)
     out = np.empty((n, w), dtype=np.uint8)
+    carried = np.zeros(0, dtype=np.int64) if carry is None else carry
 
     def count(k: int) -> np.ndarray:
         return np.asarray(kernels.radix_counts(values, cuts_in[k], cuts_in[k + 1], bits))
 
     def place(k: int, fill: np.ndarray) -> None:
-        kernels.radix_scatter(values, cuts_in[k], cuts_in[k + 1], bits, fill, out, order)
+        kernels.radix_scatter(values, cuts_in[k], cuts_in[k + 1], bits, fill, out, order, carried)
 
     with ThreadPoolExecutor(parts) as pool:
         counts = np.stack(list(pool.map(count, range(parts))))  # (parts, buckets)
@@ -197,18 +206,21 @@ class HashList:
         **kwargs: Any,
     ) -> HashList:
         """Sort and de-duplicate parsed entries (one reference kept per value)."""
-        v, order = sort_rows_with_order(values)
+        numbered = (pa.types.is_integer(refs.type) and not refs.null_count and categories is None
+                    and refs.type in (pa.int32(), pa.int64()))
+        # line numbers ride along with the rows through the sort; other references are
+        # reached through the sorted positions (ref_order)
+        v, order = sort_rows_with_order(values, carry=refs.to_numpy() if numbered else None)
         first = np.ones(v.shape[0], dtype=bool)
         if v.shape[0] > 1:
             first[1:] = _differs_from_previous(v)
         keep = order if first.all() else order[first]
         stats = dict(kwargs.pop("stats", {}))
         stats["duplicates"] = int(v.shape[0] - keep.shape[0])
-        if pa.types.is_integer(refs.type) and not refs.null_count and categories is None:
-            # line numbers: reordered now, with numpy's take
+        if numbered:
             return cls(identity=identity, signal=signal,
                        values=v if first.all() else take_rows(v, np.flatnonzero(first)),
-                       refs=pa.array(refs.to_numpy()[keep]), stats=stats, **kwargs)
+                       refs=pa.array(keep), stats=stats, **kwargs)
         return cls(
             identity=identity,
             signal=signal,
