@@ -24,8 +24,39 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 _JIT: dict[str, Any] = {"nogil": True, "cache": True}
+# How many rows ahead the filter loops ask for their filter word (see prefetch):
+# measured with the filter out of cache, 16 rows took 10 ns per row, 8 rows 12-13 ns,
+# 32 and 64 rows 11-17 ns, none 22-24 ns.
+PREFETCH_AHEAD = 16
+
+
+@intrinsic
+def prefetch(typingctx: Any, arr: Any, i: Any) -> Any:
+    """Ask the CPU to start loading ``arr[i]``'s cache line now (LLVM's prefetch:
+    for reading, kept in all cache levels). A hint only: it changes no result, and an
+    index past the end reads nothing. The filter loops use it for the word of a row
+    a few rows ahead: the filter (megabytes) is mostly out of cache, and the loads of
+    a plain loop overlapped too little to hide memory's latency (measured: 22-24 ns
+    per row with the filter out of cache, 10 ns with the prefetch)."""
+    sig = types.void(arr, i)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_ptr], ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]))
+        address = builder.bitcast(builder.gep(array.data, [args[1]]), byte_ptr)
+        # read (0), highest locality (3), data cache (1)
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 # Status codes per row, returned by the match kernels.
 OK, NULL_ROW, SLOW_ROW = 0, 1, 2
@@ -488,7 +519,11 @@ def match_hex(data, data16, offsets, validity, vbase, width, pairs, words, wshif
     # result, so the next rows' loads issue before this one's answer (an ``if`` around
     # an append measured 2-3x slower; a separate compaction pass, 1.3x).
     nc = 0
+    for i in range(min(PREFETCH_AHEAD, n)):
+        prefetch(words, np.int64(keys[i] >> wshift))
     for i in range(n):  # (rows with a status hold garbage keys: masked)
+        if i + PREFETCH_AHEAD < n:
+            prefetch(words, np.int64(keys[i + PREFETCH_AHEAD] >> wshift))
         cand[nc] = i
         nc += np.int64(_may_hold(words, wshift, keys[i])) & np.int64(status[i] == 0)
     # 3: the few candidates (1-3% of rows). Each costs several cache misses (its

@@ -19,6 +19,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from datahygiene.kernels import PREFETCH_AHEAD, prefetch
+
 _JIT: dict[str, Any] = {"nogil": True, "cache": True}
 
 
@@ -188,7 +190,11 @@ def digest_candidates(buf, data16, starts, lens, hexed, width, pairs, words, wsh
     one = np.uint64(1)
     six = np.uint64(63)
     nc = 0
+    for i in range(min(PREFETCH_AHEAD, n)):
+        prefetch(words, np.int64(keys[i] >> wshift))
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            prefetch(words, np.int64(keys[i + PREFETCH_AHEAD] >> wshift))
         key = keys[i]
         mask = ((one << ((key >> (wshift - np.uint64(6))) & six))
                 | (one << ((key >> (wshift - np.uint64(12))) & six))
@@ -274,7 +280,11 @@ def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words
     one = np.uint64(1)
     six = np.uint64(63)
     nc = 0
+    for i in range(min(PREFETCH_AHEAD, n)):
+        prefetch(words, np.int64(keys[i] >> wshift))
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            prefetch(words, np.int64(keys[i + PREFETCH_AHEAD] >> wshift))
         key = keys[i]
         mask = ((one << ((key >> (wshift - np.uint64(6))) & six))
                 | (one << ((key >> (wshift - np.uint64(12))) & six))
