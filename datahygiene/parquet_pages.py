@@ -24,6 +24,7 @@ of it. Values never reach an exception or a log from this module.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Iterator
@@ -116,14 +117,28 @@ def read_chunk(fh: Any, chunk: Chunk) -> np.ndarray:
         buf = np.empty(max(chunk.length, 1 << 20), dtype=np.uint8)
         _SCRATCH.buf = buf
     into = buf.data
-    fh.seek(chunk.start)
+    fd = _descriptor(fh)
     got = 0
+    if fd is None:
+        fh.seek(chunk.start)
     while got < chunk.length:
-        n = fh.readinto(into[got : chunk.length])
+        n = (fh.readinto(into[got : chunk.length]) if fd is None
+             else os.preadv(fd, [into[got : chunk.length]], chunk.start + got))
         if not n:
             raise Unsupported("short read")
         got += n
     return buf[: chunk.length]
+
+
+def _descriptor(fh: Any) -> int | None:
+    """A local file's descriptor, for positional reads (``pread``): they leave the
+    handle's position alone, so a pyarrow reader sharing the handle is undisturbed."""
+    if not hasattr(os, "preadv"):
+        return None
+    try:
+        return int(fh.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation, pa.ArrowException):
+        return None
 
 
 # -- Thrift compact protocol (just what a page header needs) --------------------------

@@ -86,6 +86,8 @@ _everything, _nothing = _Keep(True), _Keep(False)
 
 def _check_file(path: Path, pf: pq.ParquetFile, rng: np.random.Generator) -> None:
     md = pf.metadata
+    # the engine takes the Arrow schema from the footer, without building a reader
+    assert md.schema.to_arrow_schema() == pf.schema_arrow
     with pa.OSFile(str(path)) as fh:
         for rg in range(md.num_row_groups):
             chunk = pages.column_chunk(md, pf.schema_arrow, rg, "c")

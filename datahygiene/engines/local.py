@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from datahygiene import parquet_pages as pages
 from datahygiene.errors import InputError
-from datahygiene.manifest import InputFile, open_parquet
+from datahygiene.manifest import InputFile, open_input, open_parquet
 from datahygiene.signals.exact import ExactDigest, SortedPrefixIndex
 from datahygiene.step import EMPTY_EXCLUSIONS, Check, ScanPlan, check_batch, key_text
 from datahygiene.viewtypes import has_views, without_views
@@ -92,10 +92,45 @@ def _excluded_local(flagged: pa.Table, offset: int) -> np.ndarray:
     return flagged.column("row_index").filter(excl).to_numpy() - offset
 
 
+class _Source:
+    """One task's file: one handle for all its reads, the footer, and a pyarrow reader
+    made only when a read needs one (the page reader needs the handle alone: for a
+    10,000-row file, opening it again and building a reader were a sizeable part of
+    its cost)."""
+
+    def __init__(self, f: InputFile, metadata: pq.FileMetaData | None) -> None:
+        self.file = f
+        self.handle = open_input(f)
+        self._reader: pq.ParquetFile | None = None
+        if metadata is None:  # a caller that read no footer before: the reader reads it
+            self._reader = open_parquet(f, None, self.handle)
+            metadata = self._reader.metadata
+        self.metadata = metadata
+        self.schema_arrow = metadata.schema.to_arrow_schema()  # what the reader would give
+
+    @property
+    def reader(self) -> pq.ParquetFile:
+        if self._reader is None:
+            self._reader = open_parquet(self.file, self.metadata, self.handle)
+        return self._reader
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
               metadata: pq.FileMetaData | None) -> TaskResult:
-    pf = open_parquet(task.file, metadata)
+    pf = _Source(task.file, metadata)
+    try:
+        return _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
+    finally:
+        pf.close()
+
+
+def _check_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
+                keep_unverified: bool, detail_columns: Sequence[str] | None,
+                pf: _Source) -> TaskResult:
     # The row key is needed only for flagged rows, which are rare in real data: read
     # it afterwards for row groups that have any, instead of decoding it for all rows.
     late_key = plan.key_column if (plan.key_column and not keep_clean) else None
@@ -175,7 +210,7 @@ def _prefilter(plan: ScanPlan) -> tuple[Check, SortedPrefixIndex] | None:
     return (check, index) if isinstance(index, SortedPrefixIndex) else None
 
 
-def _batches(task: Task, plan: ScanPlan, pf: pq.ParquetFile, batch_size: int,
+def _batches(task: Task, plan: ScanPlan, pf: _Source, batch_size: int,
              columns: list[str] | None, keep_clean: bool, viewed: bool
              ) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None]]:
     """The row group as batches for :func:`check_batch`, each with the row numbers of
@@ -192,36 +227,34 @@ def _batches(task: Task, plan: ScanPlan, pf: pq.ParquetFile, batch_size: int,
             chunk = pages.column_chunk(pf.metadata, pf.schema_arrow, task.row_group, check.column)
             hexed = pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)
             width = check.signal.width
-            with task.file.open() as fh:
-                rows, values = pages.candidate_rows(fh, chunk, index.page_filter(hexed, width))
+            rows, values = pages.candidate_rows(pf.handle, chunk, index.page_filter(hexed, width))
         except pages.Unsupported:
             pass  # read with pyarrow below
         else:
             field = pf.schema_arrow.field(check.column)
             yield pa.RecordBatch.from_arrays([values], schema=pa.schema([field])), rows
             return
-    for batch in pf.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
-                                 columns=columns, use_threads=False):
+    for batch in pf.reader.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
+                                        columns=columns, use_threads=False):
         yield (without_views(batch) if viewed else batch), None
 
 
-def _late_columns(task: Task, pf: pq.ParquetFile, columns: list[str], rows: np.ndarray,
+def _late_columns(task: Task, pf: _Source, columns: list[str], rows: np.ndarray,
                   batch_size: int, viewed: bool) -> pa.Table:
     """Columns ``columns`` of the (ascending, unique) row-group-relative ``rows``: from
     the pages that hold them (:func:`datahygiene.parquet_pages.read_rows`), or with
     pyarrow where the page reader does not handle a column."""
     if pages.enabled() and not viewed:
         try:
-            with task.file.open() as fh:
-                arrays = [pages.read_rows(fh, pages.column_chunk(pf.metadata, pf.schema_arrow,
-                                                                 task.row_group, c), rows)
-                          for c in columns]
+            arrays = [pages.read_rows(pf.handle, pages.column_chunk(pf.metadata, pf.schema_arrow,
+                                                                    task.row_group, c), rows)
+                      for c in columns]
         except pages.Unsupported:
             pass
         else:
             return pa.Table.from_arrays(arrays, schema=pa.schema([pf.schema_arrow.field(c)
                                                                   for c in columns]))
-    return _late_read(pf, task.row_group, columns, rows, batch_size, viewed)
+    return _late_read(pf.reader, task.row_group, columns, rows, batch_size, viewed)
 
 
 def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.ndarray,
