@@ -112,6 +112,19 @@ def test_synth_zero_rows(cli, tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "z" / "manifest").num_rows == 0
 
 
+def test_synth_refuses_more_planted_than_list_size(cli, tmp_path: Path) -> None:
+    """--planted above --list-size grew the list past --list-size without a word."""
+    out = tmp_path / "p"
+    res = cli("synth", "--out", out, "--rows", "100", "--list-size", "5", "--planted", "20",
+              ok=False)
+    assert res.exit_code == 2, res.output
+    assert "--planted (20) is larger than --list-size (5)" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not out.exists()
+    # what --rows leaves of --planted is what the list must hold: this one fits
+    cli("synth", "--out", out, "--rows", "5", "--list-size", "5", "--planted", "20")
+    assert len(list_values(out / "lists" / "md5.txt")) == 5
+
+
 def test_demo(cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     res = cli("demo", "--out", out, "--rows", "3000", "-q")

@@ -19,7 +19,7 @@ def register(group: click.Group) -> None:
     @click.option("--list-size", type=click.IntRange(min=0), default=10_000, show_default=True,
                   help="Entries in the placeholder MD5 list, planted ones included.")
     @click.option("--planted", type=click.IntRange(min=0), default=25, show_default=True,
-                  help="Manifest rows whose MD5 is put in the list.")
+                  help="Manifest rows whose MD5 is put in the list (at most --list-size).")
     @click.option("--malformed", type=click.IntRange(min=0), default=5, show_default=True,
                   help="Rows whose MD5 is null (must come out unverified).")
     @click.option("--seed", type=int, default=0, show_default=True,
@@ -32,7 +32,7 @@ def register(group: click.Group) -> None:
     @click.option("--sha256", is_flag=True, help="Add a random sha256 column.")
     @click.option("--url-list", is_flag=True,
                   help="Also write a url-sha256 CSV list planted with the same rows' URLs.")
-    def synth_cmd(out: str, **opts: object) -> None:
+    def synth_cmd(out: str, rows: int, list_size: int, planted: int, **opts: object) -> None:
         """Write a synthetic manifest and placeholder lists with known planted matches.
 
         All values are random; URLs use the reserved example.invalid domain. The ground
@@ -40,7 +40,12 @@ def register(group: click.Group) -> None:
         """
         if not out:  # an unset shell variable: it wrote into the working directory, saying "/"
             raise ConfigError("--out is empty; give a directory ('.' for the working directory)")
-        truth = write_synthetic(out, SynthSpec(**opts))  # type: ignore[arg-type]
+        if min(planted, rows) > list_size:  # the list grew past --list-size, unasked
+            raise ConfigError(f"--planted ({min(planted, rows)}) is larger than --list-size "
+                              f"({list_size}): the list holds every planted row's MD5; raise "
+                              "--list-size or lower --planted")
+        truth = write_synthetic(out, SynthSpec(rows=rows, list_size=list_size, planted=planted,
+                                               **opts))  # type: ignore[arg-type]
         base = out.rstrip("/") or "/"
         click.echo(f"wrote {truth['rows']:,} rows in {len(truth['files'])} file(s) to {base}/manifest, "
                    f"lists in {base}/lists ({len(truth['planted_keys'])} planted, "
