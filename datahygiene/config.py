@@ -62,6 +62,12 @@ class ScanConfig:
             # fsspec reads "" as the working directory: an unset shell variable would scan it
             raise ConfigError("a manifest path is empty; give a parquet file, directory or glob "
                               "('.' for the working directory)")
+        for option, value in (("--image-column", self.image_column),
+                              ("--image-path-column", self.image_path_column)):
+            if value == "":
+                # an unset shell variable: a service would be sent the default 'image' column
+                raise ConfigError(f"{option} ({option[2:].replace('-', '_')} in the config) "
+                                  "is empty; give a column name")
         if not self.lists and not self.services:
             raise ConfigError("no list given (--list SIGNAL=LISTFILE, or [[lists]] in the config)")
         if not self.out:

@@ -284,3 +284,22 @@ def test_an_empty_manifest_path_is_refused(cli, synth: dict[str, Any], tmp_path:
     res = cli("scan", *args, ok=False)
     assert res.exit_code == 2 and "a manifest path is empty" in res.output, res.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--image-column", "--image-path-column"])
+@pytest.mark.parametrize("where", ["command line", "config"])
+def test_an_empty_image_column_is_refused(cli, synth: dict[str, Any], tmp_path: Path,
+                                          option: str, where: str) -> None:
+    """--image-column "$UNSET" was dropped without a word: with --service, the service was
+    sent the default 'image' column instead."""
+    args: list[Any] = ["--manifest", synth["manifest"], "--list", f"md5={synth['lists']['md5']}",
+                       "--out", tmp_path / "out"]
+    key = option[2:].replace("-", "_")
+    if where == "config":
+        args += ["--config", _options_config(tmp_path, f'[scan]\n{key} = ""\n')]
+    else:
+        args += [option, ""]
+    res = cli("scan", *args, ok=False)
+    assert res.exit_code == 2, res.output
+    assert f"{option} ({key} in the config) is empty; give a column name" in res.output
+    assert not (tmp_path / "out").exists()

@@ -53,9 +53,7 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
         cfg.file_columns.discard(sig)
     if overrides.get("service"):
         cfg.services = list(overrides["service"])
-    if overrides.get("image_column"):
-        cfg.image_column = overrides["image_column"]
-    for key in ("image_path_column", "hash_workers"):
+    for key in ("image_column", "image_path_column", "hash_workers"):
         if overrides.get(key) is not None:
             setattr(cfg, key, overrides[key])
     for key in ("webdataset", "compute"):
