@@ -505,6 +505,8 @@ def test_headerless_csv_is_refused_without_quoting_the_entry(tmp_path: Path, val
     ("num.jsonl", '{"hash": "%s"}\n{"hash": 12}\n{"hash": "%s"}\n',
      "line 2: field 'hash' holds a number, earlier lines a string"),
     ("key.jsonl", '{"hash": "%s"}\n{"%s": 1, "hash": 2}\n', "line 2: field 'hash' holds a number"),
+    ("twice.jsonl", '{"hash": "%s"}\n\n{"hash": "%s", "hash": "%s"}\n',
+     "line 3: field 'hash' appears twice in one object"),
     ("ragged.csv", 'id,hash\n1,%s\n2,%s,extra\n', "line 3: 3 fields, the header has 2"),
     ("ragged.tsv", 'id\thash\n1\t%s\n\n2\t%s\textra\n', "line 4: 3 fields, the header has 2"),
 ])
@@ -518,6 +520,35 @@ def test_unreadable_line_is_named_without_quoting_it(tmp_path: Path, values: lis
         load(p, signal="md5")
     assert where in str(err.value)
     assert not any(v in str(err.value) for v in values)
+
+
+def test_a_key_given_twice_is_named_by_its_line_never_quoted(tmp_path: Path,
+                                                            values: list[str]) -> None:
+    """Python keeps the last of two equal keys where Arrow refuses the file: the error had
+    no line. A key that could be a list value is not shown."""
+    p = tmp_path / "twice.jsonl"
+    p.write_text(json.dumps({"hash": values[0]}) + "\n"
+                 + f'{{"{values[1]}": 1, "hash": "{values[2]}", "{values[1]}": 2}}\n')
+    with pytest.raises(ListError) as err:
+        load(p, signal="md5")
+    assert f"{p}: line 2: a field appears twice in one object" in str(err.value)
+    assert not any(v in str(err.value) for v in values)
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_an_over_long_field_in_a_ragged_row_is_named_by_its_line(tmp_path: Path, values: list[str],
+                                                                   sep: str) -> None:
+    """Python's csv reader stops at a field over its limit: the error had no line at all."""
+    p = tmp_path / ("l.csv" if sep == "," else "l.tsv")
+    long = values[2] * (300_000 // len(values[2]))
+    rows = [f"E1{sep}{values[0]}", f"E2{sep}{long}{sep}extra", f"E3{sep}{values[1]}"]
+    p.write_text(f"id{sep}hash\n\n" + "\n".join(rows) + "\n" + f"E4{sep}{values[3]}\n" * 40_000)
+    assert p.stat().st_size > 1 << 20  # past Arrow's block: the row is read whole
+    with pytest.raises(ListError) as err:
+        load(p, signal="md5")
+    message = str(err.value)
+    assert message.startswith(f"{p}: line 4: a field over 131,072 characters long"), message
+    assert not any(v in message for v in values)
 
 
 @pytest.mark.parametrize("layout", ["jsonl-keyed-by-value", "csv-0x-no-header", "csv-base64-no-header",

@@ -424,6 +424,23 @@ def _first_non_utf8_line(path: str | Path) -> str:
     return ""
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json.loads: Python keeps the last of two equal keys,
+    where Arrow refuses the file."""
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
+            raise _RepeatedKey(k)
+        seen.add(k)
+    return dict(pairs)
+
+
 def _first_unreadable_line(path: Path, fmt: str) -> str | None:
     """Where a CSV/TSV or JSON Lines file stops being readable, for the error message
     (Arrow's own message may quote the line's text, a list value): "line N" and what
@@ -436,7 +453,10 @@ def _first_unreadable_line(path: Path, fmt: str) -> str | None:
                     if not raw.strip():
                         continue
                     try:
-                        obj = json.loads(raw)
+                        obj = json.loads(raw, object_pairs_hook=_no_repeated_keys)
+                    except _RepeatedKey as rep:  # a key is shown only if it cannot be a value
+                        name = f"field {rep.key!r}" if plain_name(rep.key) else "a field"
+                        return f"line {n}: {name} appears twice in one object"
                     except ValueError:
                         return f"line {n}: not a JSON object"
                     if not isinstance(obj, dict):
@@ -455,13 +475,21 @@ def _first_unreadable_line(path: Path, fmt: str) -> str | None:
             with open(path, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",")
                 width = None
-                for row in reader:
-                    if not row:
-                        continue
-                    if width is None:
-                        width = len(row)
-                    elif len(row) != width:
-                        return f"line {reader.line_num}: {len(row)} fields, the header has {width}"
+                try:
+                    for row in reader:
+                        if not row:
+                            continue
+                        if width is None:
+                            width = len(row)
+                        elif len(row) != width:
+                            return f"line {reader.line_num}: {len(row)} fields, the header has {width}"
+                except csv.Error as exc:
+                    # Python's reader stops at a field over its limit (Arrow reads one, as a
+                    # bad entry, in a well-formed row): the line, never the field
+                    if "field limit" not in str(exc):
+                        return f"line {reader.line_num}"
+                    return (f"line {reader.line_num}: a field over {csv.field_size_limit():,} "
+                            "characters long (check the row's fields and quotes)")
             return None
     except UnicodeDecodeError:  # a CSV/TSV that is not UTF-8: name the line, as for text lists
         line = _first_non_utf8_line(path)
