@@ -120,6 +120,27 @@ def test_csv_hash_column_named_after_signal(tmp_path: Path, values: list[str]) -
     assert as_set(one(p, signal="md5")) == canonical(values)
 
 
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_csv_header_names_are_read_without_surrounding_spaces(tmp_path: Path, values: list[str],
+                                                             sep: str) -> None:
+    """"md5 , id": "md5 " was no hash column (an error listing no column), and in
+    "md5, id" the partner ids of " id" were dropped for line numbers without a word."""
+    p = tmp_path / ("l.csv" if sep == "," else "l.tsv")
+    p.write_text(f"md5 {sep} id {sep}category\n"
+                 + "".join(f"{v}{sep}E{i}{sep}A\n" for i, v in enumerate(values)))
+    hl = one(p, signal="md5")
+    assert as_set(hl) == canonical(values)
+    assert sorted(hl.ref_strings(np.arange(len(values))).to_pylist()) == sorted(
+        f"E{i}" for i in range(len(values)))
+    # names given with their spaces (as the earlier error asked) still find the columns
+    hl = one(p, signal="md5", hash_column="md5 ", id_column=" id ")
+    assert as_set(hl) == canonical(values) and hl.ref_strings(np.arange(1)).to_pylist()[0][0] == "E"
+    # two names equal once stripped: which to read cannot be told
+    p.write_text(f"md5{sep}md5 {sep}id\n{values[0]}{sep}{values[1]}{sep}E0\n")
+    with pytest.raises(ListError, match=r"column name\(s\) given more than once: md5;"):
+        load(p, signal="md5")
+
+
 def test_csv_with_signal_column_splits_into_lists(tmp_path: Path, values: list[str]) -> None:
     sha = hexes(rand_bytes(3, 32, seed=41))
     p = tmp_path / "mixed.csv"

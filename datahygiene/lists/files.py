@@ -274,6 +274,8 @@ def shown_columns(names: list[str], limit: int | None = 20, why: str = "named li
 def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], path: str,
           what: str, required: bool) -> str | None:
     if wanted is not None:
+        if wanted not in columns and wanted.strip() in columns:
+            wanted = wanted.strip()  # as a CSV/TSV header is read: hash_column = "md5 " still works
         if wanted not in columns:
             raise ListError(f"{path}: no column {wanted!r} for the {what}; columns: {_shown(columns)}")
         return wanted
@@ -381,6 +383,10 @@ def _read_table(spec: ListSpec, fmt: str) -> tuple[pa.Table, np.ndarray, str]:
                 raise ListError(f"{path}: line 1 holds an entry, not a header; {fmt.upper()} lists "
                                 "need a header line naming their columns (a file of bare values is "
                                 "a text list: format = \"text\")")
+            # "md5, id" names md5 and id: matched with its space, " id" was no id column
+            # and the partner's ids were dropped for line numbers without a word (two
+            # names equal once stripped are refused as repeated)
+            table = table.rename_columns([c.strip() for c in table.column_names])
             # the reader skips blank lines: number rows by the file's non-blank lines
             # (the header is the first), so that errors name the right line
             delimiter = "\t" if fmt == "tsv" else ","
