@@ -61,6 +61,22 @@ def test_text_with_crlf_and_no_final_newline(tmp_path: Path, values: list[str]) 
     assert as_set(one(p, signal="md5")) == canonical(values)
 
 
+@pytest.mark.parametrize("body", ["# c\r{}\r", "{}", "\ufeff{}\r"])
+def test_text_with_cr_only_line_ends_is_refused_saying_so(tmp_path: Path, values: list[str],
+                                                          body: str) -> None:
+    """Old Mac line ends: one line, so "all entries are bad" without saying why, or, after
+    a comment, an empty list and exit 0."""
+    p = tmp_path / "cr.txt"
+    p.write_bytes(body.format("\r".join(values)).encode())
+    with pytest.raises(ListError) as err:
+        load(p, signal="md5")
+    assert str(err.value) == (f"{p}: the file uses CR line endings (classic Mac OS), which are "
+                              "not line breaks here; convert it to LF or CRLF line endings")
+    # one entry and its line end is one line, read as before
+    p.write_bytes(f"{values[0]}\r".encode())
+    assert as_set(one(p, signal="md5")) == canonical(values[:1])
+
+
 def test_empty_text_list_is_valid_with_zero_entries(tmp_path: Path) -> None:
     p = tmp_path / "empty.txt"
     p.write_text("# nothing yet\n")

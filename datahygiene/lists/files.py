@@ -131,10 +131,16 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
         # fresh anonymous memory (a copy of a multi-GB list would cost its size again)
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            data = (np.frombuffer(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
-                    if size else np.zeros(0, np.uint8))
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            data = (np.frombuffer(mapped, dtype=np.uint8) if mapped is not None
+                    else np.zeros(0, np.uint8))
     except OSError as exc:
         raise ListError(f"{path}: cannot read ({exc.strerror})") from None
+    if mapped is not None and mapped.find(b"\n") < 0 and mapped.find(b"\r", 0, size - 1) >= 0:
+        # no LF, and a CR before the last byte: old Mac line ends. Read as one line, the
+        # file was all bad entries, or one comment line and an empty list (exit 0)
+        raise ListError(f"{path}: the file uses CR line endings (classic Mac OS), which are not "
+                        "line breaks here; convert it to LF or CRLF line endings")
     if data[:3].tobytes() == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark (Windows editors)
         data = data[3:]
 
