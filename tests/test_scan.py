@@ -135,6 +135,21 @@ def test_restricted_is_owner_only(cli, synth: dict[str, Any], tmp_path: Path) ->
     assert not [p for p in out.iterdir() if p.name.startswith(".staging")]
 
 
+def test_clean_files_follow_the_umask_restricted_ones_do_not(cli, synth: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    """What docs/curator.md says of permissions: clean/ is the releasable output and
+    follows the umask; restricted/ is owner-only whatever it is."""
+    out = tmp_path / "run"
+    old = os.umask(0o027)
+    try:
+        scan_synth(cli, synth, out, "--write-clean")
+    finally:
+        os.umask(old)
+    clean = sorted((out / "clean").glob("*.parquet"))
+    assert clean and {stat.S_IMODE(p.stat().st_mode) for p in clean} == {0o640}
+    assert stat.S_IMODE((out / "restricted" / "exclusions.parquet").stat().st_mode) == 0o600
+
+
 def test_write_clean(cli, synth: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "run"
     scan_synth(cli, synth, out, "--write-clean")
