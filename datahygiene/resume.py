@@ -116,6 +116,12 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     _replace(tmp, path)
 
 
+class InputChanged(InputError):
+    """An input finished before the interruption has changed: its kept results cannot be
+    used. Its message says to rerun without --resume; the generic "--resume skips the
+    finished inputs" hint a scan adds to other errors would contradict it."""
+
+
 @dataclass
 class FileRecord:
     """What a marker says about one finished input file."""
@@ -323,8 +329,8 @@ class WorkArea:
         finished changed under the run: its recorded results cannot be trusted."""
         for i, rec in self.records.items():
             if inputs[i]["digest"] != rec.digest:
-                raise InputError(f"{rec.path}: changed since the interrupted run; "
-                                 "rerun without --resume to start over")
+                raise InputChanged(f"{rec.path}: changed since the interrupted run; "
+                                   "rerun without --resume to start over")
 
     def writer(self) -> ResumableRunWriter:
         return ResumableRunWriter(self)

@@ -35,7 +35,7 @@ from datahygiene.manifest import Footer, InputFile, digest_file, read_footer, re
 from datahygiene.outputs import RESTRICTED, write_parquet
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.reporters.base import RowDetails
-from datahygiene.resume import WORK_DIR, WorkArea, resume_identity
+from datahygiene.resume import WORK_DIR, InputChanged, WorkArea, resume_identity
 from datahygiene.step import EMPTY_EXCLUSIONS, BatchTransform, Check, ScanPlan
 from datahygiene.summary import summarize
 
@@ -311,7 +311,7 @@ def _with_resume_hint(exc: DatahygieneError | OSError, work_area: WorkArea, out:
     """The same error, saying that the inputs finished before it were kept (the work
     area survives an error once an input is finished) and how to use them."""
     kept = len(work_area.records)
-    if not kept or not work_area.root.exists() or isinstance(exc, KeyNotUnique):
+    if not kept or not work_area.root.exists() or isinstance(exc, KeyNotUnique | InputChanged):
         return exc
     hint = (f"; {kept} finished input(s) kept in {out}/.work: once the cause is fixed, "
             "--resume skips them (if an input or list had to change, rerun without --resume)")

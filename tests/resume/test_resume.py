@@ -238,8 +238,12 @@ def test_resume_refuses_input_changed_with_same_footer(small: dict[str, Any], tm
         if data["index"] == 0:
             data["digest"] = "sha256:" + "0" * 64  # as if the bytes had changed under the footer
     log.write_text("".join(json.dumps(d) + "\n" for d in lines))
-    with pytest.raises(InputError, match="changed since the interrupted run"):
+    with pytest.raises(InputError) as err:
         run_scan(config(small, out, resume=True))
+    # one instruction: the hint that --resume skips the finished inputs contradicted it
+    victim = Path(small["manifest"]) / small["files"][0]
+    assert str(err.value) == (f"{victim}: changed since the interrupted run; rerun without "
+                              "--resume to start over"), str(err.value)
 
 
 def test_resume_cli_option(cli: Any, small: dict[str, Any], tmp_path: Path) -> None:
