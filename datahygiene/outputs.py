@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -94,9 +95,15 @@ class RunWriter:
         return self.write_bytes(rel, dumps(data))
 
     def seal(self, rel: str) -> None:
-        """Fix permissions of a file written by a library into ``path(rel)``."""
+        """Fix permissions of a file written by a library into ``path(rel)``: owner-only
+        under ``restricted/``, elsewhere as the umask made it but never writable by group
+        or others (pyarrow creates files 0666 less the umask: under umask 000 a clean
+        file was world-writable)."""
+        p = self.stage / rel
         if rel.startswith(RESTRICTED + "/"):
-            os.chmod(self.stage / rel, OWNER_FILE)
+            os.chmod(p, OWNER_FILE)
+        else:
+            os.chmod(p, stat.S_IMODE(os.stat(p).st_mode) & ~0o022)
 
     def commit(self, marker: str = "run.json", late: tuple[str, ...] = ("public/checkpoint",)
                ) -> None:

@@ -438,6 +438,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     if last_task[i] is res.task:  # input i is finished: mark it for --resume
                         if i in writers:
                             writers.pop(i).close()
+                            writer.seal(clean_names[i])
                         footers[i] = None
                         work_area.complete(i, files[i].path, rows_of[i], flagged_by_file[i],
                                            int(clean_rows[i]), digests[i],

@@ -620,7 +620,7 @@ def test_a_glob_does_not_pass_over_an_unreadable_directory(cli, small_manifest: 
         "--out", tmp_path / "run2", "-q")
 
 
-def test_no_directory_of_a_run_is_writable_by_others_whatever_the_umask(
+def test_nothing_a_run_writes_is_writable_by_others_whatever_the_umask(
         cli, synth: dict[str, Any], tmp_path: Path) -> None:
     """Under umask 000, OUT, public/ and public/log/ were created 0777: anyone could
     replace the evidence before it was published."""
@@ -635,6 +635,12 @@ def test_no_directory_of_a_run_is_writable_by_others_whatever_the_umask(
     dirs = [out, *(p for p in out.rglob("*") if p.is_dir())]
     assert all(not stat.S_IMODE(d.stat().st_mode) & 0o022 for d in dirs), [
         (str(d), oct(stat.S_IMODE(d.stat().st_mode))) for d in dirs]
+    # nor any file: clean/ files (written by pyarrow) were 0666 under umask 000
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.parent.name == "clean" for p in files)
+    assert all(not stat.S_IMODE(p.stat().st_mode) & 0o022 for p in files), [
+        (str(p), oct(stat.S_IMODE(p.stat().st_mode))) for p in files
+        if stat.S_IMODE(p.stat().st_mode) & 0o022]
 
 
 def test_report_stubs_stay_well_formed_with_odd_urls_and_keys(cli, tmp_path: Path) -> None:
