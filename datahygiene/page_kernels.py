@@ -45,7 +45,10 @@ def hybrid(buf, pos, end, width, n, out):
                 break
             shift += np.uint64(7)
         if header & np.uint64(1):  # bit-packed: groups of 8 values, LSB first
-            groups = np.int64(header >> np.uint64(1))
+            # a count from the file, up to 2**62: times 8 or the width it could wrap
+            # negative (reads and writes outside the buffers). Cut to more than both
+            # the values wanted and the bytes left, which changes nothing else.
+            groups = min(np.int64(header >> np.uint64(1)), np.int64(n) + end - pos)
             nbytes = groups * width
             take = min(groups * 8, n - i)
             need = (take * width + 7) // 8  # a last run may stop short of its groups

@@ -326,3 +326,25 @@ def test_scan_outputs_are_the_same_with_and_without_the_page_reader(
     assert calls["candidates"] > 0 and calls["rows"] > 0  # the reader did the reading
     decisions = pq.read_table(tmp_path / "on1" / EXCLUSIONS).column("decision").to_pylist()
     assert decisions.count("excluded") >= 90 and decisions.count("unverified") >= 60
+
+
+# -- hand-made chunks: page headers a writer would not write ---------------------------
+
+def _uleb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((v & 127) | (128 if v > 127 else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def test_a_bit_packed_run_of_absurd_length_is_cut_to_the_values_wanted() -> None:
+    """A bit-packed run's group count is up to 62 bits; times 8 (values) or the bit
+    width (bytes) it wrapped negative, and the kernel then read and wrote far outside
+    its buffers (a segfault)."""
+    for width, groups in ((8, 2**60), (32, 2**59), (3, 0x1555555555555556)):
+        runs = np.array(list(_uleb(groups << 1 | 1)) + [0] * 40, np.uint8)
+        out = np.ones(8, np.uint32)
+        assert page_kernels.hybrid(runs, 0, runs.shape[0], width, 8, out) == runs.shape[0]
+        assert not out.any()
