@@ -160,6 +160,15 @@ def _zigzag(n: int) -> int:
     return (n >> 1) ^ -(n & 1)
 
 
+def _fits(b: Any, p: int, n: int) -> None:
+    """A list, set or map of ``n`` elements from ``p`` takes at least a byte each: one
+    that says it has more (a count from the file, up to 2**63) is refused before its
+    elements are walked (booleans and doubles are skipped without a read, so a walk
+    would not stop at the buffer's end)."""
+    if n > len(b) - p:
+        raise Unsupported("thrift list")
+
+
 def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
     if t in (1, 2):  # booleans carry their value in the type
         return t == 1, p
@@ -179,6 +188,7 @@ def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
         n, et = h >> 4, h & 15
         if n == 15:
             n, p = _varint(b, p)
+        _fits(b, p, n)
         for _ in range(n):
             if et in (1, 2):
                 p += 1
@@ -187,6 +197,7 @@ def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
         return None, p
     if t == 11:
         n, p = _varint(b, p)
+        _fits(b, p, n)
         if n:
             kv = int(b[p])
             p += 1

@@ -339,6 +339,29 @@ def _uleb(v: int) -> bytes:
             return bytes(out)
 
 
+def _struct(*fields: tuple[int, int, bytes]) -> bytes:
+    """A Thrift compact struct of (field id, type, encoded value), ids ascending."""
+    out, last = bytearray(), 0
+    for fid, t, value in fields:
+        out += bytes([(fid - last) << 4 | t]) + value
+        last = fid
+    return bytes(out) + b"\0"
+
+
+def _i32(v: int) -> tuple[int, bytes]:
+    return 5, _uleb(v << 1 ^ v >> 63)
+
+
+def _chunk_of(data: bytes, rows: int) -> tuple[pages.Chunk, io.BytesIO]:
+    """A chunk of these bytes (a required binary column), and a file that holds them."""
+
+    class Bytes(io.BytesIO):
+        def seek(self, offset: int, whence: int = 0) -> int:
+            return super().seek(0)
+
+    return pages.Chunk(4, len(data), None, 0, False, rows, pa.binary()), Bytes(data)
+
+
 def test_a_bit_packed_run_of_absurd_length_is_cut_to_the_values_wanted() -> None:
     """A bit-packed run's group count is up to 62 bits; times 8 (values) or the bit
     width (bytes) it wrapped negative, and the kernel then read and wrote far outside
@@ -348,3 +371,14 @@ def test_a_bit_packed_run_of_absurd_length_is_cut_to_the_values_wanted() -> None
         out = np.ones(8, np.uint32)
         assert page_kernels.hybrid(runs, 0, runs.shape[0], width, 8, out) == runs.shape[0]
         assert not out.any()
+
+
+@pytest.mark.timeout(10)
+def test_a_page_header_list_longer_than_its_bytes_is_refused_at_once() -> None:
+    """A Thrift list's length comes from the file: a list of 2**40 booleans (no bytes
+    each) in a page header was walked element by element, for hours."""
+    bools = bytes([0xF1]) + _uleb(2**40)  # 15+ elements of type 1, then the count
+    header = _struct((1, *_i32(0)), (2, *_i32(4)), (3, *_i32(4)), (9, 9, bools))
+    chunk, fh = _chunk_of(header + bytes(4), 1)
+    with pytest.raises(pages.Unsupported):
+        pages.read_rows(fh, chunk, np.array([0], np.int64))
