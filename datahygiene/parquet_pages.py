@@ -285,6 +285,10 @@ def _plain(buf: np.ndarray, pos: int, n: int, width: int) -> tuple[np.ndarray, n
         if pos + n * width != end:
             raise Unsupported("page size")
         return pos + np.arange(n, dtype=np.int64) * width, np.full(n, width, dtype=np.int64)
+    # every value takes its 4-byte length at least: a count that cannot fit (a
+    # dictionary page's is not bounded by the row group's rows) never sizes an array
+    if n > (end - pos) // 4:
+        raise Unsupported("page size")
     starts = np.empty(n, dtype=np.int64)
     lens = np.empty(n, dtype=np.int64)
     if page_kernels.plain_spans(buf, pos, end, n, starts, lens) != end:

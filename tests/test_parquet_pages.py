@@ -352,6 +352,11 @@ def _i32(v: int) -> tuple[int, bytes]:
     return 5, _uleb(v << 1 ^ v >> 63)
 
 
+def _page(kind: int, sub_field: int, sub: bytes, body: bytes) -> bytes:
+    size = _i32(len(body))[1]
+    return _struct((1, *_i32(kind)), (2, 5, size), (3, 5, size), (sub_field, 12, sub)) + body
+
+
 def _chunk_of(data: bytes, rows: int) -> tuple[pages.Chunk, io.BytesIO]:
     """A chunk of these bytes (a required binary column), and a file that holds them."""
 
@@ -382,3 +387,19 @@ def test_a_page_header_list_longer_than_its_bytes_is_refused_at_once() -> None:
     chunk, fh = _chunk_of(header + bytes(4), 1)
     with pytest.raises(pages.Unsupported):
         pages.read_rows(fh, chunk, np.array([0], np.int64))
+
+
+def test_a_dictionary_page_claiming_more_values_than_bytes_is_refused() -> None:
+    """A dictionary page's value count is not bounded by the row group's rows: 2**50
+    of them asked numpy for petabytes (a MemoryError, not Unsupported)."""
+    values = b"".join(len(v).to_bytes(4, "little") + v for v in (b"a", b"b"))
+    dictionary = _page(2, 7, _struct((1, *_i32(2**50)), (2, *_i32(0))), values)
+    indices = bytes([1, 2 << 1, 0])  # bit width 1, an RLE run of two zeros
+    data = _page(0, 5, _struct((1, *_i32(2)), (2, *_i32(8)), (3, *_i32(3)), (4, *_i32(3))), indices)
+    chunk, fh = _chunk_of(dictionary + data, 2)
+    with pytest.raises(pages.Unsupported):
+        pages.read_rows(fh, chunk, np.array([0, 1], np.int64))
+    # the same chunk with the true count reads
+    dictionary = _page(2, 7, _struct((1, *_i32(2)), (2, *_i32(0))), values)
+    chunk, fh = _chunk_of(dictionary + data, 2)
+    assert pages.read_rows(fh, chunk, np.array([0, 1], np.int64)).to_pylist() == [b"a", b"a"]
