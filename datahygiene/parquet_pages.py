@@ -111,7 +111,12 @@ _SCRATCH = threading.local()
 def read_chunk(fh: Any, chunk: Chunk) -> np.ndarray:
     """The chunk's bytes, with one read, into this thread's read buffer (valid until
     its next read_chunk): a fresh buffer per chunk cost its page faults every time,
-    the allocator handing multi-megabyte blocks back to the kernel when freed."""
+    the allocator handing multi-megabyte blocks back to the kernel when freed. A
+    chunk said to end past the file (a damaged footer) is refused before its size
+    can size the buffer."""
+    size = _file_size(fh)
+    if size is not None and chunk.start + chunk.length > size:
+        raise Unsupported("chunk beyond the file")
     buf: np.ndarray | None = getattr(_SCRATCH, "buf", None)
     if buf is None or buf.shape[0] < chunk.length:
         buf = np.empty(max(chunk.length, 1 << 20), dtype=np.uint8)
@@ -139,6 +144,15 @@ def _descriptor(fh: Any) -> int | None:
         return int(fh.fileno())
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation, pa.ArrowException):
         return None
+
+
+def _file_size(fh: Any) -> int | None:
+    """The size of an Arrow file (``size()``) or an fsspec one (``size``); None for a
+    file object that does not say."""
+    size = getattr(fh, "size", None)
+    if callable(size):
+        size = size()
+    return size if isinstance(size, int) else None
 
 
 # -- Thrift compact protocol (just what a page header needs) --------------------------

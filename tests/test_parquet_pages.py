@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -198,6 +199,19 @@ def test_short_read_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(pages.Unsupported), open(tmp_path / "f.parquet", "rb") as fh:
         pages.read_rows(fh, replace(chunk, length=chunk.length + 10**6), np.array([0], np.int64))
+
+
+def test_a_chunk_said_to_end_past_the_file_is_refused_before_its_buffer(tmp_path: Path) -> None:
+    """A damaged footer's chunk size (here a petabyte): pyarrow names the file in a
+    one-line error; the reader sized its read buffer from it first (a MemoryError)."""
+    pf = _write(tmp_path / "f.parquet", _column("hex", 100, 0.0, np.random.default_rng(0)))
+    chunk = replace(pages.column_chunk(pf.metadata, pf.schema_arrow, 0, "c"), length=2**50)
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/dh-pages/f.parquet", (tmp_path / "f.parquet").read_bytes())
+    for opened in (pa.OSFile(str(tmp_path / "f.parquet")), fs.open("/dh-pages/f.parquet", "rb")):
+        with pytest.raises(pages.Unsupported), opened as fh:
+            pages.read_rows(fh, chunk, np.array([0], np.int64))
+    fs.rm("/dh-pages", recursive=True)
 
 
 def test_hybrid_stops_at_the_end_of_its_runs() -> None:
