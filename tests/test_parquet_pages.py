@@ -28,6 +28,7 @@ from dhtest import core_registry, write_text_list
 from datahygiene import page_kernels
 from datahygiene import parquet_pages as pages
 from datahygiene.config import ScanConfig
+from datahygiene.errors import InputError
 from datahygiene.lists.spec import ListSpec
 from datahygiene.scan import EXCLUSIONS, run_scan
 from datahygiene.signals.exact import SortedPrefixIndex
@@ -417,3 +418,37 @@ def test_a_dictionary_page_claiming_more_values_than_bytes_is_refused() -> None:
     dictionary = _page(2, 7, _struct((1, *_i32(2)), (2, *_i32(0))), values)
     chunk, fh = _chunk_of(dictionary + data, 2)
     assert pages.read_rows(fh, chunk, np.array([0, 1], np.int64)).to_pylist() == [b"a", b"a"]
+
+
+def _with_num_values(path: Path, nth: int, value: int) -> None:
+    """Rewrite the ``nth`` column chunk's num_values (a footer of 500-row chunks) to
+    ``value`` < 128, keeping the footer's length: the varint stays two bytes long."""
+    data = bytearray(path.read_bytes())
+    # ColumnMetaData: field 4 (codec), then field 5 (num_values, i64 -> header 0x16,
+    # zigzag 1000 -> e8 07), then field 6 (0x16)
+    at = [m.start() + 1 for m in re.finditer(re.escape(b"\x16\xe8\x07\x16"), bytes(data))]
+    data[at[nth] : at[nth] + 2] = bytes([value << 1 | 0x80, 0])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("reader", "column"), [("0", 1), ("0", 0)])
+def test_a_chunk_counting_fewer_values_than_its_rows_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, column: int) -> None:
+    """A footer whose hash (or key) column chunk counts fewer values than its row
+    group has rows: pyarrow reads the chunk short without an error, and the rows it
+    left out were counted as scanned and clean."""
+    rng = np.random.default_rng(29)
+    listed = [rng.bytes(16).hex() for _ in range(50)]
+    md5 = [listed[i % 50] if i % 9 == 0 else rng.bytes(16).hex() for i in range(1000)]
+    path = tmp_path / "in" / "f.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"key": [f"k{i}" for i in range(1000)], "md5": md5}), path,
+                   row_group_size=500)
+    _with_num_values(path, column, 0)  # row group 0's key (0) or md5 (1) chunk
+    monkeypatch.setenv("DATAHYGIENE_PAGE_READER", reader)
+    cfg = ScanConfig(manifests=[str(path)], out=str(tmp_path / "out"), key="key",
+                     lists=[ListSpec(path=str(write_text_list(tmp_path / "l.txt", listed)),
+                                     signal="md5")])
+    with pytest.raises(InputError, match="row group 0 holds") as err:
+        run_scan(cfg, registry=core_registry())
+    assert not any(v in str(err.value) for v in [*listed, *md5])

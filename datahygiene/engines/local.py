@@ -234,9 +234,17 @@ def _batches(task: Task, plan: ScanPlan, pf: _Source, batch_size: int,
             field = pf.schema_arrow.field(check.column)
             yield pa.RecordBatch.from_arrays([values], schema=pa.schema([field])), rows
             return
+    seen = 0
     for batch in pf.reader.iter_batches(batch_size=batch_size, row_groups=[task.row_group],
                                         columns=columns, use_threads=False):
+        seen += batch.num_rows
         yield (without_views(batch) if viewed else batch), None
+    if seen != task.rows:
+        # a column chunk whose footer counts fewer values than its row group has rows
+        # reads short, without an error: the rows it leaves out were never checked,
+        # and the scan counts a row group's rows from the footer, not from its batches
+        raise InputError(f"{task.file.path}: row group {task.row_group} holds {seen} rows, not "
+                         f"the {task.rows} its metadata says; the file may be corrupt")
 
 
 def _late_columns(task: Task, pf: _Source, columns: list[str], rows: np.ndarray,
