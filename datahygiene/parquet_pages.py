@@ -91,6 +91,10 @@ def column_chunk(md: pq.FileMetaData, arrow_schema: pa.Schema, row_group: int, n
         raise Unsupported("column type")
     rg = md.row_group(row_group)
     meta = rg.column(j)
+    if meta.num_values != rg.num_rows:
+        # a flat column has a value or a null per row: a footer that says otherwise is
+        # damaged, and pyarrow (which reads num_values) gives its error, not our rows
+        raise Unsupported("value count")
     if meta.compression not in _CODECS:
         raise Unsupported("codec")
     codec = _CODECS[meta.compression]

@@ -431,7 +431,7 @@ def _with_num_values(path: Path, nth: int, value: int) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize(("reader", "column"), [("0", 1), ("0", 0)])
+@pytest.mark.parametrize(("reader", "column"), list(itertools.product("01", [0, 1])))
 def test_a_chunk_counting_fewer_values_than_its_rows_is_an_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, column: int) -> None:
     """A footer whose hash (or key) column chunk counts fewer values than its row
