@@ -39,7 +39,7 @@ from datahygiene import page_kernels
 
 # parquet Thrift enums
 _DATA_PAGE, _INDEX_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 1, 2, 3
-_PLAIN, _PLAIN_DICTIONARY, _RLE, _RLE_DICTIONARY = 0, 2, 3, 8
+_PLAIN, _PLAIN_DICTIONARY, _RLE, _BIT_PACKED, _RLE_DICTIONARY = 0, 2, 3, 4, 8
 _CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli",
            "ZSTD": "zstd", "LZ4_RAW": "lz4_raw"}
 # Arrow types this reader builds, by the column's physical type
@@ -356,7 +356,9 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             continue
         if kind == _DICTIONARY_PAGE:
             dh = h.get(7)
-            if not isinstance(dh, dict) or dh.get(2, _PLAIN) not in (_PLAIN, _PLAIN_DICTIONARY):
+            # (encoding is a required field, as the level encodings below: a header
+            # without one is damaged, and pyarrow refuses it)
+            if not isinstance(dh, dict) or dh.get(2) not in (_PLAIN, _PLAIN_DICTIONARY):
                 raise Unsupported("dictionary encoding")
             n = dh.get(1)
             if not isinstance(n, int) or n < 0 or dict_buf is not None:
@@ -366,7 +368,8 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             continue
         if kind == _DATA_PAGE:
             dh = h.get(5)
-            if not isinstance(dh, dict):
+            if not (isinstance(dh, dict) and dh.get(3) in (_RLE, _BIT_PACKED)
+                    and dh.get(4) in (_RLE, _BIT_PACKED)):
                 raise Unsupported("page header")
             n, enc = dh.get(1), dh.get(2)
             if not isinstance(n, int) or n <= 0 or row + n > chunk.rows:
@@ -378,7 +381,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             pos = 0
             defined = None
             if chunk.nullable:
-                if dh.get(3, _RLE) != _RLE:
+                if dh[3] != _RLE:
                     raise Unsupported("level encoding")
                 ln = _int32_le(page, 0)
                 if ln < 0 or 4 + ln > page.shape[0]:

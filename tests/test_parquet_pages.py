@@ -452,3 +452,22 @@ def test_a_chunk_counting_fewer_values_than_its_rows_is_an_error(
     with pytest.raises(InputError, match="row group 0 holds") as err:
         run_scan(cfg, registry=core_registry())
     assert not any(v in str(err.value) for v in [*listed, *md5])
+
+
+def test_a_page_header_missing_a_required_field_is_refused() -> None:
+    """The dictionary page's encoding and a v1 data page's level encodings are
+    required fields: pyarrow refuses a header without them (a damaged byte that turns
+    a field id into another), where the reader took them as PLAIN and RLE and read on
+    -- the scan succeeded with the reader and failed without it."""
+    values = b"".join(len(v).to_bytes(4, "little") + v for v in (b"a", b"b"))
+    indices = bytes([1, 2 << 1, 0])  # bit width 1, an RLE run of two zeros
+    levels = [(3, *_i32(3)), (4, *_i32(3))]
+    for dict_fields, data_fields in (
+            ([(1, *_i32(2)), (6, *_i32(0))], levels),  # the encoding's id damaged (2 -> 6)
+            ([(1, *_i32(2)), (2, *_i32(0))], levels[1:]),
+            ([(1, *_i32(2)), (2, *_i32(0))], levels[:1])):
+        data = (_page(2, 7, _struct(*dict_fields), values)
+                + _page(0, 5, _struct((1, *_i32(2)), (2, *_i32(8)), *data_fields), indices))
+        chunk, fh = _chunk_of(data, 2)
+        with pytest.raises(pages.Unsupported):
+            pages.read_rows(fh, chunk, np.array([0, 1], np.int64))
