@@ -259,6 +259,7 @@ def read_footer(f: InputFile) -> Footer:
         open_parquet(f)  # raises the one-line error a reader gives for this file
         raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
                          ) from None
+    _check_codecs(f, footer[:-8])
     return Footer(size, "sha256:" + hashlib.sha256(footer).hexdigest(), metadata)
 
 
@@ -269,6 +270,21 @@ def open_input(f: InputFile) -> Any:
         return f.open()
     except Exception as exc:
         raise _unreadable(f, exc) from None
+
+
+def _check_codecs(f: InputFile, thrift: bytes) -> None:
+    """Refuse a footer naming a compression codec parquet does not have: pyarrow reads
+    it, and the process ends when the codec is asked for (see
+    :func:`datahygiene.parquet_pages.footer_codecs`)."""
+    from datahygiene.parquet_pages import KNOWN_CODECS, Unsupported, footer_codecs
+
+    try:
+        unknown = footer_codecs(thrift) - KNOWN_CODECS
+    except Unsupported:  # not our parser's to judge: pyarrow read the footer
+        return
+    if unknown:
+        raise InputError(f"{f.path}: not a readable parquet file (a column chunk names an "
+                         "unknown compression codec)")
 
 
 def open_parquet(f: InputFile, metadata: pq.FileMetaData | None = None,

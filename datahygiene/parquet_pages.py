@@ -159,7 +159,7 @@ def _file_size(fh: Any) -> int | None:
     return size if isinstance(size, int) else None
 
 
-# -- Thrift compact protocol (just what a page header needs) --------------------------
+# -- Thrift compact protocol (just what page headers and a footer's codecs need) ------
 
 def _varint(b: np.ndarray | bytes, p: int) -> tuple[int, int]:
     r = shift = 0
@@ -207,12 +207,15 @@ def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
         if n == 15:
             n, p = _varint(b, p)
         _fits(b, p, n)
+        items: list[Any] | None = [] if et == 12 else None  # structs are kept, others skipped
         for _ in range(n):
             if et in (1, 2):
                 p += 1
             else:
-                _, p = _read_value(b, p, et, depth + 1)
-        return None, p
+                v, p = _read_value(b, p, et, depth + 1)
+                if items is not None:
+                    items.append(v)
+        return items, p
     if t == 11:
         n, p = _varint(b, p)
         _fits(b, p, n)
@@ -246,6 +249,30 @@ def _read_struct(b: Any, p: int, depth: int = 0) -> tuple[dict[int, Any], int]:
             v, p = _varint(b, p)
             fid = _zigzag(v)
         out[fid], p = _read_value(b, p, t, depth)
+
+
+# parquet's CompressionCodec values (UNCOMPRESSED ... LZ4_RAW)
+KNOWN_CODECS = frozenset(range(8))
+
+
+def footer_codecs(footer: bytes) -> set[int]:
+    """The codec numbers of every column chunk a file's footer (its Thrift
+    FileMetaData, without the trailing length and magic) declares; Unsupported when
+    it does not parse. pyarrow reads an unknown number without complaint, but asking
+    its metadata for that chunk's codec then ends the process (an untranslated C++
+    exception): a footer is checked with this first."""
+    b = np.frombuffer(footer, dtype=np.uint8)
+    try:
+        meta, _ = _read_struct(b, 0)
+    except IndexError:
+        raise Unsupported("footer") from None
+    codecs: set[int] = set()
+    for group in meta.get(4) or []:  # FileMetaData.row_groups
+        for column in (group.get(1) or []) if isinstance(group, dict) else []:  # .columns
+            chunk = column.get(3) if isinstance(column, dict) else None  # .meta_data
+            if isinstance(chunk, dict) and isinstance(chunk.get(4), int):  # .codec
+                codecs.add(chunk[4])
+    return codecs
 
 
 @dataclass

@@ -471,3 +471,27 @@ def test_a_page_header_missing_a_required_field_is_refused() -> None:
         chunk, fh = _chunk_of(data, 2)
         with pytest.raises(pages.Unsupported):
             pages.read_rows(fh, chunk, np.array([0, 1], np.int64))
+
+
+def test_a_footer_naming_an_unknown_codec_is_a_one_line_error(tmp_path: Path) -> None:
+    """pyarrow reads such a footer, but asking it for that chunk's codec ends the
+    process (an untranslated C++ exception); the footer check refuses the file first."""
+    from datahygiene.errors import InputError
+    from datahygiene.manifest import read_footer, resolve_manifests
+
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"md5": [hashlib.md5(b"x").hexdigest()] * 10}), path,
+                   compression="zstd", write_statistics=False)
+    data = bytearray(path.read_bytes())
+    flen = int.from_bytes(data[-8:-4], "little")
+    footer = data[-8 - flen : -8]
+    assert pages.footer_codecs(bytes(footer)) == {6}
+    # ColumnMetaData: path_in_schema ["md5"] (field 3), then codec (field 4, i32): ZSTD
+    pattern = b"\x18\x03md5\x15\x0c"
+    at = bytes(footer).find(pattern) + len(pattern) - 1
+    assert bytes(footer).count(pattern) == 1
+    data[len(data) - 8 - flen + at] = 0x64  # codec 50, one zigzag byte like ZSTD's
+    path.write_bytes(bytes(data))
+    assert pages.footer_codecs(bytes(data[-8 - flen : -8])) == {50}
+    with pytest.raises(InputError, match="unknown compression codec"):
+        read_footer(resolve_manifests([str(path)])[0])
