@@ -91,117 +91,61 @@ def _blank(c: int) -> bool:
     return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
 
 
-@numba.njit(inline="always", **_JIT)
-def _hex_lines(buf, width, pairs, mode, bits, buckets, values, line_no, line_base):
-    """Walk the lines of ``buf`` (uint8): one hex digest of ``width`` bytes each, ``#``
-    comments and blank lines. Each entry found is, by ``mode`` (a constant at each
-    call site): 0, written to ``values[k]`` with its 1-based line number (plus
-    ``line_base``) to ``line_no[k]``, k counting entries; 1, counted in
-    ``buckets[top bits]`` (the top ``bits`` bits of its first 8 bytes); 2, written to
-    ``values[buckets[top bits]]`` (advancing it), its line number likewise.
+@numba.njit(**_JIT)
+def parse_hex_lines(buf, width, pairs, values, line_no):
+    """Parse lines of ``buf`` (uint8) holding one hex digest of ``width`` bytes each,
+    ``#`` comments and blank lines. Writes entries to ``values`` ((cap, width) uint8)
+    and their 1-based line numbers to ``line_no``.
 
     Returns ``(entries, lines, bad)``: ``bad`` is the 0-based index of the first line
-    that is not blank, a comment or exactly one digest (the walk stops there; the
+    that is not blank, a comment or exactly one digest (parsing stops there; the
     caller hands the file to the general parser, which names the fault), else -1.
-    Mode 1 reads only the digits that choose a line's bucket; otherwise every mode
-    classifies every line the same way, so when mode 2 finds no bad line, the counts
-    from mode 1 are exactly the entries it placed."""
+    ``values`` needs ``len(buf) // (2 * width + 1) + 1`` rows: every entry line holds
+    its digits and, except the last, a newline."""
     n = buf.shape[0]
     w2 = 2 * width
-    shift = np.uint64(64 - bits)
-    # counting needs only the bytes that choose the bucket: a line with a bad digit
-    # further on is counted, and the placing pass, which reads every digit, stops there
-    decoded = min(width, (bits + 7) // 8) if mode == 1 else width
-    entry = np.zeros(width, dtype=np.uint8)
     i = 0
     line = 0
     k = 0
     while i < n:
         end = i + w2
-        found = False
         if end <= n and (end == n or buf[end] == 10):
             # the usual line: exactly one digest, then the newline
             bad = 0
-            for b in range(decoded):
+            for b in range(width):
                 v = pairs[np.int64(buf[i + 2 * b]) | (np.int64(buf[i + 2 * b + 1]) << 8)]
                 bad |= v
-                entry[b] = v & 255
+                values[k, b] = v & 255
             if bad < 256:
-                found = True
-                i = end + 1
-        if not found:
-            j = i
-            while j < n and buf[j] != 10:
-                j += 1
-            s = i
-            e = i
-            while e < j and buf[e] != 35:  # '#': the rest of the line is a comment
-                e += 1
-            while s < e and _blank(buf[s]):
-                s += 1
-            while e > s and _blank(buf[e - 1]):
-                e -= 1
-            i = j + 1
-            if e == s:  # blank, or only a comment
+                line_no[k] = line + 1
+                k += 1
                 line += 1
+                i = end + 1
                 continue
+        j = i
+        while j < n and buf[j] != 10:
+            j += 1
+        s = i
+        e = i
+        while e < j and buf[e] != 35:  # '#': the rest of the line is a comment
+            e += 1
+        while s < e and _blank(buf[s]):
+            s += 1
+        while e > s and _blank(buf[e - 1]):
+            e -= 1
+        if e > s:
             if e - s != w2:
                 return k, line, line
-            for b in range(decoded):
+            for b in range(width):
                 v = pairs[np.int64(buf[s + 2 * b]) | (np.int64(buf[s + 2 * b + 1]) << 8)]
                 if v > 255:
                     return k, line, line
-                entry[b] = v & 255
+                values[k, b] = v & 255
+            k += 1
+            line_no[k - 1] = line + 1
         line += 1
-        if mode == 0:
-            for b in range(width):
-                values[k, b] = entry[b]
-            line_no[k] = line + line_base
-        else:
-            key = np.uint64(0)
-            for b in range(8):
-                key = (key << np.uint64(8)) | np.uint64(entry[b] if b < width else 0)
-            bucket = np.int64(key >> shift)
-            if mode == 1:
-                buckets[bucket] += 1
-            else:
-                p = buckets[bucket]
-                buckets[bucket] = p + 1
-                for b in range(width):
-                    values[p, b] = entry[b]
-                line_no[p] = line + line_base
-        k += 1
+        i = j + 1
     return k, line, -1
-
-
-@numba.njit(**_JIT)
-def parse_hex_lines(buf, width, pairs, values, line_no):
-    """Parse lines of ``buf`` (uint8) holding one hex digest of ``width`` bytes each,
-    ``#`` comments and blank lines, in order: entries to ``values`` ((cap, width)
-    uint8), their 1-based line numbers to ``line_no``. ``values`` needs
-    ``len(buf) // (2 * width + 1) + 1`` rows: every entry line holds its digits and,
-    except the last, a newline. Returns ``(entries, lines, bad)`` as
-    :func:`_hex_lines`."""
-    return _hex_lines(buf, width, pairs, 0, 1, np.zeros(0, np.int64), values, line_no, 0)
-
-
-@numba.njit(**_JIT)
-def count_hex_buckets(buf, width, pairs, bits, counts):
-    """First pass of parsing a text list straight into sort buckets: add each entry
-    of ``buf`` to ``counts`` (int64, ``2**bits``) by the top ``bits`` bits of its first 8
-    bytes. Returns ``(entries, lines, bad)`` as :func:`_hex_lines`."""
-    dummy = np.zeros((0, width), np.uint8)
-    return _hex_lines(buf, width, pairs, 1, bits, counts, dummy, np.zeros(0, np.int64), 0)
-
-
-@numba.njit(**_JIT)
-def parse_hex_into_buckets(buf, width, pairs, bits, fill, values, line_no, line_base):
-    """Second pass: write each entry of ``buf`` to ``values[fill[bucket]]`` (advancing
-    it) and its line number plus ``line_base`` to ``line_no`` at the same row: a
-    stable counting-sort pass done while parsing, so the parsed entries need no array
-    of their own (:func:`sort_buckets` finishes the sort). Returns ``(entries, lines,
-    bad)`` as :func:`_hex_lines`."""
-    return _hex_lines(buf, width, pairs, 2, bits, fill, values, line_no, line_base)
 
 
 @numba.njit(**_JIT)
@@ -727,10 +671,7 @@ def warm_up() -> None:
     text = np.frombuffer(b"00000000000000000000000000000000\n", dtype=np.uint8)
     for lines in (np.zeros(2, np.int32), np.zeros(2, np.int64)):
         parse_hex_lines(text, 16, HEX_PAIRS, np.zeros((2, 16), np.uint8), lines)
-        parse_hex_into_buckets(text, 16, HEX_PAIRS, 1, np.zeros(2, np.int64),
-                               np.zeros((2, 16), np.uint8), lines, 0)
         compact_rows(values, lines[:1].repeat(4), np.zeros(1, np.int64), np.ones(1, np.int64))
-    count_hex_buckets(text, 16, HEX_PAIRS, 1, np.zeros(2, np.int64))
     keys = np.zeros(4, np.uint64)
     counts = radix_counts(values, 0, 4, 1)
     # positions (int64), or line numbers carried through the sort (int32 or int64)

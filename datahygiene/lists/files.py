@@ -188,68 +188,41 @@ def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndar
 def _parse_hex_text(data: np.ndarray, bounds: list[tuple[int, int]], width: int, threads: int
                     ) -> tuple[Normalized, np.ndarray, dict[str, Any]] | None:
     """The common case of a plain-text list -- every line a hex digest, a comment or
-    blank -- parsed by compiled passes over the text (datahygiene/kernels.py), pieces in
-    parallel, straight into sorted order. ``None`` when any line is anything else: the
-    general parser then reads the file and names the fault exactly as it always has.
+    blank -- in one compiled pass per piece (datahygiene/kernels.py), pieces in
+    parallel. ``None`` when any line is anything else: the general parser then reads
+    the file and names the fault exactly as it always has."""
 
-    The entries come back sorted (equal ones in file order) with their line numbers,
-    so the list's sort finds them in order and copies nothing. The first pass counts
-    each piece's entries per bucket of their leading bits; the second parses each entry
-    into its place in its bucket (each piece's part of a bucket after the earlier
-    pieces': stable); then each bucket is sorted in place, as the list sort does. The
-    parsed entries never need an array of their own (fresh memory costs page faults:
-    100 MB less for a 5M-entry MD5 list than parsing, then sorting)."""
-    n_max = max(1, data.shape[0] // (2 * width + 1) + len(bounds))
-    bits = int(min(12, max(1, n_max.bit_length() - 10)))  # ~1,000+ entries per bucket
-    pairs = kernels.HEX_PAIRS
+    # One output for all pieces, each piece writing its own region (no concatenation:
+    # fresh memory costs page faults, and a copy would hold the list twice).
+    caps = np.array([(b1 - b0) // (2 * width + 1) + 1 for b0, b1 in bounds], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(caps)[:-1])).astype(np.int64)
+    values = np.empty((int(caps.sum()), width), dtype=np.uint8)
+    # a file has at most one line per byte, plus one
+    lines: np.ndarray = np.empty(values.shape[0],
+                                 dtype=np.int32 if data.shape[0] < 2**31 - 1 else np.int64)
 
-    def count(j: int) -> tuple[np.ndarray, int, int, int]:
+    def piece(j: int) -> tuple[int, int, int]:
         b0, b1 = bounds[j]
-        counts = np.zeros(1 << bits, dtype=np.int64)
-        k, lines, bad = kernels.count_hex_buckets(data[b0:b1], width, pairs, bits, counts)
-        return counts, int(k), int(lines), int(bad)
+        lo, hi = int(starts[j]), int(starts[j] + caps[j])
+        k, count, bad = kernels.parse_hex_lines(data[b0:b1], width, kernels.HEX_PAIRS,
+                                                values[lo:hi], lines[lo:hi])
+        return int(k), int(count), int(bad)
 
-    pool = ThreadPoolExecutor(min(threads, len(bounds))) if threads > 1 and len(bounds) > 1 else None
-    run = pool.map if pool is not None else map
-    try:
-        parts = list(run(count, range(len(bounds))))
-        if any(p[3] >= 0 for p in parts):
-            return None
-        counts = np.stack([p[0] for p in parts]) if parts else np.zeros((1, 1 << bits), np.int64)
-        totals = counts.sum(axis=0)
-        starts = np.zeros(totals.shape[0] + 1, dtype=np.int64)
-        np.cumsum(totals, out=starts[1:])
-        n = int(starts[-1])
-        fills = starts[:-1] + np.cumsum(counts, axis=0) - counts  # (pieces, buckets)
-        line_base = np.cumsum([0] + [p[2] for p in parts])
-        values = np.empty((n, width), dtype=np.uint8)
-        lines: np.ndarray = np.empty(n, dtype=np.int32 if line_base[-1] < 2**31 - 1 else np.int64)
-
-        def place(j: int) -> tuple[int, int]:
-            b0, b1 = bounds[j]
-            fill = np.ascontiguousarray(fills[j])
-            k, _, bad = kernels.parse_hex_into_buckets(data[b0:b1], width, pairs, bits, fill,
-                                                       values, lines, int(line_base[j]))
-            # each piece must fill exactly its part of every bucket: then every row
-            # was written once (never twice, never left out)
-            ends = starts[:-1] + np.cumsum(counts[: j + 1], axis=0)[-1]
-            return int(bad), int(k == parts[j][1] and np.array_equal(fill, ends))
-
-        placed = list(run(place, range(len(bounds))))
-        if any(bad >= 0 for bad, _ in placed):  # a bad digit after the ones counting read
-            return None
-        if not all(whole for _, whole in placed):  # pragma: no cover - a bug, never a list
-            raise AssertionError("a text list's entries did not fill their sort buckets")
-        cuts = [0, *(int(np.searchsorted(starts, n * k // max(1, threads)))
-                     for k in range(1, max(1, threads))), 1 << bits]
-        list(run(lambda k: kernels.sort_buckets(values, bits, starts, cuts[k], cuts[k + 1], lines),
-                 range(len(cuts) - 1)))
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    total = int(line_base[-1])
-    norm = Normalized(values, np.ones(n, dtype=bool), no_reasons(n))
-    return norm, lines, {"lines": total, "comment_or_blank_lines": total - n}
+    if threads > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(min(threads, len(bounds))) as pool:
+            parts = list(pool.map(piece, range(len(bounds))))
+    else:
+        parts = [piece(j) for j in range(len(bounds))]
+    if any(p[2] >= 0 for p in parts):
+        return None
+    counts = np.array([p[0] for p in parts], dtype=np.int64)
+    base = np.cumsum([0] + [p[1] for p in parts])
+    for j in range(1, len(parts)):  # piece-local line numbers -> file line numbers
+        lines[starts[j] : starts[j] + counts[j]] += base[j]
+    n = int(kernels.compact_rows(values, lines, starts, counts)) if len(parts) else 0
+    total = int(base[-1])
+    norm = Normalized(values[:n], np.ones(n, dtype=bool), no_reasons(n))
+    return norm, lines[:n], {"lines": total, "comment_or_blank_lines": total - n}
 
 
 def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) -> tuple[int, str]:
