@@ -83,6 +83,31 @@ def test_text_list_fast_path_equals_general_parser(tmp_path, monkeypatch) -> Non
     assert fast.stats == general.stats
 
 
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_text_list_parsed_in_pieces_equals_general_parser(  # type: ignore[no-untyped-def]
+        tmp_path, monkeypatch, threads: int) -> None:
+    """Pieces of 1 KiB and up to five threads: duplicates sit in different pieces, and
+    the first occurrence's line must be the one kept, as the general parser keeps it."""
+    import datahygiene.lists.files as files
+
+    monkeypatch.setattr(files, "CHUNK_BYTES", 1024)
+    lines = []
+    for i in range(20_000):
+        h = _digest(i % 15_000).hex()  # a quarter of the entries repeat earlier ones
+        lines.append([h, h.upper(), f"  {h}\t", f"{h}  # note", "", "# comment", f"{h}\r"][i % 7])
+    path = _text_list(tmp_path, lines)
+    with monkeypatch.context() as m:
+        m.setattr(MD5, "hex_entries", False)
+        [general] = load_list_file(ListSpec(path=str(path), signal="md5"), default_registry(),
+                                   threads=threads)
+    [fast] = load_list_file(ListSpec(path=str(path), signal="md5"), default_registry(),
+                            threads=threads)
+    assert fast.fingerprint == general.fingerprint
+    assert np.array_equal(fast.values, general.values)
+    assert fast.refs.equals(general.refs)
+    assert fast.stats == general.stats and fast.stats["duplicates"] > 0
+
+
 @pytest.mark.parametrize("bad", ["zz" * 16, "0" * 31, "0" * 33, "00 " * 11, "é" * 16])
 def test_text_list_with_a_bad_line_names_it_as_before(tmp_path, monkeypatch, bad: str) -> None:  # type: ignore[no-untyped-def]
     from datahygiene.errors import ListError
