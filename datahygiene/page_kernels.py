@@ -5,7 +5,8 @@
 * :func:`plain_spans` -- where each value of a PLAIN-encoded BYTE_ARRAY page lies;
 * :func:`gather_spans` -- chosen values into Arrow's layout (offsets and data);
 * :func:`digest_candidates` -- which values of a hash column an index's filter cannot
-  rule out.
+  rule out;
+* :func:`footer_codecs` -- the compression codec of every column chunk a footer names.
 
 Every kernel checks its reads against the buffer's end and reports a page that does
 not add up (-1) instead of reading past it; the reader then leaves the column chunk
@@ -297,6 +298,159 @@ def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words
     return nc
 
 
+@numba.njit(**_JIT)
+def footer_codecs(buf, out):
+    """The ``codec`` of every column chunk in a parquet footer (``buf``: its Thrift
+    compact FileMetaData), written to ``out``; returns how many, or -1 when the bytes
+    do not parse (or more than ``len(out)`` chunks). Walks every field, keeping only
+    FileMetaData.row_groups[*].columns[*].meta_data.codec."""
+    n = buf.shape[0]
+    # one entry per open struct or list: its role on the way to a codec (ROLE_*, -1
+    # for any other), and for a list, its element type and elements left
+    depth_max = 32
+    role = np.empty(depth_max, np.int64)
+    is_list = np.empty(depth_max, np.bool_)
+    left = np.empty(depth_max, np.int64)
+    etype = np.empty(depth_max, np.int64)
+    fid = np.empty(depth_max, np.int64)
+    d = 0
+    role[0] = 0  # FileMetaData
+    is_list[0] = False
+    fid[0] = 0
+    p = 0
+    count = 0
+    while d >= 0:
+        if is_list[d]:
+            if left[d] == 0:
+                d -= 1
+                continue
+            left[d] -= 1
+            t = etype[d]
+            child_role = -1
+            if role[d] == 1:
+                child_role = 2  # a RowGroup
+            elif role[d] == 3:
+                child_role = 4  # a ColumnChunk
+            field = -1
+        else:
+            if p >= n:
+                return -1
+            h = np.int64(buf[p])
+            p += 1
+            if h == 0:  # end of the struct
+                d -= 1
+                continue
+            t = h & 15
+            delta = h >> 4
+            if delta:
+                fid[d] += delta
+            else:  # a zigzag varint field id
+                v = np.int64(0)
+                shift = 0
+                while True:
+                    if p >= n or shift > 63:
+                        return -1
+                    x = np.int64(buf[p])
+                    p += 1
+                    v |= (x & 127) << shift
+                    if x < 128:
+                        break
+                    shift += 7
+                fid[d] = (v >> 1) ^ -(v & 1)
+            field = fid[d]
+            child_role = -1
+            if role[d] == 0 and field == 4:
+                child_role = 1  # row_groups
+            elif role[d] == 2 and field == 1:
+                child_role = 3  # columns
+            elif role[d] == 4 and field == 3:
+                child_role = 5  # meta_data
+        # the value of type t
+        if t == 1 or t == 2:
+            if is_list[d]:
+                p += 1  # a boolean in a list takes a byte
+            continue
+        if t == 3:
+            p += 1
+            continue
+        if t == 4 or t == 5 or t == 6:
+            v = np.int64(0)
+            shift = 0
+            while True:
+                if p >= n or shift > 63:
+                    return -1
+                x = np.int64(buf[p])
+                p += 1
+                v |= (x & 127) << shift
+                if x < 128:
+                    break
+                shift += 7
+            if not is_list[d] and role[d] == 5 and field == 4 and t == 5:
+                if count >= out.shape[0]:
+                    return -1
+                out[count] = (v >> 1) ^ -(v & 1)
+                count += 1
+            continue
+        if t == 7:
+            p += 8
+            continue
+        if t == 8:
+            v = np.int64(0)
+            shift = 0
+            while True:
+                if p >= n or shift > 63:
+                    return -1
+                x = np.int64(buf[p])
+                p += 1
+                v |= (x & 127) << shift
+                if x < 128:
+                    break
+                shift += 7
+            if v < 0 or v > n - p:
+                return -1
+            p += v
+            continue
+        if d + 1 >= depth_max:
+            return -1
+        if t == 9 or t == 10:
+            if p >= n:
+                return -1
+            h = np.int64(buf[p])
+            p += 1
+            size = h >> 4
+            if size == 15:
+                v = np.int64(0)
+                shift = 0
+                while True:
+                    if p >= n or shift > 63:
+                        return -1
+                    x = np.int64(buf[p])
+                    p += 1
+                    v |= (x & 127) << shift
+                    if x < 128:
+                        break
+                    shift += 7
+                size = v
+            if size < 0 or size > n - p:  # each element takes a byte at least
+                return -1
+            d += 1
+            is_list[d] = True
+            left[d] = size
+            etype[d] = h & 15
+            role[d] = child_role
+            continue
+        if t == 11:
+            return -1  # no map on the way to a codec; none in a footer today
+        if t == 12:
+            d += 1
+            is_list[d] = False
+            fid[d] = 0
+            role[d] = child_role
+            continue
+        return -1
+    return count
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) each kernel for the types the reader uses:
     page buffers come writable (the read buffer, Arrow's decompressed pages) and, in
@@ -318,3 +472,4 @@ def warm_up() -> None:
                                     *scratch, starts, np.zeros(2, np.int64))
             digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS, *scratch,
                               np.zeros(2, np.int64))
+        footer_codecs(buf, np.zeros(2, np.int64))

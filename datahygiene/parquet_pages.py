@@ -5,7 +5,7 @@ pyarrow decodes a whole column chunk into an Arrow array. Two reads of a scan ne
 far less of it:
 
 * a hash column: only the rows a list's filter cannot rule out (1-3%) and the rows
-  that cannot be checked go on to the full check (:func:`digest_candidates`); the
+  that cannot be checked go on to the full check (:func:`candidate_rows`); the
   values are tested where they lie in the decompressed pages, with no array built;
 * the key and detail columns of flagged rows: only the pages that hold those rows are
   decompressed (:func:`read_rows`).
@@ -159,7 +159,7 @@ def _file_size(fh: Any) -> int | None:
     return size if isinstance(size, int) else None
 
 
-# -- Thrift compact protocol (just what page headers and a footer's codecs need) ------
+# -- Thrift compact protocol (just what a page header needs) --------------------------
 
 def _varint(b: np.ndarray | bytes, p: int) -> tuple[int, int]:
     r = shift = 0
@@ -207,15 +207,12 @@ def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
         if n == 15:
             n, p = _varint(b, p)
         _fits(b, p, n)
-        items: list[Any] | None = [] if et == 12 else None  # structs are kept, others skipped
         for _ in range(n):
             if et in (1, 2):
                 p += 1
             else:
-                v, p = _read_value(b, p, et, depth + 1)
-                if items is not None:
-                    items.append(v)
-        return items, p
+                _, p = _read_value(b, p, et, depth + 1)
+        return None, p
     if t == 11:
         n, p = _varint(b, p)
         _fits(b, p, n)
@@ -260,19 +257,15 @@ def footer_codecs(footer: bytes) -> set[int]:
     FileMetaData, without the trailing length and magic) declares; Unsupported when
     it does not parse. pyarrow reads an unknown number without complaint, but asking
     its metadata for that chunk's codec then ends the process (an untranslated C++
-    exception): a footer is checked with this first."""
+    exception): a footer is checked with this first. Compiled
+    (:func:`datahygiene.page_kernels.footer_codecs`): walked in Python, a 1 KB footer
+    took 0.14 ms, a tenth of a 2,000-file scan's time."""
     b = np.frombuffer(footer, dtype=np.uint8)
-    try:
-        meta, _ = _read_struct(b, 0)
-    except IndexError:
-        raise Unsupported("footer") from None
-    codecs: set[int] = set()
-    for group in meta.get(4) or []:  # FileMetaData.row_groups
-        for column in (group.get(1) or []) if isinstance(group, dict) else []:  # .columns
-            chunk = column.get(3) if isinstance(column, dict) else None  # .meta_data
-            if isinstance(chunk, dict) and isinstance(chunk.get(4), int):  # .codec
-                codecs.add(chunk[4])
-    return codecs
+    out = np.empty(max(16, b.shape[0] // 8), dtype=np.int64)  # a chunk's metadata is longer
+    count = page_kernels.footer_codecs(b, out)
+    if count < 0:
+        raise Unsupported("footer")
+    return set(out[:count].tolist())
 
 
 @dataclass

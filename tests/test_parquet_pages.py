@@ -495,3 +495,19 @@ def test_a_footer_naming_an_unknown_codec_is_a_one_line_error(tmp_path: Path) ->
     assert pages.footer_codecs(bytes(data[-8 - flen : -8])) == {50}
     with pytest.raises(InputError, match="unknown compression codec"):
         read_footer(resolve_manifests([str(path)])[0])
+
+
+def test_footer_codecs_names_every_chunks_codec() -> None:
+    """Three row groups, a codec per column: the footer walk finds each chunk's."""
+    path = io.BytesIO()
+    n = 300
+    table = pa.table({"a": [f"a{i}" for i in range(n)], "b": [f"b{i}" for i in range(n)],
+                      "c": list(range(n))})
+    pq.write_table(table, path, row_group_size=100,
+                   compression={"a": "snappy", "b": "gzip", "c": "zstd"})
+    data = path.getvalue()
+    flen = int.from_bytes(data[-8:-4], "little")
+    assert pages.footer_codecs(data[-8 - flen : -8]) == {1, 2, 6}
+    assert pq.read_metadata(io.BytesIO(data)).num_row_groups == 3
+    with pytest.raises(pages.Unsupported):
+        pages.footer_codecs(data[-8 - flen : -20])  # cut short
