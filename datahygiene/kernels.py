@@ -461,20 +461,29 @@ def _decode_keys(data16, offsets, validity, vbase, nulls, width, pairs, status, 
             status[i] = 3
             odd += 1
             continue
-        s2 = s >> 1
-        bad = 0
-        hi = np.uint64(0)
-        for b in range(8):
-            v = pairs[data16[s2 + b]]
-            bad |= v
-            hi = (hi << np.uint64(8)) | np.uint64(v & 255)
-        for b in range(8, width):
-            bad |= pairs[data16[s2 + b]]
-        if bad > 255:
+        wrong, hi = hex_key_even(data16, s >> 1, width, pairs)
+        if wrong:
             status[i] = 2
             continue
         keys[i] = hi
     return odd
+
+
+@numba.njit(inline="always", **_JIT)
+def hex_key_even(data16, s2, width, pairs):
+    """Validate the ``2 * width`` (>= 16) hex digits from the 16-bit word ``s2`` (byte
+    ``2 * s2``): (not a digest, first 8 bytes as a big-endian uint64). Two characters
+    per 16-bit load and table lookup; with the width a constant, the compiler unrolls
+    the loops."""
+    err = 0
+    hi = np.uint64(0)
+    for b in range(8):
+        v = pairs[data16[s2 + b]]
+        err |= v
+        hi = (hi << np.uint64(8)) | np.uint64(v & 255)
+    for b in range(8, width):
+        err |= pairs[data16[s2 + b]]
+    return err > 255, hi
 
 
 @numba.njit(**_JIT)

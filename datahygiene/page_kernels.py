@@ -20,7 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from datahygiene.kernels import PREFETCH_AHEAD, prefetch
+from datahygiene.kernels import PREFETCH_AHEAD, _hex_key, _may_hold, hex_key_even, prefetch
 
 _JIT: dict[str, Any] = {"nogil": True, "cache": True}
 
@@ -122,34 +122,46 @@ def gather_spans(buf, starts, lens, pick, out_offsets, out_data):
 
 
 @numba.njit(inline="always", **_JIT)
+def _hex_value(buf, data16, s, width, pairs):
+    """Validate and decode the ``2 * width`` hex digits at byte ``s``: (not a digest,
+    first 8 bytes as a big-endian uint64). Two characters per 16-bit load and table
+    lookup, as in ``kernels.match_hex``; a value at an odd byte offset (after one of
+    odd length) takes the general loop."""
+    if s & 1:
+        ok, hi = _hex_key(buf, s, width, pairs)
+        return not ok, hi
+    return hex_key_even(data16, s >> 1, width, pairs)
+
+
+@numba.njit(inline="always", **_JIT)
 def _hex_keys(buf, data16, starts, lens, width, pairs, bad, keys):
     """Pass 1 of :func:`digest_candidates` for hex text: ``bad[i]`` set for a value
-    that is not ``2 * width`` hex digits, else ``keys[i]`` its first 8 bytes. Two
-    characters per 16-bit load and table lookup, as in ``kernels.match_hex``."""
+    that is not ``2 * width`` hex digits, else ``keys[i]`` its first 8 bytes."""
     w2 = 2 * width
     for i in range(starts.shape[0]):
-        s = starts[i]
         if lens[i] != w2:
             bad[i] = 1
             continue
-        err = 0
-        hi = np.uint64(0)
-        if s & 1:  # an odd start (after a value of odd length): byte loads
-            for b in range(width):
-                v = pairs[np.int64(buf[s + 2 * b]) | (np.int64(buf[s + 2 * b + 1]) << 8)]
-                err |= v
-                if b < 8:
-                    hi = (hi << np.uint64(8)) | np.uint64(v & 255)
-        else:
-            s2 = s >> 1
-            for b in range(8):
-                v = pairs[data16[s2 + b]]
-                err |= v
-                hi = (hi << np.uint64(8)) | np.uint64(v & 255)
-            for b in range(8, width):
-                err |= pairs[data16[s2 + b]]
-        bad[i] = err > 255
+        wrong, hi = _hex_value(buf, data16, starts[i], width, pairs)
+        bad[i] = wrong
         keys[i] = hi
+
+
+@numba.njit(inline="always", **_JIT)
+def _filter_pass(keys, bad, n, words, wshift, out):
+    """Pass 2: the indices of the values to keep -- bad ones, and those whose key the
+    filter may hold -- in a tight loop of independent loads with a branch-free append
+    and the filter word prefetched a few rows ahead (see ``kernels.match_hex``). A bad
+    value's key is whatever pass 1 left: it is kept whatever the filter says."""
+    nc = 0
+    for i in range(min(PREFETCH_AHEAD, n)):
+        prefetch(words, np.int64(keys[i] >> wshift))
+    for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            prefetch(words, np.int64(keys[i + PREFETCH_AHEAD] >> wshift))
+        out[nc] = i
+        nc += np.int64(bad[i] != 0) | np.int64(_may_hold(words, wshift, keys[i]))
+    return nc
 
 
 @numba.njit(**_JIT)
@@ -188,24 +200,7 @@ def digest_candidates(buf, data16, starts, lens, hexed, width, pairs, words, wsh
                 for b in range(8):
                     hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
             keys[i] = hi
-    # 2: the filter, a tight loop of independent loads with a branch-free append (see
-    # kernels.match_hex); a bad value's key is whatever pass 1 left, and it is kept
-    # whatever the filter says
-    one = np.uint64(1)
-    six = np.uint64(63)
-    nc = 0
-    for i in range(min(PREFETCH_AHEAD, n)):
-        prefetch(words, np.int64(keys[i] >> wshift))
-    for i in range(n):
-        if i + PREFETCH_AHEAD < n:
-            prefetch(words, np.int64(keys[i + PREFETCH_AHEAD] >> wshift))
-        key = keys[i]
-        mask = ((one << ((key >> (wshift - np.uint64(6))) & six))
-                | (one << ((key >> (wshift - np.uint64(12))) & six))
-                | (one << ((key >> (wshift - np.uint64(18))) & six)))
-        out[nc] = i
-        nc += np.int64(bad[i] != 0) | np.int64((words[np.int64(key >> wshift)] & mask) == mask)
-    return nc
+    return _filter_pass(keys, bad, n, words, wshift, out)  # 2: the filter
 
 
 @numba.njit(inline="always", **_JIT)
@@ -235,22 +230,8 @@ def _plain_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts
             bad[i] = 0
             keys[i] = hi
             continue
-        err = 0
-        if s & 1:
-            for b in range(width):
-                v = pairs[np.int64(buf[s + 2 * b]) | (np.int64(buf[s + 2 * b + 1]) << 8)]
-                err |= v
-                if b < 8:
-                    hi = (hi << np.uint64(8)) | np.uint64(v & 255)
-        else:
-            s2 = s >> 1
-            for b in range(8):
-                v = pairs[data16[s2 + b]]
-                err |= v
-                hi = (hi << np.uint64(8)) | np.uint64(v & 255)
-            for b in range(8, width):
-                err |= pairs[data16[s2 + b]]
-        bad[i] = err > 255
+        wrong, hi = _hex_value(buf, data16, s, width, pairs)
+        bad[i] = wrong
         keys[i] = hi
     return pos
 
@@ -281,21 +262,25 @@ def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words
         stop = _plain_keys(buf, data16, pos, end, n, False, width, pairs, bad, keys, starts)
     if stop != end:
         return -1
-    one = np.uint64(1)
-    six = np.uint64(63)
-    nc = 0
-    for i in range(min(PREFETCH_AHEAD, n)):
-        prefetch(words, np.int64(keys[i] >> wshift))
-    for i in range(n):
-        if i + PREFETCH_AHEAD < n:
-            prefetch(words, np.int64(keys[i + PREFETCH_AHEAD] >> wshift))
-        key = keys[i]
-        mask = ((one << ((key >> (wshift - np.uint64(6))) & six))
-                | (one << ((key >> (wshift - np.uint64(12))) & six))
-                | (one << ((key >> (wshift - np.uint64(18))) & six)))
-        out[nc] = i
-        nc += np.int64(bad[i] != 0) | np.int64((words[np.int64(key >> wshift)] & mask) == mask)
-    return nc
+    return _filter_pass(keys, bad, n, words, wshift, out)
+
+
+@numba.njit(inline="always", **_JIT)
+def _varint(buf, p):
+    """An unsigned LEB128 varint at ``p``: (value, position after it), or (0, -1) when
+    it runs past the buffer or past 64 bits."""
+    n = buf.shape[0]
+    v = np.int64(0)
+    shift = 0
+    while True:
+        if p >= n or shift > 63:
+            return np.int64(0), -1
+        x = np.int64(buf[p])
+        p += 1
+        v |= (x & 127) << shift
+        if x < 128:
+            return v, p
+        shift += 7
 
 
 @numba.njit(**_JIT)
@@ -345,17 +330,9 @@ def footer_codecs(buf, out):
             if delta:
                 fid[d] += delta
             else:  # a zigzag varint field id
-                v = np.int64(0)
-                shift = 0
-                while True:
-                    if p >= n or shift > 63:
-                        return -1
-                    x = np.int64(buf[p])
-                    p += 1
-                    v |= (x & 127) << shift
-                    if x < 128:
-                        break
-                    shift += 7
+                v, p = _varint(buf, p)
+                if p < 0:
+                    return -1
                 fid[d] = (v >> 1) ^ -(v & 1)
             field = fid[d]
             child_role = -1
@@ -374,17 +351,9 @@ def footer_codecs(buf, out):
             p += 1
             continue
         if t == 4 or t == 5 or t == 6:
-            v = np.int64(0)
-            shift = 0
-            while True:
-                if p >= n or shift > 63:
-                    return -1
-                x = np.int64(buf[p])
-                p += 1
-                v |= (x & 127) << shift
-                if x < 128:
-                    break
-                shift += 7
+            v, p = _varint(buf, p)
+            if p < 0:
+                return -1
             if not is_list[d] and role[d] == 5 and field == 4 and t == 5:
                 if count >= out.shape[0]:
                     return -1
@@ -395,17 +364,9 @@ def footer_codecs(buf, out):
             p += 8
             continue
         if t == 8:
-            v = np.int64(0)
-            shift = 0
-            while True:
-                if p >= n or shift > 63:
-                    return -1
-                x = np.int64(buf[p])
-                p += 1
-                v |= (x & 127) << shift
-                if x < 128:
-                    break
-                shift += 7
+            v, p = _varint(buf, p)
+            if p < 0:
+                return -1
             if v < 0 or v > n - p:
                 return -1
             p += v
@@ -419,17 +380,9 @@ def footer_codecs(buf, out):
             p += 1
             size = h >> 4
             if size == 15:
-                v = np.int64(0)
-                shift = 0
-                while True:
-                    if p >= n or shift > 63:
-                        return -1
-                    x = np.int64(buf[p])
-                    p += 1
-                    v |= (x & 127) << shift
-                    if x < 128:
-                        break
-                    shift += 7
+                v, p = _varint(buf, p)
+                if p < 0:
+                    return -1
                 size = v
             if size < 0 or size > n - p:  # each element takes a byte at least
                 return -1
