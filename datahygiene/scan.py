@@ -161,8 +161,11 @@ def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str
         if key:
             ktype = schema.field(key).type
             value_type = ktype.value_type if pa.types.is_dictionary(ktype) else ktype
+            if isinstance(value_type, pa.BaseExtensionType):  # uuid, json...: as stored
+                value_type = value_type.storage_type
             if pa.types.is_nested(value_type) or _is_binary(value_type):
-                # a key is written as text: bytes need not be UTF-8 (cast fails mid-scan)
+                # a key is written as text: bytes need not be UTF-8 (cast fails mid-scan;
+                # a uuid is 16 bytes, and was "the file may be corrupt")
                 raise InputError(f"{f.path}: row key column {key!r} is {ktype}; a key must be "
                                  "text or a number (choose another with --key)")
         footers.append(footer)

@@ -113,18 +113,21 @@ def test_missing_key_column(cli, setup: dict[str, Any]) -> None:
     assert not setup["out"].exists()
 
 
-@pytest.mark.parametrize("kind", ["list", "fixed_size_binary", "binary"])
+@pytest.mark.parametrize("kind", ["list", "fixed_size_binary", "binary", "uuid"])
 def test_a_nested_or_binary_key_column_is_named_not_called_corrupt(
         cli, setup: dict[str, Any], tmp_path: Path, kind: str) -> None:
     t = pq.read_table(setup["path"])
     values = {"list": pa.array([[k] for k in t.column(0).to_pylist()]),
               "fixed_size_binary": pa.array([bytes([i]) * 16 for i in range(t.num_rows)],
                                             pa.binary(16)),
-              "binary": pa.array([b"\xff" + bytes([i]) for i in range(t.num_rows)], pa.binary())}
+              "binary": pa.array([b"\xff" + bytes([i]) for i in range(t.num_rows)], pa.binary()),
+              # 16 bytes stored as fixed_size_binary: was "the file may be corrupt"
+              "uuid": pa.array([bytes([255, i % 256]) * 8 for i in range(t.num_rows)], pa.uuid())}
     bad = tmp_path / "oddkey.parquet"
     pq.write_table(t.set_column(0, "key", values[kind]), bad)
     line = fails(cli, 3, *scan_args(setup, bad), secrets=setup["secrets"])
-    shown = {"list": "list<", "fixed_size_binary": "fixed_size_binary[16];", "binary": "binary;"}
+    shown = {"list": "list<", "fixed_size_binary": "fixed_size_binary[16];", "binary": "binary;",
+             "uuid": "extension<arrow.uuid>;"}
     assert f"row key column 'key' is {shown[kind]}" in line and "corrupt" not in line
     assert not setup["out"].exists()
 

@@ -262,11 +262,12 @@ def _late_columns(task: Task, pf: _Source, columns: list[str], rows: np.ndarray,
         else:
             return pa.Table.from_arrays(arrays, schema=pa.schema([pf.schema_arrow.field(c)
                                                                   for c in columns]))
-    return _late_read(pf.reader, task.row_group, columns, rows, batch_size, viewed)
+    return _late_read(pf.reader, task.row_group, columns, rows, batch_size, viewed,
+                      task.file.path)
 
 
 def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.ndarray,
-               batch_size: int, viewed: bool = False) -> pa.Table:
+               batch_size: int, viewed: bool = False, path: str = "input") -> pa.Table:
     """Columns ``columns`` of the (ascending, unique) row-group-relative ``rows``.
 
     Batch by batch, keeping only the needed rows of each, and stopping after the batch
@@ -285,7 +286,8 @@ def _late_read(pf: pq.ParquetFile, row_group: int, columns: list[str], rows: np.
         if start > last:
             break
     if start <= last:  # pragma: no cover - the footer promised more rows than came back
-        raise InputError(f"row group {row_group} holds fewer rows than its metadata says")
+        raise InputError(f"{path}: row group {row_group} holds fewer rows than its metadata "
+                         "says; the file may be corrupt")
     return pa.Table.from_batches(parts)
 
 
