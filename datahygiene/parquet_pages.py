@@ -565,6 +565,6 @@ def candidate_rows(fh: Any, chunk: Chunk, select: PageFilter) -> tuple[np.ndarra
             order = np.argsort(local, kind="stable")
             local, pick = local[order], pick[order]
         rows.append(local + page.first_row)
-        pieces.append((page.buf, starts, lens, pick.astype(np.int64)))
+        pieces.append((page.buf, starts, lens, pick))
     all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    return all_rows.astype(np.int64), build_array(pieces, chunk.type)
+    return all_rows, build_array(pieces, chunk.type)

@@ -44,14 +44,15 @@ def prefix64(values: np.ndarray) -> np.ndarray:
 _SCRATCH = threading.local()
 
 
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-thread scratch arrays for the match kernels (uint64 keys, int64 rows, uint8
-    flags), kept between batches: fresh multi-megabyte arrays cost their page faults
-    again on every batch."""
+    flags, int64 value starts), kept between batches: fresh multi-megabyte arrays cost
+    their page faults again on every batch."""
     have = getattr(_SCRATCH, "arrays", None)
     if have is None or have[0].shape[0] < n:
-        have = (np.empty(max(n, 1), dtype=np.uint64), np.empty(max(n, 1), dtype=np.int64),
-                np.empty(max(n, 1), dtype=np.uint8))
+        size = max(n, 1)
+        have = (np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.int64),
+                np.empty(size, dtype=np.uint8), np.empty(size, dtype=np.int64))
         _SCRATCH.arrays = have
     return have
 
@@ -164,13 +165,13 @@ class SortedPrefixIndex(SignalIndex):
         n = len(column)
         status = np.zeros(n, dtype=np.uint8)
         data, offsets, validity = string_buffers(column)
-        data16 = data[: data.shape[0] // 2 * 2].view(np.uint16)
+        data16 = _as16(data)
         words, wshift, directory, dshift, entries = self._args()
         if self._m == 0:  # nothing to match: still tell nulls and malformed rows apart
             words = np.zeros(2, np.uint64)
             wshift, dshift = np.uint64(63), np.uint64(63)
             directory = np.zeros(3, np.int32)
-        keys, cand, _ = _scratch(n)
+        keys, cand, _, _ = _scratch(n)
         m = self._matches(lambda rows, pos: kernels.match_hex(
             data, data16, offsets, validity, column.offset, width, kernels.HEX_PAIRS, words, wshift,
             directory, dshift, entries, status, keys, cand, rows, pos))
@@ -182,20 +183,18 @@ class _PageFilter:
 
     def __init__(self, index: SortedPrefixIndex, hexed: bool, width: int) -> None:
         self._hexed, self._width = hexed, width
+        # (an empty list's filter is all zeros: it rules every digest out)
         self._words, self._wshift = index._words, index._wshift
-        if len(index) == 0:  # an empty filter rules every digest out
-            self._words, self._wshift = np.zeros(2, np.uint64), np.uint64(63)
 
     def spans(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-        keys, out, bad = _scratch(starts.shape[0])
+        keys, out, bad, _ = _scratch(starts.shape[0])
         count = page_kernels.digest_candidates(
             buf, _as16(buf), starts, lens, self._hexed, self._width, kernels.HEX_PAIRS,
             self._words, self._wshift, bad, keys, out)
         return out[:count].copy()
 
     def plain(self, buf: np.ndarray, pos: int, count: int) -> tuple[np.ndarray, np.ndarray] | None:
-        keys, out, bad = _scratch(count)
-        starts = _starts_scratch(count)
+        keys, out, bad, starts = _scratch(count)
         kept = page_kernels.plain_digest_candidates(
             buf, _as16(buf), pos, buf.shape[0], count, self._hexed, self._width, kernels.HEX_PAIRS,
             self._words, self._wshift, bad, keys, starts, out)
@@ -207,14 +206,6 @@ class _PageFilter:
 
 def _as16(buf: np.ndarray) -> np.ndarray:
     return buf[: buf.shape[0] // 2 * 2].view(np.uint16)
-
-
-def _starts_scratch(n: int) -> np.ndarray:
-    have = getattr(_SCRATCH, "starts", None)
-    if have is None or have.shape[0] < n:
-        have = np.empty(max(n, 1), dtype=np.int64)
-        _SCRATCH.starts = have
-    return have
 
 
 def match_fixed_column(column: pa.Array | pa.ChunkedArray, width: int,
