@@ -18,6 +18,7 @@ from typing import Any
 
 import blake3
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
@@ -259,7 +260,7 @@ def read_footer(f: InputFile) -> Footer:
         open_parquet(f)  # raises the one-line error a reader gives for this file
         raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
                          ) from None
-    _check_codecs(f, footer[:-8])
+    _check_chunks(f, footer[:-8], metadata)
     return Footer(size, "sha256:" + hashlib.sha256(footer).hexdigest(), metadata)
 
 
@@ -272,19 +273,41 @@ def open_input(f: InputFile) -> Any:
         raise _unreadable(f, exc) from None
 
 
-def _check_codecs(f: InputFile, thrift: bytes) -> None:
-    """Refuse a footer naming a compression codec parquet does not have: pyarrow reads
-    it, and the process ends when the codec is asked for (see
-    :func:`datahygiene.parquet_pages.footer_codecs`)."""
-    from datahygiene.parquet_pages import KNOWN_CODECS, Unsupported, footer_codecs
+def _check_chunks(f: InputFile, thrift: bytes, md: pq.FileMetaData) -> None:
+    """Refuse a footer that pyarrow parses but whose column chunks it cannot describe:
+    asking its metadata for such a chunk ends the process (an untranslated C++
+    exception, no error to catch). That is a chunk naming a compression codec
+    parquet does not have, or a physical type other than its column's, or level
+    histograms of another length than its column's levels allow, or a row group
+    with more or fewer chunks than the schema has columns (see
+    :func:`datahygiene.parquet_pages.footer_chunks`)."""
+    from datahygiene import page_kernels as pk
+    from datahygiene.parquet_pages import KNOWN_CODECS, PHYSICAL_TYPES, Unsupported, footer_chunks
+
+    def refuse(what: str) -> InputError:
+        return InputError(f"{f.path}: not a readable parquet file ({what})")
 
     try:
-        unknown = footer_codecs(thrift) - KNOWN_CODECS
-    except Unsupported:  # not our parser's to judge: pyarrow read the footer
-        return
-    if unknown:
-        raise InputError(f"{f.path}: not a readable parquet file (a column chunk names an "
-                         "unknown compression codec)")
+        chunks = footer_chunks(thrift)
+    except Unsupported:
+        # pyarrow read it, but skipping what it does not know of (a list of values of
+        # no type, a field past the footer's end) it may have read a chunk's metadata
+        # that the walk cannot check: no writer writes such a footer
+        raise refuse("its footer does not parse") from None
+
+    schema = md.schema
+    expect = np.array([(PHYSICAL_TYPES.get(c.physical_type, -2), c.max_repetition_level + 1,
+                        c.max_definition_level + 1)
+                       for c in (schema.column(j) for j in range(md.num_columns))],
+                      dtype=np.int64).reshape(-1, 3)
+    verdict = pk.chunks_fit(chunks, expect, md.num_row_groups, len(KNOWN_CODECS))
+    if verdict != pk.FIT:
+        raise refuse({
+            pk.UNKNOWN_CODEC: "a column chunk names an unknown compression codec",
+            pk.MISSING_CHUNK: "a row group does not hold a chunk for each column",
+            pk.WRONG_TYPE: "a column chunk's type contradicts the schema",
+            pk.WRONG_HISTOGRAM: "a column chunk's level histogram does not fit its column",
+        }[verdict])
 
 
 def open_parquet(f: InputFile, metadata: pq.FileMetaData | None = None,

@@ -6,7 +6,8 @@
 * :func:`gather_spans` -- chosen values into Arrow's layout (offsets and data);
 * :func:`digest_candidates` -- which values of a hash column an index's filter cannot
   rule out;
-* :func:`footer_codecs` -- the compression codec of every column chunk a footer names.
+* :func:`footer_chunks` -- what a footer says of each column chunk (type, codec,
+  level histograms); :func:`chunks_fit` -- whether that fits the schema.
 
 Every kernel checks its reads against the buffer's end and reports a page that does
 not add up (-1) instead of reading past it; the reader then leaves the column chunk
@@ -283,14 +284,21 @@ def _varint(buf, p):
         shift += 7
 
 
+# footer_chunks's columns, one row per column chunk (-1: the footer does not say)
+CHUNK_ROW_GROUP, CHUNK_COLUMN, CHUNK_TYPE, CHUNK_CODEC, CHUNK_REP_HIST, CHUNK_DEF_HIST = range(6)
+CHUNK_FIELDS = 6
+
+
 @numba.njit(**_JIT)
-def footer_codecs(buf, out):
-    """The ``codec`` of every column chunk in a parquet footer (``buf``: its Thrift
-    compact FileMetaData), written to ``out``; returns how many, or -1 when the bytes
-    do not parse (or more than ``len(out)`` chunks). Walks every field, keeping only
-    FileMetaData.row_groups[*].columns[*].meta_data.codec."""
+def footer_chunks(buf, out):
+    """What a parquet footer (``buf``: its Thrift compact FileMetaData) says of each
+    column chunk, one row of ``out`` (CHUNK_FIELDS wide) per chunk in order: its row
+    group and its place in it, and from its ColumnMetaData the physical type, the
+    codec and the lengths of the size statistics' repetition and definition level
+    histograms (-1 where absent). Returns how many chunks, or -1 when the bytes do
+    not parse (or hold more than ``len(out)`` chunks). Walks every field."""
     n = buf.shape[0]
-    # one entry per open struct or list: its role on the way to a codec (ROLE_*, -1
+    # one entry per open struct or list: its role on the way to a chunk's facts (-1
     # for any other), and for a list, its element type and elements left
     depth_max = 32
     role = np.empty(depth_max, np.int64)
@@ -304,6 +312,8 @@ def footer_codecs(buf, out):
     fid[0] = 0
     p = 0
     count = 0
+    group = -1
+    column = -1
     while d >= 0:
         if is_list[d]:
             if left[d] == 0:
@@ -312,10 +322,20 @@ def footer_codecs(buf, out):
             left[d] -= 1
             t = etype[d]
             child_role = -1
-            if role[d] == 1:
+            if role[d] == 1 and t == 12:
                 child_role = 2  # a RowGroup
-            elif role[d] == 3:
+                group += 1
+                column = -1
+            elif role[d] == 3 and t == 12:
                 child_role = 4  # a ColumnChunk
+                if count >= out.shape[0]:
+                    return -1
+                column += 1
+                for k in range(CHUNK_FIELDS):
+                    out[count, k] = -1
+                out[count, CHUNK_ROW_GROUP] = group
+                out[count, CHUNK_COLUMN] = column
+                count += 1
             field = -1
         else:
             if p >= n:
@@ -342,6 +362,8 @@ def footer_codecs(buf, out):
                 child_role = 3  # columns
             elif role[d] == 4 and field == 3:
                 child_role = 5  # meta_data
+            elif role[d] == 5 and field == 16:
+                child_role = 6  # size_statistics
         # the value of type t
         if t == 1 or t == 2:
             if is_list[d]:
@@ -354,11 +376,10 @@ def footer_codecs(buf, out):
             v, p = _varint(buf, p)
             if p < 0:
                 return -1
-            if not is_list[d] and role[d] == 5 and field == 4 and t == 5:
-                if count >= out.shape[0]:
-                    return -1
-                out[count] = (v >> 1) ^ -(v & 1)
-                count += 1
+            if not is_list[d] and role[d] == 5 and t == 5 and (field == 1 or field == 4):
+                # ColumnMetaData.type, .codec (an enum's i32: outside 0..2**31 is no value)
+                out[count - 1, CHUNK_TYPE if field == 1 else CHUNK_CODEC] = (
+                    (v >> 1) ^ -(v & 1)) & 0xFFFFFFFF
             continue
         if t == 7:
             p += 8
@@ -386,6 +407,8 @@ def footer_codecs(buf, out):
                 size = v
             if size < 0 or size > n - p:  # each element takes a byte at least
                 return -1
+            if not is_list[d] and role[d] == 6 and (field == 2 or field == 3):
+                out[count - 1, CHUNK_REP_HIST if field == 2 else CHUNK_DEF_HIST] = size
             d += 1
             is_list[d] = True
             left[d] = size
@@ -393,7 +416,7 @@ def footer_codecs(buf, out):
             role[d] = child_role
             continue
         if t == 11:
-            return -1  # no map on the way to a codec; none in a footer today
+            return -1  # no map on the way to a chunk; none in a footer today
         if t == 12:
             d += 1
             is_list[d] = False
@@ -402,6 +425,42 @@ def footer_codecs(buf, out):
             continue
         return -1
     return count
+
+
+
+# chunks_fit's verdicts
+FIT, UNKNOWN_CODEC, MISSING_CHUNK, WRONG_TYPE, WRONG_HISTOGRAM = range(5)
+
+
+@numba.njit(**_JIT)
+def chunks_fit(chunks, expect, groups, codecs):
+    """Whether the chunks :func:`footer_chunks` found fit the schema: ``expect`` holds
+    per column (in schema order) its physical type and its maximum repetition and
+    definition levels plus one (the length of a level histogram); ``groups`` is the
+    number of row groups, ``codecs`` the number of codecs parquet has (0 to
+    codecs - 1). FIT, or the first problem found."""
+    ncols = expect.shape[0]
+    seen = np.zeros(groups, np.int64)
+    for i in range(chunks.shape[0]):
+        codec = chunks[i, CHUNK_CODEC]
+        if codec < 0 or codec >= codecs:
+            return UNKNOWN_CODEC
+        g = chunks[i, CHUNK_ROW_GROUP]
+        j = chunks[i, CHUNK_COLUMN]
+        if g < 0 or g >= groups or j != seen[g] or j >= ncols:
+            return MISSING_CHUNK
+        seen[g] += 1
+        if chunks[i, CHUNK_TYPE] != expect[j, 0]:
+            return WRONG_TYPE
+        for slot, k in ((CHUNK_REP_HIST, 1), (CHUNK_DEF_HIST, 2)):
+            size = chunks[i, slot]
+            if size > 0 and size != expect[j, k]:
+                return WRONG_HISTOGRAM
+    if chunks.shape[0]:
+        for g in range(groups):
+            if seen[g] != ncols:
+                return MISSING_CHUNK
+    return FIT
 
 
 def warm_up() -> None:
@@ -425,4 +484,5 @@ def warm_up() -> None:
                                     *scratch, starts, np.zeros(2, np.int64))
             digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS, *scratch,
                               np.zeros(2, np.int64))
-        footer_codecs(buf, np.zeros(2, np.int64))
+        footer_chunks(buf, np.zeros((2, CHUNK_FIELDS), np.int64))
+        chunks_fit(np.zeros((2, CHUNK_FIELDS), np.int64), np.zeros((1, 3), np.int64), 1, 8)

@@ -250,22 +250,30 @@ def _read_struct(b: Any, p: int, depth: int = 0) -> tuple[dict[int, Any], int]:
 
 # parquet's CompressionCodec values (UNCOMPRESSED ... LZ4_RAW)
 KNOWN_CODECS = frozenset(range(8))
+# parquet's physical types by pyarrow's name for them
+PHYSICAL_TYPES = {"BOOLEAN": 0, "INT32": 1, "INT64": 2, "INT96": 3, "FLOAT": 4, "DOUBLE": 5,
+                  "BYTE_ARRAY": 6, "FIXED_LEN_BYTE_ARRAY": 7}
 
 
-def footer_codecs(footer: bytes) -> set[int]:
-    """The codec numbers of every column chunk a file's footer (its Thrift
-    FileMetaData, without the trailing length and magic) declares; Unsupported when
-    it does not parse. pyarrow reads an unknown number without complaint, but asking
-    its metadata for that chunk's codec then ends the process (an untranslated C++
-    exception): a footer is checked with this first. Compiled
-    (:func:`datahygiene.page_kernels.footer_codecs`): walked in Python, a 1 KB footer
-    took 0.14 ms, a tenth of a 2,000-file scan's time."""
+def footer_chunks(footer: bytes) -> np.ndarray:
+    """What a file's footer (its Thrift FileMetaData, without the trailing length and
+    magic) says of each column chunk: one row per chunk, columns as
+    ``page_kernels.CHUNK_*`` (row group, place in it, physical type, codec, level
+    histogram lengths; -1 where absent); Unsupported when it does not parse.
+
+    pyarrow reads a footer without looking at these, but asking its metadata for a
+    chunk whose codec is unknown, whose type contradicts the schema or whose level
+    histograms do not fit the column ends the process (an untranslated C++
+    exception): a footer is checked with this first (:func:`datahygiene.manifest.
+    read_footer`). Compiled (:func:`datahygiene.page_kernels.footer_chunks`): walked
+    in Python, a 1 KB footer took 0.14 ms, a tenth of a 2,000-file scan's time."""
     b = np.frombuffer(footer, dtype=np.uint8)
-    out = np.empty(max(16, b.shape[0] // 8), dtype=np.int64)  # a chunk's metadata is longer
-    count = page_kernels.footer_codecs(b, out)
+    # a chunk's metadata takes more than 8 bytes
+    out = np.empty((max(16, b.shape[0] // 8), page_kernels.CHUNK_FIELDS), dtype=np.int64)
+    count = page_kernels.footer_chunks(b, out)
     if count < 0:
         raise Unsupported("footer")
-    return set(out[:count].tolist())
+    return out[:count]
 
 
 @dataclass

@@ -89,6 +89,26 @@ def test_truncated_parquet(cli, setup: dict[str, Any], tmp_path: Path) -> None:
     assert incomplete(setup["out"])
 
 
+def test_a_chunk_whose_type_contradicts_the_schema(cli, setup: dict[str, Any], tmp_path: Path) -> None:
+    """pyarrow parses such a footer, and asking it for that chunk's metadata ends the
+    process (an untranslated C++ exception): the footer check refuses the file first."""
+    p = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"key": ["a", "b"], "md5": hexes(rand_bytes(2, 16, seed=1))}), p)
+    data = bytearray(p.read_bytes())
+    flen = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - flen
+    # each chunk's ColumnMetaData opens with its type (field 1, i32): BYTE_ARRAY, zigzag
+    # 12, then its encodings (field 2, a list); the second is md5's
+    first = bytes(data[start:]).find(b"\x15\x0c\x19")
+    at = bytes(data[start:]).find(b"\x15\x0c\x19", first + 1)
+    assert first >= 0 and at > first
+    data[start + at + 1] = 0x02  # INT32
+    p.write_bytes(bytes(data))
+    line = fails(cli, 3, *scan_args(setup, p), secrets=setup["secrets"])
+    assert line.endswith(f"{p}: not a readable parquet file (a column chunk's type contradicts the schema)")
+    assert incomplete(setup["out"])
+
+
 def test_corrupt_pages_with_a_readable_footer(cli, setup: dict[str, Any], tmp_path: Path) -> None:
     n = 3000
     t = pa.table({"key": [f"{i}" for i in range(n)], "md5": hexes(rand_bytes(n, 16, seed=5))})

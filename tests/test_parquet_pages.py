@@ -485,20 +485,25 @@ def test_a_footer_naming_an_unknown_codec_is_a_one_line_error(tmp_path: Path) ->
     data = bytearray(path.read_bytes())
     flen = int.from_bytes(data[-8:-4], "little")
     footer = data[-8 - flen : -8]
-    assert pages.footer_codecs(bytes(footer)) == {6}
+    assert _codecs(bytes(footer)) == {6}
     # ColumnMetaData: path_in_schema ["md5"] (field 3), then codec (field 4, i32): ZSTD
     pattern = b"\x18\x03md5\x15\x0c"
     at = bytes(footer).find(pattern) + len(pattern) - 1
     assert bytes(footer).count(pattern) == 1
     data[len(data) - 8 - flen + at] = 0x64  # codec 50, one zigzag byte like ZSTD's
     path.write_bytes(bytes(data))
-    assert pages.footer_codecs(bytes(data[-8 - flen : -8])) == {50}
+    assert _codecs(bytes(data[-8 - flen : -8])) == {50}
     with pytest.raises(InputError, match="unknown compression codec"):
         read_footer(resolve_manifests([str(path)])[0])
 
 
-def test_footer_codecs_names_every_chunks_codec() -> None:
-    """Three row groups, a codec per column: the footer walk finds each chunk's."""
+def _codecs(footer: bytes) -> set[int]:
+    return set(pages.footer_chunks(footer)[:, page_kernels.CHUNK_CODEC].tolist())
+
+
+def test_footer_chunks_names_each_chunks_place_type_and_codec() -> None:
+    """Three row groups, a codec per column: the footer walk finds each chunk's row
+    group, place, physical type and codec, in order."""
     path = io.BytesIO()
     n = 300
     table = pa.table({"a": [f"a{i}" for i in range(n)], "b": [f"b{i}" for i in range(n)],
@@ -507,7 +512,12 @@ def test_footer_codecs_names_every_chunks_codec() -> None:
                    compression={"a": "snappy", "b": "gzip", "c": "zstd"})
     data = path.getvalue()
     flen = int.from_bytes(data[-8:-4], "little")
-    assert pages.footer_codecs(data[-8 - flen : -8]) == {1, 2, 6}
+    chunks = pages.footer_chunks(data[-8 - flen : -8])
+    k = page_kernels
+    got = chunks[:, [k.CHUNK_ROW_GROUP, k.CHUNK_COLUMN, k.CHUNK_TYPE, k.CHUNK_CODEC]].tolist()
+    # BYTE_ARRAY (6), BYTE_ARRAY, INT64 (2); SNAPPY (1), GZIP (2), ZSTD (6)
+    assert got == [
+        row for g in range(3) for row in ([g, 0, 6, 1], [g, 1, 6, 2], [g, 2, 2, 6])]
     assert pq.read_metadata(io.BytesIO(data)).num_row_groups == 3
     with pytest.raises(pages.Unsupported):
-        pages.footer_codecs(data[-8 - flen : -20])  # cut short
+        pages.footer_chunks(data[-8 - flen : -20])  # cut short
