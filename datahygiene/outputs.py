@@ -17,6 +17,8 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,10 +41,27 @@ def dumps(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
+@contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An OSError while writing ``path`` becomes an :class:`OutputError` naming the
+    file. A failed ``write()`` -- a full disk (ENOSPC), a quota, a file-size limit, an
+    I/O error -- carries no file name of its own, and neither does pyarrow's "Error
+    writing bytes to file": the user was left with "No space left on device" and no
+    way to tell which filesystem filled up. An error that names its own file (a
+    rename, a directory that could not be made) keeps that name."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if getattr(exc, "filename", None) else path
+        why = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc) or type(exc).__name__)
+        raise OutputError(f"{where}: cannot write ({why})") from exc
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Deterministic parquet: same table -> same bytes (no timestamps, fixed options)."""
-    pq.write_table(table, path, compression="zstd", compression_level=3,
-                   row_group_size=1 << 20, write_statistics=True, store_schema=True)
+    with writing(path):
+        pq.write_table(table, path, compression="zstd", compression_level=3,
+                       row_group_size=1 << 20, write_statistics=True, store_schema=True)
 
 
 class RunWriter:
@@ -86,9 +105,10 @@ class RunWriter:
     def write_bytes(self, rel: str, data: bytes) -> Path:
         p = self.path(rel)
         mode = OWNER_FILE if rel.startswith(RESTRICTED + "/") else 0o644
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with writing(p):
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
         return p
 
     def write_json(self, rel: str, data: Any) -> Path:

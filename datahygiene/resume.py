@@ -45,7 +45,16 @@ from datahygiene import __version__
 from datahygiene.errors import ConfigError, InputError, OutputError
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import Footer, InputFile
-from datahygiene.outputs import OWNER_DIR, OWNER_FILE, PUBLIC_DIR, RESTRICTED, RunWriter, dumps, write_parquet
+from datahygiene.outputs import (
+    OWNER_DIR,
+    OWNER_FILE,
+    PUBLIC_DIR,
+    RESTRICTED,
+    RunWriter,
+    dumps,
+    write_parquet,
+    writing,
+)
 from datahygiene.step import EMPTY_EXCLUSIONS, EXCLUSION_SCHEMA
 
 _replace = os.replace  # bound once: markers are not part of RunWriter's commit
@@ -108,12 +117,13 @@ def _fsync_path(path: Path) -> None:
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_FILE)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    _replace(tmp, path)
+    with writing(tmp):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_FILE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _replace(tmp, path)
 
 
 class InputChanged(InputError):
@@ -296,8 +306,9 @@ class WorkArea:
         for inputs that are finished, which an interrupted run keeps for --resume."""
         self._marker.shutdown(wait=True)
         if self._log is not None:
-            self._log.close()
-            self._log = None
+            log, self._log = self._log, None
+            with writing(self.log_path):  # what a failed flush left in its buffer
+                log.close()
 
     def _mark(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
               digest: Future[tuple[str, int]], clean: str | None) -> None:
@@ -305,23 +316,26 @@ class WorkArea:
             part = self.root / "parts" / f"{self._name(i)}.parquet"
             tmp = part.with_name(part.name + ".tmp")
             write_parquet(flagged, tmp)
-            os.chmod(tmp, OWNER_FILE)
-            _fsync_path(tmp)
-            _replace(tmp, part)
+            with writing(tmp):
+                os.chmod(tmp, OWNER_FILE)
+                _fsync_path(tmp)
+                _replace(tmp, part)
         if clean is not None:
-            _fsync_path(self.stage / clean)
+            with writing(self.stage / clean):  # fsync reports a write that failed late (NFS)
+                _fsync_path(self.stage / clean)
         rec = FileRecord(i, path, rows, flagged.num_rows, clean_rows, digest.result()[0], clean)
         # The marker is not fsynced: what it vouches for (the part, the clean file) is on
         # disk before it is written, and a marker lost or cut short by a power failure
         # only makes --resume scan that input again (an unreadable line counts as
         # absent). A process that is killed loses nothing it wrote.
-        if self._log is None:
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the run, closed by close()
-            os.chmod(self.log_path, OWNER_FILE)
-            if self._log.tell():  # a resumed run: never continue a line a crash cut short
-                self._log.write(b"\n")
-        self._log.write(json.dumps(vars(rec), sort_keys=True).encode() + b"\n")
-        self._log.flush()
+        with writing(self.log_path):
+            if self._log is None:
+                self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the run, closed by close()
+                os.chmod(self.log_path, OWNER_FILE)
+                if self._log.tell():  # a resumed run: never continue a line a crash cut short
+                    self._log.write(b"\n")
+            self._log.write(json.dumps(vars(rec), sort_keys=True).encode() + b"\n")
+            self._log.flush()
         self.records[i] = rec
 
     def check_inputs(self, inputs: list[dict[str, Any]]) -> None:
@@ -357,7 +371,17 @@ class ResumableRunWriter(RunWriter):
         # late in a long run must not throw away hours of finished work. A run that
         # stops with an error before finishing any input leaves OUT as it was, like
         # RunWriter.
-        self.work.close()
+        try:
+            self.work.close()
+        except OutputError:
+            if et is None:
+                raise
+            # the error already on its way is the one to report (the marker log's
+            # close fails too when the disk that failed the run is full)
+        if et is not None:
+            # a run.json a failure cut short in the stage (it is written last) must not
+            # lie about, even in the work area: the staged files are not a run
+            (self.stage / "run.json").unlink(missing_ok=True)
         try:
             if et is not None and (issubclass(et, KeyboardInterrupt | SystemExit) or self.work.records):
                 return

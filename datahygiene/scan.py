@@ -6,6 +6,7 @@ layer over it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_k
 from datahygiene.lists.files import shown_columns
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import Footer, InputFile, digest_file, read_footer, resolve_manifests
-from datahygiene.outputs import RESTRICTED, write_parquet
+from datahygiene.outputs import RESTRICTED, write_parquet, writing
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.reporters.base import RowDetails
 from datahygiene.resume import WORK_DIR, InputChanged, WorkArea, resume_identity
@@ -428,19 +429,21 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     if res.details is not None:
                         details_by_file.setdefault(i, []).append(res.details)
                     if res.clean is not None:
-                        if i not in writers:
-                            writers[i] = pq.ParquetWriter(
-                                writer.path(clean_names[i]), schemas[i],
-                                compression="zstd")
-                        # one chunk: parquet page boundaries follow Arrow chunks, and
-                        # they must not depend on the batch size or the engine
-                        writers[i].write_table(res.clean.cast(schemas[i]).combine_chunks())
+                        with writing(writer.stage / clean_names[i]):
+                            if i not in writers:
+                                writers[i] = pq.ParquetWriter(
+                                    writer.path(clean_names[i]), schemas[i],
+                                    compression="zstd")
+                            # one chunk: parquet page boundaries follow Arrow chunks, and
+                            # they must not depend on the batch size or the engine
+                            writers[i].write_table(res.clean.cast(schemas[i]).combine_chunks())
                         clean_rows[i] += res.clean.num_rows
                     if progress:
                         progress(res.task.rows, res.flagged.num_rows)
                     if last_task[i] is res.task:  # input i is finished: mark it for --resume
                         if i in writers:
-                            writers.pop(i).close()
+                            with writing(writer.stage / clean_names[i]):
+                                writers.pop(i).close()
                             writer.seal(clean_names[i])
                         footers[i] = None
                         work_area.complete(i, files[i].path, rows_of[i], flagged_by_file[i],
@@ -448,8 +451,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                            clean_names[i] if config.write_clean else None)
                 work_area.flush()
             finally:
-                for w in writers.values():
-                    w.close()
+                for w in writers.values():  # only after an error: it is the one to report
+                    with contextlib.suppress(OSError):
+                        w.close()
             t_scan = time.perf_counter()
 
             inputs: list[dict[str, Any]] = []
@@ -482,7 +486,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 for i, f in enumerate(files):
                     rel = clean_names[i]
                     if not (writer.stage / rel).exists():  # an input with no row groups: still one output
-                        pq.write_table(schemas[i].empty_table(), writer.path(rel), compression="zstd")
+                        with writing(writer.stage / rel):
+                            pq.write_table(schemas[i].empty_table(), writer.path(rel), compression="zstd")
                     clean_outputs.append({"path": rel, "source": f.path, "rows": int(clean_rows[i]),
                                           "sha256": _sha256_file(writer.stage / rel)})
 
@@ -535,7 +540,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             for name, reporter in reporters:
                 directory = writer.path(f"{RESTRICTED}/reports/{name}/x").parent
                 extra = {"details": details} if wants[name] else {}
-                for p in reporter.write(exclusions, run, summary, directory, **extra):
+                with writing(directory):  # a reporter's write names no file when the disk is full
+                    written = reporter.write(exclusions, run, summary, directory, **extra)
+                for p in written:
                     writer.seal(str(p.relative_to(writer.stage)))
             writer.write_json("run.json", run)
             writer.commit()

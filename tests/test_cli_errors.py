@@ -11,22 +11,60 @@ from typing import Any
 import pytest
 
 
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
 def test_disk_full_while_writing_is_one_line_exit_6(cli: Any, synth: dict[str, Any], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import datahygiene.scan as scan_mod
+                                                     monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """A failed write names no file (pyarrow's "Error writing bytes to file" carries an
+    errno and no file name, like a failed ``write()``): the message names the file the
+    run was writing, so the user knows which filesystem is full or read-only."""
+    import pyarrow.parquet as pq
 
-    def full(table: Any, path: Path) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    real = pq.write_table
 
-    monkeypatch.setattr(scan_mod, "write_parquet", full)
+    def full(table: Any, where: Any, *a: Any, **k: Any) -> None:
+        if Path(str(where)).name == "exclusions.parquet":
+            raise OSError(code, f"Error writing bytes to file. Detail: [errno {code}] {os.strerror(code)}")
+        real(table, where, *a, **k)
+
+    monkeypatch.setattr(pq, "write_table", full)
     out = tmp_path / "out"
     res = cli("scan", "--manifest", synth["dir"] / "manifest", "--list",
               f"md5={synth['lists']['md5']}", "--out", out, "-q", ok=False)
     assert res.exit_code == 6
     lines = [ln for ln in res.output.splitlines() if ln.startswith("datahygiene: error:")]
-    assert len(lines) == 1 and "No space left on device" in lines[0] and "exclusions.parquet" in lines[0]
+    assert len(lines) == 1, res.output
+    assert f"{out}/" in lines[0] and "exclusions.parquet: cannot write" in lines[0], lines
+    assert os.strerror(code) in lines[0] and "Detail" not in lines[0], lines
     assert not (out / "run.json").exists()
     assert not any(p.name.startswith(".staging") for p in out.iterdir())
+
+
+def test_a_write_the_kernel_refuses_names_the_file(synth: dict[str, Any], tmp_path: Path) -> None:
+    """The console command under a real failing ``write()`` (a file-size limit: EFBIG,
+    from the kernel, as ENOSPC would come on a full disk): one line naming the file
+    being written under OUT, exit 6, and nothing in OUT that looks like a run."""
+    import resource
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    out = tmp_path / "run"
+
+    def limit() -> None:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+
+    res = subprocess.run([exe, "scan", "--manifest", str(synth["manifest"]), "--list",
+                          f"md5={synth['lists']['md5']}", "--out", str(out), "--write-clean", "-q"],
+                         capture_output=True, text=True, preexec_fn=limit, check=False, timeout=120)
+    assert res.returncode == 6, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"datahygiene: error: {out}/"), res.stderr
+    assert ": cannot write (File too large)" in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert not list(out.rglob("run.json"))
+    assert {p.name for p in out.iterdir()} <= {".work"}
 
 
 def test_ray_address_without_the_ray_engine_is_refused(cli: Any, synth: dict[str, Any],
