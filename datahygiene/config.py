@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,18 @@ class ScanConfig:
             raise ConfigError(f"a Ray address is given but the engine is {self.engine!r}; "
                               "add --engine ray (engine = \"ray\"), or drop the address")
 
+    def expand_user(self) -> None:
+        """``~`` and ``~user`` at the start of a path mean a home directory, as in a shell.
+        The shell does not expand them when quoted (``--out '~/runs'``), after ``=``
+        (``--list md5=~/l.txt``) or in a TOML file: a list was "not found" and ``--out``
+        made a directory named ``~`` in the working directory. Expanded once, here, so
+        run.json records the path that was read."""
+        self.manifests = [_home(m) for m in self.manifests]
+        self.webdataset = [_home(w) for w in self.webdataset]
+        self.lists = [replace(s, path=_home(s.path)) if s.source == "file" else s for s in self.lists]
+        self.out = _home(self.out) if self.out is not None else None
+        self.keys = _home(self.keys) if self.keys is not None else None
+
     def describe(self) -> dict[str, Any]:
         """The configuration as recorded in run.json (paths, names; no secrets)."""
         return {
@@ -118,9 +130,14 @@ class ScanConfig:
 _SCAN_KEYS = {f.name for f in fields(ScanConfig)} - {"file_columns"} | {"manifest"}
 
 
+def _home(path: str) -> str:
+    """``path`` with a leading ``~`` expanded (a URL, or a ``~`` elsewhere, unchanged)."""
+    return os.path.expanduser(path) if path.startswith("~") else path
+
+
 def load_config(path: str) -> ScanConfig:
     """Read a scan TOML file (see configs/ for examples)."""
-    p = Path(path)
+    p = Path(_home(path))
     try:
         data = tomllib.loads(p.read_text())
     except FileNotFoundError:

@@ -303,3 +303,31 @@ def test_an_empty_image_column_is_refused(cli, synth: dict[str, Any], tmp_path: 
     assert res.exit_code == 2, res.output
     assert f"{option} ({key} in the config) is empty; give a column name" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_quoted_tilde_is_the_home_directory(cli, synth: dict[str, Any], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--manifest '~/...'``, ``--list md5='~/...'``, ``--out '~/...'`` (quoted, or after
+    ``=``: the shell leaves the ``~``) and the same paths in a TOML config, itself named
+    ``--config '~/...'``, are under HOME: before, the list was "not found" (exit 4) and
+    ``--out`` made a directory named ``~`` in the working directory."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(synth["dir"], home / "synth")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = {"HOME": str(home)}
+    cli("scan", "--manifest", "~/synth/manifest", "--list", "md5=~/synth/lists/md5.txt",
+        "--out", "~/cli", "-q", env=env)
+    (home / "scan.toml").write_text('[scan]\nmanifest = "~/synth/manifest"\nout = "~/toml"\n\n'
+                                    '[[lists]]\npath = "~/synth/lists/md5.txt"\nsignal = "md5"\n')
+    cli("scan", "--config", "~/scan.toml", "-q", env=env)
+    assert not (work / "~").exists()
+    for out in (home / "cli", home / "toml"):
+        run = json.loads((out / "run.json").read_text())
+        assert run["config"]["manifests"] == [str(home / "synth" / "manifest")]
+        assert run["config"]["lists"][0]["path"] == str(home / "synth" / "lists" / "md5.txt")
+        rows = json.loads((out / "summary.json").read_text())["rows"]
+        assert rows["excluded"] == len(synth["planted_keys"]) and rows["scanned"] == synth["rows"]

@@ -61,6 +61,7 @@ def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConf
             setattr(cfg, key, list(overrides[key]))
     if overrides.get("dihedral"):
         cfg.dihedral = True
+    cfg.expand_user()
     if cfg.webdataset and not cfg.manifests:
         from datahygiene.content import shard_manifests
 
