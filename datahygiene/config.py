@@ -116,7 +116,8 @@ class ScanConfig:
             # identity (its id, and what --resume compares)
             **({"options": {k: dict(sorted(v.items())) if isinstance(v, dict) else v
                             for k, v in sorted(self.options.items())}} if self.options else {}),
-            **({"services": list(self.services), "image_column": self.image_column}
+            # the column services read: "image" when none is named, as when it is
+            **({"services": list(self.services), "image_column": self.image_column or "image"}
                if self.services else {}),
             **({"image_source": {"image_column": self.image_column,
                                  "image_path_column": self.image_path_column,

@@ -122,6 +122,20 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
     return ScanPlan(checks, key_column, transforms)
 
 
+def _columns_in_force(config: ScanConfig, plan: ScanPlan) -> dict[str, str]:
+    """The ``[columns]`` that change what a run reads, as recorded in run.json and its
+    id: ``--column md5=md5`` names the column the scan reads anyway, and a config's
+    entry for a signal with no list is not used, so neither may change the run id
+    (the same run, given either way, would not resume). An exact signal's entry is
+    dropped when it names the signal's default column; a perceptual signal's is kept,
+    since naming its column (even the default one) means "read it, do not compute it"."""
+    used = {sig.name: sig for sig in (getattr(c, "signal", None) for c in plan.checks)
+            if sig is not None}
+    return {name: column for name, column in sorted(config.columns.items())
+            if name in used and not (getattr(used[name], "exact", False)
+                                     and column == used[name].default_column)}
+
+
 def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str],
                    computed: Iterable[str] = ()) -> tuple[list[Footer], list[pa.Schema], str | None]:
     """Each input's footer and schema, and the row key column; an input that lacks a
@@ -369,6 +383,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         detail_columns = list(dict.fromkeys(c for cols in wants.values() for c in cols)) or None
         config_desc = config.describe()
         config_desc["key"] = key
+        config_desc["columns"] = _columns_in_force(config, plan)
         # Resume (datahygiene/resume.py): inputs a crashed run finished are not scanned again.
         work_area = WorkArea(config.out or "", resume_identity(
             config_desc, signals, lists, files, footers_read), config.resume)

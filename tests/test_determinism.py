@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from dhtest import core_registry
 from hypothesis import HealthCheck, given, settings
@@ -127,3 +129,36 @@ def test_decisions_match_a_row_by_row_oracle(tmp_path_factory: pytest.TempPathFa
                    strict=True))
     assert got == want
     assert res.summary["rows"]["clean"] == len(rows) - len(want)
+
+
+def test_options_given_with_their_default_value_keep_the_run_id(cli, synth: dict[str, Any],
+                                                               tmp_path: Path) -> None:
+    """The run id (and what --resume compares) follows the configuration in force, not
+    how it was spelled: ``--column md5=md5`` names the column read anyway, and a config's
+    ``[columns]`` entry for a signal with no list is unused. Before, both changed the id.
+    A column that does change what is read still changes it."""
+    base = ["scan", "--manifest", synth["manifest"], "--list", f"md5={synth['lists']['md5']}", "-q"]
+    config = tmp_path / "c.toml"
+    config.write_text('[columns]\nurl-sha256 = "URL"\n')
+
+    def run_id(name: str, *extra: Any) -> str:
+        cli(*base, "--out", tmp_path / name, *extra)
+        return json.loads((tmp_path / name / "run.json").read_text())["run_id"]
+
+    plain = run_id("plain")
+    assert run_id("explicit", "--column", "md5=md5", "--batch-size", "262144", "--threads", "0",
+                  "--input-digest", "sha256", "--on-bad-entry", "fail", "--engine", "local") == plain
+    assert run_id("config", "--config", config) == plain
+    renamed = tmp_path / "renamed"
+    for f in sorted(Path(synth["manifest"]).glob("*.parquet")):
+        t = pq.read_table(f)
+        write = t.append_column("digest", t.column("md5"))
+        renamed.mkdir(exist_ok=True)
+        pq.write_table(write, renamed / f.name)
+    cli("scan", "--manifest", renamed, "--list", f"md5={synth['lists']['md5']}", "-q",
+        "--out", tmp_path / "other", "--column", "md5=digest")
+    cli("scan", "--manifest", renamed, "--list", f"md5={synth['lists']['md5']}", "-q",
+        "--out", tmp_path / "same")
+    other = json.loads((tmp_path / "other" / "run.json").read_text())["run_id"]
+    same = json.loads((tmp_path / "same" / "run.json").read_text())["run_id"]
+    assert other != same
