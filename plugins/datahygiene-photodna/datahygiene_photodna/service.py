@@ -27,6 +27,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,10 @@ STATUS_REASONS: dict[int, tuple[str, bool]] = {
 }
 OPTIONS = {"base_url", "key_env", "rate", "concurrency", "timeout_s", "max_retries", "backoff_s",
            "max_backoff_s", "enhance", "cache", "cache_ttl_days", "max_bytes", "min_side"}
+
+
+# retry reasons that mean no HTTP answer came back at all
+_NO_ANSWER = ("connection-failed", "timeout")
 
 
 @dataclass
@@ -120,6 +125,7 @@ class PhotoDNAService(MatchService):
         self._slots: threading.BoundedSemaphore | None = None  # in flight, across every batch
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "cache_hits": 0, "not_sent": 0, "unverified": 0}
+        self._answered = False  # any HTTP answer yet: the service can be reached at all
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -238,6 +244,15 @@ class PhotoDNAService(MatchService):
             if a.result is not None:
                 return a.result, (a.retry_reason == "cacheable")
             last = a.retry_reason or last
+            if last in _NO_ANSWER and attempt == self.max_retries and not self._answered:
+                # Not one request of this run was answered: a wrong base_url, a closed
+                # port, no route. Every row would be unverified and the run would look
+                # like a scan with some failed requests; stop instead, naming the host.
+                where = urllib.parse.urlsplit(self.base_url)
+                host = f"{where.hostname}:{where.port}" if where.port else str(where.hostname)
+                raise ServiceError(f"photodna: the service at {host} could not be reached ({last}, "
+                                   f"{self.max_retries + 1} attempts, no request answered); check "
+                                   "base_url and the network")
             if attempt < self.max_retries:
                 delay = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** attempt))
                 if a.retry_after is not None:
@@ -252,8 +267,10 @@ class PhotoDNAService(MatchService):
         self._count("requests")
         try:
             with _OPENER.open(req, timeout=self.timeout_s) as resp:
+                self._answered = True
                 body = _read_by(resp, time.monotonic() + self.timeout_s)
         except urllib.error.HTTPError as exc:
+            self._answered = True
             code = exc.code
             retry_after = exc.headers.get("Retry-After") if exc.headers else None
             exc.close()

@@ -294,3 +294,24 @@ def test_retry_after_as_an_http_date() -> None:
     later = email.utils.formatdate(time.time() + 3, usegmt=True)
     assert 1.5 < (_seconds(later) or 0) <= 3.0
     assert _seconds("2") == 2.0 and _seconds("soon") is None
+
+
+def test_a_service_that_cannot_be_reached_stops_the_scan_naming_its_host(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    """A wrong base_url (here a loopback port nobody listens on, closed after the server
+    that had it stopped): every row would be unverified and the run exit 0 like any scan
+    with a few failed requests. The scan stops instead (exit 8, nothing committed), one
+    line naming the service and host, never an image digest or the key."""
+    monkeypatch.setenv("PDNA_TEST_KEY", KEY)
+    with PhotoDNAServer(KEY) as server:
+        rows, _ = scripted_rows(server)
+    write_manifest(tmp_path / "m", rows)  # the server is gone: its port is closed
+    code, out = scan(tmp_path, server, "run")
+    assert code == 8, out
+    lines = [ln for ln in out.splitlines() if ln.startswith("datahygiene: error:")]
+    host = server.base_url.split("//", 1)[1].split("/", 1)[0]
+    assert len(lines) == 1 and f"photodna: the service at {host} could not be reached" in lines[0], out
+    assert "connection-failed" in lines[0]
+    assert KEY not in out and not any(digest(r) in out for r in rows if r)
+    assert not (tmp_path / "run" / "run.json").exists()
