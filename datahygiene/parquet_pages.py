@@ -290,11 +290,31 @@ class Page:
     plain_at: int = -1
     starts: np.ndarray | None = None  # int64, per value (defined rows in order)
     lens: np.ndarray | None = None  # int64, per value
+    # dictionary encoded: each value's entry in the chunk's dictionary (``buf`` is the
+    # dictionary's); the spans, per value, are found when asked for
+    indices: np.ndarray | None = None
+    dictionary: Dictionary | None = None
 
     def spans(self) -> tuple[np.ndarray, np.ndarray]:
         if self.starts is None or self.lens is None:
-            self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
+            if self.indices is not None and self.dictionary is not None:
+                self.starts = self.dictionary.starts[self.indices]
+                self.lens = self.dictionary.lens[self.indices]
+            else:
+                self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
         return self.starts, self.lens
+
+
+@dataclass
+class Dictionary:
+    """A chunk's dictionary page: where its entries lie in ``buf``, and which of them a
+    :class:`PageFilter` keeps (``kept``, found once for all the chunk's pages: each
+    entry once, in order, instead of every row's value through its index)."""
+
+    buf: np.ndarray
+    starts: np.ndarray
+    lens: np.ndarray
+    kept: np.ndarray | None = None  # bool per entry
 
 
 class PageFilter(Protocol):
@@ -366,8 +386,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
     are skipped undecompressed (when a page says how many rows it holds: always for
     a flat column, as ``num_values`` counts nulls)."""
     decompress = _Decompressor(chunk.codec)
-    dict_buf: np.ndarray | None = None
-    dict_starts = dict_lens = np.zeros(0, np.int64)
+    dictionary: Dictionary | None = None
     p, end, row = 0, data.shape[0], 0
     while p < end and row < chunk.rows:
         try:
@@ -389,10 +408,10 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             if not isinstance(dh, dict) or dh.get(2) not in (_PLAIN, _PLAIN_DICTIONARY):
                 raise Unsupported("dictionary encoding")
             n = dh.get(1)
-            if not isinstance(n, int) or n < 0 or dict_buf is not None:
+            if not isinstance(n, int) or n < 0 or dictionary is not None:
                 raise Unsupported("dictionary page")
             dict_buf = decompress(body, usize)
-            dict_starts, dict_lens = _plain(dict_buf, 0, n, chunk.width)
+            dictionary = Dictionary(dict_buf, *_plain(dict_buf, 0, n, chunk.width))
             continue
         if kind == _DATA_PAGE:
             dh = h.get(5)
@@ -454,23 +473,22 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             starts, lens = _plain(page, pos, k, chunk.width)
             buf = page
         elif enc in (_PLAIN_DICTIONARY, _RLE_DICTIONARY):
-            if dict_buf is None:
+            if dictionary is None:
                 raise Unsupported("dictionary missing")
+            idx = np.empty(k, dtype=np.uint32)
             if k:
                 if pos >= page.shape[0]:
                     raise Unsupported("page size")
                 bw = int(page[pos])
                 if bw > 32:
                     raise Unsupported("bit width")
-                idx = np.empty(k, dtype=np.uint32)
                 if page_kernels.hybrid(page, pos + 1, page.shape[0], bw, k, idx) < 0:
                     raise Unsupported("dictionary indices")
-                if int(idx.max()) >= dict_starts.shape[0]:
+                if int(idx.max()) >= dictionary.starts.shape[0]:
                     raise Unsupported("dictionary index")
-                starts, lens = dict_starts[idx], dict_lens[idx]
-            else:
-                starts = lens = np.zeros(0, np.int64)
-            buf = dict_buf
+            yield Page(row, n, defined, dictionary.buf, k, indices=idx, dictionary=dictionary)
+            row += n
+            continue
         else:
             raise Unsupported("encoding")
         yield Page(row, n, defined, buf, k, starts=starts, lens=lens)
@@ -532,7 +550,13 @@ def read_rows(fh: Any, chunk: Chunk, rows: np.ndarray) -> pa.Array:
         else:
             value_no = np.cumsum(page.defined, dtype=np.int64) - 1
             pick = np.where(page.defined[local], value_no[local], -1)
-        pieces.append((page.buf, *page.spans(), pick))
+        if page.indices is not None and page.dictionary is not None:
+            entry = np.full(pick.shape[0], -1, dtype=np.int64)  # the dictionary's, or null
+            has = pick >= 0
+            entry[has] = page.indices[pick[has]]
+            pieces.append((page.buf, page.dictionary.starts, page.dictionary.lens, entry))
+        else:
+            pieces.append((page.buf, *page.spans(), pick))
     got = sum(int(p[3].shape[0]) for p in pieces)
     if got != rows.shape[0]:
         raise Unsupported("rows beyond the chunk")
@@ -559,6 +583,15 @@ def candidate_rows(fh: Any, chunk: Chunk, select: PageFilter) -> tuple[np.ndarra
             keep, starts = got
             lens = _prefixed_lengths(page.buf, starts)
             sub = np.arange(keep.shape[0], dtype=np.int64)  # (starts, lens) are the kept only
+        elif page.indices is not None and page.dictionary is not None:
+            d = page.dictionary  # decided once per dictionary entry
+            if d.kept is None:
+                d.kept = np.zeros(d.starts.shape[0], dtype=bool)
+                d.kept[select.spans(d.buf, d.starts, d.lens)] = True
+            keep = np.flatnonzero(d.kept[page.indices])
+            entries = page.indices[keep]
+            starts, lens = d.starts[entries], d.lens[entries]
+            sub = np.arange(keep.shape[0], dtype=np.int64)
         else:
             starts, lens = page.spans()
             keep = select.spans(page.buf, starts, lens)

@@ -251,6 +251,12 @@ def test_prefilter_keeps_every_row_the_check_must_see(tmp_path: Path, layout: st
             v = [v[:-1], f" {v}", "g" * 32][i % 3] if isinstance(v, str) else v[:-1]
         if i % 97 == 0 or (i % 89 == 0 and layout != "fixed"):
             must.add(i)
+        if i % 13 == 1:  # a value seen before: one dictionary entry for several rows
+            v = values[i - 1]
+            digests[i] = digests[i - 1]
+            must.discard(i)
+            if i - 1 in must:
+                must.add(i)
         values.append(v)
     t = pa.binary(16) if layout == "fixed" else pa.binary() if layout == "binary" else pa.string()
     path = tmp_path / "f.parquet"
