@@ -298,8 +298,8 @@ class Page:
     def spans(self) -> tuple[np.ndarray, np.ndarray]:
         if self.starts is None or self.lens is None:
             if self.indices is not None and self.dictionary is not None:
-                self.starts = self.dictionary.starts[self.indices]
-                self.lens = self.dictionary.lens[self.indices]
+                starts, lens = self.dictionary.spans()
+                self.starts, self.lens = starts[self.indices], lens[self.indices]
             else:
                 self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
         return self.starts, self.lens
@@ -307,14 +307,48 @@ class Page:
 
 @dataclass
 class Dictionary:
-    """A chunk's dictionary page: where its entries lie in ``buf``, and which of them a
-    :class:`PageFilter` keeps (``kept``, found once for all the chunk's pages: each
-    entry once, in order, instead of every row's value through its index)."""
+    """A chunk's dictionary page: its ``count`` PLAIN entries, filling ``buf``, of
+    ``width`` bytes each (0: BYTE_ARRAY, each after its 4-byte length). Where they lie
+    is found when asked for (:meth:`spans`, which checks they fill the page); which of
+    them a :class:`PageFilter` keeps is found once for all the chunk's pages
+    (:meth:`kept`): each entry once, in order, instead of every row's value through
+    its index."""
 
     buf: np.ndarray
-    starts: np.ndarray
-    lens: np.ndarray
-    kept: np.ndarray | None = None  # bool per entry
+    count: int
+    width: int
+    _spans: tuple[np.ndarray, np.ndarray] | None = None
+    # the kept entries: for each entry its place among them (-1: not kept), and where
+    # each kept one starts and how long it is
+    _kept: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._spans is None:
+            self._spans = _plain(self.buf, 0, self.count, self.width)
+        return self._spans
+
+    def check(self) -> None:
+        """Unsupported unless the entries fill the page (found already if either
+        :meth:`spans` or :meth:`kept` ran)."""
+        if self._kept is None:
+            self.spans()
+
+    def kept(self, select: PageFilter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._kept is None:
+            if self.width:
+                starts, lens = self.spans()
+                keep = select.spans(self.buf, starts, lens)
+                kept_starts, kept_lens = starts[keep], lens[keep]
+            else:  # one compiled walk of the entries, as a PLAIN data page's
+                got = select.plain(self.buf, 0, self.count)
+                if got is None:
+                    raise Unsupported("page size")
+                keep, kept_starts = got
+                kept_lens = _prefixed_lengths(self.buf, kept_starts)
+            place = np.full(self.count, -1, dtype=np.int64)
+            place[keep] = np.arange(keep.shape[0], dtype=np.int64)
+            self._kept = place, kept_starts, kept_lens
+        return self._kept
 
 
 class PageFilter(Protocol):
@@ -411,7 +445,11 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             if not isinstance(n, int) or n < 0 or dictionary is not None:
                 raise Unsupported("dictionary page")
             dict_buf = decompress(body, usize)
-            dictionary = Dictionary(dict_buf, *_plain(dict_buf, 0, n, chunk.width))
+            # every entry takes its width, or its 4-byte length at least: a count that
+            # cannot fit (it is not bounded by the row group's rows) sizes no array
+            if n > dict_buf.shape[0] // (chunk.width or 4):
+                raise Unsupported("page size")
+            dictionary = Dictionary(dict_buf, n, chunk.width)
             continue
         if kind == _DATA_PAGE:
             dh = h.get(5)
@@ -484,7 +522,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
                     raise Unsupported("bit width")
                 if page_kernels.hybrid(page, pos + 1, page.shape[0], bw, k, idx) < 0:
                     raise Unsupported("dictionary indices")
-                if int(idx.max()) >= dictionary.starts.shape[0]:
+                if int(idx.max()) >= dictionary.count:
                     raise Unsupported("dictionary index")
             yield Page(row, n, defined, dictionary.buf, k, indices=idx, dictionary=dictionary)
             row += n
@@ -495,6 +533,8 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         row += n
     if row != chunk.rows:
         raise Unsupported("row count")
+    if dictionary is not None:
+        dictionary.check()  # one no page needed must still add up: pyarrow checks it
 
 
 def build_array(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
@@ -554,7 +594,7 @@ def read_rows(fh: Any, chunk: Chunk, rows: np.ndarray) -> pa.Array:
             entry = np.full(pick.shape[0], -1, dtype=np.int64)  # the dictionary's, or null
             has = pick >= 0
             entry[has] = page.indices[pick[has]]
-            pieces.append((page.buf, page.dictionary.starts, page.dictionary.lens, entry))
+            pieces.append((page.buf, *page.dictionary.spans(), entry))
         else:
             pieces.append((page.buf, *page.spans(), pick))
     got = sum(int(p[3].shape[0]) for p in pieces)
@@ -584,13 +624,10 @@ def candidate_rows(fh: Any, chunk: Chunk, select: PageFilter) -> tuple[np.ndarra
             lens = _prefixed_lengths(page.buf, starts)
             sub = np.arange(keep.shape[0], dtype=np.int64)  # (starts, lens) are the kept only
         elif page.indices is not None and page.dictionary is not None:
-            d = page.dictionary  # decided once per dictionary entry
-            if d.kept is None:
-                d.kept = np.zeros(d.starts.shape[0], dtype=bool)
-                d.kept[select.spans(d.buf, d.starts, d.lens)] = True
-            keep = np.flatnonzero(d.kept[page.indices])
-            entries = page.indices[keep]
-            starts, lens = d.starts[entries], d.lens[entries]
+            place, kept_starts, kept_lens = page.dictionary.kept(select)  # once per entry
+            at = place[page.indices]
+            keep = np.flatnonzero(at >= 0)
+            starts, lens = kept_starts[at[keep]], kept_lens[at[keep]]
             sub = np.arange(keep.shape[0], dtype=np.int64)
         else:
             starts, lens = page.spans()

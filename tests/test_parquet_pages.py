@@ -460,6 +460,23 @@ def test_a_chunk_counting_fewer_values_than_its_rows_is_an_error(
     assert not any(v in str(err.value) for v in [*listed, *md5])
 
 
+def test_a_dictionary_no_page_uses_must_still_add_up() -> None:
+    """The dictionary's entries are found only when a page needs them; a chunk whose
+    pages are all PLAIN still has its dictionary checked, as pyarrow checks it."""
+    values = b"".join(len(v).to_bytes(4, "little") + v for v in (b"a", b"b"))
+    plain = b"".join(len(v).to_bytes(4, "little") + v for v in (b"x", b"y"))
+    levels = [(3, *_i32(3)), (4, *_i32(3))]
+    for entries, refused in ((2, False), (1, True)):  # 1: it holds two
+        data = (_page(2, 7, _struct((1, *_i32(entries)), (2, *_i32(0))), values)
+                + _page(0, 5, _struct((1, *_i32(2)), (2, *_i32(0)), *levels), plain))
+        chunk, fh = _chunk_of(data, 2)
+        if refused:
+            with pytest.raises(pages.Unsupported):
+                pages.read_rows(fh, chunk, np.array([0, 1], np.int64))
+        else:
+            assert pages.read_rows(fh, chunk, np.array([0, 1], np.int64)).to_pylist() == [b"x", b"y"]
+
+
 def test_a_page_header_missing_a_required_field_is_refused() -> None:
     """The dictionary page's encoding and a v1 data page's level encodings are
     required fields: pyarrow refuses a header without them (a damaged byte that turns

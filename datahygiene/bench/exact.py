@@ -152,7 +152,8 @@ def _files(d: Path) -> list[str]:
 # Modules a datahygiene scan imports as it goes (checked: after these, the plugins' and
 # numba's below, a benchmark scan imports none).
 SCAN_MODULES = (
-    "ctypes.util", "encodings.utf_8_sig", "fsspec.implementations.chained", "pyarrow.acero", "pyarrow.dataset",
+    "ctypes.util", "encodings.utf_8_sig", "fsspec.implementations.chained", "pyarrow.acero",
+    "pyarrow.dataset",
     "datahygiene.allocator", "datahygiene.audit.evidence", "datahygiene.reporters.cybertipline",
     "datahygiene.reporters.summary", "datahygiene.scan", "datahygiene.store.source",
 )
