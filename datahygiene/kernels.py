@@ -683,10 +683,14 @@ def warm_up() -> None:
         compact_rows(values, lines[:1].repeat(4), np.zeros(1, np.int64), np.ones(1, np.int64))
     keys = np.zeros(4, np.uint64)
     counts = radix_counts(values, 0, 4, 1)
-    # positions (int64), or line numbers carried through the sort (int32 or int64)
+    # positions (int64), or line numbers carried through the sort (int32 or int64; a
+    # list's line numbers come read-only, from an Arrow array)
+    ro32, ro64 = np.zeros(4, np.int32), np.zeros(4, np.int64)
+    ro32.flags.writeable = ro64.flags.writeable = False
     for order, carry in ((np.zeros(4, np.int64), np.zeros(0, np.int64)),
                          (np.zeros(4, np.int64), np.zeros(4, np.int64)),
-                         (np.zeros(4, np.int32), np.zeros(4, np.int32))):
+                         (np.zeros(4, np.int32), np.zeros(4, np.int32)),
+                         (np.zeros(4, np.int64), ro64), (np.zeros(4, np.int32), ro32)):
         sorted_rows = values.copy()
         radix_scatter(values, 0, 4, 1, np.array([0, counts[0]]), sorted_rows, order, carry)
         sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order)

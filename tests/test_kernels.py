@@ -260,3 +260,32 @@ def test_a_list_written_in_order_is_not_sorted_again() -> None:
         out, order = sort_rows_with_order(broken)
         assert out is not broken
         assert np.array_equal(order, np.lexsort([broken[:, i] for i in range(15, -1, -1)]))
+
+
+@pytest.mark.slow
+def test_warm_up_compiles_every_kernel_a_scan_calls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`make env` runs the warm-up so that no scan pauses to compile (seconds per
+    kernel). On an empty numba cache: warm up, then scan text and CSV lists, hex and
+    binary columns, with reports: numba saves nothing new to its cache. A list's line
+    numbers reach the sort read-only, a variant the warm-up once missed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "NUMBA_DEBUG_CACHE": "1"}
+    py = [sys.executable, "-c"]
+    subprocess.run([*py, "from datahygiene.kernels import warm_up; warm_up()"], env=env,
+                   check=True, capture_output=True)
+    cli = "from datahygiene.cli import main; main()"
+    for variant in ([], ["--binary"]):
+        syn = tmp_path / f"syn{len(variant)}"
+        subprocess.run([*py, cli, "synth", "--out", str(syn), "--rows", "300000", "--list-size",
+                        "200000", "--url-list", *variant], env=env, check=True, capture_output=True)
+        lists = [f"--list={p.name.split('.')[0].replace('urls', 'url-sha256')}={p}"
+                 for p in sorted((syn / "lists").iterdir()) if p.suffix in (".txt", ".csv")]
+        out = subprocess.run([*py, cli, "scan", "--manifest", str(syn / "manifest"), *lists,
+                              "--out", str(tmp_path / f"out{len(variant)}"), "-q"],
+                             env=env, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        saved = [ln for ln in out.stdout.splitlines() + out.stderr.splitlines() if "data saved" in ln]
+        assert not saved, f"compiled during a scan: {saved}"
