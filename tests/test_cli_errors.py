@@ -5,10 +5,26 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def _console_script() -> str:
+    """The installed ``datahygiene`` command beside this Python: its own start (imports,
+    signal handling, streams) is what the tests that run it exercise."""
+    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    return exe
+
+
+def _scan(synth: dict[str, Any], out: Path, *extra: str) -> list[str]:
+    """``datahygiene scan`` of the synthetic manifest against its MD5 list."""
+    return [_console_script(), "scan", "--manifest", str(synth["manifest"]), "--list",
+            f"md5={synth['lists']['md5']}", "--out", str(out), *extra]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
@@ -44,19 +60,14 @@ def test_a_write_the_kernel_refuses_names_the_file(synth: dict[str, Any], tmp_pa
     from the kernel, as ENOSPC would come on a full disk): one line naming the file
     being written under OUT, exit 6, and nothing in OUT that looks like a run."""
     import resource
-    import shutil
     import subprocess
-    import sys
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
     out = tmp_path / "run"
 
     def limit() -> None:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
 
-    res = subprocess.run([exe, "scan", "--manifest", str(synth["manifest"]), "--list",
-                          f"md5={synth['lists']['md5']}", "--out", str(out), "--write-clean", "-q"],
+    res = subprocess.run(_scan(synth, out, "--write-clean", "-q"),
                          capture_output=True, text=True, preexec_fn=limit, check=False, timeout=120)
     assert res.returncode == 6, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -89,7 +100,6 @@ def test_usage_errors_are_one_line_from_the_console_command(args: list[str], mes
     """Through the installed entry point (click's own runner would not show it): a bad
     option is one line naming the --help to read, exit 2, like every other error."""
     import subprocess
-    import sys
 
     res = subprocess.run([sys.executable, "-m", "datahygiene.cli", *args], capture_output=True,
                          text=True, check=False)
@@ -101,18 +111,13 @@ def test_usage_errors_are_one_line_from_the_console_command(args: list[str], mes
 def test_ctrl_c_while_starting_is_one_line(synth: dict[str, Any], tmp_path: Path) -> None:
     """Ctrl-C in the first second, while the command line is still importing pyarrow and
     numba, is answered like one during the scan: one line, exit 130, nothing written."""
-    import shutil
     import signal
     import subprocess
-    import sys
     import time
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
     out = tmp_path / "run"
-    proc = subprocess.Popen([exe, "scan", "--manifest", str(synth["manifest"]), "--list",
-                             f"md5={synth['lists']['md5']}", "--out", str(out), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_scan(synth, out, "-q"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     time.sleep(0.15)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -147,12 +152,10 @@ def test_ctrl_c_while_the_console_script_imports_is_one_line(synth: dict[str, An
     """Ctrl-C exactly while the console script imports ``module`` (a first import of
     typing was the wrapper's own ``datahygiene.entry``, before any handler: a
     traceback): one line, exit 130, nothing written."""
-    import shutil
     import subprocess
     import sys
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
+    exe = _console_script()
     out = tmp_path / "run"
     res = subprocess.run([sys.executable, "-c", _KILL_ON_IMPORT, module, exe, "scan", "--manifest",
                           str(synth["manifest"]), "--list", f"md5={synth['lists']['md5']}",
@@ -172,19 +175,14 @@ def test_ctrl_c_in_the_first_milliseconds_is_one_line(synth: dict[str, Any], tmp
     finding the package; never a traceback through datahygiene's code, nor anything but
     one line and exit 130."""
     import re
-    import shutil
     import signal
     import subprocess
-    import sys
     import time
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
     out = tmp_path / "run"
     for k in range(40):
-        proc = subprocess.Popen([exe, "scan", "--manifest", str(synth["manifest"]), "--list",
-                                 f"md5={synth['lists']['md5']}", "--out", str(out), "-q"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(_scan(synth, out, "-q"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         time.sleep(k * 0.0015)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -205,18 +203,13 @@ def test_ctrl_c_after_the_command_finished_keeps_its_status(synth: dict[str, Any
     """Ctrl-C once the scan has committed and printed its last line, while Python tears
     down (0.3 s here): the run is complete and said so, so the exit status stays 0 (it
     was killed by the signal: 130 to a shell, as if nothing had been committed)."""
-    import shutil
     import signal
     import subprocess
-    import sys
     import time
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
     out = tmp_path / "run"
-    proc = subprocess.Popen([exe, "scan", "--manifest", str(synth["manifest"]), "--list",
-                             f"md5={synth['lists']['md5']}", "--out", str(out), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_scan(synth, out, "-q"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     assert proc.stderr is not None
     last = proc.stderr.readline()  # the scan's last line: the note on unsigned evidence
     assert last.startswith("note: no evidence was signed"), last
@@ -235,12 +228,9 @@ def test_a_closed_stdout_pipe_does_not_change_the_exit_status(synth: dict[str, A
     printed. The run is committed, so the exit status is 0, not 6 (which the docs say
     means "no new run.json"); the same for any command's output, with stderr in the
     same pipe too (``2>&1 | head -1``), and a failing command keeps its own code."""
-    import shutil
     import subprocess
-    import sys
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
+    exe = _console_script()
     out = tmp_path / "run"
     manifest = str(tmp_path / "missing") if command.startswith("failing") else str(synth["manifest"])
     args = (["lists", "inspect", str(synth["lists"]["md5"])] if command == "inspect"
@@ -266,12 +256,9 @@ def test_unwritable_console_streams_do_not_change_the_exit_status(synth: dict[st
     closed stderr (a traceback, exit 1) must not turn a committed scan, or a failing
     one, into another exit status."""
     import os
-    import shutil
     import subprocess
-    import sys
 
-    exe = shutil.which("datahygiene", path=str(Path(sys.executable).parent))
-    assert exe is not None
+    exe = _console_script()
     for manifest, want in ((synth["manifest"], 0), (tmp_path / "missing", 3)):
         out = tmp_path / f"run-{want}"
         args = [exe, "scan", "--manifest", str(manifest), "--list", f"md5={synth['lists']['md5']}",
@@ -297,7 +284,6 @@ def test_the_command_starts_no_spinning_blas_threads(given: str | None) -> None:
     pyarrow is loaded, and numpy not to ask for huge pages (NUMPY_MADVISE_HUGEPAGE),
     also unless the user set them."""
     import subprocess
-    import sys
 
     code = ("import os, sys\nsys.argv = ['datahygiene', '--version']\n"
             "from datahygiene.entry import main\n"
@@ -327,7 +313,6 @@ def test_the_environment_is_set_before_numpy_and_pyarrow_load() -> None:
     """The settings are read once, when numpy and pyarrow load: the command must make
     them before it imports anything that imports those."""
     import subprocess
-    import sys
 
     code = ("import sys\nimport datahygiene.entry as e\n"
             "loaded = sorted(m for m in ('numpy', 'pyarrow') if m in sys.modules)\n"
