@@ -136,6 +136,24 @@ def _columns_in_force(config: ScanConfig, plan: ScanPlan) -> dict[str, str]:
                                      and column == used[name].default_column)}
 
 
+def _options_in_force(config: ScanConfig, plan: ScanPlan) -> dict[str, Any]:
+    """The ``[scan.options.NAME]`` that change what a run does, as recorded in run.json
+    and its id: a signal's options less those given with their default value
+    (``normalization = "basic"`` is no option given), none for a signal with no list;
+    a service's as given."""
+    used = {sig.name: sig for sig in (getattr(c, "signal", None) for c in plan.checks)
+            if sig is not None}
+    out: dict[str, Any] = {}
+    for name, given in sorted(config.options.items()):
+        if name in used:
+            given = used[name].options_in_force()
+        elif name not in config.services:
+            continue
+        if given:
+            out[name] = dict(sorted(given.items())) if isinstance(given, dict) else given
+    return out
+
+
 def _check_schemas(files: list[InputFile], config: ScanConfig, columns: list[str],
                    computed: Iterable[str] = ()) -> tuple[list[Footer], list[pa.Schema], str | None]:
     """Each input's footer and schema, and the row key column; an input that lacks a
@@ -384,6 +402,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         config_desc = config.describe()
         config_desc["key"] = key
         config_desc["columns"] = _columns_in_force(config, plan)
+        config_desc.pop("options", None)
+        if options := _options_in_force(config, plan):
+            config_desc["options"] = options
         # Resume (datahygiene/resume.py): inputs a crashed run finished are not scanned again.
         work_area = WorkArea(config.out or "", resume_identity(
             config_desc, signals, lists, files, footers_read), config.resume)

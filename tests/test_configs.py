@@ -174,8 +174,9 @@ def test_options_are_checked(cli, synth: dict[str, Any], tmp_path: Path, body: s
 
 
 def test_options_are_part_of_what_a_run_is(cli, synth: dict[str, Any], tmp_path: Path) -> None:
-    """Two URL normalisations give different results: run.json records the option, the
-    run id differs, and --resume refuses to continue a run made with the other one."""
+    """Two URL normalisations give different results: run.json records the option (when
+    not the default), the run id differs, and --resume refuses to continue a run made
+    with the other one."""
     runs = {}
     for mode in ("basic", "none"):
         cfg = _options_config(tmp_path, f'[scan.options.url-sha256]\nnormalization = "{mode}"\n')
@@ -183,8 +184,10 @@ def test_options_are_part_of_what_a_run_is(cli, synth: dict[str, Any], tmp_path:
         cli("scan", "--config", cfg, "--manifest", synth["manifest"], "--list",
             synth["lists"]["url-sha256"], "--out", out, "-q")
         runs[mode] = json.loads((out / "run.json").read_text())
-        assert runs[mode]["config"]["options"] == {"url-sha256": {"normalization": mode}}
-        assert runs[mode]["signals"][0]["options"] == {"normalization": mode}
+    # "basic" is the default: recorded as no option (see test_determinism.py)
+    assert "options" not in runs["basic"]["config"] and "options" not in runs["basic"]["signals"][0]
+    assert runs["none"]["config"]["options"] == {"url-sha256": {"normalization": "none"}}
+    assert runs["none"]["signals"][0]["options"] == {"normalization": "none"}
     assert runs["basic"]["run_id"] != runs["none"]["run_id"]
     # a run of the default options records none: its id is what it was before options were kept
     out = tmp_path / "plain"

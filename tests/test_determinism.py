@@ -162,3 +162,26 @@ def test_options_given_with_their_default_value_keep_the_run_id(cli, synth: dict
     other = json.loads((tmp_path / "other" / "run.json").read_text())["run_id"]
     same = json.loads((tmp_path / "same" / "run.json").read_text())["run_id"]
     assert other != same
+
+
+def test_signal_options_given_with_their_default_value_keep_the_run_id(
+        cli, synth: dict[str, Any], tmp_path: Path) -> None:
+    """``[scan.options.url-sha256] normalization = "basic"`` is what a scan does without
+    it: run.json and the run id record only options in force (those a signal declares
+    in ``option_defaults`` are dropped at their default). Another value changes both."""
+    base = ["scan", "--manifest", synth["manifest"], "--list", f"md5={synth['lists']['md5']}",
+            "--list", f"url-sha256={synth['lists']['url-sha256']}", "-q"]
+
+    def run(name: str, options: str) -> dict[str, Any]:
+        config = tmp_path / f"{name}.toml"
+        config.write_text(options)
+        cli(*base, "--out", tmp_path / name, "--config", config)
+        return dict(json.loads((tmp_path / name / "run.json").read_text()))
+
+    plain = run("plain", "")
+    spelled = run("spelled", '[scan.options.url-sha256]\nnormalization = "basic"\nprecomputed = false\n')
+    assert spelled["run_id"] == plain["run_id"] and "options" not in spelled["config"]
+    assert spelled["signals"] == plain["signals"]
+    other = run("other", '[scan.options.url-sha256]\nnormalization = "none"\n')
+    assert other["run_id"] != plain["run_id"]
+    assert other["config"]["options"] == {"url-sha256": {"normalization": "none"}}

@@ -156,6 +156,9 @@ class SignalType(ABC):
     # for several); a key not named here is an error. None: not declared (a plugin
     # written before declarations existed), and any option is passed through.
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]] | None] = None
+    # The value an option takes when it is not given: given with that value, it is the
+    # same run (run.json and the run id record only the options in force).
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
 
     threshold: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -213,9 +216,17 @@ class SignalType(ABC):
         out: dict[str, Any] = {"name": self.name, "width": self.width, "exact": self.exact}
         if not self.exact:
             out["threshold"] = self.effective_threshold
-        if self.options:
-            out["options"] = {k: self.options[k] for k in sorted(self.options)}
+        options = self.options_in_force()
+        if options:
+            out["options"] = options
         return out
+
+    def options_in_force(self) -> dict[str, Any]:
+        """The options given, less those given with their default value
+        (``option_defaults``; ``True`` is not ``1``), sorted by name."""
+        return {k: v for k, v in sorted(self.options.items())
+                if not (k in self.option_defaults and type(v) is type(self.option_defaults[k])
+                        and v == self.option_defaults[k])}
 
 
 class BytesHasher(ABC):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -126,6 +126,7 @@ class URLDigest(SignalType):
     hex_entries = True
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
         "normalization": str, "precomputed": bool}
+    option_defaults: ClassVar[Mapping[str, Any]] = {"normalization": "basic", "precomputed": False}
 
     def check_options(self) -> None:
         super().check_options()

@@ -147,7 +147,7 @@ def interrupt_after(cfg: ScanConfig, rows: int) -> None:
 @pytest.fixture
 def small(make_synth: Any) -> dict[str, Any]:
     return make_synth("small", rows=4000, files=4, list_size=300, planted=8, malformed=3,
-                      row_group_size=500, seed=3)
+                      row_group_size=500, seed=3, url_list=True)
 
 
 def test_ctrl_c_keeps_work_and_resume_skips_finished_files(small: dict[str, Any], tmp_path: Path,
@@ -199,9 +199,14 @@ def test_run_without_resume_discards_unfinished_work(small: dict[str, Any], tmp_
 def test_resume_refuses_changed_run(small: dict[str, Any], tmp_path: Path, change: str,
                                     message: str) -> None:
     out = tmp_path / "o"
-    interrupt_after(config(small, out), 1500)
+    # options of a signal the run checks (those of a signal with no list are not in force)
+    urls = [ListSpec(path=small["lists"]["url-sha256"])] if change == "options" else []
+    first = config(small, out)
+    first.lists += urls
+    interrupt_after(first, 1500)
     kw: dict[str, Any] = {"resume": True}
     cfg = config(small, out, **kw)
+    cfg.lists += urls
     md5_list = Path(small["lists"]["md5"])
     manifest = Path(small["manifest"])
     if change == "list":  # same identity, different content: one more placeholder entry

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from datahygiene.errors import ConfigError
 from datahygiene.signals.base import BytesHasher, Normalized, SignalIndex, SignalType
 from datahygiene.signals.hexcodec import normalize_fixed
-from datahygiene_pdq.hashing import HashConfig, HashError, pdq_bytes
+from datahygiene_pdq.hashing import DEFAULT_MAX_SIDE, HashConfig, HashError, pdq_bytes
 from datahygiene_pdq.index import BruteForceIndex, MIHIndex, as_words, hamming
 
 HASH_FIELDS = ("value", "hash", "pdq")
@@ -53,6 +53,9 @@ class PDQ(SignalType, BytesHasher):
     option_types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "min_quality": int, "low_quality": str, "quality_column": str, "max_side": int,
         "draft": bool, "max_pixels": int, "orientation": str, "frames": str}
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "min_quality": DEFAULT_MIN_QUALITY, "low_quality": "unverified", "max_side": DEFAULT_MAX_SIDE,
+        "draft": True, "orientation": "ignore", "frames": "unverified"}
     examples: ClassVar[dict[str, list[Any]]] = {
         _EXAMPLE: [_EXAMPLE, _EXAMPLE.upper(), f"  {_EXAMPLE}\n", bytes.fromhex(_EXAMPLE)],
         _RANDOM: [_RANDOM, _RANDOM.upper(), bytes.fromhex(_RANDOM)],
