@@ -427,7 +427,6 @@ def footer_chunks(buf, out):
     return count
 
 
-
 # chunks_fit's verdicts
 FIT, UNKNOWN_CODEC, MISSING_CHUNK, WRONG_TYPE, WRONG_HISTOGRAM = range(5)
 
