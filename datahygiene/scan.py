@@ -122,6 +122,12 @@ def build_plan(lists: list[HashList], config: ScanConfig, registry: Registry,
     return ScanPlan(checks, key_column, transforms)
 
 
+def _signals(plan: ScanPlan) -> dict[str, Any]:
+    """The signal types a plan checks, by name (services are not among them)."""
+    return {sig.name: sig for sig in (getattr(c, "signal", None) for c in plan.checks)
+            if sig is not None}
+
+
 def _columns_in_force(config: ScanConfig, plan: ScanPlan) -> dict[str, str]:
     """The ``[columns]`` that change what a run reads, as recorded in run.json and its
     id: ``--column md5=md5`` names the column the scan reads anyway, and a config's
@@ -129,8 +135,7 @@ def _columns_in_force(config: ScanConfig, plan: ScanPlan) -> dict[str, str]:
     (the same run, given either way, would not resume). An exact signal's entry is
     dropped when it names the signal's default column; a perceptual signal's is kept,
     since naming its column (even the default one) means "read it, do not compute it"."""
-    used = {sig.name: sig for sig in (getattr(c, "signal", None) for c in plan.checks)
-            if sig is not None}
+    used = _signals(plan)
     return {name: column for name, column in sorted(config.columns.items())
             if name in used and not (getattr(used[name], "exact", False)
                                      and column == used[name].default_column)}
@@ -141,8 +146,7 @@ def _options_in_force(config: ScanConfig, plan: ScanPlan) -> dict[str, Any]:
     and its id: a signal's options less those given with their default value
     (``normalization = "basic"`` is no option given), none for a signal with no list;
     a service's as given."""
-    used = {sig.name: sig for sig in (getattr(c, "signal", None) for c in plan.checks)
-            if sig is not None}
+    used = _signals(plan)
     out: dict[str, Any] = {}
     for name, given in sorted(config.options.items()):
         if name in used:
