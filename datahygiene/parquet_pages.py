@@ -291,17 +291,14 @@ class Page:
     starts: np.ndarray | None = None  # int64, per value (defined rows in order)
     lens: np.ndarray | None = None  # int64, per value
     # dictionary encoded: each value's entry in the chunk's dictionary (``buf`` is the
-    # dictionary's); the spans, per value, are found when asked for
+    # dictionary's); read through ``dictionary``, never through :meth:`spans`
     indices: np.ndarray | None = None
     dictionary: Dictionary | None = None
 
     def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each value lies (a PLAIN page's)."""
         if self.starts is None or self.lens is None:
-            if self.indices is not None and self.dictionary is not None:
-                starts, lens = self.dictionary.spans()
-                self.starts, self.lens = starts[self.indices], lens[self.indices]
-            else:
-                self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
+            self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
         return self.starts, self.lens
 
 
