@@ -6,6 +6,8 @@ same one-line errors for files that are not parquet."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from pathlib import Path
 
 import fsspec
@@ -14,8 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from datahygiene import manifest
 from datahygiene.errors import InputError
-from datahygiene.manifest import FOOTER_PROBE, LOCAL_FOOTER_PROBE, read_footer, resolve_manifests
+from datahygiene.manifest import (
+    FOOTER_PROBE,
+    LOCAL_FOOTER_PROBE,
+    FooterReader,
+    read_footer,
+    resolve_manifests,
+)
 
 
 def _footer_identity(data: bytes) -> tuple[int, str]:
@@ -130,3 +139,41 @@ def test_no_damaged_footer_the_check_lets_through_ends_the_process(tmp_path: Pat
     child = subprocess.run([sys.executable, "-c", _READ_ALL, *kept], capture_output=True, text=True,
                            check=False)
     assert child.returncode == 0, child.stderr[-2000:]
+
+
+def test_footer_reader_keeps_each_inputs_footer_or_error_in_order(tmp_path: Path) -> None:
+    for i in range(5):
+        pq.write_table(_table(10 + i), tmp_path / f"m{i}.parquet")
+    (tmp_path / "m2.parquet").write_bytes(b"not parquet")
+    files = resolve_manifests([str(tmp_path)])
+    got = FooterReader(files).result()
+    assert [type(g).__name__ for g in got] == ["Footer", "Footer", "InputError", "Footer", "Footer"]
+    assert "m2.parquet" in str(got[2])
+    assert [g.metadata.num_rows for g in got if not isinstance(g, InputError)] == [10, 11, 13, 14]
+
+
+def test_footer_reader_stops_when_the_run_fails_first(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that fails before it needs the footers (a list that does not load) must
+    not wait while the reader goes on through every input."""
+    for i in range(50):
+        pq.write_table(_table(3), tmp_path / f"m{i:02d}.parquet")
+    files = resolve_manifests([str(tmp_path)])
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow(f: object) -> object:
+        calls.append(f)
+        started.set()
+        release.wait(5)
+        raise InputError("stopped")
+
+    monkeypatch.setattr(manifest, "read_footer", slow)
+    reader = FooterReader(files)
+    assert started.wait(5)
+    t0 = time.perf_counter()
+    reader.cancel()
+    assert time.perf_counter() - t0 < 1  # cancel does not wait for the footer being read
+    release.set()
+    reader._pool.shutdown(wait=True)
+    assert len(calls) == 1  # and no footer is read after it
