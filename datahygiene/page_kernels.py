@@ -2,6 +2,9 @@
 
 * :func:`hybrid` -- parquet's RLE / bit-packing hybrid (definition levels, dictionary
   indices);
+* :func:`dictionary_indices` -- a data page's dictionary indices, checked against the
+  dictionary; :func:`dictionary_candidates` -- the same, keeping only the values whose
+  entry a filter kept;
 * :func:`plain_spans` -- where each value of a PLAIN-encoded BYTE_ARRAY page lies;
 * :func:`gather_spans` -- chosen values into Arrow's layout (offsets and data);
 * :func:`digest_candidates` -- which values of a hash column an index's filter cannot
@@ -83,6 +86,41 @@ def hybrid(buf, pos, end, width, n, out):
                 out[i + k] = v
             i += take
     return pos
+
+
+@numba.njit(**_JIT)
+def dictionary_indices(buf, pos, end, width, n, count, out):
+    """Decode a data page's ``n`` dictionary indices (:func:`hybrid`) into ``out``;
+    return 0, -1 when they do not decode, -2 when one is past the dictionary's
+    ``count`` entries."""
+    if hybrid(buf, pos, end, width, n, out) < 0:
+        return -1
+    for i in range(n):
+        if out[i] >= count:
+            return -2
+    return 0
+
+
+@numba.njit(**_JIT)
+def dictionary_candidates(buf, pos, end, width, n, count, place, keep, pick):
+    """Which of a data page's ``n`` values the full check must see, from their
+    dictionary indices (decoded from ``buf[pos:end]`` as :func:`dictionary_indices`
+    does) and ``place``, each entry's place among the kept ones (-1: ruled out): the
+    value numbers to ``keep`` and their entries' places to ``pick``. Returns how many,
+    or :func:`dictionary_indices`' negative code. One call where decoding, checking
+    and mapping the indices were five, each releasing and taking back the GIL."""
+    idx = np.empty(n, dtype=np.uint32)
+    code = dictionary_indices(buf, pos, end, width, n, count, idx)
+    if code < 0:
+        return code
+    m = 0
+    for i in range(n):
+        at = place[idx[i]]
+        if at >= 0:
+            keep[m] = i
+            pick[m] = at
+            m += 1
+    return m
 
 
 @numba.njit(**_JIT)
@@ -471,6 +509,9 @@ def warm_up() -> None:
     writable = np.zeros(64, np.uint8)
     for buf in (writable, np.frombuffer(bytes(64), np.uint8)):
         hybrid(buf, 0, 64, 1, 8, np.zeros(8, np.uint32))
+        dictionary_indices(buf, 0, 64, 1, 8, 2, np.zeros(8, np.uint32))
+        dictionary_candidates(buf, 0, 64, 1, 8, 2, np.zeros(2, np.int64), np.zeros(8, np.int64),
+                              np.zeros(8, np.int64))
         starts, lens = np.zeros(2, np.int64), np.zeros(2, np.int64)
         plain_spans(buf, 0, 64, 2, starts, lens)
         pick = np.zeros(2, np.int64)

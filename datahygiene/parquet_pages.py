@@ -290,16 +290,42 @@ class Page:
     plain_at: int = -1
     starts: np.ndarray | None = None  # int64, per value (defined rows in order)
     lens: np.ndarray | None = None  # int64, per value
-    # dictionary encoded: each value's entry in the chunk's dictionary (``buf`` is the
-    # dictionary's); read through ``dictionary``, never through :meth:`spans`
-    indices: np.ndarray | None = None
+    # dictionary encoded (``buf`` is the dictionary's; read through ``dictionary``,
+    # never through :meth:`spans`): each value's entry in the chunk's dictionary, from
+    # ``index_bytes[index_at:]`` at ``bit_width`` bits, decoded when asked for
+    # (:meth:`entries`, or :func:`candidate_rows` in one pass with its filter)
     dictionary: Dictionary | None = None
+    index_bytes: np.ndarray | None = None
+    index_at: int = 0
+    bit_width: int = 0
+    _entries: np.ndarray | None = None
 
     def spans(self) -> tuple[np.ndarray, np.ndarray]:
         """Where each value lies (a PLAIN page's)."""
         if self.starts is None or self.lens is None:
             self.starts, self.lens = _plain(self.buf, self.plain_at, self.count, 0)
         return self.starts, self.lens
+
+    def entries(self) -> np.ndarray:
+        """A dictionary page's entry per value (uint32), checked against the dictionary."""
+        if self._entries is None:
+            assert self.index_bytes is not None and self.dictionary is not None
+            idx = np.empty(self.count, dtype=np.uint32)
+            if self.count:
+                _index_code(page_kernels.dictionary_indices(
+                    self.index_bytes, self.index_at, self.index_bytes.shape[0], self.bit_width,
+                    self.count, self.dictionary.count, idx))
+            self._entries = idx
+        return self._entries
+
+
+def _index_code(code: int) -> int:
+    """A dictionary index kernel's result, or Unsupported for its error codes."""
+    if code == -1:
+        raise Unsupported("dictionary indices")
+    if code < 0:
+        raise Unsupported("dictionary index")
+    return code
 
 
 @dataclass
@@ -367,8 +393,21 @@ def _int32_le(b: np.ndarray, p: int) -> int:
     return int(b[p : p + 4].view("<i4")[0])
 
 
-def _levels(buf: np.ndarray, pos: int, end: int, n: int) -> np.ndarray:
-    """``n`` definition levels (max level 1) as a bool array: defined or null."""
+def _levels(buf: np.ndarray, pos: int, end: int, n: int) -> np.ndarray | None:
+    """``n`` definition levels (max level 1) as a bool array: defined or null; None
+    when all are defined and the levels say so in one run (as writers put a column
+    without nulls), which is found without decoding them."""
+    if pos + 2 <= end:  # one RLE run of at least n ones: a varint header, then the byte 1
+        header, shift, p = 0, 0, pos
+        while p < end and shift <= 56:
+            b = int(buf[p])
+            header |= (b & 127) << shift
+            p += 1
+            if b < 128:
+                if not header & 1 and header >> 1 >= n and p < end and buf[p] == 1:
+                    return None
+                break
+            shift += 7
     out = np.empty(n, dtype=np.uint32)
     if page_kernels.hybrid(buf, pos, end, 1, n, out) < 0:
         raise Unsupported("definition levels")
@@ -488,7 +527,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
                 if not chunk.nullable:
                     raise Unsupported("levels")
                 defined = _levels(body, 0, dlen, n)
-                if int(n - np.count_nonzero(defined)) != nulls:
+                if (0 if defined is None else int(n - np.count_nonzero(defined))) != nulls:
                     raise Unsupported("null count")
             elif nulls:  # nulls without levels to place them
                 raise Unsupported("levels")
@@ -510,18 +549,15 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         elif enc in (_PLAIN_DICTIONARY, _RLE_DICTIONARY):
             if dictionary is None:
                 raise Unsupported("dictionary missing")
-            idx = np.empty(k, dtype=np.uint32)
+            bw = 0
             if k:
                 if pos >= page.shape[0]:
                     raise Unsupported("page size")
                 bw = int(page[pos])
                 if bw > 32:
                     raise Unsupported("bit width")
-                if page_kernels.hybrid(page, pos + 1, page.shape[0], bw, k, idx) < 0:
-                    raise Unsupported("dictionary indices")
-                if int(idx.max()) >= dictionary.count:
-                    raise Unsupported("dictionary index")
-            yield Page(row, n, defined, dictionary.buf, k, indices=idx, dictionary=dictionary)
+            yield Page(row, n, defined, dictionary.buf, k, dictionary=dictionary, index_bytes=page,
+                       index_at=pos + 1, bit_width=bw)
             row += n
             continue
         else:
@@ -587,10 +623,10 @@ def read_rows(fh: Any, chunk: Chunk, rows: np.ndarray) -> pa.Array:
         else:
             value_no = np.cumsum(page.defined, dtype=np.int64) - 1
             pick = np.where(page.defined[local], value_no[local], -1)
-        if page.indices is not None and page.dictionary is not None:
+        if page.dictionary is not None:
             entry = np.full(pick.shape[0], -1, dtype=np.int64)  # the dictionary's, or null
             has = pick >= 0
-            entry[has] = page.indices[pick[has]]
+            entry[has] = page.entries()[pick[has]]
             pieces.append((page.buf, *page.dictionary.spans(), entry))
         else:
             pieces.append((page.buf, *page.spans(), pick))
@@ -620,12 +656,15 @@ def candidate_rows(fh: Any, chunk: Chunk, select: PageFilter) -> tuple[np.ndarra
             keep, starts = got
             lens = _prefixed_lengths(page.buf, starts)
             sub = np.arange(keep.shape[0], dtype=np.int64)  # (starts, lens) are the kept only
-        elif page.indices is not None and page.dictionary is not None:
-            place, kept_starts, kept_lens = page.dictionary.kept(select)  # once per entry
-            at = place[page.indices]
-            keep = np.flatnonzero(at >= 0)
-            starts, lens = kept_starts[at[keep]], kept_lens[at[keep]]
-            sub = np.arange(keep.shape[0], dtype=np.int64)
+        elif page.dictionary is not None and page.index_bytes is not None:
+            place, starts, lens = page.dictionary.kept(select)  # once per entry
+            keep = np.empty(page.count, dtype=np.int64)
+            sub = np.empty(page.count, dtype=np.int64)  # each kept value's entry among the kept
+            if page.count:
+                m = _index_code(page_kernels.dictionary_candidates(
+                    page.index_bytes, page.index_at, page.index_bytes.shape[0], page.bit_width,
+                    page.count, page.dictionary.count, place, keep, sub))
+                keep, sub = keep[:m], sub[:m]
         else:
             starts, lens = page.spans()
             keep = select.spans(page.buf, starts, lens)

@@ -290,8 +290,11 @@ class WorkArea:
     def _submit(self, wait: bool) -> None:
         """Hand queued markers to the marker thread (those whose digest is ready, or
         all with ``wait``) and raise the error of any marker that failed."""
+        ready = []
         while self._queue and (wait or self._queue[0][5].done()):
-            self._pending.append(self._marker.submit(self._mark, *self._queue.popleft()))
+            ready.append(self._queue.popleft())
+        if ready:  # one job for all: each job wakes the marker thread (a GIL hand-over)
+            self._pending.append(self._marker.submit(self._mark_all, ready))
         while self._pending and self._pending[0].done():
             self._pending.popleft().result()  # raises what the marker raised
 
@@ -310,8 +313,22 @@ class WorkArea:
             with writing(self.log_path):  # what a failed flush left in its buffer
                 log.close()
 
-    def _mark(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
-              digest: Future[tuple[str, int]], clean: str | None) -> None:
+    def _mark_all(self, items: list[tuple[Any, ...]]) -> None:
+        """Markers for these finished inputs, in order, with one write to the log (the
+        lines of those before a failure are written, then the failure raised)."""
+        lines: list[bytes] = []
+        records: list[FileRecord] = []
+        try:
+            for item in items:
+                records.append(self._vouch(*item))
+                lines.append(json.dumps(vars(records[-1]), sort_keys=True).encode() + b"\n")
+        finally:
+            if lines:
+                self._append(lines, records)
+
+    def _vouch(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
+               digest: Future[tuple[str, int]], clean: str | None) -> FileRecord:
+        """Put on disk what input ``i``'s marker vouches for; return the marker."""
         if flagged.num_rows:  # most inputs flag nothing: their marker says so, no part file
             part = self.root / "parts" / f"{self._name(i)}.parquet"
             tmp = part.with_name(part.name + ".tmp")
@@ -323,7 +340,9 @@ class WorkArea:
         if clean is not None:
             with writing(self.stage / clean):  # fsync reports a write that failed late (NFS)
                 _fsync_path(self.stage / clean)
-        rec = FileRecord(i, path, rows, flagged.num_rows, clean_rows, digest.result()[0], clean)
+        return FileRecord(i, path, rows, flagged.num_rows, clean_rows, digest.result()[0], clean)
+
+    def _append(self, lines: list[bytes], records: list[FileRecord]) -> None:
         # The marker is not fsynced: what it vouches for (the part, the clean file) is on
         # disk before it is written, and a marker lost or cut short by a power failure
         # only makes --resume scan that input again (an unreadable line counts as
@@ -334,9 +353,10 @@ class WorkArea:
                 os.chmod(self.log_path, OWNER_FILE)
                 if self._log.tell():  # a resumed run: never continue a line a crash cut short
                     self._log.write(b"\n")
-            self._log.write(json.dumps(vars(rec), sort_keys=True).encode() + b"\n")
+            self._log.write(b"".join(lines))
             self._log.flush()
-        self.records[i] = rec
+        for rec in records:
+            self.records[rec.index] = rec
 
     def check_inputs(self, inputs: list[dict[str, Any]]) -> None:
         """An input whose full digest differs from the one recorded when it was

@@ -426,6 +426,31 @@ def test_a_dictionary_page_claiming_more_values_than_bytes_is_refused() -> None:
     assert pages.read_rows(fh, chunk, np.array([0, 1], np.int64)).to_pylist() == [b"a", b"a"]
 
 
+@pytest.mark.parametrize("indices", [bytes([2, 2 << 1, 2]), bytes([2, 2 << 1]), bytes([40, 0])],
+                         ids=["past-the-dictionary", "cut-short", "bit-width"])
+def test_dictionary_indices_that_do_not_fit_are_refused(indices: bytes) -> None:
+    """An index past the dictionary's entries (2, of 2 entries), indices that end
+    before the page's values, or a bit width over 32: the page reader leaves the
+    chunk to pyarrow (which refuses it), whether it filters the values or reads
+    some back."""
+    values = b"".join(len(v).to_bytes(4, "little") + v for v in (b"a", b"b"))
+    dictionary = _page(2, 7, _struct((1, *_i32(2)), (2, *_i32(0))), values)
+    data = _page(0, 5, _struct((1, *_i32(2)), (2, *_i32(8)), (3, *_i32(3)), (4, *_i32(3))), indices)
+    chunk, fh = _chunk_of(dictionary + data, 2)
+    with pytest.raises(pages.Unsupported):
+        pages.read_rows(fh, chunk, np.array([1], np.int64))
+    for keep in (_everything, _nothing):
+        with pytest.raises(pages.Unsupported):
+            pages.candidate_rows(fh, chunk, keep)
+    # the same chunk with an index in the dictionary reads
+    fitting = _page(0, 5, _struct((1, *_i32(2)), (2, *_i32(8)), (3, *_i32(3)), (4, *_i32(3))),
+                    bytes([2, 2 << 1, 1]))
+    chunk, fh = _chunk_of(dictionary + fitting, 2)
+    assert pages.read_rows(fh, chunk, np.array([1], np.int64)).to_pylist() == [b"b"]
+    rows, got = pages.candidate_rows(fh, chunk, _everything)
+    assert rows.tolist() == [0, 1] and got.to_pylist() == [b"b", b"b"]
+
+
 def _with_num_values(path: Path, nth: int, value: int) -> None:
     """Rewrite the ``nth`` column chunk's num_values (a footer of 500-row chunks) to
     ``value`` < 128, keeping the footer's length: the varint stays two bytes long."""
