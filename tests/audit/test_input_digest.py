@@ -103,3 +103,45 @@ def test_unknown_input_digest_option_is_a_usage_error(cli: Cli, data: dict[str, 
               "--out", tmp_path / "run", "--input-digest", "md5", ok=False)
     assert res.exit_code == 2 and "--input-digest" in res.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, 3 << 20])
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "memory-mapped"])
+def test_digest_of_a_local_file_read_or_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               size: int, mapped: bool) -> None:
+    """Small inputs are read into a reused buffer, large ones memory-mapped: the same
+    digests as hashing the file's bytes, for both algorithms, whatever the size."""
+    from datahygiene import manifest
+
+    if mapped:
+        monkeypatch.setattr(manifest, "SMALL_INPUT", 0)
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    p = tmp_path / "m.parquet"
+    p.write_bytes(data)
+    f = manifest.InputFile(str(p), manifest.LocalFileSystem(), str(p))
+    for _ in range(2):  # the second time reuses the thread's buffer
+        assert manifest.digest_file(f) == ("sha256:" + hashlib.sha256(data).hexdigest(), size)
+    assert manifest.digest_file(f, "blake3") == ("blake3:" + blake3.blake3(data).hexdigest(), size)
+
+
+def test_an_input_cut_short_while_it_is_digested_is_an_error(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that holds fewer bytes than its size said a moment before (another process
+    truncating it) is not digested as if whole."""
+    import os
+
+    from datahygiene import manifest
+    from datahygiene.errors import InputError
+
+    p = tmp_path / "m.parquet"
+    p.write_bytes(b"x" * 1000)
+    f = manifest.InputFile(str(p), manifest.LocalFileSystem(), str(p))
+    real = os.fstat
+
+    def bigger(fd: int) -> os.stat_result:
+        st = real(fd)
+        return os.stat_result((*st[:6], st.st_size + 10, *st[7:]))
+
+    monkeypatch.setattr(manifest.os, "fstat", bigger)
+    with pytest.raises(InputError, match=r"m\.parquet: changed while it was read"):
+        manifest.digest_file(f)
