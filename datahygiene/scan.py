@@ -576,6 +576,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     writer.seal(str(p.relative_to(writer.stage)))
             writer.write_json("run.json", run)
             writer.commit()
+            # made inside: a Ctrl-C while it is made is one after the commit
+            result = ScanResult(Path(config.out), summary, run, exclusions)
     except KeyboardInterrupt:
         if "writer" in locals() and writer.committed:  # only the clean-up after run.json was cut short
             raise InterruptedAfterCommit(COMMITTED_NOTE.format(out=config.out)) from None
@@ -585,4 +587,4 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         if hinted is exc:
             raise
         raise hinted from exc
-    return ScanResult(Path(config.out), summary, run, exclusions)
+    return result

@@ -210,11 +210,16 @@ def register(group: click.Group) -> None:
             load_keydir(cfg.keys)
         before = _list_versions(Path(cfg.out or "") / "run.json")
         freeze_startup_objects()
-        with progress_bar(quiet) as bar:
-            result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
+        result: ScanResult | None = None
         try:
+            with progress_bar(quiet) as bar:
+                result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
             _report(result, before)
         except KeyboardInterrupt:
+            if result is None:  # (run_scan says itself when it had committed)
+                raise
+            # the run is committed: a Ctrl-C while the progress bar closes or the
+            # result is printed must not say otherwise
             raise InterruptedAfterCommit(COMMITTED_NOTE.format(out=result.out)) from None
 
     def _report(result: ScanResult, before: dict[str, str]) -> None:

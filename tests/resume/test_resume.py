@@ -503,19 +503,42 @@ def test_ctrl_c_after_run_json_landed_says_the_run_was_committed(
         run_scan(config(small, out))
     monkeypatch.setattr(shutil, "rmtree", real)
     assert json.loads((out / "run.json").read_text())["coverage"]["rows_scanned"] == 4000
+    # ... or as the library makes the result it returns
+    import datahygiene.scan as scan_mod
 
-    res = subprocess.run([sys.executable, "-c", """
+    def result(*a: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_mod, "ScanResult", result)
+    with pytest.raises(InterruptedAfterCommit, match="committed"):
+        run_scan(config(small, tmp_path / "r"))
+    assert (tmp_path / "r" / "run.json").exists()
+
+    # the command: a Ctrl-C as it prints the result, or as its progress bar closes
+    for when, patch in [("print", "cmd.print_result = interrupted"),
+                        ("bar", "cmd.progress_bar = lambda quiet: Bar()")]:
+        res = subprocess.run([sys.executable, "-c", f"""
 import sys
 import datahygiene.commands.scan as cmd
 def interrupted(result):
     raise KeyboardInterrupt
-cmd.print_result = interrupted
+class Bar:
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        raise KeyboardInterrupt
+    def advance(self, *a):
+        pass
+    def start(self, *a):
+        pass
+{patch}
 from datahygiene.cli import main
 main()
 """, "scan", "--manifest", str(small["manifest"]), "--list", f"md5={small['lists']['md5']}",
-                          "--out", str(tmp_path / "p"), "-q"],
-                         capture_output=True, text=True, env={**os.environ, "DATAHYGIENE_PLUGINS": ""},
-                         timeout=120)
-    assert res.returncode == 130 and (tmp_path / "p" / "run.json").exists()
-    assert res.stderr.strip().splitlines() == [
-        f"datahygiene: interrupted; the run was committed first ({tmp_path / 'p'}/run.json is complete)"]
+                              "--out", str(tmp_path / when), "-q"],
+                             capture_output=True, text=True,
+                             env={**os.environ, "DATAHYGIENE_PLUGINS": ""}, timeout=120)
+        assert res.returncode == 130 and (tmp_path / when / "run.json").exists(), (when, res.stderr)
+        assert res.stderr.strip().splitlines() == [
+            f"datahygiene: interrupted; the run was committed first ({tmp_path / when}/run.json "
+            "is complete)"], when
