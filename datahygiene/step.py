@@ -361,6 +361,8 @@ def check_batch(batch: pa.RecordBatch | pa.Table, plan: ScanPlan, source_file: s
             reason_text.append(pa.array(np.full(urows.shape[0], f"{name}:match", dtype=object),
                                         pa.string()))
 
+    if not match_parts and not reason_rows:  # the common case: nothing flagged
+        return BatchResult(EMPTY_EXCLUSIONS, np.ones(n, dtype=bool), n)
     if match_parts:
         matches = pa.concat_tables(match_parts).sort_by(
             [("row", "ascending"), ("check", "ascending"), ("list", "ascending"),
