@@ -131,9 +131,10 @@ class _Source:
     @property
     def reader(self) -> pq.ParquetFile:
         if self._reader is None:
-            if isinstance(self.handle, LocalFile):  # positional reads only: open it for Arrow
-                self._reader_handle = open_input(self.file)
-            self._reader = open_parquet(self.file, self.metadata, self._reader_handle or self.handle)
+            handle = self.handle
+            if isinstance(handle, LocalFile):  # positional reads only: open it for Arrow
+                handle = self._reader_handle = open_input(self.file)
+            self._reader = open_parquet(self.file, self.metadata, handle)
         return self._reader
 
     def close(self) -> None:
