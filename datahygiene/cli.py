@@ -16,7 +16,13 @@ import click
 
 from datahygiene import __version__
 from datahygiene.allocator import tune_allocator
-from datahygiene.errors import DatahygieneError, InterruptedAfterCommit, OutputError
+from datahygiene.errors import (
+    DatahygieneError,
+    InterruptedAfterCommit,
+    OutputError,
+    committed_note,
+    note_committed,
+)
 
 COMMAND_MODULES = (
     "datahygiene.commands.scan",
@@ -36,13 +42,14 @@ class Group(click.Group):
     """Turns library errors into one line and a documented exit code."""
 
     def invoke(self, ctx: click.Context) -> object:
+        note_committed(None)  # this command line's, once it commits something
         try:
             return super().invoke(ctx)
         except DatahygieneError as exc:
             click.echo(f"datahygiene: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
-            kept = exc.committed if isinstance(exc, InterruptedAfterCommit) else "no output was committed"
+            kept = exc.committed if isinstance(exc, InterruptedAfterCommit) else _kept()
             click.echo(f"datahygiene: interrupted; {kept}", err=True)
             ctx.exit(130)
         except OSError as exc:
@@ -97,6 +104,7 @@ def _run() -> int:
         # Before (datahygiene.entry), it exits at once.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         rc = cli.main(prog_name="datahygiene", standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             click.echo(exc.ctx.get_help())  # a group run with no command: its help
@@ -107,10 +115,14 @@ def _run() -> int:
     except click.ClickException as exc:
         click.echo(f"datahygiene: error: {exc.format_message()}", err=True)
         return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):  # before click's own handling is entered
-        click.echo("datahygiene: interrupted; no output was committed", err=True)
+    except (click.Abort, KeyboardInterrupt):  # outside the command (click's own handling)
+        click.echo(f"datahygiene: interrupted; {_kept()}", err=True)
         return 130
-    return rc if isinstance(rc, int) else 0
+
+
+def _kept() -> str:
+    """What an interruption leaves: the command's committed work, if it got that far."""
+    return committed_note() or "no output was committed"
 
 
 if __name__ == "__main__":  # pragma: no cover

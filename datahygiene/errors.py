@@ -65,3 +65,19 @@ class InterruptedAfterCommit(KeyboardInterrupt):
     def __init__(self, committed: str) -> None:
         super().__init__(committed)
         self.committed = committed
+
+
+_committed: list[str] = []
+
+
+def note_committed(text: str | None) -> None:
+    """Record that the command running committed its work (``text`` says what and
+    where; None: nothing yet, as each command line starts): a Ctrl-C after that -- in
+    click's teardown, as the command line returns -- says so too, not that nothing
+    was committed."""
+    _committed[:] = [] if text is None else [text]
+
+
+def committed_note() -> str | None:
+    """What :func:`note_committed` recorded, if anything."""
+    return _committed[0] if _committed else None

@@ -12,7 +12,7 @@ import click
 from datahygiene.allocator import freeze_startup_objects
 from datahygiene.commands.common import echo_table, progress_bar, split_pair
 from datahygiene.config import ScanConfig, load_config
-from datahygiene.errors import ConfigError, InterruptedAfterCommit
+from datahygiene.errors import ConfigError, InterruptedAfterCommit, note_committed
 from datahygiene.lists.spec import ListSpec
 from datahygiene.scan import COMMITTED_NOTE, ScanResult, run_scan
 
@@ -214,6 +214,7 @@ def register(group: click.Group) -> None:
         try:
             with progress_bar(quiet) as bar:
                 result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
+                note_committed(COMMITTED_NOTE.format(out=result.out))
             _report(result, before)
         except KeyboardInterrupt:
             if result is None:  # (run_scan says itself when it had committed)
