@@ -13,7 +13,7 @@ import os
 import posixpath
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +26,15 @@ import pyarrow.parquet as pq
 
 from datahygiene import __version__, kernels
 from datahygiene.config import ScanConfig
-from datahygiene.engines.local import FileFacts, Task, default_threads, plan_tasks, run_ordered, run_task
+from datahygiene.engines.local import (
+    FileFacts,
+    Task,
+    TaskResult,
+    default_threads,
+    plan_tasks,
+    run_ordered,
+    run_task,
+)
 from datahygiene.errors import ConfigError, DatahygieneError, InputError, InterruptedAfterCommit, OutputError
 from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_keys
 from datahygiene.lists.files import shown_columns
@@ -444,6 +452,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 return run_task(task, plan, config.batch_size, config.write_clean,
                                 config.keep_unverified, detail_columns, footers[task.file_index])
 
+            results: Iterator[TaskResult] | None = None
             try:
                 if config.engine == "ray":
                     from datahygiene.engines.ray import ray_results
@@ -481,6 +490,10 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                            clean_names[i] if config.write_clean else None)
                 work_area.flush()
             finally:
+                # the engine's own clean-up now, not when the traceback is let go (a Ray
+                # runtime this run started was shut down as the process ended: a crash)
+                if isinstance(results, Generator):
+                    results.close()
                 for w in writers.values():  # only after an error: it is the one to report
                     with contextlib.suppress(OSError):
                         w.close()

@@ -29,6 +29,7 @@ over the cluster. See docs/scaling.md.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -155,7 +156,22 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
         except ConnectionError as exc:
             raise ConfigError(f"--ray-address {config.ray_address}: cannot connect to a Ray "
                               f"cluster ({type(exc).__name__})") from None
+        except BaseException:
+            # a Ctrl-C while the runtime starts: left half started, its teardown as the
+            # process exits ended it with a segmentation fault (exit 139, not 130)
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            raise
         started = True
+    try:  # (from here on, what this call started is shut down whatever happens)
+        yield from _results(ray, tasks, plan, config, detail_columns)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _results(ray: Any, tasks: list[Task], plan: ScanPlan, config: ScanConfig,
+             detail_columns: Sequence[str] | None) -> Iterator[TaskResult]:
     ctx = ray.data.DataContext.get_current()
     saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
     data_log = logging.getLogger("ray.data")
@@ -197,8 +213,6 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
         data_log.setLevel(saved_level)
-        if started:
-            ray.shutdown()
 
 
 def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
