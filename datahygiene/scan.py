@@ -490,8 +490,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                            clean_names[i] if config.write_clean else None)
                 work_area.flush()
             finally:
-                # the engine's own clean-up now, not when the traceback is let go (a Ray
-                # runtime this run started was shut down as the process ended: a crash)
+                # the engine's own clean-up now, not whenever the traceback is let go (a
+                # Ray runtime left to Ray's own exit handler has crashed there: exit 139)
                 if isinstance(results, Generator):
                     results.close()
                 for w in writers.values():  # only after an error: it is the one to report

@@ -157,8 +157,9 @@ def ray_results(tasks: list[Task], plan: ScanPlan, config: ScanConfig,
             raise ConfigError(f"--ray-address {config.ray_address}: cannot connect to a Ray "
                               f"cluster ({type(exc).__name__})") from None
         except BaseException:
-            # a Ctrl-C while the runtime starts: left half started, its teardown as the
-            # process exits ended it with a segmentation fault (exit 139, not 130)
+            # a Ctrl-C while the runtime starts: shut down what had started, as on every
+            # other way out (a runtime left to Ray's own exit handler has crashed there,
+            # exit 139 instead of 130)
             with contextlib.suppress(Exception):
                 ray.shutdown()
             raise
