@@ -15,8 +15,9 @@ from dhtest import core_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datahygiene.errors import ListError
 from datahygiene.signals.exact import SortedPrefixIndex, match_fixed_column
-from datahygiene.signals.hexcodec import normalize_fixed
+from datahygiene.signals.hexcodec import hex_strings, normalize_fixed
 
 WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
 HEXCHARS = set(string.hexdigits)
@@ -216,3 +217,24 @@ def test_view_layouts_parse_like_their_offset_layouts() -> None:
     assert n.reasons.tolist() == [None, "null", "wrong-length"]
     b = normalize_fixed(pa.array([h, None, b"short"]).cast(pa.binary_view()), 16)
     assert b.valid.tolist() == [True, False, False] and bytes(b.values[0]) == h
+
+
+@pytest.mark.parametrize(("m", "w"), [(0, 16), (1, 16), (7, 20), (1000, 32), (3, 1)])
+def test_hex_strings_are_the_rows_in_lower_case_hex(m: int, w: int) -> None:
+    rng = np.random.default_rng(m * 100 + w)
+    values = rng.integers(0, 256, size=(m, w), dtype=np.uint8)
+    got = hex_strings(values)
+    got.validate(full=True)
+    assert got.type == pa.string()
+    assert got.to_pylist() == [bytes(r).hex() for r in values]
+    strided = rng.integers(0, 256, size=(m, 2 * w), dtype=np.uint8)[:, ::2]  # not contiguous
+    assert hex_strings(strided).to_pylist() == [bytes(r).hex() for r in strided]
+
+
+def test_hex_strings_refuse_more_than_one_column_holds() -> None:
+    """Arrow's string offsets are 32-bit: 2 GiB of hex text (67M MD5s) wrapped them
+    silently; now a one-line list error (checked before any memory is touched)."""
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(70_000_000, 16),
+                                           strides=(0, 0))
+    with pytest.raises(ListError, match="more hex text than one column holds"):
+        hex_strings(huge)

@@ -37,7 +37,7 @@ def hashlists_to_entries(lists: list[HashList]) -> pa.Table:
         refs = hl.ref_strings(np.arange(n, dtype=np.int64)) if n else pa.array([], pa.string())
         aligned = hl.aligned_categories()
         cats = aligned.cast(pa.string()) if aligned is not None else pa.nulls(n, pa.string())
-        parts.append(pa.table([refs.cast(pa.string()), pa.array([hl.signal] * n, pa.string()),
+        parts.append(pa.table([refs.cast(pa.string()), pa.repeat(pa.scalar(hl.signal, pa.string()), n),
                                hex_strings(hl.values), cats, pa.nulls(n, pa.string()),
                                pa.nulls(n, pa.string())],
                               schema=ENTRY_SCHEMA))
