@@ -52,7 +52,7 @@ class InputFile:
         """A binary file object. Local files open as Arrow native files, whose reads run
         without the GIL (an fsspec file object's reads hold it, which serialises the
         engine's threads on I/O); other filesystems go through fsspec."""
-        if isinstance(self.fs, LocalFileSystem):
+        if self.is_local:
             return pa.OSFile(self.fs_path, "rb")
         return self.fs.open(self.fs_path, "rb")
 
@@ -249,7 +249,7 @@ def read_footer(f: InputFile) -> Footer:
     try:
         with f.open() as fh:
             size = fh.seek(0, os.SEEK_END)
-            probe = LOCAL_FOOTER_PROBE if isinstance(f.fs, LocalFileSystem) else FOOTER_PROBE
+            probe = LOCAL_FOOTER_PROBE if f.is_local else FOOTER_PROBE
             fh.seek(max(0, size - probe))
             tail = fh.read()
             if len(tail) < 12 or tail[-4:] != b"PAR1":
@@ -284,7 +284,7 @@ class FooterReader:
         self._future = self._pool.submit(self._read_all, files)
 
     def _read_all(self, files: list[InputFile]) -> list[Footer | DatahygieneError]:
-        if all(isinstance(f.fs, LocalFileSystem) for f in files):
+        if all(f.is_local for f in files):
             return [self._one(f) for f in files]
         with ThreadPoolExecutor(8, thread_name_prefix="datahygiene-footer") as pool:
             return list(pool.map(self._one, files))
@@ -400,7 +400,7 @@ def open_parquet(f: InputFile, metadata: pq.FileMetaData | None = None,
     column. Remote files keep it: it coalesces their range requests."""
     try:
         return pq.ParquetFile(f.open() if handle is None else handle, metadata=metadata,
-                              pre_buffer=not isinstance(f.fs, LocalFileSystem))
+                              pre_buffer=not f.is_local)
     except Exception as exc:
         raise _unreadable(f, exc) from None
 
@@ -447,7 +447,7 @@ def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20) -
     per block cost its page faults again and again)."""
     h = new_digest(algorithm)
     try:
-        if isinstance(f.fs, LocalFileSystem):
+        if f.is_local:
             with open(f.fs_path, "rb", buffering=0) as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if 0 < size <= SMALL_INPUT:

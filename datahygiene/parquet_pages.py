@@ -24,6 +24,7 @@ of it. Values never reach an exception or a log from this module.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -397,17 +398,10 @@ def _levels(buf: np.ndarray, pos: int, end: int, n: int) -> np.ndarray | None:
     """``n`` definition levels (max level 1) as a bool array: defined or null; None
     when all are defined and the levels say so in one run (as writers put a column
     without nulls), which is found without decoding them."""
-    if pos + 2 <= end:  # one RLE run of at least n ones: a varint header, then the byte 1
-        header, shift, p = 0, 0, pos
-        while p < end and shift <= 56:
-            b = int(buf[p])
-            header |= (b & 127) << shift
-            p += 1
-            if b < 128:
-                if not header & 1 and header >> 1 >= n and p < end and buf[p] == 1:
-                    return None
-                break
-            shift += 7
+    with contextlib.suppress(IndexError, Unsupported):  # else decoded, and refused, below
+        header, p = _varint(buf, pos)  # one RLE run of at least n ones: its header, then 1
+        if p < end and not header & 1 and header >> 1 >= n and buf[p] == 1:
+            return None
     out = np.empty(n, dtype=np.uint32)
     if page_kernels.hybrid(buf, pos, end, 1, n, out) < 0:
         raise Unsupported("definition levels")
