@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -106,15 +107,16 @@ def test_unknown_input_digest_option_is_a_usage_error(cli: Cli, data: dict[str, 
 
 
 @pytest.mark.parametrize("size", [0, 1, 5000, 3 << 20])
-@pytest.mark.parametrize("mapped", [False, True], ids=["read", "memory-mapped"])
-def test_digest_of_a_local_file_read_or_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               size: int, mapped: bool) -> None:
-    """Small inputs are read into a reused buffer, large ones memory-mapped: the same
-    digests as hashing the file's bytes, for both algorithms, whatever the size."""
+@pytest.mark.parametrize("block", [None, 4096], ids=["default-blocks", "small-blocks"])
+def test_digest_of_a_local_file_block_by_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               size: int, block: int | None) -> None:
+    """A local input is read block by block into a reused buffer: the same digests as
+    hashing the file's bytes, for both algorithms, whatever its size and the block's
+    (a last block shorter than the others, a file of many blocks)."""
     from datahygiene import manifest
 
-    if mapped:
-        monkeypatch.setattr(manifest, "SMALL_INPUT", 0)
+    if block is not None:
+        monkeypatch.setattr(manifest, "DIGEST_BLOCK", block)
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
     p = tmp_path / "m.parquet"
     p.write_bytes(data)
@@ -145,3 +147,31 @@ def test_an_input_cut_short_while_it_is_digested_is_an_error(tmp_path: Path,
     monkeypatch.setattr(manifest.os, "fstat", bigger)
     with pytest.raises(InputError, match=r"m\.parquet: changed while it was read"):
         manifest.digest_file(f)
+
+
+def test_an_input_truncated_between_blocks_is_an_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process truncating a large input after its first blocks were hashed:
+    the run stops with an input error naming the file (a memory-mapped digest ended
+    the process with SIGBUS here)."""
+    from datahygiene import manifest
+    from datahygiene.errors import InputError
+
+    monkeypatch.setattr(manifest, "DIGEST_BLOCK", 4096)
+    p = tmp_path / "big.parquet"
+    p.write_bytes(b"y" * 40_000)
+    f = manifest.InputFile(str(p), manifest.LocalFileSystem(), str(p))
+    real = manifest._read_whole
+    calls = []
+
+    def then_truncate(fh: object, size: int) -> memoryview:
+        got = real(fh, size)
+        calls.append(len(got))
+        if len(calls) == 2:
+            os.truncate(p, 10_000)  # mid-file: the third block reads short, the fourth nothing
+        return got
+
+    monkeypatch.setattr(manifest, "_read_whole", then_truncate)
+    with pytest.raises(InputError, match=r"big\.parquet: changed while it was read \(cut short\)"):
+        manifest.digest_file(f)
+    assert calls[:2] == [4096, 4096] and len(calls) >= 3
