@@ -111,3 +111,23 @@ def test_photodna_on_ray_decides_what_the_local_engine_decides(tmp_path: Path) -
         for p in (tmp_path / out).rglob("*"):
             if p.is_file():
                 assert KEY.encode() not in p.read_bytes(), p
+
+
+def test_a_refused_key_on_ray_stops_the_run_as_on_the_local_engine(tmp_path: Path) -> None:
+    """The workers' key refused by the service (HTTP 401): the run stops with the
+    service error the local engine gives (exit 8 from the command), its one line
+    naming the key's variable and never the key, and nothing is committed."""
+    from datahygiene.errors import ServiceError
+
+    with PhotoDNAServer("not-the-workers-key") as server:
+        manifest(tmp_path / "m", server)
+        messages = []
+        for engine in ("local", "ray"):
+            with pytest.raises(ServiceError) as err:
+                run_scan(config(tmp_path, server, engine, engine=engine))
+            messages.append(str(err.value))
+            assert not (tmp_path / engine / "run.json").exists()
+    assert messages[0] == messages[1] == \
+        f"photodna: HTTP 401: the subscription key in ${KEY_ENV} was refused"
+    assert ServiceError.exit_code == 8
+    assert all(KEY not in m for m in messages)
