@@ -99,18 +99,64 @@ def canonical_entries(table: pa.Table) -> pa.Table:
     table = table.select(list(ENTRY_COLUMNS)).cast(ENTRY_SCHEMA)
     if table.num_rows == 0:
         return empty_entries()
-    table = table.sort_by([(c, "ascending") for c in ENTRY_COLUMNS]).combine_chunks()
-    n = table.num_rows
-    same = np.ones(n - 1, dtype=bool)
+    order = _canonical_order(table)
+    table = (table if order is None else table.take(order)).combine_chunks()
+    if order is None:  # ids strictly increasing: every row differs from the one before
+        return table
+    same = np.ones(table.num_rows - 1, dtype=bool)
     for c in ENTRY_COLUMNS:
-        col = table.column(c).combine_chunks()
-        a, b = col.slice(1), col.slice(0, n - 1)
-        equal = pc.fill_null(pc.equal(a, b), False)  # null against a value: different
-        both_null = pc.and_(pc.is_null(a), pc.is_null(b))  # two nulls: the same
-        same &= np.asarray(pc.or_(equal, both_null).to_numpy(zero_copy_only=False), dtype=bool)
+        same &= _same_as_previous(table.column(c).combine_chunks())
     if not same.any():
         return table
     return table.filter(pa.array(np.concatenate(([True], ~same))))
+
+
+def _canonical_order(table: pa.Table) -> pa.Array | None:
+    """The row order of :func:`canonical_entries`: ascending on every column in turn
+    (nulls last), as ``table.sort_by`` gives it; None when the rows are in it already
+    with no two ids the same (as :func:`datahygiene.store.source.hashlists_to_entries`
+    gives a list's entries numbered by line).
+
+    Otherwise sorted on ``entry_id`` alone first, which decides the order wherever ids
+    differ; only the rows of ids that occur more than once (an entry with several
+    fingerprints, a duplicate line) are then sorted on all the columns, and put back
+    in the places their ids took."""
+    ids = table.column("entry_id").combine_chunks()
+    if ids.null_count == 0 and (len(ids) < 2 or pc.all(pc.less(ids.slice(0, len(ids) - 1),
+                                                               ids.slice(1))).as_py()):
+        return None
+    order = pc.sort_indices(ids)
+    tie = _same_as_previous(ids.take(order))
+    if not tie.any():
+        return order
+    grouped = np.zeros(table.num_rows, dtype=bool)  # rows whose id a neighbour shares
+    grouped[1:] |= tie
+    grouped[:-1] |= tie
+    at = np.flatnonzero(grouped)
+    rows = order.to_numpy()[at]
+    within = pc.sort_indices(table.take(pa.array(rows)),
+                             sort_keys=[(c, "ascending") for c in ENTRY_COLUMNS]).to_numpy()
+    out = order.to_numpy().copy()
+    out[at] = rows[within]  # each id's rows stay in the block its id sorted to
+    return pa.array(out)
+
+
+def _same_as_previous(col: pa.Array) -> np.ndarray:
+    """Per row after the first: whether it equals the row before it (two nulls are
+    the same; a null and a value are not)."""
+    a, b = col.slice(1), col.slice(0, len(col) - 1)
+    equal = pc.fill_null(pc.equal(a, b), False)
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    return np.asarray(pc.or_(equal, both_null).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def distinct_sorted(col: pa.Array | pa.ChunkedArray) -> int:
+    """How many distinct values a sorted column holds (nulls count as one value)."""
+    if len(col) == 0:
+        return 0
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return int(len(col) - np.count_nonzero(_same_as_previous(col)))
 
 
 def _column_digest(h: Any, col: pa.Array) -> None:
@@ -376,7 +422,7 @@ class ListStore:
             "version": version,
             "created_at": created,
             "file": fname,
-            "entries": len(pc.unique(entries.column("entry_id"))) if entries.num_rows else 0,
+            "entries": distinct_sorted(entries.column("entry_id")),  # sorted on it first
             "fingerprints": entries.num_rows,
             "signals": {r["signal"]: int(r["signal_count"])
                         for r in sorted(signals, key=lambda r: str(r["signal"]))},

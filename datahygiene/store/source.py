@@ -34,14 +34,58 @@ def hashlists_to_entries(lists: list[HashList]) -> pa.Table:
     parts = []
     for hl in lists:
         n = len(hl)
-        refs = hl.ref_strings(np.arange(n, dtype=np.int64)) if n else pa.array([], pa.string())
+        rows = _by_id(hl)  # None: the list's own order
+        refs = (hl.ref_strings(np.arange(n, dtype=np.int64) if rows is None else rows) if n
+                else pa.array([], pa.string()))
         aligned = hl.aligned_categories()
-        cats = aligned.cast(pa.string()) if aligned is not None else pa.nulls(n, pa.string())
+        cats = pa.nulls(n, pa.string()) if aligned is None else aligned.cast(pa.string())
+        values = hl.values
+        if rows is not None:
+            cats = cats.take(pa.array(rows))
+            values = _take_rows(values, rows)
         parts.append(pa.table([refs.cast(pa.string()), pa.repeat(pa.scalar(hl.signal, pa.string()), n),
-                               hex_strings(hl.values), cats, pa.nulls(n, pa.string()),
+                               hex_strings(values), cats, pa.nulls(n, pa.string()),
                                pa.nulls(n, pa.string())],
                               schema=ENTRY_SCHEMA))
     return pa.concat_tables(parts) if parts else ENTRY_SCHEMA.empty_table()
+
+
+def _by_id(hl: HashList) -> np.ndarray | None:
+    """The list's rows in the order of their entry ids as strings, for a list whose ids
+    are a prefix and a number (``line:N``, a text list's), or None for other ids.
+
+    The store's canonical order sorts ids as strings (``line:10`` before ``line:9``);
+    for numbers of at most ``_DIGITS`` digits that is the order of each number's
+    digits left-aligned to that many places (``10`` -> 1000..., ``9`` -> 9000...),
+    then of its length (``1`` before ``10``): one integer sort, where sorting 5M
+    strings took 3 s (:func:`datahygiene.store.snapshots.canonical_entries` then finds
+    them in order)."""
+    if (not len(hl) or not hl.ref_prefix or hl.ref_order is not None
+            or not pa.types.is_integer(hl.refs.type)):
+        return None
+    if hl.refs.null_count:
+        return None
+    nums = np.asarray(hl.refs.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if nums.min() < 0 or nums.max() >= 10 ** _DIGITS:
+        return None
+    powers = 10 ** np.arange(_DIGITS + 1, dtype=np.int64)
+    digits = np.maximum(np.searchsorted(powers, nums, side="right"), 1)  # 0 has one digit
+    aligned = nums * powers[_DIGITS - digits]
+    # left-aligned digits, then the length (under 32): one key that fits 63 bits
+    return np.argsort(aligned * 32 + digits, kind="stable")
+
+
+_DIGITS = 17  # 10**17 * 32 < 2**63
+
+
+def _take_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a (n, width) uint8 array, each moved as one item (indexing the
+    2-D array moved them byte by byte: 0.6 s for 5M MD5s)."""
+    n, w = values.shape
+    if not n:
+        return values
+    items = np.ascontiguousarray(values).view(np.dtype((np.void, w))).reshape(n)
+    return items[rows].view(np.uint8).reshape(len(rows), w)
 
 
 def _plan(where: str, counts: dict[str, int], registry: Registry, spec: ListSpec

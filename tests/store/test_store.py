@@ -373,3 +373,40 @@ def test_a_second_writer_of_a_stored_list_is_refused_while_one_writes(env: dict)
         assert code == 0, out
     code, out = run("lists", "import", f"md5={env['list']}", "--name", "p")
     assert code == 0 and "unchanged; latest is snapshot 1" in out
+
+
+def test_numbered_entries_come_out_in_the_canonical_order_of_a_sort_on_every_column() -> None:
+    """Entries whose ids are a prefix and a number (a text list's ``line:N``) are put in
+    the ids' string order without sorting strings (``line:10`` before ``line:9``,
+    ``line:1`` before ``line:10``); with several lists, ids that tie or interleave take
+    the general sort. Either way the canonical entries, and so the snapshot digest,
+    are those of a plain sort on all six columns."""
+    from datahygiene.lists.model import HashList, ListIdentity
+
+    rng = np.random.default_rng(5)
+
+    def numbered(signal: str, width: int, nums: list[int]) -> HashList:
+        values = rng.integers(0, 256, size=(len(nums), width), dtype=np.uint8)
+        return HashList.from_parsed(ListIdentity("p", signal, "1"), signal, values,
+                                    pa.array(nums, pa.int64()), ref_prefix="line:")
+
+    edge = [0, 1, 9, 10, 11, 19, 2, 20, 99, 100, 101, 109, 110, 10**16, 10**16 + 1, 10**17 - 1]
+    many = [int(x) for x in rng.choice(10**7, size=3000, replace=False)] + edge
+    cases = [
+        [numbered("md5", 16, many)],
+        # numbers too long for the integer key: the general sort
+        [numbered("md5", 16, [int(x) for x in rng.choice(10**18, size=50, replace=False)])],
+        # ids that tie across lists
+        [numbered("md5", 16, edge), numbered("sha1", 20, [*edge[::-1], 12345])],
+    ]
+    cols = snapmod.ENTRY_COLUMNS
+    for lists, in_order in zip(cases, [True, False, False], strict=True):
+        entries = hashlists_to_entries(lists)
+        # the numbered list's entries arrive in canonical order: no sort is needed
+        assert (snapmod._canonical_order(entries) is None) == in_order
+        got = snapmod.canonical_entries(entries)
+        expected = entries.sort_by([(c, "ascending") for c in cols])
+        assert got.to_pylist() == expected.to_pylist()
+        assert snapmod._digest_in_order(got) == snapmod._digest_in_order(expected)
+        ids = got.column("entry_id").to_pylist()
+        assert ids == sorted(ids, key=lambda s: s.encode())
