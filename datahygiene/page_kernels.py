@@ -123,16 +123,50 @@ def dictionary_candidates(buf, pos, end, width, n, count, place, keep, pick):
     return m
 
 
+@numba.njit(inline="always", **_JIT)
+def _length_at(buf, p):
+    """The 4-byte little-endian length of the PLAIN BYTE_ARRAY value at ``p``."""
+    return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16)
+            | (np.int64(buf[p + 3]) << 24))
+
+
+@numba.njit(inline="always", **_JIT)
+def _stride(buf, pos, end, n):
+    """``L`` when the ``n`` PLAIN BYTE_ARRAY values from ``buf[pos:end]`` can all be
+    ``L`` bytes long -- the first one is, and ``n`` of them fill it exactly -- else -1.
+
+    Values of one length (hex digests, img2dataset's keys, many ids) sit at a fixed
+    stride: a loop that finds each where it must be, and checks its length there, makes
+    independent loads, where walking from value to value makes each position wait for
+    the length before it. When every length checks, that walk would have visited
+    exactly these places; the first that does not sends the caller to the walk."""
+    if n <= 0 or end - pos < 4:
+        return -1
+    ln = _length_at(buf, pos)
+    if ln > end - pos or (end - pos) != n * (4 + ln):
+        return -1
+    return ln
+
+
 @numba.njit(**_JIT)
 def plain_spans(buf, pos, end, n, starts, lens):
     """Where the ``n`` PLAIN BYTE_ARRAY values from ``buf[pos:end]`` lie (each a 4-byte
     little-endian length, then its bytes); return the position after the last, or -1
     when a value runs past ``end``."""
+    one = _stride(buf, pos, end, n)
+    if one >= 0:
+        bad = 0
+        for i in range(n):
+            p = pos + i * (4 + one)
+            bad |= _length_at(buf, p) != one
+            starts[i] = p + 4
+            lens[i] = one
+        if not bad:
+            return end
     for i in range(n):
         if pos + 4 > end:
             return -1
-        ln = (np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8) | (np.int64(buf[pos + 2]) << 16)
-              | (np.int64(buf[pos + 3]) << 24))
+        ln = _length_at(buf, pos)
         pos += 4
         if ln > end - pos:
             return -1
@@ -252,8 +286,7 @@ def _plain_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts
     for i in range(n):
         if pos + 4 > end:
             return -1
-        ln = (np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8) | (np.int64(buf[pos + 2]) << 16)
-              | (np.int64(buf[pos + 3]) << 24))
+        ln = _length_at(buf, pos)
         s = pos + 4
         if ln > end - s:
             return -1
@@ -275,6 +308,56 @@ def _plain_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts
     return pos
 
 
+@numba.njit(inline="always", **_JIT)
+def _stride_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts):
+    """:func:`_plain_keys` for values that all have the digest's length (see
+    :func:`_stride`): each found where the stride puts it and its length checked
+    there; ``end``, or -1 when one's length is another (the caller then walks)."""
+    want = 2 * width if hexed else width
+    if _stride(buf, pos, end, n) != want:
+        return -1
+    odd = 0
+    for i in range(n):
+        p = pos + i * (4 + want)
+        odd |= _length_at(buf, p) != want
+        s = p + 4
+        starts[i] = s
+        if hexed:
+            wrong, hi = _hex_value(buf, data16, s, width, pairs)
+            bad[i] = wrong
+        else:
+            hi = np.uint64(0)
+            for b in range(8):
+                hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
+            bad[i] = 0
+        keys[i] = hi
+    return -1 if odd else end
+
+
+# :func:`_stride_keys` compiled apart for each usual hex width (a constant the compiler
+# unrolls), and for any other: inlined into :func:`plain_digest_candidates` beside the
+# walk and the filter it ran slower (24.0 against 22.7 ns a row), apart faster (12.6
+# against 15.9 ns for the keys alone)
+@numba.njit(**_JIT)
+def _stride_hex16(buf, data16, pos, end, n, pairs, bad, keys, starts):
+    return _stride_keys(buf, data16, pos, end, n, True, 16, pairs, bad, keys, starts)
+
+
+@numba.njit(**_JIT)
+def _stride_hex20(buf, data16, pos, end, n, pairs, bad, keys, starts):
+    return _stride_keys(buf, data16, pos, end, n, True, 20, pairs, bad, keys, starts)
+
+
+@numba.njit(**_JIT)
+def _stride_hex32(buf, data16, pos, end, n, pairs, bad, keys, starts):
+    return _stride_keys(buf, data16, pos, end, n, True, 32, pairs, bad, keys, starts)
+
+
+@numba.njit(**_JIT)
+def _stride_any(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts):
+    return _stride_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts)
+
+
 @numba.njit(**_JIT)
 def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words, wshift, bad,
                             keys, starts, out):
@@ -288,6 +371,16 @@ def plain_digest_candidates(buf, data16, pos, end, n, hexed, width, pairs, words
         for i in range(n):
             out[i] = i
         return n
+    if hexed and width == 16:
+        stop = _stride_hex16(buf, data16, pos, end, n, pairs, bad, keys, starts)
+    elif hexed and width == 20:
+        stop = _stride_hex20(buf, data16, pos, end, n, pairs, bad, keys, starts)
+    elif hexed and width == 32:
+        stop = _stride_hex32(buf, data16, pos, end, n, pairs, bad, keys, starts)
+    else:
+        stop = _stride_any(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts)
+    if stop == end:
+        return _filter_pass(keys, bad, n, words, wshift, out)
     if hexed:
         if width == 16:
             stop = _plain_keys(buf, data16, pos, end, n, True, 16, pairs, bad, keys, starts)

@@ -569,3 +569,76 @@ def test_footer_chunks_names_each_chunks_place_type_and_codec() -> None:
     assert pq.read_metadata(io.BytesIO(data)).num_row_groups == 3
     with pytest.raises(pages.Unsupported):
         pages.footer_chunks(data[-8 - flen : -20])  # cut short
+
+
+def _plain_page(values: list[bytes]) -> np.ndarray:
+    """PLAIN BYTE_ARRAY bytes: each value's 4-byte little-endian length, then its bytes
+    (two leading bytes, so that values sit at even offsets as after levels)."""
+    return np.frombuffer(b"\0\0" + b"".join(len(v).to_bytes(4, "little") + v for v in values),
+                         np.uint8).copy()
+
+
+def _walked(values: list[bytes], width: int, hexed: bool) -> tuple[list[int], list[int], list[int]]:
+    """What a page's values must give, worked out in Python: each value's start, whether
+    it is a well-formed digest, and its first 8 bytes as an integer."""
+    starts, bad, keys, p = [], [], [], 2
+    for v in values:
+        p += 4
+        starts.append(p)
+        p += len(v)
+        try:
+            raw = bytes.fromhex(v.decode("ascii")) if hexed else v
+            ok = len(v) == (2 * width if hexed else width) and len(raw) == width
+        except (UnicodeDecodeError, ValueError):
+            ok, raw = False, b""
+        bad.append(int(not ok))
+        keys.append(int.from_bytes(raw[:8], "big") if ok else -1)
+    return starts, bad, keys
+
+
+@pytest.mark.parametrize("case", ["one-length", "lengths-that-still-add-up", "not-hex", "binary",
+                                  "sha256-hex", "one-value"])
+def test_values_of_one_length_are_found_by_their_stride_as_by_walking(case: str) -> None:
+    """Values all of one length are found where the stride puts them, each length
+    checked there; lengths that differ but fill the page exactly as many values of one
+    length would (31 and 33 in turn) send the kernels back to walking. Either way the
+    starts, the malformed values and the keys are the walk's."""
+    rng = np.random.default_rng(11)
+    width, hexed = (32, True) if case == "sha256-hex" else (16, case != "binary")
+
+    def digest() -> bytes:
+        raw = rng.integers(0, 256, width, dtype=np.uint8).tobytes()
+        return raw.hex().upper().encode() if hexed and rng.random() < 0.5 else (
+            raw.hex().encode() if hexed else raw)
+
+    values = [digest() for _ in range(1 if case == "one-value" else 257)]
+    if case == "lengths-that-still-add-up":
+        for i in range(1, 101, 2):  # the first value of the right length
+            values[i], values[i + 1] = values[i][:-1], values[i + 1] + b"0"
+    if case == "not-hex":
+        values[7] = b"g" + values[7][1:]
+        values[200] = b" " * len(values[200])
+    buf = _plain_page(values)
+    n, end = len(values), buf.shape[0]
+    starts, bad, keys = _walked(values, width, hexed)
+
+    # where the values lie (late reads)
+    got_starts, got_lens = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    assert page_kernels.plain_spans(buf, 2, end, n, got_starts, got_lens) == end
+    assert got_starts.tolist() == starts and got_lens.tolist() == [len(v) for v in values]
+
+    # the candidates: with a filter that holds nothing, exactly the malformed values
+    from datahygiene.kernels import HEX_PAIRS
+
+    words = np.zeros(2, np.uint64)
+    k_bad, k_keys = np.zeros(n, np.uint8), np.zeros(n, np.uint64)
+    k_starts, out = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    kept = page_kernels.plain_digest_candidates(buf, buf.view(np.uint16), 2, end, n, hexed, width,
+                                                HEX_PAIRS, words, np.uint64(63), k_bad, k_keys,
+                                                k_starts, out)
+    assert out[:kept].tolist() == [i for i in range(n) if bad[i]]
+    assert k_starts.tolist() == starts
+    assert [int(b != 0) for b in k_bad] == bad
+    assert [int(k) for k, b in zip(k_keys, bad, strict=True) if not b] == [k for k in keys if k >= 0]
+    # and a value running past the page is refused, whatever the path
+    assert page_kernels.plain_spans(buf[:-1], 2, end - 1, n, got_starts, got_lens) == -1
