@@ -10,15 +10,14 @@ from __future__ import annotations
 
 # signal's C half, which Python loads at start-up to install its own handler: ``signal``
 # itself builds its enums when imported (0.7 ms, a window for a traceback)
+import _imp
 import _signal  # type: ignore[import-not-found,unused-ignore]
-import io
 import os
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from types import FrameType
-    from typing import Any
 
 INTERRUPTED = b"datahygiene: interrupted; no output was committed\n"
 
@@ -30,62 +29,6 @@ def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
     class body's ``__set_name__`` raises in a RuntimeError) or print it as a traceback."""
     os.write(2, INTERRUPTED)
     os._exit(130)
-
-
-class _PipeTolerantStdout(io.RawIOBase):
-    """A file descriptor (1 or 2) where a write that fails -- to a pipe whose reader has
-    gone (``scan ... | head -1``), to a full disk (``> log`` on a full filesystem) -- is
-    dropped, with what follows, instead of raising: the command runs to its end and
-    exits with its own status. Otherwise a scan that had already committed its run would
-    exit 6, which the docs say means "no new run.json", and ``verify | head`` would
-    lose its verdict."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._closed_pipe = False
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def isatty(self) -> bool:
-        return os.isatty(self._fd)
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._closed_pipe:
-            try:
-                return os.write(self._fd, data)
-            except OSError:  # EPIPE, and ENOSPC on a full disk, EBADF, EIO
-                self._closed_pipe = True
-        return len(data)
-
-
-def _tolerant(stream: Any) -> Any:
-    """``stream`` rewrapped over :class:`_PipeTolerantStdout`, or as it is when it is
-    not a real file (an embedding host's stream)."""
-    if stream is None:  # the descriptor was closed (2>&-): what is written goes nowhere
-        return open(os.devnull, "w")
-    if not hasattr(stream, "fileno"):
-        return stream
-    try:
-        fd = stream.fileno()
-    except (OSError, ValueError):
-        return stream
-    stream.flush()
-    return io.TextIOWrapper(io.BufferedWriter(_PipeTolerantStdout(fd)),
-                            encoding=stream.encoding, errors=stream.errors,
-                            line_buffering=bool(getattr(stream, "line_buffering", False)),
-                            write_through=True)
-
-
-def _tolerate_closed_pipes() -> None:
-    """Standard output and standard error both: ``datahygiene scan ... 2>&1 | head -1``
-    closes the two at once."""
-    sys.stdout = _tolerant(sys.stdout)
-    sys.stderr = _tolerant(sys.stderr)
 
 
 def tune_environment() -> None:
@@ -114,12 +57,26 @@ def tune_environment() -> None:
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 
+def _interrupted_before_main() -> bool:
+    """Whether a Ctrl-C reached Python's own start-up and Python carried on: it prints
+    the KeyboardInterrupt and goes on ("Failed checking if argv[0] is an import path
+    entry": ``sys.last_value``), or the interrupt struck inside the import system,
+    which then left its global lock taken (an exception in a weakref callback is
+    printed and dropped): the scan's first import on another thread would wait for
+    that lock for ever. Either way the user asked to stop before anything began."""
+    return isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) or _imp.lock_held()
+
+
 def main() -> None:
     # first of all: the shortest window for a traceback (cli.main hands Ctrl-C back to
     # KeyboardInterrupt once the command's own handling is in place)
     _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+    if _interrupted_before_main():
+        _interrupted_while_starting(_signal.SIGINT, None)
     tune_environment()
-    _tolerate_closed_pipes()
+    from datahygiene.streams import tolerate_closed_pipes  # after the handler: see there
+
+    tolerate_closed_pipes()
     from datahygiene.cli import main as cli_main
 
     cli_main()
