@@ -207,6 +207,24 @@ def _hex_value(buf, data16, s, width, pairs):
 
 
 @numba.njit(inline="always", **_JIT)
+def _raw_key(buf, s):
+    """The 8 bytes at ``s`` as a big-endian uint64 (a binary digest's key)."""
+    hi = np.uint64(0)
+    for b in range(8):
+        hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
+    return hi
+
+
+@numba.njit(inline="always", **_JIT)
+def _value_key(buf, data16, s, hexed, width, pairs):
+    """(not a digest, key) of a value of the digest's length at ``s``: hex text
+    validated and decoded (:func:`_hex_value`), or raw bytes taken as they are."""
+    if hexed:
+        return _hex_value(buf, data16, s, width, pairs)
+    return False, _raw_key(buf, s)
+
+
+@numba.njit(inline="always", **_JIT)
 def _hex_keys(buf, data16, starts, lens, width, pairs, bad, keys):
     """Pass 1 of :func:`digest_candidates` for hex text: ``bad[i]`` set for a value
     that is not ``2 * width`` hex digits, else ``keys[i]`` its first 8 bytes."""
@@ -268,11 +286,7 @@ def digest_candidates(buf, data16, starts, lens, hexed, width, pairs, words, wsh
         for i in range(n):
             s = starts[i]
             bad[i] = lens[i] != width
-            hi = np.uint64(0)
-            if lens[i] >= 8:
-                for b in range(8):
-                    hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
-            keys[i] = hi
+            keys[i] = _raw_key(buf, s) if lens[i] >= 8 else np.uint64(0)
     return _filter_pass(keys, bad, n, words, wshift, out)  # 2: the filter
 
 
@@ -295,14 +309,7 @@ def _plain_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, starts
         if ln != want:
             bad[i] = 1
             continue
-        hi = np.uint64(0)
-        if not hexed:
-            for b in range(8):
-                hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
-            bad[i] = 0
-            keys[i] = hi
-            continue
-        wrong, hi = _hex_value(buf, data16, s, width, pairs)
+        wrong, hi = _value_key(buf, data16, s, hexed, width, pairs)
         bad[i] = wrong
         keys[i] = hi
     return pos
@@ -322,14 +329,8 @@ def _stride_keys(buf, data16, pos, end, n, hexed, width, pairs, bad, keys, start
         odd |= _length_at(buf, p) != want
         s = p + 4
         starts[i] = s
-        if hexed:
-            wrong, hi = _hex_value(buf, data16, s, width, pairs)
-            bad[i] = wrong
-        else:
-            hi = np.uint64(0)
-            for b in range(8):
-                hi = (hi << np.uint64(8)) | np.uint64(buf[s + b])
-            bad[i] = 0
+        wrong, hi = _value_key(buf, data16, s, hexed, width, pairs)
+        bad[i] = wrong
         keys[i] = hi
     return -1 if odd else end
 
