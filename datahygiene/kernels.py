@@ -265,7 +265,13 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
     lk = np.empty(biggest, dtype=np.uint64)  # the bucket's keys, in bucket order
     tk = np.empty(biggest, dtype=np.uint64)  # the same keys, being sorted
     tp = np.empty(biggest, dtype=np.int64)  # and the bucket position of each
-    moved = np.empty((biggest, w), dtype=np.uint8)
+    cnt = np.empty((1 << 16) + 1, dtype=np.int64)  # the sub-bucket counts, reused
+    # rows move a machine word at a time where the width allows (MD5, SHA-256): 0.09
+    # against 0.15 s for the benchmark's 5M MD5 entries on one thread, copying rows
+    # as slices
+    words = w // 8 if w % 8 == 0 else 0
+    moved_words = np.empty((biggest if words else 0, words), dtype=np.uint64)
+    moved = np.empty((0 if words else biggest, w), dtype=np.uint8)
     moved_order = np.empty(biggest, dtype=order.dtype)
     for b in range(b0, b1):
         lo = starts[b]
@@ -287,10 +293,11 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
                 b2 += 1
             shift2 = np.uint64(64 - bits - b2)
             mask = np.uint64((1 << b2) - 1)
-            cnt = np.zeros((1 << b2) + 1, dtype=np.int64)
+            subs = np.int64(1) << b2
+            cnt[: subs + 1] = 0
             for j in range(m):
                 cnt[np.int64((lk[j] >> shift2) & mask) + 1] += 1
-            for s in range(1 << b2):
+            for s in range(subs):
                 cnt[s + 1] += cnt[s]
             for j in range(m):
                 s = np.int64((lk[j] >> shift2) & mask)
@@ -299,7 +306,7 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
                 tk[p] = lk[j]
                 tp[p] = j
             s0 = 0
-            for s in range(1 << b2):  # cnt[s] is now where sub-bucket s ends
+            for s in range(subs):  # cnt[s] is now where sub-bucket s ends
                 if cnt[s] - s0 > 1:
                     _insertion_sort(part, tk, tp, s0, cnt[s])
                 s0 = cnt[s]
@@ -308,12 +315,26 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
                 break
         else:
             continue  # in order already
-        for j in range(m):
-            moved[j] = part[tp[j]]
-            moved_order[j] = order[lo + tp[j]]
-        for j in range(m):
-            part[j] = moved[j]
-            order[lo + j] = moved_order[j]
+        if words:
+            src = rows.view(np.uint64)
+            for j in range(m):
+                at = lo + tp[j]
+                for c in range(words):
+                    moved_words[j, c] = src[at, c]
+                moved_order[j] = order[at]
+            for j in range(m):
+                for c in range(words):
+                    src[lo + j, c] = moved_words[j, c]
+                order[lo + j] = moved_order[j]
+        else:
+            for j in range(m):
+                for c in range(w):
+                    moved[j, c] = part[tp[j], c]
+                moved_order[j] = order[lo + tp[j]]
+            for j in range(m):
+                for c in range(w):
+                    part[j, c] = moved[j, c]
+                order[lo + j] = moved_order[j]
 
 
 @numba.njit(**_JIT)
