@@ -88,7 +88,7 @@ def test_text_list_parsed_in_pieces_equals_general_parser(  # type: ignore[no-un
         tmp_path, monkeypatch, threads: int) -> None:
     """Pieces of 1 KiB and up to five threads: duplicates sit in different pieces, and
     the first occurrence's line must be the one kept, as the general parser keeps it."""
-    import datahygiene.lists.files as files
+    import datahygiene.lists.text as files
 
     monkeypatch.setattr(files, "CHUNK_BYTES", 1024)
     lines = []

@@ -1,8 +1,7 @@
 """Reading list files: plain text, CSV/TSV, JSON Lines and parquet.
 
-Parsing is vectorised: a text list of millions of lines becomes one Arrow string
-array (built straight from the newline positions), is trimmed and stripped of
-comments with Arrow kernels, and is parsed by the signal type in one call.
+Parsing is vectorised: a table's hash column is parsed by the signal type in one
+call; plain-text lists are read by datahygiene/lists/text.py.
 
 Errors name the file and line (or row) at fault and what was wrong with it, never
 the entry itself.
@@ -12,10 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
-import mmap
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +23,12 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from datahygiene import kernels
 from datahygiene.errors import ListError
 from datahygiene.lists.model import HashList, ListIdentity
 from datahygiene.lists.spec import ListSpec
+from datahygiene.lists.text import first_non_utf8_line, parse_text
 from datahygiene.plugins import Registry
-from datahygiene.signals.base import Normalized, no_reasons, take_rows
+from datahygiene.signals.base import Normalized, take_rows
 from datahygiene.utf8 import decode_utf8
 
 HASH_COLUMN_NAMES = ("hash", "value", "digest", "signal_value")
@@ -47,182 +44,6 @@ def detect_format(path: str) -> str:
         if lower.endswith(suffix):
             return fmt
     return "text"
-
-
-CHUNK_BYTES = 8 << 20
-
-
-def _lines_of(buf: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Lines of a byte buffer, without line endings, as one string array; plus the
-    indices of lines holding a ``#`` and of lines holding a byte that may be whitespace.
-
-    Built with numpy from the newline positions (no per-line Python): the bytes minus
-    line ends (LF, CRLF) become the data buffer and the per-line byte counts its offsets.
-    Knowing which few lines hold comments or blanks lets the caller run the string
-    kernels on those lines alone."""
-    if not buf.size:
-        empty = np.zeros(0, dtype=np.int64)
-        return pa.array([], type=pa.large_string()), empty, empty
-    newline = buf == 10
-    # a CR is part of the line end only before its LF (or at the end): one within a line
-    # is kept, so the value is a bad entry, as in a manifest column (dropping it joined
-    # the two halves into an entry nobody wrote)
-    sep = newline.copy()
-    sep[:-1] |= (buf[:-1] == 13) & newline[1:]
-    sep[-1] |= buf[-1] == 13
-    sep_at = np.flatnonzero(sep)
-    ends = np.flatnonzero(newline)
-    if not newline[-1]:
-        ends = np.append(ends, len(buf) - 1)
-    # bytes kept up to and including each line end = position + 1 - separators so far
-    kept = ends + 1 - np.searchsorted(sep_at, ends, side="right")
-    offsets = np.concatenate(([0], kept)).astype(np.int64)
-    content = buf[~sep] if sep_at.size else buf
-    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(content))
-    hashes = np.unique(np.searchsorted(ends, np.flatnonzero(buf == 35)))
-    # any byte that may be whitespace: ASCII blanks, a CR kept within a line, and every
-    # non-ASCII byte (a no-break space, U+3000): a line of them alone is blank, as is
-    # a line of spaces, whichever parser reads the file
-    blanks = np.unique(np.searchsorted(ends, np.flatnonzero(
-        (buf == 32) | (buf == 9) | (buf == 11) | (buf == 12) | ((buf == 13) & ~sep)
-        | (buf >= 128))))
-    return lines, hashes, blanks
-
-
-def _clean_lines(lines: pa.Array, hashes: np.ndarray, blanks: np.ndarray) -> pa.Array:
-    """Strip ``#`` comments and surrounding blanks, touching only the lines that have them."""
-    fix = np.union1d(hashes, blanks)
-    if fix.size == 0:
-        return lines
-    part = lines.take(pa.array(fix))
-    if hashes.size:
-        part = pc.replace_substring_regex(part, pattern=r"#.*$", replacement="")
-    part = pc.utf8_trim_whitespace(part)
-    mask = np.zeros(len(lines), dtype=bool)
-    mask[fix] = True
-    return pc.replace_with_mask(lines, pa.array(mask), part)
-
-
-def _chunk_bounds(data: np.ndarray, size: int) -> list[tuple[int, int]]:
-    """Split a buffer into pieces of about ``size`` bytes, each ending after a newline."""
-    bounds, start, n = [], 0, data.shape[0]
-    while start < n:
-        stop = min(start + size, n)
-        if stop < n:
-            nl = np.flatnonzero(data[stop : min(stop + 65536, n)] == 10)
-            while nl.size == 0 and stop < n:  # a very long line: look further
-                stop = min(stop + 65536, n)
-                nl = np.flatnonzero(data[stop : min(stop + 65536, n)] == 10)
-            stop = stop + int(nl[0]) + 1 if nl.size else n
-        bounds.append((start, stop))
-        start = stop
-    return bounds
-
-
-def _parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndarray, dict[str, Any]]:
-    """Parse a plain-text list in ~8 MiB pieces on a thread pool.
-
-    Pieces keep every temporary small enough to be recycled by the allocator (large
-    fresh allocations cost page faults, which dominated loading a 5M-entry list), and
-    numpy and Arrow release the GIL, so pieces parse in parallel. Returns the parsed
-    entries of the non-blank lines, their 1-based line numbers, and statistics."""
-    try:
-        # mapped, not read: the file's pages come from the page cache instead of
-        # fresh anonymous memory (a copy of a multi-GB list would cost its size again)
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-            data = (np.frombuffer(mapped, dtype=np.uint8) if mapped is not None
-                    else np.zeros(0, np.uint8))
-    except OSError as exc:
-        raise ListError(f"{path}: cannot read ({exc.strerror})") from None
-    if mapped is not None and mapped.find(b"\n") < 0 and mapped.find(b"\r", 0, size - 1) >= 0:
-        # no LF, and a CR before the last byte: old Mac line ends. Read as one line, the
-        # file was all bad entries, or one comment line and an empty list (exit 0)
-        raise ListError(f"{path}: the file uses CR line endings (classic Mac OS), which are not "
-                        "line breaks here; convert it to LF or CRLF line endings")
-    if data[:3].tobytes() == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark (Windows editors)
-        data = data[3:]
-
-    if getattr(sig, "hex_entries", False):
-        # one piece per thread: the kernel needs no small pieces to keep memory low
-        pieces = _chunk_bounds(data, max(CHUNK_BYTES, -(-data.shape[0] // max(1, threads))))
-        fast = _parse_hex_text(data, pieces, sig.width, threads)
-        if fast is not None:
-            return fast
-
-    def piece(bounds: tuple[int, int]) -> tuple[Normalized, np.ndarray, int]:
-        lines, hashes, blanks = _lines_of(data[bounds[0] : bounds[1]])
-        try:
-            lines.validate(full=True)
-        except pa.ArrowInvalid as exc:
-            raise ListError(f"{path}: {_first_non_utf8_line(path)}not UTF-8 text; fix the encoding "
-                            "or use a parquet list") from exc
-        text = _clean_lines(lines, hashes, blanks)
-        keep = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) > 0
-        return sig.parse_entries(text.filter(pa.array(keep))), np.flatnonzero(keep), len(lines)
-
-    bounds = _chunk_bounds(data, CHUNK_BYTES)
-    if threads > 1 and len(bounds) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(piece, bounds))
-    else:
-        parts = [piece(b) for b in bounds]
-    line_base = np.cumsum([0] + [p[2] for p in parts])
-    norm = Normalized(
-        values=np.concatenate([p[0].values for p in parts]) if parts
-        else np.zeros((0, sig.width), np.uint8),
-        valid=np.concatenate([p[0].valid for p in parts]) if parts else np.zeros(0, bool),
-        reasons=(no_reasons(sum(len(p[0]) for p in parts))
-                 if all(p[0].valid.all() for p in parts)
-                 else np.concatenate([np.asarray(p[0].reasons) for p in parts])),
-    )
-    ltype = np.int32 if int(line_base[-1]) < 2**31 else np.int64
-    line_no = (np.concatenate([(p[1] + base + 1).astype(ltype)
-                               for p, base in zip(parts, line_base, strict=False)])
-               if parts else np.zeros(0, ltype))
-    total = int(line_base[-1])
-    return norm, line_no, {"lines": total, "comment_or_blank_lines": total - int(line_no.shape[0])}
-
-
-def _parse_hex_text(data: np.ndarray, bounds: list[tuple[int, int]], width: int, threads: int
-                    ) -> tuple[Normalized, np.ndarray, dict[str, Any]] | None:
-    """The common case of a plain-text list -- every line a hex digest, a comment or
-    blank -- in one compiled pass per piece (datahygiene/kernels.py), pieces in
-    parallel. ``None`` when any line is anything else: the general parser then reads
-    the file and names the fault exactly as it always has."""
-
-    # One output for all pieces, each piece writing its own region (no concatenation:
-    # fresh memory costs page faults, and a copy would hold the list twice).
-    caps = np.array([(b1 - b0) // (2 * width + 1) + 1 for b0, b1 in bounds], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(caps)[:-1])).astype(np.int64)
-    values = np.empty((int(caps.sum()), width), dtype=np.uint8)
-    # a file has at most one line per byte, plus one
-    lines: np.ndarray = np.empty(values.shape[0],
-                                 dtype=np.int32 if data.shape[0] < 2**31 - 1 else np.int64)
-
-    def piece(j: int) -> tuple[int, int, int]:
-        b0, b1 = bounds[j]
-        lo, hi = int(starts[j]), int(starts[j] + caps[j])
-        k, count, bad = kernels.parse_hex_lines(data[b0:b1], width, kernels.HEX_PAIRS,
-                                                values[lo:hi], lines[lo:hi])
-        return int(k), int(count), int(bad)
-
-    if threads > 1 and len(bounds) > 1:
-        with ThreadPoolExecutor(min(threads, len(bounds))) as pool:
-            parts = list(pool.map(piece, range(len(bounds))))
-    else:
-        parts = [piece(j) for j in range(len(bounds))]
-    if any(p[2] >= 0 for p in parts):
-        return None
-    counts = np.array([p[0] for p in parts], dtype=np.int64)
-    base = np.cumsum([0] + [p[1] for p in parts])
-    for j in range(1, len(parts)):  # piece-local line numbers -> file line numbers
-        lines[starts[j] : starts[j] + counts[j]] += base[j]
-    n = int(kernels.compact_rows(values, lines, starts, counts)) if len(parts) else 0
-    total = int(base[-1])
-    norm = Normalized(values[:n], np.ones(n, dtype=bool), no_reasons(n))
-    return norm, lines[:n], {"lines": total, "comment_or_blank_lines": total - n}
 
 
 def _first_bad(reasons: np.ndarray, invalid: np.ndarray, line_of: np.ndarray) -> tuple[int, str]:
@@ -425,17 +246,6 @@ _JSON_TYPES = {"str": "string", "int": "number", "float": "number", "bool": "boo
                "list": "list", "dict": "object"}
 
 
-def _first_non_utf8_line(path: str | Path) -> str:
-    """``"line N: "`` for the first line that is not UTF-8 (the error path only)."""
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return f"line {n}: "
-    return ""
-
-
 class _RepeatedKey(Exception):
     def __init__(self, key: str) -> None:
         super().__init__()
@@ -504,7 +314,7 @@ def _first_unreadable_line(path: Path, fmt: str) -> str | None:
                             "characters long (check the row's fields and quotes)")
             return None
     except UnicodeDecodeError:  # a CSV/TSV that is not UTF-8: name the line, as for text lists
-        line = _first_non_utf8_line(path)
+        line = first_non_utf8_line(path)
         return f"{line}not UTF-8 text" if line else None
     except (OSError, csv.Error):
         return None
@@ -537,7 +347,7 @@ def load_list_file(spec: ListSpec, registry: Registry, threads: int = 0) -> list
             raise ListError(f"{spec.path}: a plain-text list needs its signal: give it as md5={spec.path} "
                             "(or another signal), or name it in the list's sidecar")
         sig0 = registry.signal(spec.signal, threshold=spec.threshold, options=dict(spec.options))
-        text_parsed, line_no, stats = _parse_text(path, sig0, threads)
+        text_parsed, line_no, stats = parse_text(path, sig0, threads)
         word = "line"
     else:
         table, line_no, word = _read_table(spec, fmt)
