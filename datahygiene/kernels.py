@@ -247,8 +247,28 @@ def _insertion_sort(values, keys, order, lo, hi):
         order[j + 1] = xo
 
 
+@numba.njit(inline="always", **_JIT)
+def _mark_first(rows, lo, m, words, first):
+    """``first[lo + j]``: whether sorted row ``lo + j`` differs from the row before it
+    (the bucket's first row always does)."""
+    first[lo] = 1
+    if words:
+        src = rows.view(np.uint64)
+        for j in range(lo + 1, lo + m):
+            same = True
+            for c in range(words):
+                same &= src[j, c] == src[j - 1, c]
+            first[j] = not same
+    else:
+        for j in range(lo + 1, lo + m):
+            same = True
+            for c in range(rows.shape[1]):
+                same &= rows[j, c] == rows[j - 1, c]
+            first[j] = not same
+
+
 @numba.njit(**_JIT)
-def sort_buckets(rows, bits, starts, b0, b1, order):
+def sort_buckets(rows, bits, starts, b0, b1, order, first):
     """Second stage of the list sort: sort, in place, the buckets ``[b0, b1)`` of the
     first pass (rows grouped by their top ``bits`` bits, bucket ``b`` at
     ``starts[b]:starts[b + 1]``, each in input order), moving ``order`` with the rows.
@@ -257,7 +277,11 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
     gets a second stable counting pass on the next bits, sized for ~4 rows per
     sub-bucket, which leaves small runs for an insertion sort; then the bucket's rows
     are put in that order. A bucket is a few kilobytes, so all of this stays in cache.
-    Threads given disjoint bucket ranges write disjoint parts of the outputs."""
+    Threads given disjoint bucket ranges write disjoint parts of the outputs.
+
+    ``first`` (uint8, one per row, or empty): set to whether each sorted row differs
+    from the one before it, so that de-duplication needs no pass of its own. Rows of
+    different buckets differ in their top bits, so each bucket decides its own."""
     w = rows.shape[1]
     biggest = 0
     for b in range(b0, b1):
@@ -273,10 +297,13 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
     moved_words = np.empty((biggest if words else 0, words), dtype=np.uint64)
     moved = np.empty((0 if words else biggest, w), dtype=np.uint8)
     moved_order = np.empty(biggest, dtype=order.dtype)
+    flag = first.shape[0] > 0
     for b in range(b0, b1):
         lo = starts[b]
         hi = starts[b + 1]
         m = hi - lo
+        if m == 1 and flag:
+            first[lo] = 1
         if m <= 1:
             continue
         part = rows[lo:hi]
@@ -310,11 +337,15 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
                 if cnt[s] - s0 > 1:
                     _insertion_sort(part, tk, tp, s0, cnt[s])
                 s0 = cnt[s]
+        moved_any = False
         for j in range(m):
             if tp[j] != j:
+                moved_any = True
                 break
-        else:
-            continue  # in order already
+        if not moved_any:  # in order already
+            if flag:
+                _mark_first(rows, lo, m, words, first)
+            continue
         if words:
             src = rows.view(np.uint64)
             for j in range(m):
@@ -335,6 +366,8 @@ def sort_buckets(rows, bits, starts, b0, b1, order):
                 for c in range(w):
                     part[j, c] = moved[j, c]
                 order[lo + j] = moved_order[j]
+        if flag:
+            _mark_first(rows, lo, m, words, first)
 
 
 @numba.njit(**_JIT)
@@ -716,7 +749,8 @@ def warm_up() -> None:
                          (np.zeros(4, np.int64), ro64), (np.zeros(4, np.int32), ro32)):
         sorted_rows = values.copy()
         radix_scatter(values, 0, 4, 1, np.array([0, counts[0]]), sorted_rows, order, carry)
-        sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order)
+        for first in (np.zeros(0, np.uint8), np.zeros(4, np.uint8)):
+            sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order, first)
     rows_sorted(values)
     row_key(values, 0)
     from datahygiene.digests import digest_rows, hmac_sha256_rows, hmac_sha256_states

@@ -30,7 +30,7 @@ def _digest(i: int, width: int = 16) -> bytes:
 @pytest.mark.parametrize("width", [4, 16, 20, 32])
 @pytest.mark.parametrize("n", [20_000, 250_000], ids=["one-thread", "two-threads"])
 def test_row_order_is_a_stable_lexicographic_sort(width: int, n: int) -> None:
-    from datahygiene.lists.model import sort_rows_with_order
+    from datahygiene.lists.model import sort_distinct, sort_rows_with_order
 
     rng = np.random.default_rng(width)
     v = rng.integers(0, 256, (n, width), dtype=np.uint8)
@@ -44,6 +44,11 @@ def test_row_order_is_a_stable_lexicographic_sort(width: int, n: int) -> None:
     rows, order = sort_rows_with_order(v, threads=2)
     assert np.array_equal(order, expected)
     assert np.array_equal(rows, v[expected])  # the rows moved with their positions
+    rows, order, first = sort_distinct(v, threads=2)  # and which rows repeat the one before
+    assert np.array_equal(order, expected) and first is not None
+    differs = np.ones(n, bool)
+    differs[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    assert np.array_equal(first, differs) and not first.all()
     for dtype in (np.int32, np.int64):  # line numbers carried through the sort instead
         lines = (rng.permutation(n) * 3 + 7).astype(dtype)
         rows, carried = sort_rows_with_order(v, threads=2, carry=lines)
@@ -54,6 +59,14 @@ def test_row_order_is_a_stable_lexicographic_sort(width: int, n: int) -> None:
 def test_row_order_of_nothing_and_one() -> None:
     assert sort_rows(np.zeros((0, 16), np.uint8)).shape == (0,)
     assert sort_rows(np.zeros((1, 16), np.uint8)).tolist() == [0]
+
+
+def test_rows_already_in_strict_order_are_not_copied_and_all_distinct() -> None:
+    from datahygiene.lists.model import sort_distinct
+
+    v = np.arange(1000, dtype=">u8").view(np.uint8).reshape(1000, 8)
+    rows, order, first = sort_distinct(v)
+    assert rows is v and first is None and np.array_equal(order, np.arange(1000))
 
 
 def _text_list(tmp_path, lines: list[str], name: str = "l.txt"):  # type: ignore[no-untyped-def]

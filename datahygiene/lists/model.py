@@ -8,7 +8,9 @@ so it may appear in restricted outputs; values never appear anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +47,20 @@ class ListIdentity:
 
 def sort_rows_with_order(values: np.ndarray, threads: int = 2, carry: np.ndarray | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted lexicographically, and the input position of each (see
+    :func:`sort_distinct`)."""
+    rows, order, _ = sort_distinct(values, threads, carry, mark=False)
+    return rows, order
+
+
+def sort_distinct(values: np.ndarray, threads: int = 2, carry: np.ndarray | None = None,
+                  mark: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Rows sorted lexicographically, and the input position of each (stable: among
-    equal rows the earliest comes first, so de-duplication keeps the first occurrence).
+    equal rows the earliest comes first, so de-duplication keeps the first occurrence);
+    and, with ``mark``, whether each sorted row differs from the one before it (a bool
+    array; None when every row does, or without ``mark``), found by the sort's threads
+    as they finish each bucket rather than by a pass of its own.
+
     With ``carry`` (an integer array aligned with the rows: a text list's line
     numbers), that array comes back in the rows' new order instead of the positions:
     no positions to hold (8 bytes a row) and no gather by them afterwards.
@@ -66,13 +80,14 @@ def sort_rows_with_order(values: np.ndarray, threads: int = 2, carry: np.ndarray
         if carry.dtype not in (np.int32, np.int64) or carry.shape != (n,):
             raise ValueError("carry must be an int32 or int64 array with one value per row")
     if kernels.rows_strictly_increasing(values):  # written in order already: no copy
-        return values, (np.arange(n, dtype=np.int64) if carry is None else carry)
+        return values, (np.arange(n, dtype=np.int64) if carry is None else carry), None
     parts = max(1, min(threads, n // 100_000))
     bits = int(min(12, max(1, n.bit_length() - 10)))  # ~1,000+ entries per bucket
     cuts_in = [n * k // parts for k in range(parts + 1)]
     order = np.empty(n, dtype=np.int64 if carry is None else carry.dtype)
     out = np.empty((n, w), dtype=np.uint8)
     carried = np.zeros(0, dtype=np.int64) if carry is None else carry
+    first = np.empty(n if mark else 0, dtype=np.uint8)
 
     def count(k: int) -> np.ndarray:
         return np.asarray(kernels.radix_counts(values, cuts_in[k], cuts_in[k + 1], bits))
@@ -92,10 +107,10 @@ def sort_rows_with_order(values: np.ndarray, threads: int = 2, carry: np.ndarray
                 1 << bits]
 
         def finish(k: int) -> None:
-            kernels.sort_buckets(out, bits, starts, cuts[k], cuts[k + 1], order)
+            kernels.sort_buckets(out, bits, starts, cuts[k], cuts[k + 1], order, first)
 
         list(pool.map(finish, range(parts)))
-    return out, order
+    return out, order, (first.view(np.bool_) if mark else None)
 
 
 def sort_rows(values: np.ndarray) -> np.ndarray:
@@ -120,16 +135,26 @@ def fingerprint(signal: str, values: np.ndarray) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _differs_from_previous(v: np.ndarray) -> np.ndarray:
-    """Row i+1 != row i, compared a machine word at a time where the width allows."""
-    w = v.shape[1]
-    if w % 8 == 0:
-        words = v.view(np.uint64)
-        out = words[1:, 0] != words[:-1, 0]
-        for j in range(1, words.shape[1]):
-            out |= words[1:, j] != words[:-1, j]
-        return out
-    return np.any(v[1:] != v[:-1], axis=1)
+class _Later:
+    """A value computed on a thread of its own. Asked for, it is waited for; where that
+    thread is gone (a process forked while it ran: only the forking thread lives on in
+    the child), or it failed, it is computed then and there."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._fn, self._args = fn, args
+        self._value: Any = None
+        self._thread = threading.Thread(target=self._run, name="datahygiene-fingerprint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the caller computes it again, and sees why
+            self._value = self._fn(*self._args)
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._value is None:
+            self._value = self._fn(*self._args)
+        return self._value
 
 
 @dataclass
@@ -146,16 +171,33 @@ class HashList:
     source: str = ""
     threshold: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""
     ref_prefix: str = ""
     # value row i's reference and category are refs[ref_order[i]] (None: refs[i]).
     # String references are not reordered at load time: millions of strings would be
     # copied for the handful of entries a scan ever names.
     ref_order: np.ndarray | None = field(default=None, repr=False)
 
+    # the fingerprint, or its computation on a thread of its own until first asked for
+    _fingerprint: Any = field(default=None, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        if not self.fingerprint:
-            self.fingerprint = fingerprint(self.signal, self.values)
+        # SHA-256 of every entry (45 ms for 5M MD5 entries) is serial, and the scan needs
+        # it only once the index is built: computed meanwhile, beside the index's threads
+        self._fingerprint = _Later(fingerprint, self.signal, self.values)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the canonical entries (:func:`fingerprint`)."""
+        if not isinstance(self._fingerprint, str):
+            self._fingerprint = self._fingerprint.result()
+        return str(self._fingerprint)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a Ray worker, or a forked process's sibling) with its fingerprint
+        as a value: a thread does not travel."""
+        state = dict(self.__dict__)
+        state["_fingerprint"] = self.fingerprint
+        return state
 
     def ref_strings(self, entries: np.ndarray) -> pa.Array:
         """The opaque references of the given entries, as strings."""
@@ -210,10 +252,8 @@ class HashList:
                     and refs.type in (pa.int32(), pa.int64()))
         # line numbers ride along with the rows through the sort; other references are
         # reached through the sorted positions (ref_order)
-        v, order = sort_rows_with_order(values, carry=refs.to_numpy() if numbered else None)
-        first = np.ones(v.shape[0], dtype=bool)
-        if v.shape[0] > 1:
-            first[1:] = _differs_from_previous(v)
+        v, order, marks = sort_distinct(values, carry=refs.to_numpy() if numbered else None)
+        first = np.ones(v.shape[0], dtype=bool) if marks is None else marks
         keep = order if first.all() else order[first]
         stats = dict(kwargs.pop("stats", {}))
         stats["duplicates"] = int(v.shape[0] - keep.shape[0])
