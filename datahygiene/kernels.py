@@ -174,8 +174,6 @@ def _key(values, i):
     return hi
 
 
-row_key = _key  # callable from Python too: a row's 8-byte key
-
 
 @numba.njit(**_JIT)
 def radix_counts(values, lo, hi, bits):
@@ -735,7 +733,9 @@ def warm_up() -> None:
     values = np.zeros((4, 16), dtype=np.uint8)
     text = np.frombuffer(b"00000000000000000000000000000000\n", dtype=np.uint8)
     for lines in (np.zeros(2, np.int32), np.zeros(2, np.int64)):
-        parse_hex_lines(text, 16, HEX_PAIRS, np.zeros((2, 16), np.uint8), lines)
+        # a text list's blocks are read into a writable buffer; bytes are read-only
+        for buf in (text, text.copy()):
+            parse_hex_lines(buf, 16, HEX_PAIRS, np.zeros((2, 16), np.uint8), lines)
         compact_rows(values, lines[:1].repeat(4), np.zeros(1, np.int64), np.ones(1, np.int64))
     keys = np.zeros(4, np.uint64)
     counts = radix_counts(values, 0, 4, 1)
@@ -752,7 +752,6 @@ def warm_up() -> None:
         for first in (np.zeros(0, np.uint8), np.zeros(4, np.uint8)):
             sort_buckets(sorted_rows, 1, np.array([0, counts[0], 4]), 0, 2, order, first)
     rows_sorted(values)
-    row_key(values, 0)
     from datahygiene.digests import digest_rows, hmac_sha256_rows, hmac_sha256_states
 
     for algorithm, width in ((0, 16), (1, 20), (2, 32)):  # URL digests

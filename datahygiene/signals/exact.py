@@ -57,6 +57,12 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return have
 
 
+def _key_of(values: np.ndarray, i: int) -> int:
+    """Row ``i``'s first 8 bytes as a big-endian integer, zero-padded (as the kernels'
+    key; in Python, for a few rows: a compiled call would load one more kernel)."""
+    return int.from_bytes(values[i, :8].tobytes().ljust(8, b"\0"), "big")
+
+
 class SortedPrefixIndex(SignalIndex):
     """Exact-match index: entries sorted, a filter and a bucket directory.
 
@@ -72,8 +78,10 @@ class SortedPrefixIndex(SignalIndex):
     def __init__(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.uint8)
         self._order: np.ndarray | None = None
-        if kernels.rows_sorted(values):
-            # a single list arrives sorted already: no copy, no sort
+        # a single list arrives sorted and distinct (the kernel that checks it is loaded
+        # already: the list's sort used it); several of one signal may repeat entries
+        if kernels.rows_strictly_increasing(values) or kernels.rows_sorted(values):
+            # sorted already: no copy, no sort
             self._values = values
         else:  # several lists of one signal, concatenated
             self._values, self._order = sort_rows_with_order(values)
@@ -99,13 +107,13 @@ class SortedPrefixIndex(SignalIndex):
         m, v = self._m, self._values
         nb = self._dir.shape[0]
         split = m // 2 if threads > 1 else m
-        while 0 < split < m and (kernels.row_key(v, split - 1) >> self._wshift
-                                 == kernels.row_key(v, split) >> self._wshift):
+        wshift, dshift = int(self._wshift), int(self._dshift)
+        while 0 < split < m and _key_of(v, split - 1) >> wshift == _key_of(v, split) >> wshift:
             split += 1
         if split in (0, m):
             kernels.build_prefilter(v, self._words, self._wshift, self._dir, self._dshift, 0, m, 0, nb)
             return
-        bsplit = int(kernels.row_key(v, split) >> self._dshift) + 1
+        bsplit = (_key_of(v, split) >> dshift) + 1
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda a: kernels.build_prefilter(v, self._words, self._wshift, self._dir,
                                                             self._dshift, *a),

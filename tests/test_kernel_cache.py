@@ -1,0 +1,52 @@
+"""``make env`` compiles every kernel once (``python -m datahygiene.kernels``); a scan
+that meets an argument type the warm-up missed compiles that kernel in the middle of
+the scan, for half a second or more, on every new installation. Checked here in a
+fresh process, as a user's first scan runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = r"""
+import json, sys
+import numba
+from datahygiene import digests, kernels, page_kernels
+from datahygiene.config import ScanConfig
+from datahygiene.lists.spec import ListSpec
+from datahygiene.scan import run_scan
+from datahygiene.synth import SynthSpec, write_synthetic
+
+data, out = sys.argv[1], sys.argv[2]
+# rows whose md5 dictionary overflows into PLAIN pages, a text list, two threads
+write_synthetic(data, SynthSpec(rows=120_000, files=2, list_size=20_000, planted=30,
+                                malformed=3, row_group_size=40_000))
+kernels.warm_up()  # what `make env` did (loaded from numba's cache when it has run)
+
+
+def misses():
+    found = {}
+    for mod in (kernels, page_kernels, digests):
+        for name, obj in vars(mod).items():
+            if isinstance(obj, numba.core.registry.CPUDispatcher):
+                found[f"{mod.__name__}.{name}"] = {str(k) for k in obj.stats.cache_misses}
+    return found
+
+
+before = misses()
+run_scan(ScanConfig(manifests=[data + "/manifest"], out=out, threads=2,
+                    lists=[ListSpec(path=data + "/lists/md5.txt", signal="md5")]))
+after = misses()
+print(json.dumps({k: sorted(v - before.get(k, set())) for k, v in after.items()
+                  if v - before.get(k, set())}))
+"""
+
+
+def test_a_first_scan_compiles_no_kernel_the_warm_up_left_out(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "data"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    compiled = json.loads(done.stdout.strip().splitlines()[-1])
+    assert compiled == {}, f"compiled during the scan (add them to kernels.warm_up): {compiled}"
