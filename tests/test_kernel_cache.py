@@ -20,9 +20,12 @@ from datahygiene.scan import run_scan
 from datahygiene.synth import SynthSpec, write_synthetic
 
 data, out = sys.argv[1], sys.argv[2]
-# rows whose md5 dictionary overflows into PLAIN pages, a text list, two threads
-write_synthetic(data, SynthSpec(rows=120_000, files=2, list_size=20_000, planted=30,
-                                malformed=3, row_group_size=40_000))
+# rows whose md5 dictionary overflows into PLAIN pages, a text list, two threads; md5
+# as binary; URL digests from a CSV list
+for kind, binary in (("hex", False), ("binary", True)):
+    write_synthetic(f"{data}/{kind}", SynthSpec(rows=120_000, files=2, list_size=20_000, planted=30,
+                                               malformed=3, row_group_size=40_000, binary=binary,
+                                               url_list=not binary))
 kernels.warm_up()  # what `make env` did (loaded from numba's cache when it has run)
 
 
@@ -36,8 +39,10 @@ def misses():
 
 
 before = misses()
-run_scan(ScanConfig(manifests=[data + "/manifest"], out=out, threads=2,
-                    lists=[ListSpec(path=data + "/lists/md5.txt", signal="md5")]))
+for i, (kind, lst) in enumerate((("hex", ListSpec(path=f"{data}/hex/lists/md5.txt", signal="md5")),
+                                 ("binary", ListSpec(path=f"{data}/binary/lists/md5.txt", signal="md5")),
+                                 ("hex", ListSpec(path=f"{data}/hex/lists/urls.csv")))):
+    run_scan(ScanConfig(manifests=[f"{data}/{kind}/manifest"], out=f"{out}/{i}", threads=2, lists=[lst]))
 after = misses()
 print(json.dumps({k: sorted(v - before.get(k, set())) for k, v in after.items()
                   if v - before.get(k, set())}))
