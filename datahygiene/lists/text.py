@@ -84,8 +84,6 @@ def _clean_lines(lines: pa.Array, hashes: np.ndarray, blanks: np.ndarray) -> pa.
     return pc.replace_with_mask(lines, pa.array(mask), part)
 
 
-
-
 def first_non_utf8_line(path: str | Path) -> str:
     """``"line N: "`` for the first line that is not UTF-8 (the error path only)."""
     with open(path, "rb") as fh:
