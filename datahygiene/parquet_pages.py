@@ -74,12 +74,23 @@ class Chunk:
 def column_chunk(md: pq.FileMetaData, arrow_schema: pa.Schema, row_group: int, name: str) -> Chunk:
     """The chunk of top-level column ``name`` in ``row_group``, or Unsupported."""
     sch = md.schema
-    matches = [j for j in range(md.num_columns)
-               if sch.column(j).path == name and sch.column(j).name == name]
-    if len(matches) != 1 or arrow_schema.get_field_index(name) < 0:
+    field = arrow_schema.get_field_index(name)
+    if field < 0:
         raise Unsupported("not a flat column")
-    j = matches[0]
-    col = sch.column(j)
+    if md.num_columns == len(arrow_schema.names):
+        # one leaf per field (the usual flat manifest): the field's own leaf, checked,
+        # instead of a wrapper for every column of the file (img2dataset writes a dozen)
+        col = sch.column(field)
+        if col.path != name or col.name != name:
+            raise Unsupported("not a flat column")
+        j = field
+    else:
+        matches = [j for j in range(md.num_columns)
+                   if sch.column(j).path == name and sch.column(j).name == name]
+        if len(matches) != 1:
+            raise Unsupported("not a flat column")
+        j = matches[0]
+        col = sch.column(j)
     atype = arrow_schema.field(name).type
     if col.max_repetition_level != 0 or col.max_definition_level > 1:
         raise Unsupported("nested column")

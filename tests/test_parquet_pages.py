@@ -642,3 +642,31 @@ def test_values_of_one_length_are_found_by_their_stride_as_by_walking(case: str)
     assert [int(k) for k, b in zip(k_keys, bad, strict=True) if not b] == [k for k in keys if k >= 0]
     # and a value running past the page is refused, whatever the path
     assert page_kernels.plain_spans(buf[:-1], 2, end - 1, n, got_starts, got_lens) == -1
+
+
+@pytest.mark.parametrize("layout", ["flat", "nested-before", "one-child-struct"])
+def test_a_column_chunk_is_its_own_column_whatever_else_the_file_holds(tmp_path: Path, layout: str) -> None:
+    """The flat-schema shortcut (one leaf per field) and the general search find the
+    same chunk; a nested column is never taken for a flat one."""
+    n = 50
+    cols: dict[str, pa.Array] = {"key": pa.array([f"k{i}" for i in range(n)])}
+    if layout == "nested-before":  # two leaves before the wanted columns: leaves != fields
+        cols["meta"] = pa.array([{"w": i, "h": i} for i in range(n)])
+    if layout == "one-child-struct":  # as many leaves as fields, one of them nested
+        cols["s"] = pa.array([{"md5": "x"} for _ in range(n)])
+    cols["md5"] = pa.array([hashlib.md5(str(i).encode()).hexdigest() for i in range(n)])
+    cols["url"] = pa.array([f"https://example.invalid/{i}" for i in range(n)])
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table(cols), path)
+    pf = pq.ParquetFile(path)
+    md = pf.metadata
+    for name in ("key", "md5", "url"):
+        chunk = pages.column_chunk(md, pf.schema_arrow, 0, name)
+        j = next(j for j in range(md.num_columns) if md.schema.column(j).path == name)
+        meta = md.row_group(0).column(j)
+        assert chunk.length == meta.total_compressed_size
+        with open(path, "rb") as fh:
+            assert pages.read_rows(fh, chunk, np.arange(n)).to_pylist() == cols[name].to_pylist()
+    for nested in [c for c in cols if c in ("meta", "s")]:
+        with pytest.raises(pages.Unsupported):
+            pages.column_chunk(md, pf.schema_arrow, 0, nested)
