@@ -350,6 +350,27 @@ def open_input(f: InputFile) -> Any:
         raise _unreadable(f, exc) from None
 
 
+# The last schema's expected chunks: the shards of one dataset share their schema, and
+# a wrapper for each of a dozen columns cost more than the check (held under the GIL).
+_LAST_EXPECTED: list[tuple[Any, np.ndarray]] = []
+
+
+def _expected_chunks(schema: Any) -> np.ndarray:
+    """Per column: its physical type (parquet_pages.PHYSICAL_TYPES, -2 for another)
+    and its maximum repetition and definition levels plus one."""
+    from datahygiene.parquet_pages import PHYSICAL_TYPES
+
+    last = _LAST_EXPECTED[-1] if _LAST_EXPECTED else None
+    if last is not None and last[0].equals(schema):
+        return last[1]
+    expect = np.array([(PHYSICAL_TYPES.get(c.physical_type, -2), c.max_repetition_level + 1,
+                        c.max_definition_level + 1)
+                       for c in (schema.column(j) for j in range(len(schema)))],
+                      dtype=np.int64).reshape(-1, 3)
+    _LAST_EXPECTED[:] = [(schema, expect)]
+    return expect
+
+
 def _check_chunks(f: InputFile, thrift: bytes, md: pq.FileMetaData) -> None:
     """Refuse a footer that pyarrow parses but whose column chunks it cannot describe:
     asking its metadata for such a chunk ends the process (an untranslated C++
@@ -359,7 +380,7 @@ def _check_chunks(f: InputFile, thrift: bytes, md: pq.FileMetaData) -> None:
     with more or fewer chunks than the schema has columns (see
     :func:`datahygiene.parquet_pages.footer_chunks`)."""
     from datahygiene import page_kernels as pk
-    from datahygiene.parquet_pages import KNOWN_CODECS, PHYSICAL_TYPES, Unsupported, footer_chunks
+    from datahygiene.parquet_pages import KNOWN_CODECS, Unsupported, footer_chunks
 
     def refuse(what: str) -> InputError:
         return InputError(f"{f.path}: not a readable parquet file ({what})")
@@ -372,11 +393,7 @@ def _check_chunks(f: InputFile, thrift: bytes, md: pq.FileMetaData) -> None:
         # that the walk cannot check: no writer writes such a footer
         raise refuse("its footer does not parse") from None
 
-    schema = md.schema
-    expect = np.array([(PHYSICAL_TYPES.get(c.physical_type, -2), c.max_repetition_level + 1,
-                        c.max_definition_level + 1)
-                       for c in (schema.column(j) for j in range(md.num_columns))],
-                      dtype=np.int64).reshape(-1, 3)
+    expect = _expected_chunks(md.schema)
     verdict = pk.chunks_fit(chunks, expect, md.num_row_groups, len(KNOWN_CODECS))
     if verdict != pk.FIT:
         raise refuse({

@@ -177,3 +177,23 @@ def test_footer_reader_stops_when_the_run_fails_first(tmp_path: Path,
     release.set()
     reader._pool.shutdown(wait=True)
     assert len(calls) == 1  # and no footer is read after it
+
+
+def test_footers_of_different_schemas_in_turn_are_each_checked_against_their_own(tmp_path: Path) -> None:
+    """The chunk check keeps the last schema's expectations (a dataset's shards share
+    one): a file of another schema must not be judged by them, nor a damaged one pass."""
+    rows = 20
+    text = tmp_path / "text.parquet"
+    pq.write_table(_table(rows), text)
+    binary = tmp_path / "binary.parquet"  # md5 as 16-byte binary: another physical type
+    pq.write_table(pa.table({"key": [f"{i:09d}" for i in range(rows)],
+                             "md5": pa.array([bytes(16)] * rows, pa.binary(16)),
+                             "n": np.arange(rows)}), binary)
+    required = tmp_path / "required.parquet"  # the same types, no nulls allowed: other levels
+    schema = pa.schema([pa.field("key", pa.string(), nullable=False),
+                        pa.field("md5", pa.string(), nullable=False), pa.field("n", pa.int64())])
+    pq.write_table(_table(rows).cast(schema), required)
+    files = {f.path: f for f in resolve_manifests([str(tmp_path)])}
+    for path in (text, binary, required, text, required, binary):
+        footer = read_footer(files[str(path)])
+        assert footer.metadata.num_rows == rows
