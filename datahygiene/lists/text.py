@@ -6,8 +6,8 @@ error. Here a file that changes while it is read stops the load with an error na
 it. The common case -- every line a hex digest, a comment or blank -- is parsed by
 one compiled pass (datahygiene/kernels.py) per thread, each thread reading its part
 of the file a block at a time into one buffer it reuses: no copy of the whole file is
-held. Anything else goes to the general parser, which reads the whole file and names
-the line at fault.
+held. Anything else goes to the general parser, which reads and parses the file in
+pieces of 8 MiB and names the line at fault.
 """
 
 from __future__ import annotations
@@ -174,46 +174,30 @@ def parse_text(path: Path, sig: Any, threads: int) -> tuple[Normalized, np.ndarr
             raise ListError(f"{path}: the file uses CR line endings (classic Mac OS), which are not "
                             "line breaks here; convert it to LF or CRLF line endings")
         start = 3 if f.size >= 3 and f.read(0, 3).tobytes() == b"\xef\xbb\xbf" else 0  # a BOM
+        parsed = None
         if getattr(sig, "hex_entries", False):
             # one piece per thread
             size = max(CHUNK_BYTES, -(-(f.size - start) // max(1, threads)))
-            fast = _parse_hex_text(f, f.pieces(start, size), sig.width, threads)
-            if fast is not None:
-                f.check_unchanged()
-                return fast
-        data = f.read(start, f.size - start)
+            parsed = _parse_hex_text(f, f.pieces(start, size), sig.width, threads)
+        if parsed is None:
+            parsed = _parse_general(f, f.pieces(start, CHUNK_BYTES), sig, threads)
         f.check_unchanged()
+        return parsed
     finally:
         f.close()
-    return _parse_general(path, data, sig, threads)
 
 
-def _chunk_bounds(data: np.ndarray, size: int) -> list[tuple[int, int]]:
-    """Split a buffer into pieces of about ``size`` bytes, each ending after a newline."""
-    bounds, start, n = [], 0, data.shape[0]
-    while start < n:
-        stop = min(start + size, n)
-        if stop < n:
-            nl = np.flatnonzero(data[stop : min(stop + _LOOK, n)] == 10)
-            while nl.size == 0 and stop < n:  # a very long line: look further
-                stop = min(stop + _LOOK, n)
-                nl = np.flatnonzero(data[stop : min(stop + _LOOK, n)] == 10)
-            stop = stop + int(nl[0]) + 1 if nl.size else n
-        bounds.append((start, stop))
-        start = stop
-    return bounds
-
-
-def _parse_general(path: Path, data: np.ndarray, sig: Any, threads: int
+def _parse_general(f: _TextFile, bounds: list[tuple[int, int]], sig: Any, threads: int
                    ) -> tuple[Normalized, np.ndarray, dict[str, Any]]:
-    """Any text list, in ~8 MiB pieces on a thread pool.
+    """Any text list, in ~8 MiB pieces on a thread pool, each read when it is parsed.
 
     Pieces keep every temporary small enough to be recycled by the allocator (large
     fresh allocations cost page faults, which dominated loading a 5M-entry list), and
     numpy and Arrow release the GIL, so pieces parse in parallel."""
+    path = f.path
 
     def piece(bounds: tuple[int, int]) -> tuple[Normalized, np.ndarray, int]:
-        lines, hashes, blanks = _lines_of(data[bounds[0] : bounds[1]])
+        lines, hashes, blanks = _lines_of(f.read(bounds[0], bounds[1] - bounds[0]))
         try:
             lines.validate(full=True)
         except pa.ArrowInvalid as exc:
@@ -223,7 +207,6 @@ def _parse_general(path: Path, data: np.ndarray, sig: Any, threads: int
         keep = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) > 0
         return sig.parse_entries(text.filter(pa.array(keep))), np.flatnonzero(keep), len(lines)
 
-    bounds = _chunk_bounds(data, CHUNK_BYTES)
     if threads > 1 and len(bounds) > 1:
         with ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(piece, bounds))
