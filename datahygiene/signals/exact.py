@@ -57,12 +57,6 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return have
 
 
-def _key_of(values: np.ndarray, i: int) -> int:
-    """Row ``i``'s first 8 bytes as a big-endian integer, zero-padded (as the kernels'
-    key; in Python, for a few rows: a compiled call would load one more kernel)."""
-    return int.from_bytes(values[i, :8].tobytes().ljust(8, b"\0"), "big")
-
-
 class SortedPrefixIndex(SignalIndex):
     """Exact-match index: entries sorted, a filter and a bucket directory.
 
@@ -107,13 +101,16 @@ class SortedPrefixIndex(SignalIndex):
         m, v = self._m, self._values
         nb = self._dir.shape[0]
         split = m // 2 if threads > 1 else m
+        def key(i: int) -> int:  # in numpy, for a few rows: a kernel would be one more to load
+            return int(prefix64(v[i : i + 1])[0])
+
         wshift, dshift = int(self._wshift), int(self._dshift)
-        while 0 < split < m and _key_of(v, split - 1) >> wshift == _key_of(v, split) >> wshift:
+        while 0 < split < m and key(split - 1) >> wshift == key(split) >> wshift:
             split += 1
         if split in (0, m):
             kernels.build_prefilter(v, self._words, self._wshift, self._dir, self._dshift, 0, m, 0, nb)
             return
-        bsplit = (_key_of(v, split) >> dshift) + 1
+        bsplit = (key(split) >> dshift) + 1
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda a: kernels.build_prefilter(v, self._words, self._wshift, self._dir,
                                                             self._dshift, *a),
