@@ -132,8 +132,13 @@ def test_index_built_in_two_halves_equals_one_pass() -> None:
     clustered = uniform.copy()
     clustered[: 900_000, :3] = 0x80  # most rows share one filter word's prefix
     for values in (uniform, clustered):
-        index = SortedPrefixIndex(values[sort_rows(values)])
+        rows = values[sort_rows(values)]
+        index = SortedPrefixIndex(rows)
         words, directory = index._words.copy(), index._dir.copy()
+        # each bucket's first row, found by searching (the definition, in numpy)
+        buckets = prefix64(rows) >> np.uint64(index._dshift)
+        want = np.searchsorted(buckets, np.arange(directory.shape[0], dtype=np.uint64))
+        assert np.array_equal(directory, want)
         index._words[:] = 0
         index._dir[:] = 0
         index._build(threads=1)
