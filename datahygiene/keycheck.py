@@ -12,6 +12,7 @@ against the few flagged keys. :func:`rows_sharing_flagged_keys` does that read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datahygiene.errors import InputError
-from datahygiene.manifest import InputFile
+from datahygiene.manifest import Footer, InputFile
 
 
 class KeyNotUnique(InputError):
@@ -29,25 +30,15 @@ class KeyNotUnique(InputError):
     new configuration, which --resume refuses)."""
 
 
-def null_keys(metadata: list[pq.FileMetaData], key_column: str) -> int | None:
+def null_keys(footers: Iterable[Footer], key_column: str) -> int | None:
     """Rows whose key is null, from the footers' column statistics (no data read);
-    None when a row group with rows does not record its null count (an empty one, as
-    in an img2dataset shard whose every download failed, holds no null key)."""
+    None when a file does not record it (see :func:`datahygiene.manifest.column_nulls`)."""
     total = 0
-    for md in metadata:
-        if not md.num_rows:
-            continue
-        names = [md.schema.column(j).path for j in range(md.num_columns)]
-        if key_column not in names:
+    for ft in footers:
+        n = ft.nulls(key_column)
+        if n is None:
             return None
-        j = names.index(key_column)
-        for rg in range(md.num_row_groups):
-            if not md.row_group(rg).num_rows:
-                continue
-            stats = md.row_group(rg).column(j).statistics
-            if stats is None or not stats.has_null_count:
-                return None
-            total += stats.null_count
+        total += n
     return total
 
 

@@ -162,7 +162,7 @@ def test_footer_reader_stops_when_the_run_fails_first(tmp_path: Path,
     started, release = threading.Event(), threading.Event()
     calls = []
 
-    def slow(f: object) -> object:
+    def slow(f: object, *args: object) -> object:
         calls.append(f)
         started.set()
         release.wait(5)
@@ -197,3 +197,60 @@ def test_footers_of_different_schemas_in_turn_are_each_checked_against_their_own
     for path in (text, binary, required, text, required, binary):
         footer = read_footer(files[str(path)])
         assert footer.metadata.num_rows == rows
+
+
+def test_footers_past_the_first_are_kept_as_bytes_and_parse_again_alike(tmp_path: Path) -> None:
+    """Memory: a reader keeps the parsed footers of its first ``keep_parsed`` inputs
+    only. The others parse again, when asked, to the same metadata, and what the scan
+    asks of every input before it starts -- schema, row counts, the key's nulls -- is
+    there without a parse."""
+    for i in range(5):
+        t = _table(10 + i)
+        t = t.set_column(0, "key", pa.array([None if j < i else f"{j:09d}" for j in range(t.num_rows)]))
+        pq.write_table(t, tmp_path / f"m{i}.parquet", row_group_size=4)
+    pq.write_table(_table(3).replace_schema_metadata({"origin": "another writer"}), tmp_path / "m5.parquet")
+    files = resolve_manifests([str(tmp_path)])
+    got = FooterReader(files, ["key"], keep_parsed=2).result()
+    assert all(isinstance(g, manifest.Footer) for g in got)
+    footers = [g for g in got if isinstance(g, manifest.Footer)]
+    assert [ft._parsed is not None for ft in footers] == [True, True, False, False, False, False]
+    for f, ft in zip(files, footers, strict=True):
+        usual = pq.ParquetFile(f.fs_path).metadata
+        assert ft.num_rows == usual.num_rows
+        assert ft.row_group_rows == tuple(usual.row_group(r).num_rows for r in range(usual.num_row_groups))
+        assert ft.schema.equals(usual.schema.to_arrow_schema(), check_metadata=True)
+        assert ft.metadata.equals(usual)  # parsed again where it was released
+    assert [ft.null_counts["key"] for ft in footers] == [0, 1, 2, 3, 4, 0]
+    assert [ft.nulls("n") for ft in footers] == [0] * 6  # not asked for when read: parsed
+    # inputs written alike share one schema object; other metadata, another
+    assert all(ft.schema is footers[0].schema for ft in footers[1:5])
+    assert footers[5].schema is not footers[0].schema
+    assert footers[5].schema.metadata == {b"origin": b"another writer"}
+
+
+def test_scan_with_released_footers_writes_the_same_outputs(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks of inputs whose footers were released parse them again: the outputs are
+    the same bytes as with every footer kept parsed."""
+    from dhtest import core_registry
+
+    from datahygiene.config import ScanConfig
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.scan import run_scan
+    from datahygiene.synth import SynthSpec, write_synthetic
+
+    truth = write_synthetic(tmp_path / "w", SynthSpec(rows=3000, files=6, list_size=200, planted=12,
+                                                      malformed=3, seed=5, row_group_size=400))
+    outs = []
+    for keep in (1024, 0):
+        monkeypatch.setattr(manifest, "PARSED_FOOTERS", keep)
+        out = tmp_path / f"o{keep}"
+        cfg = ScanConfig(manifests=[str(tmp_path / "w" / "manifest")],
+                         lists=[ListSpec(path=truth["lists"]["md5"])], out=str(out), write_clean=True)
+        res = run_scan(cfg, registry=core_registry())
+        assert res.summary["rows"]["excluded"] == 12
+        outs.append(out)
+    for name in ("restricted/exclusions.parquet", "summary.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+    cleans = sorted(p.relative_to(outs[0]) for p in (outs[0] / "clean").rglob("*.parquet"))
+    assert cleans and all((outs[0] / c).read_bytes() == (outs[1] / c).read_bytes() for c in cleans)

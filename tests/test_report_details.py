@@ -21,7 +21,7 @@ import datahygiene.reporters.cybertipline as ct
 from datahygiene.config import ScanConfig
 from datahygiene.engines import local
 from datahygiene.lists.spec import ListSpec
-from datahygiene.manifest import resolve_manifests
+from datahygiene.manifest import resolve_manifests, row_group_rows
 from datahygiene.plugins import PluginInfo
 from datahygiene.reporters.base import Reporter, RowDetails
 from datahygiene.resume import MARKER_LOG, read_markers
@@ -189,7 +189,7 @@ def test_run_task_details_and_one_late_read(world: dict[str, Any], monkeypatch: 
     plan.setup()
     f = resolve_manifests([str(world["manifest"])])[1]
     md = pq.ParquetFile(f.fs_path).metadata
-    tasks = local.plan_tasks([f], [md])
+    tasks = local.plan_tasks([f], [row_group_rows(md)])
     reads: list[list[str]] = []
     real = local._late_columns
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from datahygiene import parquet_pages as pages
 from datahygiene.errors import InputError
-from datahygiene.manifest import InputFile, LocalFile, open_input, open_parquet
+from datahygiene.manifest import Footer, InputFile, LocalFile, open_input, open_parquet
 from datahygiene.signals.exact import ExactDigest, SortedPrefixIndex
 from datahygiene.step import EMPTY_EXCLUSIONS, Check, ScanPlan, check_batch, key_text
 from datahygiene.viewtypes import has_views, without_views
@@ -62,17 +62,25 @@ class FileFacts:
     see :class:`datahygiene.manifest.FooterReader`): each task would otherwise parse
     the footer, or ask for its size and Arrow schema, again."""
 
-    metadata: pq.FileMetaData = field(repr=False)
+    footer: Footer = field(repr=False)  # parsed again when released (see Footer)
     schema: pa.Schema = field(repr=False)
-    size: int
+
+    @property
+    def metadata(self) -> pq.FileMetaData:
+        return self.footer.metadata
+
+    @property
+    def size(self) -> int:
+        return self.footer.size
 
 
-def plan_tasks(files: list[InputFile], metadata: list[pq.FileMetaData]) -> list[Task]:
+def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]]) -> list[Task]:
+    """One task per row group: ``row_groups[i]``, the rows of file i's row groups
+    (:func:`datahygiene.manifest.row_group_rows`)."""
     tasks: list[Task] = []
-    for i, (f, md) in enumerate(zip(files, metadata, strict=True)):
+    for i, (f, counts) in enumerate(zip(files, row_groups, strict=True)):
         offset = 0
-        for rg in range(md.num_row_groups):
-            rows = md.row_group(rg).num_rows
+        for rg, rows in enumerate(counts):
             tasks.append(Task(i, f, rg, offset, rows))
             offset += rows
     return tasks

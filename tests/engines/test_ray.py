@@ -124,7 +124,7 @@ def test_lists_loaded_once_per_worker(synth: dict[str, Any], tmp_path: Path) -> 
     check object, which each actor unpickles for itself, not per process.)"""
     from datahygiene.engines.local import plan_tasks
     from datahygiene.engines.ray import ray_results
-    from datahygiene.manifest import open_parquet, resolve_manifests
+    from datahygiene.manifest import open_parquet, resolve_manifests, row_group_rows
     from datahygiene.plugins import default_registry
     from datahygiene.scan import build_plan, load_lists
     from datahygiene.step import Check, ScanPlan
@@ -144,7 +144,7 @@ def test_lists_loaded_once_per_worker(synth: dict[str, Any], tmp_path: Path) -> 
     plan = ScanPlan([CountingCheck(c.signal, c.column, c.list_group) for c in plan.checks], "key")
     files = resolve_manifests(cfg.manifests)
     pfs = [open_parquet(f) for f in files]
-    tasks = plan_tasks(files, [p.metadata for p in pfs])
+    tasks = plan_tasks(files, [row_group_rows(p.metadata) for p in pfs])
     results = list(ray_results(tasks, plan, cfg))
     assert [r.task for r in results] == tasks
     assert sum(r.flagged.num_rows for r in results) == 18
