@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from datahygiene import __version__
 from datahygiene.errors import ConfigError, InputError, OutputError
 from datahygiene.lists.model import HashList
-from datahygiene.manifest import Footer, InputFile
+from datahygiene.manifest import DigestOf, Footer, InputFile
 from datahygiene.outputs import (
     OWNER_DIR,
     OWNER_FILE,
@@ -225,7 +225,7 @@ class WorkArea:
         for sub in ("parts", "stage"):
             (self.root / sub).mkdir(mode=OWNER_DIR, exist_ok=True)
         self.stage = self.root / "stage"
-        self._queue: deque[tuple[int, str, int, pa.Table, int, Future[tuple[str, int]],
+        self._queue: deque[tuple[int, str, int, pa.Table, int, DigestOf,
                                  str | None]] = deque()
         self.records: dict[int, FileRecord] = {}
         # Markers are written (after fsyncing what they vouch for: ~1 ms each here, far
@@ -279,7 +279,7 @@ class WorkArea:
         return pa.Table.from_batches(t.to_batches(), schema=EXCLUSION_SCHEMA)
 
     def complete(self, i: int, path: str, rows: int, flagged: list[pa.Table], clean_rows: int,
-                 digest: Future[tuple[str, int]], clean: str | None) -> None:
+                 digest: DigestOf, clean: str | None) -> None:
         """Record file ``i`` as finished once its input digest is known; the caller
         has closed its clean output. Never waits: markers whose digest is not ready
         yet are written by a later call or :meth:`flush`."""
@@ -327,7 +327,7 @@ class WorkArea:
                 self._append(lines, records)
 
     def _vouch(self, i: int, path: str, rows: int, flagged: pa.Table, clean_rows: int,
-               digest: Future[tuple[str, int]], clean: str | None) -> FileRecord:
+               digest: DigestOf, clean: str | None) -> FileRecord:
         """Put on disk what input ``i``'s marker vouches for; return the marker."""
         if flagged.num_rows:  # most inputs flag nothing: their marker says so, no part file
             part = self.root / "parts" / f"{self._name(i)}.parquet"

@@ -14,7 +14,6 @@ import posixpath
 import time
 import unicodedata
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +38,7 @@ from datahygiene.errors import ConfigError, DatahygieneError, InputError, Interr
 from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_keys
 from datahygiene.lists.files import shown_columns
 from datahygiene.lists.model import HashList
-from datahygiene.manifest import Footer, FooterReader, InputFile, digest_file, resolve_manifests
+from datahygiene.manifest import Footer, FooterReader, InputDigests, InputFile, resolve_manifests
 from datahygiene.outputs import RESTRICTED, write_parquet, writing
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.reporters.base import RowDetails
@@ -380,8 +379,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         check_log_extendable(Path(config.out), config.keys)
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
-    digester = ThreadPoolExecutor(1, thread_name_prefix="datahygiene-digest")
-    digests = [digester.submit(digest_file, f, config.input_digest) for f in files]
+    digests = InputDigests(files, config.input_digest)
     footer_reader = FooterReader(files, [config.key or "key"])  # as are footers
     try:
         lists = load_lists(config, registry)
@@ -410,7 +408,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         done = work_area.finished(files, clean_names if config.write_clean else None)
     except BaseException:
         # a one-line error must not wait for digests of files it will never scan
-        digester.shutdown(wait=False, cancel_futures=True)
+        digests.cancel()
         footer_reader.cancel()
         if "work_area" in locals():
             work_area.unlock()
@@ -434,7 +432,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
     assert config.out is not None
     try:
-        with work_area.writer() as writer, digester:
+        with work_area.writer() as writer, contextlib.closing(digests):
             writers: dict[int, pq.ParquetWriter] = {}
             clean_outputs: list[dict[str, Any]] = []
             flagged_by_file: list[list[pa.Table]] = [[] for _ in files]
@@ -485,7 +483,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                             writer.seal(clean_names[i])
                         footers[i] = None
                         work_area.complete(i, files[i].path, rows_of[i], flagged_by_file[i],
-                                           int(clean_rows[i]), digests[i],
+                                           int(clean_rows[i]), digests.of(i),
                                            clean_names[i] if config.write_clean else None)
                 work_area.flush()
             finally:
@@ -499,8 +497,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             t_scan = time.perf_counter()
 
             inputs: list[dict[str, Any]] = []
-            for i, (f, fut) in enumerate(zip(files, digests, strict=True)):
-                digest, size = fut.result()
+            for i, f in enumerate(files):
+                digest, size = digests.result(i)
                 inputs.append({"path": f.path, "digest": digest, "bytes": size,
                                "rows": rows_of[i], "row_groups": groups_of[i]})
             work_area.check_inputs(inputs)

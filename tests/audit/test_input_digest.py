@@ -175,3 +175,49 @@ def test_an_input_truncated_between_blocks_is_an_error(tmp_path: Path,
     with pytest.raises(InputError, match=r"big\.parquet: changed while it was read \(cut short\)"):
         manifest.digest_file(f)
     assert calls[:2] == [4096, 4096] and len(calls) >= 3
+
+
+def test_input_digests_come_in_order_and_one_that_fails_does_not_stop_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """InputDigests: each input's digest and size, in input order, from one thread; a
+    file that cannot be read is that input's error (raised when its digest is asked
+    for), and the inputs after it are digested all the same."""
+    import threading
+
+    from datahygiene import manifest
+    from datahygiene.errors import InputError
+
+    files = []
+    for i in range(4):
+        p = tmp_path / f"m{i}.parquet"
+        p.write_bytes(bytes([i]) * (100 + i))
+        files.append(manifest.InputFile(str(p), manifest.LocalFileSystem(), str(p)))
+    (tmp_path / "m1.parquet").unlink()
+    digests = manifest.InputDigests(files, "sha256")
+    handle = digests.of(3)
+    assert handle.result() == ("sha256:" + hashlib.sha256(bytes([3]) * 103).hexdigest(), 103)
+    assert handle.done() and all(digests.done(i) for i in range(4))
+    assert digests.result(0) == ("sha256:" + hashlib.sha256(bytes(100)).hexdigest(), 100)
+    with pytest.raises(InputError, match=r"m1\.parquet"):
+        digests.result(1)
+    digests.close()
+
+    # cancelled: the input being digested finishes, no other starts, and asking for
+    # one that never will be is an error, not a wait
+    started, release = threading.Event(), threading.Event()
+    real = manifest.digest_file
+
+    def slow(f: manifest.InputFile, algorithm: str) -> tuple[str, int]:
+        started.set()
+        release.wait(5)
+        return real(f, algorithm)
+
+    monkeypatch.setattr(manifest, "digest_file", slow)
+    digests = manifest.InputDigests([files[0], files[2], files[3]], "sha256")
+    assert started.wait(5)
+    digests.cancel()
+    release.set()
+    digests.close()
+    assert digests.done(0) and not digests.done(1)
+    with pytest.raises(InputError, match=r"m2\.parquet: its digest was not computed"):
+        digests.result(1)
