@@ -35,7 +35,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m datahygiene.bench.exact --rows 20000000 --list-size 5000000 \
 		--binary --sparse --stored --small-files --urls --scaling 10000000,40000000 \
-		--scaling-rare 10000000,40000000
+		--scaling-rare 10000000,40000000 --many-files 20000
 
 # The Ray engine's tests need the optional ray extra and most of a minute of Ray start-up.
 test-ray: $(STAMP)

@@ -2,8 +2,8 @@
 
 Run with ``make bench`` (20M rows, 5M-entry list, 1,000 planted matches; a copy with
 binary md5; a copy with matches as rare as LAION-5B's; the same rows in img2dataset-
-sized files of 10,000 rows; the 10M -> 40M scaling check)
-or ``make bench-quick``. Each contender runs in its own Python
+sized files of 10,000 rows; the 10M -> 40M scaling check; the memory each input file
+adds, 2M rows in 200 and in 20,000 files) or ``make bench-quick``. Each contender runs in its own Python
 process, on the same files, one after another, ``--repeat`` times (median reported),
 and reports its wall time, rows/s, peak RSS (VmHWM of that process) and page faults.
 The wall time is the work only: the interpreter's start and every module import --
@@ -419,6 +419,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="also compare a url-sha256 scan of a quarter of the rows with DuckDB "
                    "semi-joining sha256(url) (DuckDB hashes the URL as stored; we normalise it "
                    "first)")
+    p.add_argument("--many-files", type=int, default=0, metavar="N",
+                   help="also scan 2,000,000 rows in 200 files and in N files (N=20000: 100 rows "
+                   "each) and print the peak memory each input file adds")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
@@ -488,6 +491,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nurl-sha256 digests of {n:,} rows' URLs, {a.planted:,} planted "
               "(median of --repeat runs):")
         compare("duckdb-url-semijoin", "datahygiene-url", du, a.threads, work, a.repeat)
+    if a.many_files:
+        # A scan reads every input's footer before it starts and keeps a little of each:
+        # memory grows with the number of files, not the rows (see docs/scaling.md)
+        rows, small_list = 2_000_000, max(1, a.list_size // 50)
+        few = ensure_data(base, rows, small_list, 2, tag_planted=True, file_rows=rows // 200)
+        many = ensure_data(base, rows, small_list, 2, tag_planted=True,
+                           file_rows=max(1, rows // a.many_files))
+        print(f"\nthe same {rows:,} rows in 200 and in {a.many_files:,} files, a {small_list:,}-entry "
+              "list (median of --repeat runs):")
+        got = []
+        for files, dn in ((200, few), (a.many_files, many)):
+            r = median_run("datahygiene", dn, a.threads, work, a.repeat)
+            got.append(r)
+            print(f"  datahygiene  {files:>7,} files  {r['seconds']:.2f}s  "
+                  f"{r['rows'] / r['seconds']:,.0f} rows/s  peak RSS {r['peak_rss_mb']:,.0f} MB")
+        per_file = (got[1]["peak_rss_mb"] - got[0]["peak_rss_mb"]) / (a.many_files - 200) * 1024
+        print(f"  peak RSS per added input file: {per_file:.1f} KB")
     if a.scaling:
         sizes = [int(x) for x in a.scaling.split(",")]
         print("\nscaling with the manifest (same list size; median of --repeat runs):")
