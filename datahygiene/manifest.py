@@ -243,8 +243,8 @@ class Footer:
 
     The parsed metadata is kept only until :meth:`release`: in Arrow's structures it
     takes ~20 KB for a 100-row four-column file against ~1 KB for its bytes, so a scan
-    of 500,000 img2dataset shards held 10 GB of footers before it scanned a row.
-    :attr:`metadata` parses the bytes again when asked after a release (~30 us)."""
+    of 500,000 img2dataset shards would hold 10 GB of footers before it scanned a row.
+    :attr:`metadata` parses the bytes again when asked after a release (~14 us)."""
 
     size: int
     digest: str
