@@ -393,10 +393,26 @@ def rows_sorted(values):
 @numba.njit(**_JIT)
 def rows_strictly_increasing(values):
     """Whether every row is greater than the one before (full-width byte order): the
-    rows are sorted and unique already, as a list written in order is."""
+    rows are sorted and unique already, as a list written in order is.
+
+    Rows of 8 bytes or more are compared by their 8-byte keys first, the bytes after
+    only where the keys are equal: sorted digests share their first 2-3 bytes with the
+    row before, which a byte-by-byte comparison walked (5M MD5 entries: 5 against 16
+    ms)."""
     n, w = values.shape
+    keyed = w >= 8 and n > 0
+    prev = _key(values, 0) if keyed else np.uint64(0)
     for i in range(1, n):
-        for c in range(w):
+        first = 0
+        if keyed:
+            key = _key(values, i)
+            if key != prev:
+                if key < prev:
+                    return False
+                prev = key
+                continue
+            first = 8
+        for c in range(first, w):
             if values[i, c] != values[i - 1, c]:
                 if values[i, c] < values[i - 1, c]:
                     return False
