@@ -184,7 +184,6 @@ def _key(values, i):
     return hi
 
 
-
 @numba.njit(**_JIT)
 def radix_counts(values, lo, hi, bits):
     """How many of rows ``lo..hi`` fall in each bucket of their 8-byte key's top ``bits``

@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 from datahygiene import __version__, kernels
 from datahygiene.config import ScanConfig
 from datahygiene.engines.local import (
-    FileFacts,
     Task,
     TaskResult,
     default_threads,
@@ -422,8 +421,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     groups_of = [len(ft.row_group_rows) for ft in footers_read]
     # Each footer goes to its file's tasks, then is let go (its parse, when made again
     # for the tasks, with it: see manifest.Footer)
-    footers: list[FileFacts | None] = [
-        None if i in done else FileFacts(ft, schemas[i]) for i, ft in enumerate(footers_read)]
+    footers: list[Footer | None] = [None if i in done else ft for i, ft in enumerate(footers_read)]
     del footers_read
     total_rows = sum(rows_of)
     if on_start:

@@ -56,24 +56,6 @@ class TaskResult:
     details: pa.Table | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class FileFacts:
-    """What the scan knows of a file before its tasks run, from its footer (read once,
-    see :class:`datahygiene.manifest.FooterReader`): each task would otherwise parse
-    the footer, or ask for its size and Arrow schema, again."""
-
-    footer: Footer = field(repr=False)  # parsed again when released (see Footer)
-    schema: pa.Schema = field(repr=False)
-
-    @property
-    def metadata(self) -> pq.FileMetaData:
-        return self.footer.metadata
-
-    @property
-    def size(self) -> int:
-        return self.footer.size
-
-
 def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]]) -> list[Task]:
     """One task per row group: ``row_groups[i]``, the rows of file i's row groups
     (:func:`datahygiene.manifest.row_group_rows`)."""
@@ -88,14 +70,14 @@ def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]]) -> list[
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
              keep_unverified: bool = False, detail_columns: Sequence[str] | None = None,
-             known: FileFacts | None = None) -> TaskResult:
+             known: Footer | None = None) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere
     (a thread here, a Ray actor).
 
     ``detail_columns``: manifest columns reporters want for excluded rows; those the
-    file has come back in ``TaskResult.details``. ``known``: the file's footer, size and
-    schema, if already read (for small files, reading and parsing the footer again per
-    task was a sizeable part of the work)."""
+    file has come back in ``TaskResult.details``. ``known``: the file's footer (its size,
+    schema and metadata), if already read (for small files, reading and parsing the
+    footer again per task was a sizeable part of the work)."""
     try:
         return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns,
                          known)
@@ -122,7 +104,7 @@ class _Source:
     system call releases the GIL and may hand it to another thread, and ``pa.OSFile``
     makes two to open (a ``stat``, then the ``open``)."""
 
-    def __init__(self, f: InputFile, known: FileFacts | None) -> None:
+    def __init__(self, f: InputFile, known: Footer | None) -> None:
         self.file = f
         self._reader: pq.ParquetFile | None = None
         self._reader_handle: Any = None
@@ -153,7 +135,7 @@ class _Source:
 
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
-              known: FileFacts | None) -> TaskResult:
+              known: Footer | None) -> TaskResult:
     pf = _Source(task.file, known)
     try:
         return _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
