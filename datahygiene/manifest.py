@@ -216,10 +216,21 @@ def _local_display(spec: str, fs_path: str, found: str, is_glob: bool) -> str:
         lead = [p for p in parts[: next(i for i, p in enumerate(parts) if set(p) & _GLOB_CHARS)]]
         base = "/".join(lead)
         root = fs_path.split("/")[: len(fs_path.split("/")) - (len(parts) - len(lead))]
-        rel = posixpath.relpath(found, "/".join(root) or "/")
+        rel = _relative(found, "/".join(root) or "/")
     else:
-        rel = posixpath.relpath(found, fs_path)
+        rel = _relative(found, fs_path)
     return posixpath.join(base, rel) if base else rel
+
+
+def _relative(found: str, directory: str) -> str:
+    """``posixpath.relpath(found, directory)``; for a file below the directory (as a
+    walk or a glob finds them), its path after the directory's, without relpath's ~12
+    us a file: seconds for a few hundred thousand shards."""
+    prefix = directory.rstrip("/") + "/"
+    if (found.startswith(prefix) and directory == posixpath.normpath(directory)
+            and "//" not in found and "/./" not in found):
+        return found[len(prefix):]
+    return posixpath.relpath(found, directory)
 
 
 # Bytes read from a file's end, to get its footer in one read: on object storage a

@@ -287,17 +287,21 @@ def _refuse_out_among_inputs(config: ScanConfig, files: list[InputFile]) -> None
         if root.is_dir() and (out == root.resolve() or root.resolve() in out.parents):
             raise ConfigError(f"--out {config.out} lies inside manifest directory {root}: its outputs "
                               "would be read as input by the next run; write the run elsewhere")
-    resolved: dict[str, Path] = {}  # each directory resolved once, not each file
+    def within(where: Path) -> bool:
+        return out == where or out in where.parents
+
+    inside: dict[str, bool] = {}  # each directory resolved and decided once, not each file
     for f in files:
         if "://" in f.path:
             continue
         parent, _, _ = f.fs_path.rpartition("/")
-        if parent not in resolved:
-            resolved[parent] = Path(parent or ".").resolve()
-        where = resolved[parent]
         if os.path.islink(f.fs_path):  # a link may point anywhere: follow it
-            where = Path(f.fs_path).resolve().parent
-        if out == where or out in where.parents:
+            bad = within(Path(f.fs_path).resolve().parent)
+        else:
+            if parent not in inside:
+                inside[parent] = within(Path(parent or ".").resolve())
+            bad = inside[parent]
+        if bad:
             raise ConfigError(f"{f.path}: manifest file lies inside the output directory {config.out}; "
                               "write the run elsewhere")
 

@@ -326,6 +326,15 @@ def test_out_inside_a_manifest_directory_is_refused(cli, setup: dict[str, Any], 
     line = fails(cli, 2, "scan", "--manifest", f"{out}/*/*.parquet", "--list", f"md5={setup['list']}",
                  "--out", out, "-q")
     assert "inside the output directory" in line
+    # a link to a file inside OUT, beside a file that is not: each directory is decided
+    # once, but a link is followed on its own
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.parquet").write_bytes(setup["path"].read_bytes())
+    (elsewhere / "b.parquet").symlink_to(out / "sub" / "x.parquet")
+    line = fails(cli, 2, "scan", "--manifest", elsewhere, "--list", f"md5={setup['list']}",
+                 "--out", out, "-q")
+    assert "b.parquet: manifest file lies inside the output directory" in line
     # a recursive glob reads everything below its base: OUT there is refused on the first run
     line = fails(cli, 2, "scan", "--manifest", f"{d}/**/*.parquet", "--list", f"md5={setup['list']}",
                  "--out", d / "deep" / "run", "-q")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import stat
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from dhtest import hexes, rand_bytes, write_manifest, write_text_list
 
 from datahygiene import __version__
+from datahygiene.manifest import _relative
 from datahygiene.step import EXCLUSION_SCHEMA
 
 pytestmark = pytest.mark.usefixtures("core_only")
@@ -351,6 +353,15 @@ def test_a_file_named_twice_is_scanned_once(cli, synth: dict[str, Any], tmp_path
     assert [i["path"] for i in run["inputs"]] == sorted(i["path"] for i in run["inputs"])
     assert sum(c["rows"] for c in run["outputs"]["clean"]) == 3000 - 18
     assert len({c["path"] for c in run["outputs"]["clean"]}) == 3
+
+
+def test_a_file_below_its_directory_is_shown_as_relpath_shows_it() -> None:
+    """The shortcut for files below the directory named (a walk's, a glob's) gives
+    relpath's answer, and the other cases go to relpath itself."""
+    for found, directory in [("/a/b/c.parquet", "/a"), ("/a/b/c.parquet", "/"), ("/a/b/c.parquet", "/a/"),
+                             ("a/b/c", "a"), ("/a/./b/c", "/a"), ("/a//b/c", "/a"), ("/ab/c", "/a"),
+                             ("/a/b", "/a/b/"), ("/a/b", "/a/b"), ("./x", "."), ("x/y", "")]:
+        assert _relative(found, directory) == posixpath.relpath(found, directory or "."), (found, directory)
 
 
 def test_inputs_that_would_share_a_clean_file_are_refused(cli, small_manifest: dict[str, Any],
