@@ -227,9 +227,11 @@ def _relative(found: str, directory: str) -> str:
     walk or a glob finds them), its path after the directory's, without relpath's ~12
     us a file: seconds for a few hundred thousand shards."""
     prefix = directory.rstrip("/") + "/"
-    if (found.startswith(prefix) and directory == posixpath.normpath(directory)
-            and "//" not in found and "/./" not in found):
-        return found[len(prefix):]
+    rest = found[len(prefix):]
+    parts = "/" + rest + "/"  # relpath would change nothing: no empty, "." or ".." part
+    if (rest and found.startswith(prefix) and directory == posixpath.normpath(directory)
+            and "//" not in parts and "/./" not in parts and "/../" not in parts):
+        return rest
     return posixpath.relpath(found, directory)
 
 

@@ -360,7 +360,9 @@ def test_a_file_below_its_directory_is_shown_as_relpath_shows_it() -> None:
     relpath's answer, and the other cases go to relpath itself."""
     for found, directory in [("/a/b/c.parquet", "/a"), ("/a/b/c.parquet", "/"), ("/a/b/c.parquet", "/a/"),
                              ("a/b/c", "a"), ("/a/./b/c", "/a"), ("/a//b/c", "/a"), ("/ab/c", "/a"),
-                             ("/a/b", "/a/b/"), ("/a/b", "/a/b"), ("./x", "."), ("x/y", "")]:
+                             ("/a/b", "/a/b/"), ("/a/b", "/a/b"), ("./x", "."), ("x/y", ""),
+                             ("/a/b/../c", "/a"), ("/a/../c", "/a"), ("/a/b/", "/a"), ("/a/.h/c", "/a"),
+                             ("/a/./c", "/a"), ("/a/b/.", "/a"), ("/a/", "/a")]:
         assert _relative(found, directory) == posixpath.relpath(found, directory or "."), (found, directory)
 
 
