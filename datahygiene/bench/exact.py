@@ -3,9 +3,11 @@
 Run with ``make bench`` (20M rows, 5M-entry list, 1,000 planted matches; a copy with
 binary md5; a copy with matches as rare as LAION-5B's; the same rows in img2dataset-
 sized files of 10,000 rows; the 10M -> 40M scaling check; the memory each input file
-adds, 2M rows in 200 and in 20,000 files) or ``make bench-quick``. Each contender runs in its own Python
-process, on the same files, one after another, ``--repeat`` times (median reported),
-and reports its wall time, rows/s, peak RSS (VmHWM of that process) and page faults.
+adds, 2M rows in 200 and in 20,000 files) or ``make bench-quick``. Each contender
+runs in its own Python process, on the same files, ``--repeat`` times (median
+reported); the contenders of a table take turns, one run each per round, so that the
+host's load drifting over the minutes of a table falls on all of them alike. Each run
+reports its wall time, rows/s, peak RSS (VmHWM of that process) and page faults.
 The wall time is the work only: the interpreter's start and every module import --
 including those made lazily, such as pandas (which pyarrow loads the first time an
 array is built) and datahygiene's audit and report modules -- happen before the clock
@@ -48,6 +50,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -340,18 +343,32 @@ def spawn(name: str, d: Path, threads: int, work: Path) -> dict[str, Any]:
 
 def median_run(name: str, d: Path, threads: int, work: Path, repeat: int) -> dict[str, Any]:
     """The run of median wall time among ``repeat`` runs of a contender."""
-    runs = sorted((spawn(name, d, threads, work) for _ in range(max(1, repeat))),
-                  key=lambda x: x["seconds"])
-    return runs[len(runs) // 2]
+    return median_runs([name], d, threads, work, repeat)[name]
+
+
+def median_runs(names: list[str], d: Path, threads: int, work: Path, repeat: int,
+                each: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Each contender's run of median wall time among ``repeat``, the contenders taking
+    turns (one run each per round): a host whose load drifts over the minutes of a
+    table slows all of them alike, where runs one contender after another put the
+    drift between them. ``each(name, run)`` is called after every run."""
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(max(1, repeat)):
+        for n in names:
+            r = spawn(n, d, threads, work)
+            runs[n].append(r)
+            if each:
+                each(n, r)
+    return {n: sorted(rs, key=lambda x: x["seconds"])[len(rs) // 2] for n, rs in runs.items()}
 
 
 def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat: int,
             also: tuple[str, ...] = ()) -> None:
     """Run a baseline and our contender(s) on ``d``; print each and ours / baseline."""
     width = max(16, len(baseline) + 1, *(len(x) + 1 for x in (ours, *also)))
-    runs = {}
+    runs = median_runs([baseline, ours, *also], d, threads, work, repeat)
     for name in (baseline, ours, *also):
-        r = runs[name] = median_run(name, d, threads, work, repeat)
+        r = runs[name]
         phases = "  ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
         print(f"  {name:<{width}} {r['seconds']:.2f}s  {r['rows'] / r['seconds']:,.0f} rows/s  "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB  matched {r['matched']:,}  "
@@ -439,18 +456,13 @@ def main(argv: list[str] | None = None) -> None:
     names = [n for n in a.only.split(",") if n] if a.only is not None else CONTENDERS
     print(f"machine: {os.cpu_count()} cores; threads per contender: {a.threads}; "
           f"{a.rows:,} rows, list {a.list_size:,} entries, {a.planted:,} planted")
-    results = []
-    for name in names:
-        runs = []
-        for _ in range(max(1, a.repeat)):
-            r = spawn(name, d, a.threads, work)
-            phases = "  ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
-            print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB  "
-                  f"{r['page_faults']:,} page faults" + (f"  ({phases})" if phases else ""),
-                  flush=True)
-            runs.append(r)
-        runs.sort(key=lambda x: x["seconds"])
-        results.append(runs[len(runs) // 2])
+    def each(name: str, r: dict[str, Any]) -> None:
+        phases = "  ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
+        print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB  "
+              f"{r['page_faults']:,} page faults" + (f"  ({phases})" if phases else ""), flush=True)
+
+    medians = median_runs(names, d, a.threads, work, a.repeat, each) if names else {}
+    results = [medians[n] for n in names]
     if results:
         print_table(results, a.planted)
     if a.binary:
@@ -531,8 +543,9 @@ def scaling(base: Path, sizes: list[int], a: argparse.Namespace, work: Path,
     marginal time per added row, ours / DuckDB's."""
     for n in sizes:
         dn = data(n)
+        got = median_runs(list(by), dn, a.threads, work, a.repeat)
         for name in by:
-            r = median_run(name, dn, a.threads, work, a.repeat)
+            r = got[name]
             by[name].append(r)
             print(f"  {name:<18} {n:>12,} rows  {r['seconds']:.2f}s  "
                   f"{r['rows'] / r['seconds']:,.0f} rows/s  peak RSS {r['peak_rss_mb']:,.0f} MB")
