@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB  "
               f"{r['page_faults']:,} page faults" + (f"  ({phases})" if phases else ""), flush=True)
 
-    medians = median_runs(names, d, a.threads, work, a.repeat, each) if names else {}
+    medians = median_runs(names, d, a.threads, work, a.repeat, each)
     results = [medians[n] for n in names]
     if results:
         print_table(results, a.planted)
