@@ -1,6 +1,8 @@
-"""The ``datahygiene`` console script: imports the command line (about a second:
-pyarrow, numba, polars) only once a Ctrl-C can be answered with one line instead of
-a traceback, and with standard output and error that a closed pipe cannot turn into an error.
+"""The ``datahygiene`` console script: imports the command line only once a Ctrl-C can
+be answered with one line instead of a traceback, and with standard output and error
+that a closed pipe cannot turn into an error. (The command line itself imports a
+command's modules -- pyarrow, numba: about a second -- when the command is used, under
+the same handling: see ``datahygiene.commands.common.starting``.)
 
 This module imports nothing Python has not already loaded at start-up (``typing`` alone
 cost 3 ms, ``signal`` 0.7): until :func:`main` installs its handler, a Ctrl-C is Python's
@@ -67,12 +69,21 @@ def _interrupted_before_main() -> bool:
     return isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) or _imp.lock_held()
 
 
+def sigint_ignored() -> bool:
+    """Whether whoever started this process had it ignore Ctrl-C (SIGINT) -- a
+    non-interactive shell does so for the jobs it runs in the background, so that a
+    Ctrl-C meant for the job in the foreground leaves them running. Python keeps an
+    ignored SIGINT ignored, and so does this command: it then installs no handler."""
+    return bool(_signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN)
+
+
 def main() -> None:
     # first of all: the shortest window for a traceback (cli.main hands Ctrl-C back to
     # KeyboardInterrupt once the command's own handling is in place)
-    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
-    if _interrupted_before_main():
-        _interrupted_while_starting(_signal.SIGINT, None)
+    if not sigint_ignored():
+        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+        if _interrupted_before_main():
+            _interrupted_while_starting(_signal.SIGINT, None)
     tune_environment()
     from datahygiene.streams import tolerate_closed_pipes  # after the handler: see there
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here too, so `--strict-markers` works when pytest runs from another
     # directory and does not pick up pyproject.toml.
     config.addinivalue_line("markers", "slow: long-running tests (skipped unless DATAHYGIENE_SLOW=1)")
+    # The Ctrl-C tests start the command as a terminal would, with SIGINT's default
+    # disposition. A suite run as a background job of a non-interactive shell (`make
+    # test &` in a script) inherits SIGINT ignored, and so would every command it starts
+    # (the command keeps an inherited ignore: tests/test_cli_errors.py): a Python handler
+    # here is reset to the default in each child.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

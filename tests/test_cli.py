@@ -161,6 +161,43 @@ def test_version_and_help(cli) -> None:
     assert "--key COLUMN" in cli("scan", "--help").output  # as the curator's guide names it, not TEXT
 
 
+def test_the_command_table_names_every_command_and_its_modules_register_only_those() -> None:
+    """`datahygiene --help` lists the commands from cli.COMMANDS without importing
+    them: the table must name each command the modules register, and each line must fit
+    an 80-column terminal beside the longest name."""
+    import click
+
+    from datahygiene.cli import COMMANDS, load_commands
+
+    for name, (modules, line) in COMMANDS.items():
+        group = click.Group()
+        for module in modules:
+            __import__(module, fromlist=["register"]).register(group)
+        assert name in group.commands, (name, modules)
+        assert set(group.commands) <= set(COMMANDS), (name, sorted(group.commands))
+        assert len(line) <= 80 - 2 - max(map(len, COMMANDS)) - 2, (name, line)
+    root = click.Group()
+    load_commands(root)
+    assert set(root.commands) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["scan", "--help"], ["nosuchcommand"]])
+def test_help_imports_nothing_a_scan_needs(args: list[str]) -> None:
+    """The help of the command line and of `scan`, the version and a mistyped command:
+    a tenth of a second, not the second that importing pyarrow and numba takes."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom datahygiene.cli import cli\n"
+            f"res = CliRunner().invoke(cli, {args!r})\n"
+            "print(res.exit_code, sorted(m for m in ('numpy', 'pyarrow', 'numba', 'polars') "
+            "if m in sys.modules))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    status, imported = res.stdout.strip().split(" ", 1)
+    assert imported == "[]", (args, res.stdout)
+    assert status == ("2" if args == ["nosuchcommand"] else "0"), res.stdout
+
+
 def test_bad_list_option_is_a_usage_error(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
     res = cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
               "--out", tmp_path / "o", "--column", "md5", ok=False)

@@ -235,6 +235,28 @@ def test_ctrl_c_after_the_command_finished_keeps_its_status(synth: dict[str, Any
     assert (out / "run.json").is_file()
 
 
+def test_a_ctrl_c_the_caller_ignores_stays_ignored(synth: dict[str, Any], tmp_path: Path) -> None:
+    """Started with SIGINT ignored (a background job of a non-interactive shell, so that
+    a Ctrl-C meant for the job in the foreground leaves it running), the command keeps
+    it ignored: interrupts at its start and in the scan change nothing, and the run
+    completes. It used to install its own handler and stop."""
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_scan(synth, out, "-q"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    for delay in (0.0, 0.05, 0.15, 0.4):
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "interrupted" not in err
+    assert json.loads((out / "run.json").read_text())["finished_at"]
+
+
 @pytest.mark.parametrize("command", ["scan", "inspect", "scan-2>&1", "failing-scan-2>&1"])
 def test_a_closed_stdout_pipe_does_not_change_the_exit_status(synth: dict[str, Any], tmp_path: Path,
                                                               command: str) -> None:

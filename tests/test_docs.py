@@ -12,7 +12,7 @@ import click
 import pytest
 from dhtest import REPO
 
-from datahygiene.cli import cli
+from datahygiene.cli import cli, load_commands
 from datahygiene.config import ScanConfig
 from datahygiene.lists.spec import ListSpec
 
@@ -28,6 +28,8 @@ def docs_text() -> str:
 
 
 def walk(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    if cmd is cli:
+        load_commands(cli)  # the command line imports a command's module when it is used
     yield path, cmd
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.commands):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +12,25 @@ from typing import Any
 import click
 
 from datahygiene.errors import ConfigError
+
+
+@contextmanager
+def starting() -> Iterator[None]:
+    """Imports before a command does anything (pyarrow, numba: most of a second): a
+    Ctrl-C meanwhile ends the process at once, with the one line of a Ctrl-C before any
+    command ran (see datahygiene.entry). Nothing has been done yet, and an import can
+    turn a KeyboardInterrupt into another error, printed with a traceback."""
+    from datahygiene.entry import _interrupted_while_starting, sigint_ignored
+
+    if threading.current_thread() is not threading.main_thread() or sigint_ignored():
+        yield
+        return
+
+    previous = signal.signal(signal.SIGINT, _interrupted_while_starting)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def split_pair(text: str, option: str) -> tuple[str, str]:

@@ -5,21 +5,28 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from datahygiene.allocator import freeze_startup_objects
-from datahygiene.commands.common import echo_table, progress_bar, split_pair
-from datahygiene.config import ScanConfig, load_config
+from datahygiene.commands.common import echo_table, progress_bar, split_pair, starting
 from datahygiene.errors import ConfigError, InterruptedAfterCommit, note_committed
-from datahygiene.lists.spec import ListSpec
-from datahygiene.scan import COMMITTED_NOTE, ScanResult, run_scan
+
+if TYPE_CHECKING:
+    from datahygiene.config import ScanConfig
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.scan import ScanResult
+
+# This module is imported for `datahygiene scan --help` too: what a scan needs (pyarrow,
+# numba, the engine: most of a second) is imported when the scan starts.
 
 
 def parse_list_option(text: str) -> ListSpec:
     """``SIGNAL=PATH`` or just ``PATH`` (signal from the sidecar or a signal column).
     A path ``store:NAME[@VERSION]`` names a snapshot in the local list store."""
+    from datahygiene.lists.spec import ListSpec
+
     name, sep, value = text.partition("=")
     if not text.strip() or (sep and name and not value.strip()):
         raise ConfigError(f"--list {text}: no list file named (give --list SIGNAL=PATH)")
@@ -33,6 +40,8 @@ def parse_list_option(text: str) -> ListSpec:
 
 
 def build_config(config_path: str | None, overrides: dict[str, Any]) -> ScanConfig:
+    from datahygiene.config import ScanConfig, load_config
+
     cfg = load_config(config_path) if config_path else ScanConfig()
     if overrides["manifest"]:
         cfg.manifests = list(overrides["manifest"])
@@ -201,6 +210,8 @@ def register(group: click.Group) -> None:
           datahygiene scan --manifest data/ --list md5=lists/partner-md5.txt \\
               --out runs/2026-11 --write-clean
         """
+        with starting():
+            from datahygiene.scan import COMMITTED_NOTE, run_scan
         opts["on_bad_entry"] = [opts["on_bad_entry"]] if opts.get("on_bad_entry") else []
         opts["manifest"] = opts.pop("manifest")
         cfg = build_config(config_path, opts)
