@@ -181,7 +181,8 @@ def test_the_command_table_names_every_command_and_its_modules_register_only_tho
     assert set(root.commands) == set(COMMANDS)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["scan", "--help"], ["nosuchcommand"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["scan", "--help"], ["verify", "--help"],
+                                  ["nosuchcommand"]])
 def test_help_imports_nothing_a_scan_needs(args: list[str]) -> None:
     """The help of the command line and of `scan`, the version and a mistyped command:
     a tenth of a second, not the second that importing pyarrow and numba takes."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
-from datahygiene.audit.verify import FAIL, PASS, SKIP, verify
+from datahygiene.commands.common import starting
 from datahygiene.errors import ConfigError, VerificationError
+
+# imported for `datahygiene verify --help` too: the checks' modules (pyarrow among them)
+# are imported when they run
 
 
 def register(group: click.Group) -> None:
@@ -40,6 +43,8 @@ def register(group: click.Group) -> None:
         """
         if hmac_key and not released:  # it would be ignored, a wrong key with it
             raise ConfigError("--hmac-key is used with --released (give the released manifest)")
+        with starting():
+            from datahygiene.audit.verify import FAIL, PASS, SKIP, verify
         checks = verify(out, released=released, hmac_key=hmac_key, public_key=public_key,
                         previous=previous, inputs_root=inputs_root)
         for c in checks:
