@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import cramjam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -438,10 +439,21 @@ def _plain(buf: np.ndarray, pos: int, n: int, width: int) -> tuple[np.ndarray, n
 
 
 class _Decompressor:
+    """A page's bytes decompressed, of exactly the size its header gives.
+
+    Snappy, the codec pyarrow writes by default (img2dataset's shards, LAION's
+    metadata), goes through cramjam: Arrow's snappy decoder took 0.69-0.73 GB/s on
+    pages of hex digests, which decompress little, against 1.34-1.43 GB/s (one thread,
+    a 360 KB page of 10,000 MD5s; both release the GIL). Every other codec goes through
+    Arrow, whose zstd was the faster of the two (1.81 against 1.49 GB/s)."""
+
     def __init__(self, codec: str | None) -> None:
-        self._codec = pa.Codec(codec) if codec else None
+        self._codec = pa.Codec(codec) if codec and codec != "snappy" else None
+        self._snappy = codec == "snappy"
 
     def __call__(self, raw: np.ndarray, size: int) -> np.ndarray:
+        if self._snappy:
+            return _snappy(raw, size)
         if self._codec is None:
             if raw.shape[0] != size:
                 raise Unsupported("page size")
@@ -453,6 +465,20 @@ class _Decompressor:
         if out.size != size:
             raise Unsupported("page size")
         return np.frombuffer(out, dtype=np.uint8)
+
+
+def _snappy(raw: np.ndarray, size: int) -> np.ndarray:
+    src = np.ascontiguousarray(raw).data  # a memoryview of the page: no copy
+    try:
+        if cramjam.snappy.decompress_raw_len(src) != size:  # the length snappy's own header gives
+            raise Unsupported("page size")
+        out = np.empty(size, dtype=np.uint8)
+        got = cramjam.snappy.decompress_raw_into(src, out.data)
+    except cramjam.DecompressionError:
+        raise Unsupported("decompression") from None
+    if got != size:
+        raise Unsupported("page size")
+    return out
 
 
 def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[Page]:

@@ -9,6 +9,7 @@ bytes with it as without it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import itertools
@@ -170,7 +171,7 @@ def test_a_damaged_chunk_is_refused_not_a_crash(tmp_path: Path) -> None:
     count -- it never reads past a buffer or fails any other way."""
     rng = np.random.default_rng(9)
     a = _column("text", 400, 0.2, rng)
-    for codec, version in itertools.product(["none", "zstd"], ["1.0", "2.0"]):
+    for codec, version in itertools.product(["none", "zstd", "snappy"], ["1.0", "2.0"]):
         path = tmp_path / f"{codec}{version}.parquet"
         pf = _write(path, a, compression=codec, data_page_version=version, data_page_size=300)
         chunk = pages.column_chunk(pf.metadata, pf.schema_arrow, 0, "c")
@@ -192,6 +193,27 @@ def test_a_damaged_chunk_is_refused_not_a_crash(tmp_path: Path) -> None:
                 continue
             assert len(got) == 400
             got.validate()
+
+
+def test_snappy_pages_decode_as_arrows_decoder_does() -> None:
+    """Snappy pages go through cramjam, not Arrow: the same bytes for pages Arrow
+    compressed (text and random bytes, empty to 1 MB), and Unsupported -- never another
+    error -- for a page whose own header gives another length, or that is damaged."""
+    rng = np.random.default_rng(11)
+    arrow = pa.Codec("snappy")
+    for size in (0, 1, 17, 4096, 65_536, 1 << 20):
+        for body in (rng.integers(0, 256, size, dtype=np.uint8).tobytes(),
+                     (b"0123456789abcdef" * (size // 16 + 1))[:size]):
+            raw = np.frombuffer(arrow.compress(body, asbytes=True), dtype=np.uint8)
+            assert pages._Decompressor("snappy")(raw, size).tobytes() == body
+            with pytest.raises(pages.Unsupported):
+                pages._Decompressor("snappy")(raw, size + 1)
+            for _ in range(20):
+                bad = raw.copy()
+                at = rng.integers(0, bad.shape[0], size=3)
+                bad[at] ^= rng.integers(1, 256, size=3).astype(np.uint8)
+                with contextlib.suppress(pages.Unsupported):
+                    assert pages._Decompressor("snappy")(bad, size).shape == (size,)
 
 
 def test_short_read_is_refused(tmp_path: Path) -> None:

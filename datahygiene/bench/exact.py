@@ -2,7 +2,8 @@
 
 Run with ``make bench`` (20M rows, 5M-entry list, 1,000 planted matches; a copy with
 binary md5; a copy with matches as rare as LAION-5B's; the same rows in img2dataset-
-sized files of 10,000 rows; the 10M -> 40M scaling check; the memory each input file
+sized files of 10,000 rows, zstd- and snappy-compressed (snappy is pyarrow's default
+codec, so img2dataset's); the 10M -> 40M scaling check; the memory each input file
 adds, 2M rows in 200 and in 20,000 files) or ``make bench-quick``. Each contender
 runs in its own Python process, on the same files, ``--repeat`` times (median
 reported); the contenders of a table take turns, one run each per round, so that the
@@ -76,24 +77,27 @@ def _peak_rss_mb() -> float:
 
 def dataset_dir(base: Path, rows: int, list_size: int, binary: bool = False,
                 planted: int | None = None, file_rows: int | None = None,
-                urls: bool = False) -> Path:
+                urls: bool = False, compression: str = "zstd") -> Path:
     """Where a dataset lives; ``planted`` names a non-default number of planted rows,
-    ``file_rows`` a non-default number of rows per file, ``urls`` a URL-digest list."""
+    ``file_rows`` a non-default number of rows per file, ``urls`` a URL-digest list,
+    ``compression`` a codec other than zstd."""
     return base / (f"exact-{rows}-{list_size}{'-binary' if binary else ''}"
                    + (f"-planted{planted}" if planted is not None else "")
                    + (f"-files{file_rows}" if file_rows is not None else "")
-                   + ("-urls" if urls else ""))
+                   + ("-urls" if urls else "")
+                   + (f"-{compression}" if compression != "zstd" else ""))
 
 
 def ensure_data(base: Path, rows: int, list_size: int, planted: int, binary: bool = False,
                 tag_planted: bool = False, file_rows: int | None = None,
-                urls: bool = False) -> Path:
+                urls: bool = False, compression: str = "zstd") -> Path:
     """The dataset, generated once: files of 1M rows in row groups of 262,144 (or, with
     ``file_rows``, files of that many rows in one row group each, as img2dataset
-    writes its shards)."""
+    writes its shards), compressed with ``compression``."""
     from datahygiene.synth import SynthSpec, write_synthetic
 
-    d = dataset_dir(base, rows, list_size, binary, planted if tag_planted else None, file_rows, urls)
+    d = dataset_dir(base, rows, list_size, binary, planted if tag_planted else None, file_rows, urls,
+                    compression)
     if (d / "planted.json").exists():
         return d
     files = max(1, rows // (file_rows or 1_000_000))
@@ -102,7 +106,7 @@ def ensure_data(base: Path, rows: int, list_size: int, planted: int, binary: boo
           flush=True)
     write_synthetic(d, SynthSpec(rows=rows, files=files, list_size=list_size, planted=planted,
                                  malformed=0, row_group_size=file_rows or 262_144, seed=7,
-                                 binary=binary, url_list=urls))
+                                 binary=binary, url_list=urls, compression=compression))
     print(f"  done in {time.perf_counter() - t:.1f}s", flush=True)
     return d
 
@@ -434,7 +438,8 @@ def main(argv: list[str] | None = None) -> None:
                    "once: in our list store, and in a DuckDB database file")
     p.add_argument("--small-files", action="store_true",
                    help="also compare us and DuckDB on the same rows in files of 10,000 rows "
-                   "(img2dataset's shards), with LAION-rare matches")
+                   "(img2dataset's shards), with LAION-rare matches, zstd- and then "
+                   "snappy-compressed (img2dataset's codec)")
     p.add_argument("--urls", action="store_true",
                    help="also compare a url-sha256 scan of a quarter of the rows with DuckDB "
                    "semi-joining sha256(url) (DuckDB hashes the URL as stored; we normalise it "
@@ -502,6 +507,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nthe same rows in {a.rows // 10_000:,} files of 10,000 rows, {k:,} planted "
               "(median of --repeat runs):")
         compare("duckdb-semijoin", "datahygiene", dsf, a.threads, work, a.repeat)
+        # as img2dataset writes them: pyarrow's default codec, snappy
+        dss = ensure_data(base, a.rows, a.list_size, k, tag_planted=True, file_rows=10_000,
+                          compression="snappy")
+        print(f"\nthe same {a.rows // 10_000:,} files of 10,000 rows compressed with snappy, "
+              "img2dataset's codec (median of --repeat runs):")
+        compare("duckdb-semijoin", "datahygiene", dss, a.threads, work, a.repeat)
     if a.urls:
         n = max(1, a.rows // 4)
         du = ensure_data(base, n, a.list_size // 4, a.planted, urls=True)
