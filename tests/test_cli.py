@@ -199,6 +199,39 @@ def test_help_imports_nothing_a_scan_needs(args: list[str]) -> None:
     assert status == ("2" if args == ["nosuchcommand"] else "0"), res.stdout
 
 
+def test_a_terminal_sees_a_spinner_until_the_scan_starts(monkeypatch: pytest.MonkeyPatch,
+                                                        synth: dict[str, Any], tmp_path: Path) -> None:
+    """Loading the lists and reading every input's footer come before the progress bar
+    (a minute or more for hundreds of thousands of files): a terminal is told so, and
+    the spinner gives way to the bar once the scan starts."""
+    import io
+
+    from rich.console import Console
+
+    from datahygiene.commands import common
+    from datahygiene.config import ScanConfig
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.scan import run_scan
+
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "_stderr_console", lambda: Console(file=screen, force_terminal=True))
+    monkeypatch.setattr(common, "interactive", lambda quiet: not quiet)
+    seen: list[str] = []
+    cfg = ScanConfig(manifests=[str(synth["manifest"])], lists=[ListSpec(path=synth["lists"]["md5"],
+                     signal="md5")], out=str(tmp_path / "run"))
+    with common.progress_bar(False) as bar:
+        assert bar._status is not None  # shown before anything else happens
+
+        def start(total: int, files: int) -> None:
+            seen.append(screen.getvalue())
+            bar.start(total, files)
+            assert bar._status is None  # the bar replaces it
+
+        run_scan(cfg, progress=bar.advance, on_start=start)
+    assert "loading lists and reading the inputs' footers" in seen[0]
+    assert bar._status is None and bar._bar is not None
+
+
 def test_bad_list_option_is_a_usage_error(cli, small_manifest: dict[str, Any], tmp_path: Path) -> None:
     res = cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
               "--out", tmp_path / "o", "--column", "md5", ok=False)

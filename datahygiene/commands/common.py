@@ -52,9 +52,28 @@ class Progress:
         self.what = what
         self._bar: Any = None
         self._task: Any = None
+        self._status: Any = None
         self.flagged = 0
 
+    def prepare(self) -> None:
+        """A spinner until :meth:`start`: loading the lists and reading every input's
+        footer come first, and take a minute or more for hundreds of thousands of
+        files or remote inputs, with nothing else on the screen."""
+        if not self.enabled:
+            return
+        from rich.status import Status
+
+        self._status = Status("loading lists and reading the inputs' footers",
+                              console=_stderr_console())
+        self._status.start()
+
+    def _end_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
     def start(self, total: int, files: int) -> None:
+        self._end_status()
         if not self.enabled:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
@@ -78,6 +97,7 @@ class Progress:
         self._bar.update(self._task, rate=f"{speed:,.0f}", flagged=self.flagged)
 
     def stop(self) -> None:
+        self._end_status()
         if self._bar is not None:
             self._bar.stop()
 
@@ -92,6 +112,7 @@ def _stderr_console() -> Any:
 def progress_bar(quiet: bool, what: str = "scanning") -> Iterator[Progress]:
     p = Progress(interactive(quiet), what)
     try:
+        p.prepare()
         yield p
     finally:
         p.stop()
