@@ -61,11 +61,12 @@ class Progress:
         files or remote inputs, with nothing else on the screen."""
         if not self.enabled:
             return
-        from rich.status import Status
+        from rich.live import Live
+        from rich.spinner import Spinner
 
-        self._status = Status("loading lists and reading the inputs' footers",
-                              console=_stderr_console())
-        self._status.start()
+        self._status = Live(Spinner("dots", "loading lists and reading the inputs' footers"),
+                            console=_stderr_console(), transient=True, refresh_per_second=12.5)
+        self._status.start(refresh=True)  # on the screen at once, not at the first tick
 
     def _end_status(self) -> None:
         if self._status is not None:

@@ -6,15 +6,10 @@ import shutil
 from pathlib import Path
 
 import click
-import pyarrow.parquet as pq
 
-from datahygiene.commands.common import progress_bar
+from datahygiene.commands.common import progress_bar, starting
 from datahygiene.commands.scan import print_result
-from datahygiene.config import ScanConfig
 from datahygiene.errors import ConfigError, DatahygieneError
-from datahygiene.lists.spec import ListSpec
-from datahygiene.scan import EXCLUSIONS, run_scan
-from datahygiene.synth import SynthSpec, write_synthetic
 
 
 def _clear_previous_input(path: Path) -> None:
@@ -42,6 +37,13 @@ def register(group: click.Group) -> None:
         exactly the planted rows were excluded and those with a null md5 held back."""
         if not out:  # an unset shell variable: it would replace ./input and ./run
             raise ConfigError("--out is empty; give a directory ('.' for the working directory)")
+        with starting():
+            import pyarrow.parquet as pq
+
+            from datahygiene.config import ScanConfig
+            from datahygiene.lists.spec import ListSpec
+            from datahygiene.scan import EXCLUSIONS, run_scan
+            from datahygiene.synth import SynthSpec, write_synthetic
         base = Path(out)
         _clear_previous_input(base / "input")
         click.echo(f"1. writing a synthetic manifest ({rows:,} rows) and placeholder lists "

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import csv
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from datahygiene.content import hash_one
+from datahygiene.commands.common import starting
 from datahygiene.errors import ConfigError, InputError
 from datahygiene.plugins import default_registry
-from datahygiene.signals.base import BytesHasher, SignalType
+
+if TYPE_CHECKING:
+    from datahygiene.signals.base import SignalType
 
 
 def register(group: click.Group) -> None:
@@ -36,6 +39,9 @@ def register(group: click.Group) -> None:
         Example:
           datahygiene hash --signal pdq --signal md5 photos/*.jpg > hashes.csv
         """
+        with starting():
+            from datahygiene.content import hash_one
+            from datahygiene.signals.base import BytesHasher
         registry = default_registry()
         sigs: list[SignalType] = []
         for name in dict.fromkeys(signals):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from datahygiene.commands.common import starting
 from datahygiene.errors import ConfigError
-from datahygiene.synth import SynthSpec, write_synthetic
 
 
 def register(group: click.Group) -> None:
@@ -44,6 +44,8 @@ def register(group: click.Group) -> None:
             raise ConfigError(f"--planted ({min(planted, rows)}) is larger than --list-size "
                               f"({list_size}): the list holds every planted row's MD5; raise "
                               "--list-size or lower --planted")
+        with starting():
+            from datahygiene.synth import SynthSpec, write_synthetic
         truth = write_synthetic(out, SynthSpec(rows=rows, list_size=list_size, planted=planted,
                                                **opts))  # type: ignore[arg-type]
         base = out.rstrip("/") or "/"
