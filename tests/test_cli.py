@@ -183,11 +183,12 @@ def test_the_command_table_names_every_command_and_its_modules_register_only_tho
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["nosuchcommand"],
                                   *([c, "--help"] for c in ("scan", "verify", "synth", "hash", "demo",
-                                                            "keys", "plugins"))])
+                                                            "keys", "plugins", "lists", "log")),
+                                  ["lists", "inspect", "--help"], ["lists", "import", "--help"]])
 def test_help_imports_nothing_a_scan_needs(args: list[str]) -> None:
-    """The help of the command line and of its commands (all but `lists` and `log`,
-    whose modules still import numpy at once), the version and a mistyped command: a
-    tenth of a second, not the second that importing pyarrow and numba takes."""
+    """The help of the command line and of its commands, the version and a mistyped
+    command: a tenth of a second, not the second that importing pyarrow and numba
+    takes."""
     import subprocess
     import sys
 
@@ -199,6 +200,15 @@ def test_help_imports_nothing_a_scan_needs(args: list[str]) -> None:
     status, imported = res.stdout.strip().split(" ", 1)
     assert imported == "[]", (args, res.stdout)
     assert status == ("2" if args == ["nosuchcommand"] else "0"), res.stdout
+
+
+def test_the_store_commands_name_the_stores_key_variable() -> None:
+    """`lists import|sync --help` gives the store's default key variable without
+    importing the store (numba, pyarrow): the two spellings must agree."""
+    from datahygiene.commands import store as store_cmd
+    from datahygiene.store import snapshots
+
+    assert store_cmd.DEFAULT_KEY_ENV == snapshots.DEFAULT_KEY_ENV
 
 
 def test_a_terminal_sees_a_spinner_until_the_scan_starts(monkeypatch: pytest.MonkeyPatch,

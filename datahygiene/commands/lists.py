@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from datahygiene.commands.common import starting
 from datahygiene.commands.scan import parse_list_option
 from datahygiene.errors import ConfigError
-from datahygiene.lists.model import HashList
 from datahygiene.plugins import default_registry
+
+if TYPE_CHECKING:
+    from datahygiene.lists.model import HashList
 
 
 def describe_for_humans(hl: HashList) -> list[tuple[str, str]]:
@@ -61,6 +64,8 @@ def register(group: click.Group) -> None:
         Bad entries are counted and located by line number; the command exits 4 when
         there are any, so it can gate a pipeline. Values are never printed.
         """
+        with starting():  # what loading a list needs (numba, pyarrow: half a second)
+            import datahygiene.lists.files  # noqa: F401
         spec = replace(parse_list_option(listfile), on_bad_entry="skip")
         if store_dir is not None:
             if spec.source != "store":

@@ -5,23 +5,24 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from datahygiene.audit import merkle
 from datahygiene.audit.keys import load_hmac_key
-from datahygiene.audit.log import (
-    CHECKPOINT,
-    LOG_DIR,
-    LogError,
-    commitment,
-    key_check,
-    leaf_hashes,
-    parse_leaf,
-    read_log,
-)
 from datahygiene.audit.note import Checkpoint, NoteError
+from datahygiene.commands.common import starting
 from datahygiene.errors import ConfigError, VerificationError
+
+
+def _log() -> Any:
+    """The exclusion log's module (numpy, pyarrow), imported when a command runs: this
+    module is imported for `datahygiene log --help` too."""
+    with starting():
+        from datahygiene.audit import log
+
+    return log
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
@@ -29,14 +30,15 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 
 def _load(out: str) -> tuple[list[bytes], Checkpoint]:
+    log = _log()
     try:
-        leaves = read_log(Path(out) / LOG_DIR)
-        note = (Path(out) / CHECKPOINT).read_text()
+        leaves = log.read_log(Path(out) / log.LOG_DIR)
+        note = (Path(out) / log.CHECKPOINT).read_text()
         cp = Checkpoint.parse(note[: note.rfind("\n\n") + 1])
-    except (LogError, OSError, NoteError) as exc:
+    except (log.LogError, OSError, NoteError) as exc:
         raise VerificationError(f"{out}: no readable log and checkpoint ({exc})") from None
-    if cp.size != len(leaves) or merkle.root(leaf_hashes(leaves)) != cp.root:
-        raise VerificationError(f"{out}/{LOG_DIR}: does not recompute to {CHECKPOINT}")
+    if cp.size != len(leaves) or merkle.root(log.leaf_hashes(leaves)) != cp.root:
+        raise VerificationError(f"{out}/{log.LOG_DIR}: does not recompute to {log.CHECKPOINT}")
     return leaves, cp
 
 
@@ -67,13 +69,14 @@ def register(group: click.Group) -> None:
         log without seeing the rest of it. Exit code 7 if the row is not in the log.
         """
         leaves, cp = _load(out)
+        log = _log()
         secret = load_hmac_key(hmac_key)
-        c = commitment(secret, key)
-        hashes = leaf_hashes(leaves)
-        found = [i for i, leaf in enumerate(leaves) if parse_leaf(leaf)["commitment"] == c]
+        c = log.commitment(secret, key)
+        hashes = log.leaf_hashes(leaves)
+        found = [i for i, leaf in enumerate(leaves) if log.parse_leaf(leaf)["commitment"] == c]
         if not found:
             # with another key every row would look absent: say which it is
-            if _recorded_key_check(out) not in (None, key_check(secret)):
+            if _recorded_key_check(out) not in (None, log.key_check(secret)):
                 raise VerificationError(f"{hmac_key} is not the HMAC key this run's log was built "
                                         "with (run.json's key check differs): no row can be found")
             raise VerificationError("that row key has no leaf in this log")
@@ -100,7 +103,7 @@ def register(group: click.Group) -> None:
             raise ConfigError(f"{previous}: {exc}") from None
         if old.size > cp.size:
             raise VerificationError(f"{previous}: larger than the current log: leaves were removed")
-        proof = merkle.consistency_proof(old.size, leaf_hashes(leaves))
+        proof = merkle.consistency_proof(old.size, _log().leaf_hashes(leaves))
         ok = merkle.verify_consistency(old.size, cp.size, proof, old.root, cp.root)
         click.echo(json.dumps({"origin": cp.origin, "size1": old.size, "size2": cp.size,
                                "root1": base64.b64encode(old.root).decode(),

@@ -10,20 +10,34 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from datahygiene.commands.common import echo_table, interactive
+from datahygiene.commands.common import echo_table, interactive, starting
 from datahygiene.commands.scan import parse_list_option
 from datahygiene.errors import ConfigError, ListError
-from datahygiene.lists.model import HashList
-from datahygiene.lists.spec import ListSpec
-from datahygiene.plugins import Registry, default_registry
-from datahygiene.store.crypto import write_key_file
-from datahygiene.store.snapshots import DEFAULT_KEY_ENV, ListStore, check_name, default_store_root
-from datahygiene.store.source import build_scan_index, hashlists_to_entries
-from datahygiene.store.sync import sync_list
+from datahygiene.plugins import default_registry
+
+if TYPE_CHECKING:
+    from datahygiene.lists.model import HashList
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.plugins import Registry
+    from datahygiene.store.snapshots import ListStore
+
+# This module is imported for `datahygiene lists --help` too: the store's modules (numba,
+# pyarrow, cryptography: half a second) are imported when a command runs (_store()).
+# datahygiene.store.snapshots.DEFAULT_KEY_ENV, for the options' help (a test checks it)
+DEFAULT_KEY_ENV = "DATAHYGIENE_STORE_KEY"
+
+
+def _store() -> Any:
+    """The list store's module, imported when a command needs it."""
+    with starting():
+        from datahygiene.store import snapshots
+
+    return snapshots
+
 
 STORE_HELP = "List store directory [default: $DATAHYGIENE_STORE, else ~/.local/share/datahygiene/store]."
 
@@ -49,11 +63,11 @@ def _open_store(store_dir: str | None, key_file: str | None, key_env: str | None
     """Open the store, creating it with the given key if there is none. An existing
     store's key is the one its store.toml names: say so rather than ignore the option."""
     ref = _key_ref(key_file, key_env)
-    root = Path(store_dir) if store_dir is not None else default_store_root()
+    root = Path(store_dir) if store_dir is not None else _store().default_store_root()
     if (key_file or key_env) and (root / "store.toml").is_file():
         click.echo(f"note: {root} exists; its key is the one its store.toml names "
                    "(--key-file and --key-env are used only when creating a store)", err=True)
-    return ListStore.open(store_dir, create=True, key_ref=ref)
+    return _store().ListStore.open(store_dir, create=True, key_ref=ref)
 
 
 def _load_sync_config(path: str) -> dict[str, Any]:
@@ -69,6 +83,8 @@ def _load_sync_config(path: str) -> dict[str, Any]:
 def _import(store: ListStore, name: str, lists: list[HashList], spec: ListSpec, registry: Registry,
             allow_signal_change: bool) -> tuple[dict[str, Any], bool]:
     """Store ``lists`` as NAME's next snapshot (under its write lock, held by the caller)."""
+    from datahygiene.store.source import build_scan_index, hashlists_to_entries
+
     previous = store.index(name)["snapshots"]
     if previous:
         held = set(previous[-1]["signals"])
@@ -118,7 +134,7 @@ def register(group: click.Group) -> None:
         as a new numbered snapshot only if its content changed. Scan it with
         --list store:NAME or --list store:NAME@VERSION.
         """
-        check_name(name)
+        _store().check_name(name)
         spec = parse_list_option(source)
         registry = default_registry()
         lists = registry.get("sources", spec.source).obj().load(spec, registry)
@@ -150,7 +166,7 @@ def register(group: click.Group) -> None:
         deletions, and stores a new snapshot when the content changed. An interrupted
         sync keeps every completed window; running it again resumes from there.
         """
-        check_name(name)
+        _store().check_name(name)
         registry = default_registry()
         store = _open_store(store_dir, key_file, key_env)
         if source_name or config_path:
@@ -159,6 +175,8 @@ def register(group: click.Group) -> None:
             registry.get("sources", source_name)
             store.set_sync_config(name, source_name, _load_sync_config(config_path))
         show = interactive(quiet)
+        from datahygiene.store.sync import sync_list
+
         result = sync_list(store, name, registry,
                            progress=(lambda note: click.echo(f"{name}: {note}", err=True)) if show else None)
         state = "new snapshot" if result.new_snapshot else "no change; latest snapshot"
@@ -182,8 +200,9 @@ def register(group: click.Group) -> None:
         records are shown by `lists inspect store:NAME@N`). "scan index" says whether a
         snapshot has the index scans load quickly; re-import an unchanged list to add
         one to a snapshot written before indexes existed."""
-        store = ListStore.open(store_dir)
-        names = [check_name(name)] if name else store.names()
+        snapshots = _store()
+        store = snapshots.ListStore.open(store_dir)
+        names = [snapshots.check_name(name)] if name else store.names()
         if name and name not in store.names():
             known = ", ".join(store.names()) or "none"
             raise ListError(f"{store.root}: no stored list {name!r} (stored: {known})")
@@ -212,6 +231,8 @@ def register(group: click.Group) -> None:
     @click.argument("path", type=click.Path(dir_okay=False))
     def keygen_cmd(path: str) -> None:
         """Write a new random store key to PATH (owner-only; never overwrites)."""
+        with starting():
+            from datahygiene.store.crypto import write_key_file
         write_key_file(Path(path))
         click.echo(f"wrote a new store key to {path} (mode 600); keep a copy somewhere safe: "
                    "snapshots cannot be opened without it")
