@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 import click
@@ -31,6 +33,13 @@ def starting() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def imported(module: str) -> ModuleType:
+    """``module``, imported under :func:`starting`: for a command module that is also
+    imported for its ``--help``, and needs its work's modules only when it runs."""
+    with starting():
+        return importlib.import_module(module)
 
 
 def split_pair(text: str, option: str) -> tuple[str, str]:

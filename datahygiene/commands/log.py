@@ -5,24 +5,18 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from datahygiene.audit import merkle
 from datahygiene.audit.keys import load_hmac_key
 from datahygiene.audit.note import Checkpoint, NoteError
-from datahygiene.commands.common import starting
+from datahygiene.commands.common import imported
 from datahygiene.errors import ConfigError, VerificationError
 
-
-def _log() -> Any:
-    """The exclusion log's module (numpy, pyarrow), imported when a command runs: this
-    module is imported for `datahygiene log --help` too."""
-    with starting():
-        from datahygiene.audit import log
-
-    return log
+# imported for `datahygiene log --help` too: the exclusion log's module (numpy, pyarrow)
+# is imported when a command runs
+LOG_MODULE = "datahygiene.audit.log"
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
@@ -30,7 +24,7 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 
 def _load(out: str) -> tuple[list[bytes], Checkpoint]:
-    log = _log()
+    log = imported(LOG_MODULE)
     try:
         leaves = log.read_log(Path(out) / log.LOG_DIR)
         note = (Path(out) / log.CHECKPOINT).read_text()
@@ -69,7 +63,7 @@ def register(group: click.Group) -> None:
         log without seeing the rest of it. Exit code 7 if the row is not in the log.
         """
         leaves, cp = _load(out)
-        log = _log()
+        log = imported(LOG_MODULE)
         secret = load_hmac_key(hmac_key)
         c = log.commitment(secret, key)
         hashes = log.leaf_hashes(leaves)
@@ -103,7 +97,7 @@ def register(group: click.Group) -> None:
             raise ConfigError(f"{previous}: {exc}") from None
         if old.size > cp.size:
             raise VerificationError(f"{previous}: larger than the current log: leaves were removed")
-        proof = merkle.consistency_proof(old.size, _log().leaf_hashes(leaves))
+        proof = merkle.consistency_proof(old.size, imported(LOG_MODULE).leaf_hashes(leaves))
         ok = merkle.verify_consistency(old.size, cp.size, proof, old.root, cp.root)
         click.echo(json.dumps({"origin": cp.origin, "size1": old.size, "size2": cp.size,
                                "root1": base64.b64encode(old.root).decode(),

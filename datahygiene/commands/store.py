@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from datahygiene.commands.common import echo_table, interactive, starting
+from datahygiene.commands.common import echo_table, imported, interactive, starting
 from datahygiene.commands.scan import parse_list_option
 from datahygiene.errors import ConfigError, ListError
 from datahygiene.plugins import default_registry
@@ -26,17 +26,12 @@ if TYPE_CHECKING:
     from datahygiene.store.snapshots import ListStore
 
 # This module is imported for `datahygiene lists --help` too: the store's modules (numba,
-# pyarrow, cryptography: half a second) are imported when a command runs (_store()).
+# pyarrow, cryptography: half a second) are imported when a command runs (SNAPSHOTS).
 # datahygiene.store.snapshots.DEFAULT_KEY_ENV, for the options' help (a test checks it)
 DEFAULT_KEY_ENV = "DATAHYGIENE_STORE_KEY"
 
 
-def _store() -> Any:
-    """The list store's module, imported when a command needs it."""
-    with starting():
-        from datahygiene.store import snapshots
-
-    return snapshots
+SNAPSHOTS = "datahygiene.store.snapshots"
 
 
 STORE_HELP = "List store directory [default: $DATAHYGIENE_STORE, else ~/.local/share/datahygiene/store]."
@@ -63,11 +58,11 @@ def _open_store(store_dir: str | None, key_file: str | None, key_env: str | None
     """Open the store, creating it with the given key if there is none. An existing
     store's key is the one its store.toml names: say so rather than ignore the option."""
     ref = _key_ref(key_file, key_env)
-    root = Path(store_dir) if store_dir is not None else _store().default_store_root()
+    root = Path(store_dir) if store_dir is not None else imported(SNAPSHOTS).default_store_root()
     if (key_file or key_env) and (root / "store.toml").is_file():
         click.echo(f"note: {root} exists; its key is the one its store.toml names "
                    "(--key-file and --key-env are used only when creating a store)", err=True)
-    return _store().ListStore.open(store_dir, create=True, key_ref=ref)
+    return imported(SNAPSHOTS).ListStore.open(store_dir, create=True, key_ref=ref)
 
 
 def _load_sync_config(path: str) -> dict[str, Any]:
@@ -134,7 +129,7 @@ def register(group: click.Group) -> None:
         as a new numbered snapshot only if its content changed. Scan it with
         --list store:NAME or --list store:NAME@VERSION.
         """
-        _store().check_name(name)
+        imported(SNAPSHOTS).check_name(name)
         spec = parse_list_option(source)
         registry = default_registry()
         lists = registry.get("sources", spec.source).obj().load(spec, registry)
@@ -166,7 +161,7 @@ def register(group: click.Group) -> None:
         deletions, and stores a new snapshot when the content changed. An interrupted
         sync keeps every completed window; running it again resumes from there.
         """
-        _store().check_name(name)
+        imported(SNAPSHOTS).check_name(name)
         registry = default_registry()
         store = _open_store(store_dir, key_file, key_env)
         if source_name or config_path:
@@ -200,7 +195,7 @@ def register(group: click.Group) -> None:
         records are shown by `lists inspect store:NAME@N`). "scan index" says whether a
         snapshot has the index scans load quickly; re-import an unchanged list to add
         one to a snapshot written before indexes existed."""
-        snapshots = _store()
+        snapshots = imported(SNAPSHOTS)
         store = snapshots.ListStore.open(store_dir)
         names = [snapshots.check_name(name)] if name else store.names()
         if name and name not in store.names():
