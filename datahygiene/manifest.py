@@ -235,6 +235,36 @@ def _relative(found: str, directory: str) -> str:
     return posixpath.relpath(found, directory)
 
 
+# What tells that a local file's bytes changed without reading them again: its size
+# and modification time (ns), as a list file's are checked (datahygiene/lists/text.py).
+# Not the inode or the change time: FUSE mounts of object storage can number a file
+# anew, or give its change time as now, between two looks at an unchanged file.
+FileState = tuple[int, int]
+
+
+def file_state(st: os.stat_result) -> FileState:
+    return (st.st_size, st.st_mtime_ns)
+
+
+def path_state(f: InputFile) -> FileState | None:
+    """A local input's :data:`FileState` now; None for other filesystems, or when
+    the file cannot be looked at (its reader says why)."""
+    if not f.is_local:
+        return None
+    try:
+        return file_state(os.stat(f.fs_path))
+    except OSError:
+        return None
+
+
+def changed_under_scan(f: InputFile) -> InputError:
+    """The error for an input whose size or modification time differs between the
+    scan's reads of it (footer, input digest, pages): its digest in run.json would not
+    be of the bytes scanned."""
+    return InputError(f"{f.path}: changed while the scan read it (its size or modification "
+                      "time differs between reads); scan it again once nothing writes to it")
+
+
 # Bytes read from a file's end, to get its footer in one read: on object storage a
 # request costs a round trip, so ask for plenty; a local read costs its copy.
 FOOTER_PROBE = 64 * 1024
@@ -269,6 +299,9 @@ class Footer:
     # statistics; None where a row group with rows does not record its null count
     null_counts: dict[str, int | None] = field(repr=False)
     _parsed: pq.FileMetaData | None = field(default=None, repr=False, compare=False)
+    # a local file's size and modification time as its footer was read (see
+    # changed_under_scan); None elsewhere
+    state: FileState | None = None
 
     @property
     def metadata(self) -> pq.FileMetaData:
@@ -345,8 +378,11 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
     fails as :func:`open_parquet` says (one line, naming the file). ``null_columns``:
     the columns whose nulls to count; ``schemas``: Arrow schemas met before, to share
     (inputs written alike have the same, metadata included)."""
+    state: FileState | None = None
     try:
         with f.open() as fh:
+            if f.is_local:
+                state = file_state(os.fstat(fh.fileno()))
             size = fh.seek(0, os.SEEK_END)
             probe = LOCAL_FOOTER_PROBE if f.is_local else FOOTER_PROBE
             fh.seek(max(0, size - probe))
@@ -359,8 +395,12 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
             if flen + 8 > len(tail):
                 fh.seek(size - 8 - flen)
                 tail = fh.read(flen + 8)
+            if state is not None and file_state(os.fstat(fh.fileno())) != state:
+                raise _ChangedWhileRead
         footer = bytes(tail[-(flen + 8):])
         metadata = _parse_footer(footer)
+    except _ChangedWhileRead:
+        raise changed_under_scan(f) from None
     except Exception:
         open_parquet(f)  # raises the one-line error a reader gives for this file
         raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
@@ -371,7 +411,11 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
         schema = schemas.setdefault(schema.serialize().to_pybytes(), schema)
     return Footer(size, "sha256:" + hashlib.sha256(footer).hexdigest(), footer, schema,
                   metadata.num_rows, row_group_rows(metadata),
-                  {c: column_nulls(metadata, c) for c in null_columns}, metadata)
+                  {c: column_nulls(metadata, c) for c in null_columns}, metadata, state)
+
+
+class _ChangedWhileRead(Exception):
+    pass
 
 
 class FooterReader:
@@ -623,11 +667,19 @@ class InputDigests:
     One result per input, not a future: a ``concurrent.futures.Future`` takes ~1 KB
     (its condition, lock and waiter queue), and a scan submitting a digest per input
     held them all from its start (20 MB for 20,000 inputs). A digest that fails is
-    kept as its error, raised to whoever asks for it; the others go on."""
+    kept as its error, raised to whoever asks for it; the others go on.
+
+    A local input's size and modification time are looked at before and after its
+    digest, and held against what they were when its footer was read (:meth:`expect`):
+    a file that changed meanwhile has the error :func:`changed_under_scan` for its
+    digest, which would not be of the bytes the scan read."""
 
     def __init__(self, files: list[InputFile], algorithm: str) -> None:
         self._files, self._algorithm = files, algorithm
         self._results: list[tuple[str, int] | Exception | None] = [None] * len(files)
+        # each input's state as digested, until the footers' are known to compare
+        self._states: list[FileState | None] | None = [None] * len(files)
+        self._expected: np.ndarray | None = None  # (n, 2) int64: size, mtime_ns (-1: none)
         self._ready = 0  # inputs 0..ready-1 are digested
         self._ended = False
         self._cancelled = threading.Event()
@@ -640,11 +692,18 @@ class InputDigests:
             for i, f in enumerate(self._files):
                 if self._cancelled.is_set():
                     break
+                before = path_state(f)
                 try:
                     got: tuple[str, int] | Exception = digest_file(f, self._algorithm)
                 except Exception as exc:
                     got = exc
+                if before is not None and path_state(f) != before and not isinstance(got, Exception):
+                    got = changed_under_scan(f)
                 with self._cond:
+                    if self._states is not None:
+                        self._states[i] = before
+                    else:
+                        got = self._checked(i, got, before)
                     self._results[i] = got
                     self._ready = i + 1
                     self._cond.notify_all()
@@ -652,6 +711,26 @@ class InputDigests:
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
+
+    def expect(self, states: list[FileState | None]) -> None:
+        """Each input's state when its footer was read (None where not local): a
+        digest of a file in another state is that input's error."""
+        expected = np.array([s if s is not None else (-1, -1) for s in states], dtype=np.int64)
+        with self._cond:
+            self._expected = expected.reshape(len(states), 2)
+            digested, self._states = self._states, None
+            assert digested is not None
+            for i in range(self._ready):
+                self._results[i] = self._checked(i, self._results[i], digested[i])
+
+    def _checked(self, i: int, got: Any, state: FileState | None) -> Any:
+        assert self._expected is not None
+        want = self._expected[i]
+        if isinstance(got, Exception) or want[0] < 0:
+            return got
+        if state is None or (int(want[0]), int(want[1])) != state:
+            return changed_under_scan(self._files[i])
+        return got
 
     def done(self, i: int) -> bool:
         return i < self._ready

@@ -417,8 +417,13 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             work_area.unlock()
         raise
     t_index = time.perf_counter()
-    tasks = [t for t in plan_tasks(files, [ft.row_group_rows for ft in footers_read])
+    # the inputs' sizes and modification times as their footers were read: the digests
+    # and the tasks must find the same (manifest.changed_under_scan)
+    states = [ft.state for ft in footers_read]
+    digests.expect(states)
+    tasks = [t for t in plan_tasks(files, [ft.row_group_rows for ft in footers_read], states)
              if t.file_index not in done]
+    del states
     last_task = {t.file_index: t for t in tasks}
     key_nulls = null_keys(footers_read, key) if key else 0
     rows_of = [ft.num_rows for ft in footers_read]

@@ -24,7 +24,16 @@ import pyarrow.parquet as pq
 
 from datahygiene import parquet_pages as pages
 from datahygiene.errors import InputError
-from datahygiene.manifest import Footer, InputFile, LocalFile, open_input, open_parquet
+from datahygiene.manifest import (
+    FileState,
+    Footer,
+    InputFile,
+    LocalFile,
+    changed_under_scan,
+    file_state,
+    open_input,
+    open_parquet,
+)
 from datahygiene.signals.exact import ExactDigest, SortedPrefixIndex
 from datahygiene.step import EMPTY_EXCLUSIONS, Check, ScanPlan, check_batch, key_text
 from datahygiene.viewtypes import has_views, without_views
@@ -42,6 +51,9 @@ class Task:
     row_group: int
     row_offset: int
     rows: int
+    # the file's size and modification time when its footer was read (local files):
+    # the task's reads must find the same (manifest.changed_under_scan)
+    state: FileState | None = None
 
 
 @dataclass
@@ -56,14 +68,17 @@ class TaskResult:
     details: pa.Table | None = field(default=None, repr=False)
 
 
-def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]]) -> list[Task]:
+def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]],
+               states: Sequence[FileState | None] | None = None) -> list[Task]:
     """One task per row group: ``row_groups[i]``, the rows of file i's row groups
-    (:func:`datahygiene.manifest.row_group_rows`)."""
+    (:func:`datahygiene.manifest.row_group_rows`); ``states[i]``, file i's
+    :data:`~datahygiene.manifest.FileState` when its footer was read."""
     tasks: list[Task] = []
     for i, (f, counts) in enumerate(zip(files, row_groups, strict=True)):
         offset = 0
+        state = states[i] if states is not None else None
         for rg, rows in enumerate(counts):
-            tasks.append(Task(i, f, rg, offset, rows))
+            tasks.append(Task(i, f, rg, offset, rows, state))
             offset += rows
     return tasks
 
@@ -104,19 +119,37 @@ class _Source:
     system call releases the GIL and may hand it to another thread, and ``pa.OSFile``
     makes two to open (a ``stat``, then the ``open``)."""
 
-    def __init__(self, f: InputFile, known: Footer | None) -> None:
+    def __init__(self, f: InputFile, known: Footer | None, state: FileState | None = None) -> None:
         self.file = f
         self._reader: pq.ParquetFile | None = None
         self._reader_handle: Any = None
+        # a local file's size and modification time, to be found again after every
+        # read: those of its footer's reading (``state``), else as first opened here
+        self.state = state
         if known is None:  # a caller that read no footer before: the reader reads it
             self.handle = open_input(f)
+            self._check_state(self.handle)
             self._reader = open_parquet(f, None, self.handle)
             self.metadata = self._reader.metadata
             self.schema_arrow = self.metadata.schema.to_arrow_schema()  # what the reader would give
             return
         self.handle = LocalFile.open(f, known.size) if f.is_local else open_input(f)
+        self._check_state(self.handle)
         self.metadata = known.metadata
         self.schema_arrow = known.schema
+
+    def _check_state(self, handle: Any) -> None:
+        if not self.file.is_local:
+            return
+        now = file_state(os.fstat(handle.fileno()))
+        if self.state is None:
+            self.state = now
+        elif now != self.state:
+            raise changed_under_scan(self.file)
+
+    def check_unchanged(self) -> None:
+        """An input error if the file is not as it was (see :class:`Task`'s state)."""
+        self._check_state(self.handle)
 
     @property
     def reader(self) -> pq.ParquetFile:
@@ -124,6 +157,7 @@ class _Source:
             handle = self.handle
             if isinstance(handle, LocalFile):  # positional reads only: open it for Arrow
                 handle = self._reader_handle = open_input(self.file)
+                self._check_state(handle)
             self._reader = open_parquet(self.file, self.metadata, handle)
         return self._reader
 
@@ -136,9 +170,16 @@ class _Source:
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
               known: Footer | None) -> TaskResult:
-    pf = _Source(task.file, known)
+    pf = _Source(task.file, known, task.state if task.state is not None or known is None
+                 else known.state)
     try:
-        return _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
+        try:
+            res = _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
+        except Exception:
+            pf.check_unchanged()  # a file written meanwhile explains the failure better
+            raise
+        pf.check_unchanged()  # the rows checked are those of the bytes the footer described
+        return res
     finally:
         pf.close()
 
