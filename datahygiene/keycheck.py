@@ -12,7 +12,8 @@ against the few flagged keys. :func:`rows_sharing_flagged_keys` does that read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datahygiene.errors import InputError
-from datahygiene.manifest import Footer, InputFile
+from datahygiene.manifest import FileState, Footer, InputFile, changed_under_scan, file_state
 
 
 class KeyNotUnique(InputError):
@@ -54,11 +55,15 @@ def _effective_keys(column: pa.Array | pa.ChunkedArray, path: str, offset: int) 
     return keys
 
 
-def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> dict[str, int]:
-    """How many of the file's rows carry each flagged key it holds."""
+def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array,
+                          state: FileState | None = None) -> dict[str, int]:
+    """How many of the file's rows carry each flagged key it holds; ``state``: the
+    file's as the scan read it, to be found before and after this read."""
     counts: dict[str, int] = {}
     try:
         with f.open() as fh:
+            if state is not None and file_state(os.fstat(fh.fileno())) != state:
+                raise changed_under_scan(f)
             pf = pq.ParquetFile(fh)
             offset = 0
             for batch in pf.iter_batches(batch_size=1 << 20, columns=[key_column],
@@ -71,6 +76,8 @@ def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> d
                                     strict=True):
                         counts[k] = counts.get(k, 0) + n
                 offset += batch.num_rows
+            if state is not None and file_state(os.fstat(fh.fileno())) != state:
+                raise changed_under_scan(f)
             return counts
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{f.path}: cannot read its key column {key_column!r} again "
@@ -78,17 +85,22 @@ def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array) -> d
 
 
 def rows_sharing_flagged_keys(files: list[InputFile], key_column: str, exclusions: pa.Table,
-                              threads: int) -> tuple[int, int]:
+                              threads: int, states: Sequence[FileState | None] | None = None
+                              ) -> tuple[int, int]:
     """(rows, files): how many rows carry the key of a flagged row beyond that row --
     clean rows, and flagged ones too (an excluded row and an unverified one kept with
     --keep-unverified must not share a key: the log could not tell which one a released
     key is) -- and in how many inputs the keys so shared are. Zero when every flagged
-    key names one row alone."""
+    key names one row alone. ``states``: each input's :data:`FileState` as the scan
+    read it (a file found otherwise is :func:`changed_under_scan`'s error)."""
     if not exclusions.num_rows:
         return 0, 0
     flagged = pc.unique(exclusions.column("key").combine_chunks())
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="datahygiene-keys") as pool:
-        per_file = list(pool.map(lambda f: _flagged_keys_in_file(f, key_column, flagged), files))
+        per_file = list(pool.map(
+            lambda i: _flagged_keys_in_file(files[i], key_column, flagged,
+                                            states[i] if states is not None else None),
+            range(len(files))))
     total: dict[str, int] = {}
     for counts in per_file:
         for k, n in counts.items():

@@ -423,7 +423,6 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     digests.expect(states)
     tasks = [t for t in plan_tasks(files, [ft.row_group_rows for ft in footers_read], states)
              if t.file_index not in done]
-    del states
     last_task = {t.file_index: t for t in tasks}
     key_nulls = null_keys(footers_read, key) if key else 0
     rows_of = [ft.num_rows for ft in footers_read]
@@ -517,7 +516,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             t_keys0 = time.perf_counter()
             if check_keys:
                 assert key is not None
-                shared, in_files = rows_sharing_flagged_keys(files, key, exclusions, threads)
+                shared, in_files = rows_sharing_flagged_keys(files, key, exclusions, threads,
+                                                              states)
                 if shared:
                     raise KeyNotUnique(
                         f"key column {key!r} is not unique: {shared:,} more row(s) carry the key "

@@ -238,3 +238,25 @@ def test_a_task_whose_reads_fail_because_the_file_changed_says_it_changed(
     os.truncate(p, 200)
     with pytest.raises(InputError, match=rf"m\.parquet: {CHANGED}"):
         local.run_task(task, plan, 1024, False, known=footer)
+
+
+def test_an_input_changed_before_the_key_check_reads_it_again_stops_the_scan(
+        cli: Any, small_manifest: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--check-keys`` reads the key column again after the scan: a file written
+    since would answer for other rows."""
+    import datahygiene.scan as scan
+
+    real = scan.rows_sharing_flagged_keys
+
+    def then_check(*args: Any) -> Any:
+        _touch_later(small_manifest["path"])
+        return real(*args)
+
+    monkeypatch.setattr(scan, "rows_sharing_flagged_keys", then_check)
+    out = tmp_path / "out"
+    res = cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
+              "--out", out, "-q", "--check-keys", ok=False)
+    assert res.exit_code == 3, res.output
+    assert f"{small_manifest['path']}: {CHANGED}" in res.stderr
+    assert not (out / "run.json").exists()
