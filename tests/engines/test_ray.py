@@ -211,6 +211,29 @@ def test_a_worker_error_is_one_line_with_its_own_exit_code(synth: dict[str, Any]
     assert not (tmp_path / "o" / "run.json").exists()
 
 
+def test_an_input_changed_before_a_ray_worker_reads_it_is_refused(
+        synth: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state an input's footer was read in travels with its tasks: a worker that
+    finds the file otherwise refuses it, as the local engine does (exit 3)."""
+    import datahygiene.scan as scan
+    from datahygiene.errors import InputError
+
+    victim = Path(synth["manifest"]) / synth["files"][0]
+    real = scan.plan_tasks
+
+    def then_touch(*args: Any) -> Any:
+        st = os.stat(victim)
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+        return real(*args)
+
+    monkeypatch.setattr(scan, "plan_tasks", then_touch)
+    # the workers' check alone: the input digests' own comparison is left out
+    monkeypatch.setattr(scan.InputDigests, "expect", lambda self, states: None)
+    with pytest.raises(InputError, match="changed while the scan read it"):
+        run_scan(config(synth["manifest"], synth["lists"], tmp_path / "o", engine="ray"))
+    assert not (tmp_path / "o" / "run.json").exists()
+
+
 def test_an_unreachable_cluster_address_is_one_line_at_once(synth: dict[str, Any],
                                                            tmp_path: Path) -> None:
     """ray.init waited minutes for an address that does not answer."""
