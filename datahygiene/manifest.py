@@ -12,6 +12,7 @@ import os
 import posixpath
 import stat
 import threading
+from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,16 @@ class InputFile:
         return self.fs.open(self.fs_path, "rb")
 
 
+# Remote files (fsspec URLs other than file://) looked up, footers read and digests
+# computed at once: each is a round trip or more, so one at a time leaves the network
+# idle (object storage answers in tens of milliseconds).
+REMOTE_AT_ONCE = 8
+
+
+def _is_remote(spec: str) -> bool:
+    return "://" in spec and not spec.startswith("file://")
+
+
 def _is_parquet_name(p: str) -> bool:
     return p.lower().endswith(PARQUET_SUFFIXES)
 
@@ -67,10 +78,19 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
     ``./data/x.parquet``, ``file:///abs/data/x.parquet``, a symlink or a hard link to it:
     it is keyed by its device and inode. Scanned twice, its rows would be counted twice
     and its clean file written twice over. It is shown by its shortest spelling (the
-    smallest of equally short ones), whatever the order the arguments came in."""
+    smallest of equally short ones), whatever the order the arguments came in.
+
+    Arguments naming remote files are looked up :data:`REMOTE_AT_ONCE` at a time: each
+    costs a round trip or two, and a manifest given as thousands of URLs took minutes
+    one after another. An error is the first argument's, in the order given."""
+    specs = list(specs)
     out: dict[tuple[Any, ...], InputFile] = {}
-    for spec in specs:
-        fs, fs_path, found, is_glob = _list_spec(spec)
+    if len(specs) > 1 and any(_is_remote(s) for s in specs):
+        with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-list") as pool:
+            listed = list(pool.map(_list_spec, specs))
+    else:
+        listed = [_list_spec(s) for s in specs]
+    for spec, (fs, fs_path, found, is_glob) in zip(specs, listed, strict=True):
         protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
         local = isinstance(fs, LocalFileSystem)
         for p in found:
@@ -441,7 +461,7 @@ class FooterReader:
     def _read_all(self, files: list[InputFile]) -> list[Footer | DatahygieneError]:
         if all(f.is_local for f in files):
             return [self._one(i, f) for i, f in enumerate(files)]
-        with ThreadPoolExecutor(8, thread_name_prefix="datahygiene-footer") as pool:
+        with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-footer") as pool:
             return list(pool.map(self._one, range(len(files)), files))
 
     def _one(self, i: int, f: InputFile) -> Footer | DatahygieneError:
@@ -689,28 +709,59 @@ class InputDigests:
 
     def _run(self) -> None:
         try:
-            for i, f in enumerate(self._files):
-                if self._cancelled.is_set():
-                    break
-                before = path_state(f)
-                try:
-                    got: tuple[str, int] | Exception = digest_file(f, self._algorithm)
-                except Exception as exc:
-                    got = exc
-                if before is not None and path_state(f) != before and not isinstance(got, Exception):
-                    got = changed_under_scan(f)
-                with self._cond:
-                    if self._states is not None:
-                        self._states[i] = before
-                    else:
-                        got = self._checked(i, got, before)
-                    self._results[i] = got
-                    self._ready = i + 1
-                    self._cond.notify_all()
+            if all(f.is_local for f in self._files):
+                for i, f in enumerate(self._files):  # in turn: one core hashing
+                    if self._cancelled.is_set():
+                        break
+                    self._store(i, *self._one(f))
+            else:
+                self._run_remote()
         finally:
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
+
+    def _run_remote(self) -> None:
+        """Remote inputs :data:`REMOTE_AT_ONCE` at a time (each read waits on the
+        network), stored in input order; a window of them in flight, not a future for
+        every input."""
+        todo = iter(enumerate(self._files))
+        window: deque[Future[tuple[Any, FileState | None]]] = deque()
+        with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-digests") as pool:
+            try:
+                for _ in range(2 * REMOTE_AT_ONCE):
+                    if (nxt := next(todo, None)) is not None:
+                        window.append(pool.submit(self._one, nxt[1]))
+                i = 0
+                while window and not self._cancelled.is_set():
+                    self._store(i, *window.popleft().result())
+                    i += 1
+                    if (nxt := next(todo, None)) is not None:
+                        window.append(pool.submit(self._one, nxt[1]))
+            finally:
+                for fut in window:  # cancelled: those not started stay so
+                    fut.cancel()
+
+    def _one(self, f: InputFile) -> tuple[Any, FileState | None]:
+        """``f``'s digest (or its error) and its state before the digest was taken."""
+        before = path_state(f)
+        try:
+            got: tuple[str, int] | Exception = digest_file(f, self._algorithm)
+        except Exception as exc:
+            got = exc
+        if before is not None and path_state(f) != before and not isinstance(got, Exception):
+            got = changed_under_scan(f)
+        return got, before
+
+    def _store(self, i: int, got: Any, before: FileState | None) -> None:
+        with self._cond:
+            if self._states is not None:
+                self._states[i] = before
+            else:
+                got = self._checked(i, got, before)
+            self._results[i] = got
+            self._ready = i + 1
+            self._cond.notify_all()
 
     def expect(self, states: list[FileState | None]) -> None:
         """Each input's state when its footer was read (None where not local): a

@@ -82,3 +82,178 @@ def test_unreachable_filesystem_is_a_one_line_error(cli: Any, tmp_path: Path) ->
     last = res.output.strip().splitlines()[-1]
     assert last.startswith(f"datahygiene: error: {url}: cannot list (") and "Traceback" not in res.output
     assert not (tmp_path / "b" / "run.json").exists()
+
+
+class _RangeFiles:
+    """A static file server on 127.0.0.1 answering HTTP/1.1 GET and HEAD with byte
+    ranges (RFC 9110, what fsspec's HTTP filesystem reads parquet with), as object
+    storage and the Hugging Face Hub serve files; it counts the requests in flight."""
+
+    def __init__(self, root: Path) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        files = self
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, body: bool) -> None:
+                import time
+
+                with files._lock:
+                    files.in_flight += 1
+                    files.most_in_flight = max(files.most_in_flight, files.in_flight)
+                try:
+                    time.sleep(0.01)  # a round trip's worth: lets concurrent requests overlap
+                    path = root / self.path.lstrip("/")
+                    if not path.is_file():
+                        self.send_error(404)
+                        return
+                    data = path.read_bytes()
+                    start, end, status = 0, len(data) - 1, 200
+                    rng = self.headers.get("Range", "")
+                    if rng.startswith("bytes="):
+                        a, b = rng[6:].split("-", 1)
+                        start, end = ((len(data) - int(b), end) if not a
+                                      else (int(a), min(int(b), end) if b else end))
+                        status = 206
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(end - start + 1))
+                    self.send_header("Accept-Ranges", "bytes")
+                    if status == 206:
+                        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                    self.end_headers()
+                    if body:
+                        self.wfile.write(data[start:end + 1])
+                finally:
+                    with files._lock:
+                        files.in_flight -= 1
+
+            def do_GET(self) -> None:
+                self._answer(True)
+
+            def do_HEAD(self) -> None:
+                self._answer(False)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_files_served_over_http_scan_like_local_files(make_synth: Any, tmp_path: Path) -> None:
+    """Manifests given as many URLs of a real HTTP server: the same decisions and
+    digests as the files on disk, with the URLs looked up and the inputs digested
+    several at a time (see the tests below)."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    truth = make_synth("http", rows=4000, files=12, list_size=200, planted=7, malformed=2,
+                       row_group_size=300, seed=5)
+    local_files = sorted(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(Path(truth["manifest"]))
+    try:
+        lists = [ListSpec(path=str(truth["lists"]["md5"]), signal="md5")]
+        local = run_scan(ScanConfig(manifests=[str(truth["manifest"])], lists=lists,
+                                    out=str(tmp_path / "run-local")))
+        remote = run_scan(ScanConfig(manifests=[f"{server.url}/{p.name}" for p in local_files],
+                                     lists=lists, out=str(tmp_path / "run-http")))
+    finally:
+        server.close()
+    assert remote.summary["rows"] == local.summary["rows"]
+    assert remote.summary["rows"]["excluded"] == 7
+    for col in ("key", "row_index", "decision"):
+        assert remote.exclusions.column(col).equals(local.exclusions.column(col))
+    assert [i["digest"] for i in remote.run["inputs"]] == [
+        "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
+    assert server.most_in_flight > 1
+
+
+class _Overlap:
+    """Wraps a function to count how many of its calls run at once."""
+
+    def __init__(self, fn: Any) -> None:
+        import threading
+
+        self.fn, self.now, self.most = fn, 0, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> Any:
+        import time
+
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.02)  # a round trip
+            return self.fn(*args)
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+def _memory_files(n: int, missing: int | None = None) -> list[str]:
+    fs = fsspec.filesystem("memory")
+    urls = []
+    for i in range(n):
+        path = f"/dh-overlap/part-{i:02d}.parquet"
+        if i != missing:
+            fs.pipe(path, bytes([i]) * (50 + i))
+        urls.append("memory:/" + path)
+    return urls
+
+
+def test_many_remote_manifest_arguments_are_looked_up_several_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datahygiene import manifest
+    from datahygiene.errors import InputError
+
+    urls = _memory_files(12, missing=7)
+    try:
+        overlap = _Overlap(manifest._list_spec)
+        monkeypatch.setattr(manifest, "_list_spec", overlap)
+        with pytest.raises(InputError, match=r"part-07\.parquet: manifest not found"):
+            manifest.resolve_manifests(urls)  # the first failure in the order given
+        found = manifest.resolve_manifests(urls[:7] + urls[8:])
+        assert [f.path.rsplit("/", 1)[1] for f in found] == [
+            f"part-{i:02d}.parquet" for i in range(12) if i != 7]
+        assert 1 < overlap.most <= manifest.REMOTE_AT_ONCE
+    finally:
+        fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
+
+
+def test_remote_inputs_are_digested_several_at_a_time_in_input_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local inputs are digested one at a time (the digest is CPU work, on one core);
+    remote ones several at once (each waits on the network). Either way the results
+    come in input order, and a failure is its own input's."""
+    from datahygiene import manifest
+    from datahygiene.errors import InputError
+
+    urls = _memory_files(20)
+    try:
+        files = manifest.resolve_manifests(urls)
+        fsspec.filesystem("memory").rm("/dh-overlap/part-05.parquet")
+        overlap = _Overlap(manifest.digest_file)
+        monkeypatch.setattr(manifest, "digest_file", overlap)
+        digests = manifest.InputDigests(files, "sha256")
+        digests.close()
+        for i in range(20):
+            if i == 5:
+                with pytest.raises(InputError, match=r"part-05\.parquet"):
+                    digests.result(i)
+            else:
+                data = bytes([i]) * (50 + i)
+                assert digests.result(i) == ("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+        assert 1 < overlap.most <= manifest.REMOTE_AT_ONCE
+    finally:
+        fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
