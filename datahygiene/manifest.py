@@ -7,13 +7,15 @@ listed in sorted order so that every run sees them in the same order.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 import posixpath
 import stat
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +69,24 @@ def _is_remote(spec: str) -> bool:
     return "://" in spec and not spec.startswith("file://")
 
 
+def in_order(pool: ThreadPoolExecutor, fn: Any, items: Iterable[Any],
+             ahead: int = 2 * REMOTE_AT_ONCE) -> Iterator[Any]:
+    """``fn`` over ``items`` on ``pool``, the results in the items' order (an error
+    raised where its item comes), with at most ``ahead`` of them submitted and not yet
+    taken: a future for each of hundreds of thousands of inputs would hold ~1 KB each.
+    Closing the iterator early cancels those not started."""
+    todo = iter(items)
+    pending: deque[Future[Any]] = deque(pool.submit(fn, x) for x in itertools.islice(todo, ahead))
+    try:
+        while pending:
+            got = pending.popleft().result()
+            pending.extend(pool.submit(fn, x) for x in itertools.islice(todo, 1))
+            yield got
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
 def _is_parquet_name(p: str) -> bool:
     return p.lower().endswith(PARQUET_SUFFIXES)
 
@@ -87,7 +107,7 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
     out: dict[tuple[Any, ...], InputFile] = {}
     if len(specs) > 1 and any(_is_remote(s) for s in specs):
         with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-list") as pool:
-            listed = list(pool.map(_list_spec, specs))
+            listed = list(in_order(pool, _list_spec, specs))
     else:
         listed = [_list_spec(s) for s in specs]
     for spec, (fs, fs_path, found, is_glob) in zip(specs, listed, strict=True):
@@ -462,7 +482,7 @@ class FooterReader:
         if all(f.is_local for f in files):
             return [self._one(i, f) for i, f in enumerate(files)]
         with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-footer") as pool:
-            return list(pool.map(self._one, range(len(files)), files))
+            return list(in_order(pool, lambda item: self._one(*item), enumerate(files)))
 
     def _one(self, i: int, f: InputFile) -> Footer | DatahygieneError:
         if self._stop.is_set():  # the run ended: a remote listing must not keep it waiting
@@ -722,25 +742,15 @@ class InputDigests:
                 self._cond.notify_all()
 
     def _run_remote(self) -> None:
-        """Remote inputs :data:`REMOTE_AT_ONCE` at a time (each read waits on the
-        network), stored in input order; a window of them in flight, not a future for
-        every input."""
-        todo = iter(enumerate(self._files))
-        window: deque[Future[tuple[Any, FileState | None]]] = deque()
-        with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-digests") as pool:
-            try:
-                for _ in range(2 * REMOTE_AT_ONCE):
-                    if (nxt := next(todo, None)) is not None:
-                        window.append(pool.submit(self._one, nxt[1]))
-                i = 0
-                while window and not self._cancelled.is_set():
-                    self._store(i, *window.popleft().result())
-                    i += 1
-                    if (nxt := next(todo, None)) is not None:
-                        window.append(pool.submit(self._one, nxt[1]))
-            finally:
-                for fut in window:  # cancelled: those not started stay so
-                    fut.cancel()
+        """Inputs :data:`REMOTE_AT_ONCE` at a time (each remote read waits on the
+        network; local inputs among remote ones are hashed on those threads too),
+        stored in input order."""
+        with (ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-digests") as pool,
+              contextlib.closing(in_order(pool, self._one, self._files)) as results):
+            for i, got in enumerate(results):
+                self._store(i, *got)
+                if self._cancelled.is_set():
+                    break  # (closing cancels those not started)
 
     def _one(self, f: InputFile) -> tuple[Any, FileState | None]:
         """``f``'s digest (or its error) and its state before the digest was taken."""
