@@ -15,7 +15,7 @@ import posixpath
 import stat
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +70,7 @@ def _is_remote(spec: str) -> bool:
 
 
 def in_order(pool: ThreadPoolExecutor, fn: Any, items: Iterable[Any],
-             ahead: int = 2 * REMOTE_AT_ONCE) -> Iterator[Any]:
+             ahead: int = 2 * REMOTE_AT_ONCE) -> Generator[Any, None, None]:
     """``fn`` over ``items`` on ``pool``, the results in the items' order (an error
     raised where its item comes), with at most ``ahead`` of them submitted and not yet
     taken: a future for each of hundreds of thousands of inputs would hold ~1 KB each.
