@@ -41,6 +41,25 @@ def _rewrite(p: Path) -> None:
                        "md5": hexes(rand_bytes(7, 16, seed=99))})
 
 
+def _scan_changing_it(cli: Any, monkeypatch: pytest.MonkeyPatch, manifest_: dict[str, Any],
+                      out: Path, step: str, change: Any, *extra: str) -> Any:
+    """Scan ``manifest_``, applying ``change`` to its file just before the scan calls
+    ``datahygiene.scan.<step>``; the run must fail with exit 3."""
+    import datahygiene.scan as scan
+
+    real = getattr(scan, step)
+
+    def then(*args: Any) -> Any:
+        change(manifest_["path"])
+        return real(*args)
+
+    monkeypatch.setattr(scan, step, then)
+    res = cli("scan", "--manifest", manifest_["path"], "--list", f"md5={manifest_['list']}",
+              "--out", out, "-q", *extra, ok=False)
+    assert res.exit_code == 3, res.output
+    return res
+
+
 @pytest.mark.parametrize("change", [_touch_later, _rewrite], ids=["touched", "rewritten"])
 def test_an_input_changed_after_its_footer_was_read_stops_the_scan(
         cli: Any, small_manifest: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -48,19 +67,8 @@ def test_an_input_changed_after_its_footer_was_read_stops_the_scan(
     """Between the footers' reading and the tasks (the likeliest moment: a large scan
     reads every footer first): exit 3, one line naming the file, no output that looks
     complete, no value quoted."""
-    import datahygiene.scan as scan
-
-    real = scan.plan_tasks
-
-    def then_change(*args: Any) -> Any:
-        change(small_manifest["path"])
-        return real(*args)
-
-    monkeypatch.setattr(scan, "plan_tasks", then_change)
     out = tmp_path / "out"
-    res = cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
-              "--out", out, "-q", ok=False)
-    assert res.exit_code == 3, res.output
+    res = _scan_changing_it(cli, monkeypatch, small_manifest, out, "plan_tasks", change)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("datahygiene: error: ")
     assert str(small_manifest["path"]) in lines[0] and CHANGED in lines[0]
@@ -245,18 +253,8 @@ def test_an_input_changed_before_the_key_check_reads_it_again_stops_the_scan(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``--check-keys`` reads the key column again after the scan: a file written
     since would answer for other rows."""
-    import datahygiene.scan as scan
-
-    real = scan.rows_sharing_flagged_keys
-
-    def then_check(*args: Any) -> Any:
-        _touch_later(small_manifest["path"])
-        return real(*args)
-
-    monkeypatch.setattr(scan, "rows_sharing_flagged_keys", then_check)
     out = tmp_path / "out"
-    res = cli("scan", "--manifest", small_manifest["path"], "--list", f"md5={small_manifest['list']}",
-              "--out", out, "-q", "--check-keys", ok=False)
-    assert res.exit_code == 3, res.output
+    res = _scan_changing_it(cli, monkeypatch, small_manifest, out, "rows_sharing_flagged_keys",
+                            _touch_later, "--check-keys")
     assert f"{small_manifest['path']}: {CHANGED}" in res.stderr
     assert not (out / "run.json").exists()
