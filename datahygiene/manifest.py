@@ -50,12 +50,19 @@ class InputFile:
     def is_local(self) -> bool:
         return isinstance(self.fs, LocalFileSystem)
 
-    def open(self) -> Any:
+    def open(self, size: int | None = None) -> Any:
         """A binary file object. Local files open as Arrow native files, whose reads run
         without the GIL (an fsspec file object's reads hold it, which serialises the
-        engine's threads on I/O); other filesystems go through fsspec."""
+        engine's threads on I/O); other filesystems go through fsspec. ``size``: the
+        file's size if known (from its footer's reading), which spares fsspec's
+        buffered files the round trip that asks for it."""
         if self.is_local:
             return pa.OSFile(self.fs_path, "rb")
+        if size is not None:
+            try:
+                return self.fs.open(self.fs_path, "rb", size=size)
+            except TypeError:  # a filesystem whose files take no size
+                pass
         return self.fs.open(self.fs_path, "rb")
 
 
@@ -546,11 +553,11 @@ class LocalFile:
             os.close(fd)
 
 
-def open_input(f: InputFile) -> Any:
-    """``f.open()``, turning a failure into the one-line InputError
+def open_input(f: InputFile, size: int | None = None) -> Any:
+    """``f.open(size)``, turning a failure into the one-line InputError
     :func:`open_parquet` gives."""
     try:
-        return f.open()
+        return f.open(size)
     except Exception as exc:
         raise _unreadable(f, exc) from None
 

@@ -94,7 +94,7 @@ class _RangeFiles:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         files = self
-        self.in_flight = self.most_in_flight = 0
+        self.in_flight = self.most_in_flight = self.requests = 0
         self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
@@ -107,6 +107,7 @@ class _RangeFiles:
                 import time
 
                 with files._lock:
+                    files.requests += 1
                     files.in_flight += 1
                     files.most_in_flight = max(files.most_in_flight, files.in_flight)
                 try:
@@ -176,6 +177,31 @@ def test_files_served_over_http_scan_like_local_files(make_synth: Any, tmp_path:
     assert [i["digest"] for i in remote.run["inputs"]] == [
         "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
     assert server.most_in_flight > 1
+
+
+def test_a_task_opens_a_remote_input_without_asking_its_size_again(
+        make_synth: Any, tmp_path: Path) -> None:
+    """The size is known from the footer's reading: a task's open costs no round trip
+    (fsspec's buffered files otherwise ask the server for it, once per task)."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    from datahygiene.engines.local import _Source
+    from datahygiene.manifest import read_footer, resolve_manifests
+
+    truth = make_synth("size", rows=500, files=1, list_size=10, planted=1, seed=3)
+    path = next(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(path.parent)
+    try:
+        f = resolve_manifests([f"{server.url}/{path.name}"])[0]
+        footer = read_footer(f)
+        asked = server.requests
+        source = _Source(f, footer)
+        try:
+            assert server.requests == asked
+            assert source.handle.read(4) == path.read_bytes()[:4]  # and it reads the file
+        finally:
+            source.close()
+    finally:
+        server.close()
 
 
 class _Overlap:

@@ -133,7 +133,7 @@ class _Source:
             self.metadata = self._reader.metadata
             self.schema_arrow = self.metadata.schema.to_arrow_schema()  # what the reader would give
             return
-        self.handle = LocalFile.open(f, known.size) if f.is_local else open_input(f)
+        self.handle = LocalFile.open(f, known.size) if f.is_local else open_input(f, known.size)
         self._check_state(self.handle)
         self.metadata = known.metadata
         self.schema_arrow = known.schema
