@@ -283,3 +283,30 @@ def test_remote_inputs_are_digested_several_at_a_time_in_input_order(
         assert 1 < overlap.most <= manifest.REMOTE_AT_ONCE
     finally:
         fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
+
+
+def test_remote_inputs_get_more_threads_by_default(make_synth: Any, tmp_path: Path) -> None:
+    """A task of a remote file waits on round trips, not on a core: without --threads,
+    a scan of remote inputs runs at least REMOTE_THREADS workers; local inputs, and
+    a rewrite (whole row groups in memory per task), one per core; --threads decides
+    when given."""
+    from datahygiene.engines.local import default_threads
+    from datahygiene.scan import REMOTE_THREADS
+
+    truth = make_synth("threads", rows=600, files=2, list_size=20, planted=2, seed=4)
+    fs = fsspec.filesystem("memory")
+    for p in Path(truth["manifest"]).glob("*.parquet"):
+        fs.pipe(f"/dh-threads/{p.name}", p.read_bytes())
+    lists = [ListSpec(path=str(truth["lists"]["md5"]), signal="md5")]
+    cores = default_threads()
+    try:
+        for name, manifest, kw, want in [
+                ("remote", "memory://dh-threads/*.parquet", {}, max(cores, REMOTE_THREADS)),
+                ("remote-clean", "memory://dh-threads/*.parquet", {"write_clean": True}, cores),
+                ("remote-given", "memory://dh-threads/*.parquet", {"threads": 3}, 3),
+                ("local", str(truth["manifest"]), {}, cores)]:
+            res = run_scan(ScanConfig(manifests=[manifest], lists=lists, out=str(tmp_path / name), **kw))
+            assert res.run["engine"]["threads"] == want, name
+            assert res.summary["rows"]["excluded"] == 2
+    finally:
+        fs.rm("/dh-threads", recursive=True)

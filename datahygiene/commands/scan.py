@@ -178,7 +178,8 @@ def register(group: click.Group) -> None:
     @click.option("--batch-size", type=click.IntRange(min=1), default=None,
                   help="Rows per batch [default: 262144]. Does not change results.")
     @click.option("--threads", type=click.IntRange(min=0), default=None,
-                  help="Worker threads, 0 for one per core [default: 0]. Does not change results.")
+                  help="Worker threads, 0 for one per core [default: 0; 8 at least when every "
+                       "input is remote and there is no --write-clean]. Does not change results.")
     @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
                   help="Execution engine [default: local]. 'ray' needs the ray extra: "
                        "pip install 'datahygiene[ray]'. Does not change results.")
