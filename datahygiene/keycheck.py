@@ -12,7 +12,6 @@ against the few flagged keys. :func:`rows_sharing_flagged_keys` does that read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datahygiene.errors import InputError
-from datahygiene.manifest import FileState, Footer, InputFile, changed_under_scan, file_state
+from datahygiene.manifest import FileState, Footer, InputFile, check_state
 
 
 class KeyNotUnique(InputError):
@@ -62,8 +61,8 @@ def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array,
     counts: dict[str, int] = {}
     try:
         with f.open() as fh:
-            if state is not None and file_state(os.fstat(fh.fileno())) != state:
-                raise changed_under_scan(f)
+            if state is not None:
+                check_state(f, fh.fileno(), state)
             pf = pq.ParquetFile(fh)
             offset = 0
             for batch in pf.iter_batches(batch_size=1 << 20, columns=[key_column],
@@ -76,8 +75,8 @@ def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array,
                                     strict=True):
                         counts[k] = counts.get(k, 0) + n
                 offset += batch.num_rows
-            if state is not None and file_state(os.fstat(fh.fileno())) != state:
-                raise changed_under_scan(f)
+            if state is not None:
+                check_state(f, fh.fileno(), state)
             return counts
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{f.path}: cannot read its key column {key_column!r} again "

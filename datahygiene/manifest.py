@@ -293,6 +293,15 @@ def file_state(st: os.stat_result) -> FileState:
     return (st.st_size, st.st_mtime_ns)
 
 
+def check_state(f: InputFile, fd: int, state: FileState | None) -> FileState:
+    """The open file's :data:`FileState`; :func:`changed_under_scan`'s error when
+    ``state`` is given and differs."""
+    now = file_state(os.fstat(fd))
+    if state is not None and now != state:
+        raise changed_under_scan(f)
+    return now
+
+
 def path_state(f: InputFile) -> FileState | None:
     """A local input's :data:`FileState` now; None for other filesystems, or when
     the file cannot be looked at (its reader says why)."""
@@ -429,7 +438,7 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
     try:
         with f.open() as fh:
             if f.is_local:
-                state = file_state(os.fstat(fh.fileno()))
+                state = check_state(f, fh.fileno(), None)
             size = fh.seek(0, os.SEEK_END)
             probe = LOCAL_FOOTER_PROBE if f.is_local else FOOTER_PROBE
             fh.seek(max(0, size - probe))
@@ -442,12 +451,12 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
             if flen + 8 > len(tail):
                 fh.seek(size - 8 - flen)
                 tail = fh.read(flen + 8)
-            if state is not None and file_state(os.fstat(fh.fileno())) != state:
-                raise _ChangedWhileRead
+            if state is not None:
+                check_state(f, fh.fileno(), state)
         footer = bytes(tail[-(flen + 8):])
         metadata = _parse_footer(footer)
-    except _ChangedWhileRead:
-        raise changed_under_scan(f) from None
+    except InputError:  # changed while read
+        raise
     except Exception:
         open_parquet(f)  # raises the one-line error a reader gives for this file
         raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
@@ -459,10 +468,6 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
     return Footer(size, "sha256:" + hashlib.sha256(footer).hexdigest(), footer, schema,
                   metadata.num_rows, row_group_rows(metadata),
                   {c: column_nulls(metadata, c) for c in null_columns}, metadata, state)
-
-
-class _ChangedWhileRead(Exception):
-    pass
 
 
 class FooterReader:

@@ -10,10 +10,10 @@ whatever the size of the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,8 +29,8 @@ from datahygiene.manifest import (
     Footer,
     InputFile,
     LocalFile,
-    changed_under_scan,
-    file_state,
+    check_state,
+    in_order,
     open_input,
     open_parquet,
 )
@@ -139,13 +139,8 @@ class _Source:
         self.schema_arrow = known.schema
 
     def _check_state(self, handle: Any) -> None:
-        if not self.file.is_local:
-            return
-        now = file_state(os.fstat(handle.fileno()))
-        if self.state is None:
-            self.state = now
-        elif now != self.state:
-            raise changed_under_scan(self.file)
+        if self.file.is_local:
+            self.state = check_state(self.file, handle.fileno(), self.state)
 
     def check_unchanged(self) -> None:
         """An input error if the file is not as it was (see :class:`Task`'s state)."""
@@ -365,9 +360,6 @@ def run_ordered(tasks: list[Task], fn: Callable[[Task], TaskResult], threads: in
         for t in tasks:
             yield fn(t)
         return
-    window = 2 * threads
-    pending: deque[Future[_Done]] = deque()
-
     def run(group: list[Task]) -> _Done:
         done: list[TaskResult] = []
         try:
@@ -377,17 +369,12 @@ def run_ordered(tasks: list[Task], fn: Callable[[Task], TaskResult], threads: in
             return _Done(done, exc)
         return _Done(done, None)
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="datahygiene") as pool:
-        try:
-            for group in _groups(tasks):
-                pending.append(pool.submit(run, group))
-                if len(pending) >= window:
-                    yield from pending.popleft().result().results()
-            while pending:
-                yield from pending.popleft().result().results()
-        finally:
-            for fut in pending:
-                fut.cancel()
+    # at most 2 x threads jobs handed over and not yet taken back; closing the
+    # generator (the caller stopped) cancels those not started
+    with (ThreadPoolExecutor(threads, thread_name_prefix="datahygiene") as pool,
+          contextlib.closing(in_order(pool, run, _groups(tasks), ahead=2 * threads)) as jobs):
+        for job in jobs:
+            yield from job.results()
 
 
 # A job for the pool: consecutive tasks up to this many rows (or tasks) in all.
