@@ -6,6 +6,7 @@ report necessarily points at matched items. They never submit anything anywhere.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,17 @@ import numpy as np
 import pyarrow as pa
 
 from datahygiene.utf8 import decode_utf8
+
+
+def write_owner_only(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path``, created owner-only (0600) whatever the umask: a
+    report points at matched items, and a file made readable by others under the
+    umask stays so if the directory around it is ever copied or opened up."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        fh.write(data)
+    return path
 
 
 def records(table: pa.Table) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datahygiene.engines.local import default_threads
-from datahygiene.reporters.base import Reporter, RowDetails, records
+from datahygiene.reporters.base import Reporter, RowDetails, records, write_owner_only
 from datahygiene.reporters.summary import RETENTION
 
 INCIDENT_TYPE = "Child Pornography (possession, manufacture, and distribution)"
@@ -243,6 +243,6 @@ class CyberTiplineReporter(Reporter):
         stub = build_stub(exclusions, run, details)
         xml_path = directory / "cybertipline-stub.xml"
         json_path = directory / "cybertipline-stub.json"
-        xml_path.write_bytes(_xml(stub))
-        json_path.write_text(json.dumps(stub, indent=2, sort_keys=True) + "\n")
+        write_owner_only(xml_path, _xml(stub))
+        write_owner_only(json_path, (json.dumps(stub, indent=2, sort_keys=True) + "\n").encode())
         return [xml_path, json_path]

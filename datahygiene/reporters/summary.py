@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from datahygiene.reporters.base import Reporter, RowDetails
+from datahygiene.reporters.base import Reporter, RowDetails, write_owner_only
 
 RETENTION = (
     "Keep this file only as long as your legal duty to report and your records policy "
@@ -47,9 +47,7 @@ class SummaryReporter(Reporter):
         for r in d:
             lines.append(f"| {r['decision']} | {_cell(r['key'])} | {_cell(r['source_file'])} | "
                          f"{r['row_index']} | {', '.join(r['reasons'])} |")
-        path = directory / "summary.md"
-        path.write_text("\n".join(lines) + "\n")
-        return [path]
+        return [write_owner_only(directory / "summary.md", ("\n".join(lines) + "\n").encode())]
 
 
 def _cell(text: str) -> str:
