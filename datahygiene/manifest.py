@@ -15,9 +15,10 @@ import posixpath
 import stat
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import blake3
@@ -45,6 +46,9 @@ class InputFile:
     # with its directories resolved (symlinks, "..") and its own name kept; elsewhere
     # the filesystem's path. Never holds "..".
     where: str = ""
+    # a remote file's size and version as the listing that found it told them (see
+    # remote_state); None for a local file, or where the listing told none
+    listed: FileState | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -117,7 +121,7 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
             listed = list(in_order(pool, _list_spec, specs))
     else:
         listed = [_list_spec(s) for s in specs]
-    for spec, (fs, fs_path, found, is_glob) in zip(specs, listed, strict=True):
+    for spec, (fs, fs_path, found, is_glob, infos) in zip(specs, listed, strict=True):
         protocol = spec.split("://", 1)[0] + "://" if "://" in spec else ""
         local = isinstance(fs, LocalFileSystem)
         for p in found:
@@ -141,7 +145,7 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
                 where, shown, key = p, protocol + p, (protocol, p)
             prev = out.get(key)
             if prev is None or (len(shown), shown) < (len(prev.path), prev.path):
-                out[key] = InputFile(shown, fs, p, where)
+                out[key] = InputFile(shown, fs, p, where, infos.get(p))
     return sorted(out.values(), key=lambda f: f.path)
 
 
@@ -210,9 +214,10 @@ def _check_glob_dirs(pattern: str) -> None:
             dirnames[:] = []
 
 
-def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
-    """The filesystem, its path, the parquet files one manifest argument names, and
-    whether the argument was read as a glob.
+def _list_spec(spec: str) -> tuple[Any, str, list[str], bool, dict[str, FileState | None]]:
+    """The filesystem, its path, the parquet files one manifest argument names,
+    whether the argument was read as a glob, and the remote files' states as the
+    listing told them (:func:`info_state`: their footers and digests need not ask).
     A filesystem whose package is missing (``s3://`` without s3fs) or that cannot be
     reached is a one-line input error, not a traceback."""
     try:
@@ -223,19 +228,29 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
         raise InputError(f"{spec}: not a usable path or URL ({_short(exc)})") from None
     try:
         # a path that exists is taken literally, even with a "[" or "*" in its name
+        local = isinstance(fs, LocalFileSystem)
+        infos: dict[str, FileState | None] = {}
         is_glob = any(ch in fs_path for ch in _GLOB_CHARS) and not fs.exists(fs_path)
         if is_glob:
-            if isinstance(fs, LocalFileSystem):
+            if local:
                 _check_glob_dirs(fs_path)
-            found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))
+                found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))
+            else:
+                infos = _files_listed(fs.glob(fs_path, detail=True), lambda p: True)
+                found = sorted(infos)
             if not found:
                 raise InputError(f"{spec}: no files match this pattern")
         elif fs.isdir(fs_path):
-            found = (_walk_local(fs_path) if isinstance(fs, LocalFileSystem)
-                     else sorted(p for p in fs.find(fs_path) if _is_parquet_name(p)))
+            if local:
+                found = _walk_local(fs_path)
+            else:
+                infos = _files_listed(fs.find(fs_path, detail=True), _is_parquet_name)
+                found = sorted(infos)
             if not found:
                 raise InputError(f"{spec}: directory holds no .parquet files")
-        elif fs.isfile(fs_path):
+        elif not local and (info := _file_info(fs, fs_path)) is not None:
+            found, infos = [fs_path], {fs_path: info_state(info)}
+        elif local and fs.isfile(fs_path):
             found = [fs_path]
         elif fs.exists(fs_path):  # a FIFO, socket or device: as in a directory (_walk_local)
             raise InputError(f"{spec}: not a regular file")
@@ -247,7 +262,24 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool]:
         raise InputError(f"{spec}: permission denied") from None
     except Exception as exc:  # a remote filesystem's own errors: network, auth, quota
         raise InputError(f"{spec}: cannot list ({type(exc).__name__}: {_short(exc)})") from None
-    return fs, fs_path, found, is_glob
+    return fs, fs_path, found, is_glob, infos
+
+
+def _files_listed(listing: dict[str, dict[str, Any]], keep: Callable[[str], bool]
+                  ) -> dict[str, FileState | None]:
+    """The files of a detailed fsspec listing that ``keep`` takes, with their states."""
+    return {p: info_state(info) for p, info in listing.items()
+            if info.get("type") == "file" and keep(p)}
+
+
+def _file_info(fs: Any, path: str) -> dict[str, Any] | None:
+    """``fs.info(path)`` when it names a file, else None (as ``fs.isfile`` answers,
+    which asks the same and drops the answer)."""
+    try:
+        info = fs.info(path)
+    except Exception:  # as fs.isfile: not there, or not to be asked
+        return None
+    return info if info.get("type") == "file" else None
 
 
 def _local_display(spec: str, fs_path: str, found: str, is_glob: bool) -> str:
@@ -285,7 +317,9 @@ def _relative(found: str, directory: str) -> str:
 # What tells that a local file's bytes changed without reading them again: its size
 # and modification time (ns), as a list file's are checked (datahygiene/lists/text.py).
 # Not the inode or the change time: FUSE mounts of object storage can number a file
-# anew, or give its change time as now, between two looks at an unchanged file.
+# anew, or give its change time as now, between two looks at an unchanged file. A
+# remote file's: its size and a number standing for the version its filesystem
+# reports (an entity tag, else a modification time: info_state).
 FileState = tuple[int, int]
 
 
@@ -303,22 +337,74 @@ def check_state(f: InputFile, fd: int, state: FileState | None) -> FileState:
 
 
 def path_state(f: InputFile) -> FileState | None:
-    """A local input's :data:`FileState` now; None for other filesystems, or when
-    the file cannot be looked at (its reader says why)."""
+    """An input's :data:`FileState` now (a remote one's from its filesystem, asked
+    afresh: :func:`remote_state`); None when the file cannot be looked at (its reader
+    says why) or its filesystem tells no version of it."""
     if not f.is_local:
-        return None
+        return remote_state(f, fresh=True)
     try:
         return file_state(os.stat(f.fs_path))
     except OSError:
         return None
 
 
+# What tells a remote file's version, in the order tried, among what fsspec
+# filesystems report for a file: an entity tag (S3, GCS, Azure, HTTP servers that
+# send one), a generation or version id, a git blob id (the Hugging Face Hub), else a
+# modification time (HTTP's Last-Modified, S3's LastModified) or a creation time
+# (fsspec's in-memory filesystem).
+_VERSION_FIELDS = ("ETag", "etag", "generation", "VersionId", "version_id", "blob_id",
+                   "LastModified", "Last-Modified", "last_modified", "updated", "mtime",
+                   "modified", "created")
+
+
+def info_state(info: dict[str, Any]) -> FileState | None:
+    """A remote file's :data:`FileState` from its filesystem's ``info``: its size and
+    a 64-bit number standing for its version (:data:`_VERSION_FIELDS`); None when
+    the filesystem tells no size or no version."""
+    size = info.get("size")
+    tag = next((info[k] for k in _VERSION_FIELDS if info.get(k) not in (None, "")), None)
+    if size is None or tag is None:
+        return None
+    # a time comes as a number from one call and a datetime from another (fsspec's
+    # in-memory filesystem: its listing and its info): compared in microseconds
+    if isinstance(tag, datetime):
+        tag = tag.timestamp()
+    if isinstance(tag, int | float):
+        tag = round(tag * 1_000_000)
+    digest = hashlib.sha256(f"{type(tag).__name__}:{tag}".encode()).digest()
+    return int(size), int.from_bytes(digest[:8], "little", signed=True)
+
+
+def remote_state(f: InputFile, fresh: bool = False) -> FileState | None:
+    """A remote input's :data:`FileState`: as the listing that found it told it (no
+    round trip), else as its filesystem tells it now (one). ``fresh``: asked now, past
+    any listing the filesystem keeps. None when the filesystem tells no size or
+    version, or cannot be asked (its reader says why)."""
+    if not fresh and f.listed is not None:
+        return f.listed
+    try:
+        if fresh:
+            f.fs.invalidate_cache(f.fs_path)
+        return info_state(f.fs.info(f.fs_path))
+    except Exception:  # unreachable, gone: the reads report it
+        return None
+
+
+def check_remote(f: InputFile, state: FileState | None) -> None:
+    """:func:`changed_under_scan`'s error when a remote input's version now differs
+    from ``state`` (its footer's): one round trip. Nothing to check without a state."""
+    if state is not None and remote_state(f, fresh=True) != state:
+        raise changed_under_scan(f)
+
+
 def changed_under_scan(f: InputFile) -> InputError:
-    """The error for an input whose size or modification time differs between the
-    scan's reads of it (footer, input digest, pages): its digest in run.json would not
-    be of the bytes scanned."""
-    return InputError(f"{f.path}: changed while the scan read it (its size or modification "
-                      "time differs between reads); scan it again once nothing writes to it")
+    """The error for an input whose size or modification time (a remote one's size or
+    version) differs between the scan's reads of it (footer, input digest, pages): its
+    digest in run.json would not be of the bytes scanned."""
+    what = "size or modification time" if f.is_local else "size or version (its storage's tag)"
+    return InputError(f"{f.path}: changed while the scan read it (its {what} differs between "
+                      "reads); scan it again once nothing writes to it")
 
 
 # Bytes read from a file's end, to get its footer in one read: on object storage a
@@ -355,8 +441,8 @@ class Footer:
     # statistics; None where a row group with rows does not record its null count
     null_counts: dict[str, int | None] = field(repr=False)
     _parsed: pq.FileMetaData | None = field(default=None, repr=False, compare=False)
-    # a local file's size and modification time as its footer was read (see
-    # changed_under_scan); None elsewhere
+    # the file's size and modification time (a remote file's size and version) as its
+    # footer was read (see changed_under_scan); None where its filesystem tells none
     state: FileState | None = None
 
     @property
@@ -435,8 +521,14 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
     the columns whose nulls to count; ``schemas``: Arrow schemas met before, to share
     (inputs written alike have the same, metadata included)."""
     state: FileState | None = None
+    size_known: int | None = None
+    if not f.is_local:
+        # its version as the file is first read (from the listing that found it, if
+        # any: no round trip); its size then spares the open the round trip for it
+        state = remote_state(f)
+        size_known = state[0] if state is not None else None
     try:
-        with f.open() as fh:
+        with f.open(size_known) as fh:
             if f.is_local:
                 state = check_state(f, fh.fileno(), None)
             size = fh.seek(0, os.SEEK_END)
@@ -451,13 +543,15 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
             if flen + 8 > len(tail):
                 fh.seek(size - 8 - flen)
                 tail = fh.read(flen + 8)
-            if state is not None:
+            if state is not None and f.is_local:
                 check_state(f, fh.fileno(), state)
         footer = bytes(tail[-(flen + 8):])
         metadata = _parse_footer(footer)
     except InputError:  # changed while read
         raise
     except Exception:
+        if not f.is_local:
+            check_remote(f, state)  # replaced since it was listed: say so
         open_parquet(f)  # raises the one-line error a reader gives for this file
         raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
                          ) from None
@@ -660,7 +754,8 @@ def new_digest(algorithm: str) -> Any:
     raise ValueError(f"unknown input digest {algorithm!r}; known: {', '.join(INPUT_DIGESTS)}")
 
 
-def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20) -> tuple[str, int]:
+def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20,
+                size: int | None = None) -> tuple[str, int]:
     """``ALGORITHM:HEX`` digest of a file's bytes (coverage evidence), and its size.
 
     SHA-256 by default: it is the digest sources publish (Hugging Face's LFS object
@@ -678,7 +773,7 @@ def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20) -
     while mapped ends the process with SIGBUS, and unmapping makes the kernel flush
     the other cores' address translations. Other filesystems are read into one reused
     buffer as well (a fresh bytes object per block cost its page faults again and
-    again)."""
+    again); ``size``, a remote file's size if known, spares the open a round trip."""
     h = new_digest(algorithm)
     try:
         if f.is_local:
@@ -692,10 +787,10 @@ def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20) -
                     h.update(part)
                     got += len(part)
             return f"{algorithm}:{h.hexdigest()}", size
-        size = 0
+        known, size = size, 0
         buf = bytearray(chunk)
         view = memoryview(buf)
-        with f.open() as fh:
+        with f.open(known) as fh:
             while True:
                 n = fh.readinto(buf) if hasattr(fh, "readinto") else None
                 if n is None:  # a file object without readinto
@@ -721,10 +816,11 @@ class InputDigests:
     held them all from its start (20 MB for 20,000 inputs). A digest that fails is
     kept as its error, raised to whoever asks for it; the others go on.
 
-    A local input's size and modification time are looked at before and after its
-    digest, and held against what they were when its footer was read (:meth:`expect`):
-    a file that changed meanwhile has the error :func:`changed_under_scan` for its
-    digest, which would not be of the bytes the scan read."""
+    An input's size and modification time (a remote one's size and version) are
+    looked at before and after its digest, and held against what they were when its
+    footer was read (:meth:`expect`): a file that changed meanwhile has the error
+    :func:`changed_under_scan` for its digest, which would not be of the bytes the
+    scan read."""
 
     def __init__(self, files: list[InputFile], algorithm: str) -> None:
         self._files, self._algorithm = files, algorithm
@@ -766,9 +862,12 @@ class InputDigests:
 
     def _one(self, f: InputFile) -> tuple[Any, FileState | None]:
         """``f``'s digest (or its error) and its state before the digest was taken."""
-        before = path_state(f)
+        # a remote file's version as first seen (from the listing that found it, as
+        # its footer's was: no round trip), then asked afresh once it is read
+        before = path_state(f) if f.is_local else remote_state(f)
         try:
-            got: tuple[str, int] | Exception = digest_file(f, self._algorithm)
+            got: tuple[str, int] | Exception = digest_file(
+                f, self._algorithm, size=before[0] if before is not None else None)
         except Exception as exc:
             got = exc
         if before is not None and path_state(f) != before and not isinstance(got, Exception):
@@ -786,8 +885,8 @@ class InputDigests:
             self._cond.notify_all()
 
     def expect(self, states: list[FileState | None]) -> None:
-        """Each input's state when its footer was read (None where not local): a
-        digest of a file in another state is that input's error."""
+        """Each input's state when its footer was read (None where its filesystem
+        tells none): a digest of a file in another state is that input's error."""
         expected = np.array([s if s is not None else (-1, -1) for s in states], dtype=np.int64)
         with self._cond:
             self._expected = expected.reshape(len(states), 2)

@@ -149,9 +149,9 @@ def test_a_digest_taken_after_the_states_are_known_is_checked_as_it_comes(
     real = manifest.digest_file
     release = threading.Event()
 
-    def held(f: manifest.InputFile, algorithm: str) -> tuple[str, int]:
+    def held(f: manifest.InputFile, algorithm: str, **kw: Any) -> tuple[str, int]:
         release.wait(5)
-        return real(f, algorithm)
+        return real(f, algorithm, **kw)
 
     monkeypatch.setattr(manifest, "digest_file", held)
     digests = manifest.InputDigests(files, "sha256")
@@ -170,8 +170,8 @@ def test_a_file_written_while_it_is_digested_is_an_error(tmp_path: Path,
     files = _files(tmp_path, 1)
     real = manifest.digest_file
 
-    def then_write(f: manifest.InputFile, algorithm: str) -> tuple[str, int]:
-        got = real(f, algorithm)
+    def then_write(f: manifest.InputFile, algorithm: str, **kw: Any) -> tuple[str, int]:
+        got = real(f, algorithm, **kw)
         _touch_later(Path(f.fs_path))
         return got
 

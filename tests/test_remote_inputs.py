@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from datahygiene.config import ScanConfig
+from datahygiene.errors import InputError
 from datahygiene.lists.spec import ListSpec
 from datahygiene.scan import run_scan
 
@@ -127,6 +128,8 @@ class _RangeFiles:
                     self.send_response(status)
                     self.send_header("Content-Length", str(end - start + 1))
                     self.send_header("Accept-Ranges", "bytes")
+                    st = path.stat()  # an entity tag as static servers make one (nginx)
+                    self.send_header("ETag", f'"{st.st_mtime_ns:x}-{st.st_size:x}"')
                     if status == 206:
                         self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                     self.end_headers()
@@ -213,7 +216,7 @@ class _Overlap:
         self.fn, self.now, self.most = fn, 0, 0
         self._lock = threading.Lock()
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         import time
 
         with self._lock:
@@ -221,7 +224,7 @@ class _Overlap:
             self.most = max(self.most, self.now)
         try:
             time.sleep(0.02)  # a round trip
-            return self.fn(*args)
+            return self.fn(*args, **kwargs)
         finally:
             with self._lock:
                 self.now -= 1
@@ -310,3 +313,88 @@ def test_remote_inputs_get_more_threads_by_default(make_synth: Any, tmp_path: Pa
             assert res.summary["rows"]["excluded"] == 2
     finally:
         fs.rm("/dh-threads", recursive=True)
+
+
+def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP server's entity tag stands for the file's version: one that differs
+    after a task's reads from when the URL was looked up fails the run on that input
+    (exit 3 from the command line), as a local file written meanwhile does."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    import os
+
+    import datahygiene.scan as scan
+
+    truth = make_synth("http", rows=1000, files=2, list_size=50, planted=3, seed=6)
+    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
+    real = scan.plan_tasks
+
+    def then(*args: Any) -> Any:
+        st = os.stat(paths[1])  # the same bytes written again: a later time, a new tag
+        os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+        return real(*args)
+
+    monkeypatch.setattr(scan, "plan_tasks", then)
+    server = _RangeFiles(paths[0].parent)
+    try:
+        out = tmp_path / "out"
+        with pytest.raises(InputError, match=rf"/{paths[1].name}: changed while the scan read it"):
+            run_scan(ScanConfig(manifests=[f"{server.url}/{p.name}" for p in paths],
+                                lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                                out=str(out)))
+        assert not (out / "run.json").exists()
+    finally:
+        server.close()
+
+
+def test_a_looked_up_url_is_not_asked_its_size_again(make_synth: Any) -> None:
+    """The lookup's answer (size and entity tag) serves the footer's read and the
+    digest: each reads the file without first asking about it."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    from datahygiene import manifest
+
+    truth = make_synth("http", rows=500, files=1, list_size=10, planted=1, seed=2)
+    path = next(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(path.parent)
+    try:
+        f = manifest.resolve_manifests([f"{server.url}/{path.name}"])[0]
+        assert f.listed is not None and f.listed[0] == path.stat().st_size
+        asked = server.requests
+        footer = manifest.read_footer(f)
+        assert server.requests == asked + 1  # the footer's bytes only
+        assert footer.state == f.listed == manifest.remote_state(f, fresh=True)
+        asked = server.requests
+        digests = manifest.InputDigests([f], "sha256")
+        digests.close()
+        assert digests.result(0)[0] == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        assert server.requests == asked + 2  # the bytes, then the version asked again
+    finally:
+        server.close()
+
+
+def test_an_in_memory_file_written_again_after_its_footer_is_an_error(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any fsspec filesystem that tells a version (here the in-memory one's creation
+    time) is checked the same way."""
+    import datahygiene.scan as scan
+
+    truth = make_synth("mem", rows=600, files=2, list_size=20, planted=2, seed=7)
+    fs = fsspec.filesystem("memory")
+    names = []
+    for p in sorted(Path(truth["manifest"]).glob("*.parquet")):
+        fs.pipe(f"/dh-changed/{p.name}", p.read_bytes())
+        names.append(p.name)
+    real = scan.plan_tasks
+
+    def then(*args: Any) -> Any:
+        fs.pipe(f"/dh-changed/{names[0]}", fs.cat(f"/dh-changed/{names[0]}"))
+        return real(*args)
+
+    monkeypatch.setattr(scan, "plan_tasks", then)
+    try:
+        with pytest.raises(InputError, match=rf"{names[0]}: changed while the scan read it"):
+            run_scan(ScanConfig(manifests=["memory:///dh-changed"],
+                                lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                                out=str(tmp_path / "out")))
+    finally:
+        fs.rm("/dh-changed", recursive=True)

@@ -29,6 +29,7 @@ from datahygiene.manifest import (
     Footer,
     InputFile,
     LocalFile,
+    check_remote,
     check_state,
     in_order,
     open_input,
@@ -51,8 +52,9 @@ class Task:
     row_group: int
     row_offset: int
     rows: int
-    # the file's size and modification time when its footer was read (local files):
-    # the task's reads must find the same (manifest.changed_under_scan)
+    # the file's size and modification time (a remote file's size and version) when
+    # its footer was read: the task's reads must find the same
+    # (manifest.changed_under_scan)
     state: FileState | None = None
 
 
@@ -143,8 +145,13 @@ class _Source:
             self.state = check_state(self.file, handle.fileno(), self.state)
 
     def check_unchanged(self) -> None:
-        """An input error if the file is not as it was (see :class:`Task`'s state)."""
-        self._check_state(self.handle)
+        """An input error if the file is not as it was (see :class:`Task`'s state): a
+        remote file's version is asked for once, after the task's reads (a round trip,
+        where checking at the open too would cost a second)."""
+        if self.file.is_local:
+            self._check_state(self.handle)
+        else:
+            check_remote(self.file, self.state)
 
     @property
     def reader(self) -> pq.ParquetFile:

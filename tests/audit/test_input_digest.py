@@ -207,10 +207,10 @@ def test_input_digests_come_in_order_and_one_that_fails_does_not_stop_the_others
     started, release = threading.Event(), threading.Event()
     real = manifest.digest_file
 
-    def slow(f: manifest.InputFile, algorithm: str) -> tuple[str, int]:
+    def slow(f: manifest.InputFile, algorithm: str, **kw: Any) -> tuple[str, int]:
         started.set()
         release.wait(5)
-        return real(f, algorithm)
+        return real(f, algorithm, **kw)
 
     monkeypatch.setattr(manifest, "digest_file", slow)
     digests = manifest.InputDigests([files[0], files[2], files[3]], "sha256")
