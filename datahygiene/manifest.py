@@ -376,6 +376,33 @@ def info_state(info: dict[str, Any]) -> FileState | None:
     return int(size), int.from_bytes(digest[:8], "little", signed=True)
 
 
+# Per filesystem object, a twin that keeps no listings (see _uncached), with the
+# filesystem itself, so that its id is not reused while the entry stands.
+_UNCACHED: dict[int, tuple[Any, Any]] = {}
+_UNCACHED_LOCK = threading.Lock()
+
+
+def _uncached(fs: Any) -> Any:
+    """A twin of ``fs`` that keeps no listings, or None where ``fs`` keeps none (or
+    cannot be made again from its options): asked about a file, it asks the storage,
+    and ``fs``'s own listings -- which spare its reads the request for a file's size
+    and version (s3fs: one per file opened) -- stay as they are. Dropping them from
+    ``fs`` instead cost every later read of the directory's files that request."""
+    if not getattr(fs, "dircache", None):
+        return None
+    with _UNCACHED_LOCK:
+        entry = _UNCACHED.get(id(fs))
+        if entry is None or entry[0] is not fs:
+            try:
+                twin = type(fs)(*getattr(fs, "storage_args", ()),
+                                **{**fs.storage_options, "use_listings_cache": False,
+                                   "skip_instance_cache": True})
+            except Exception:  # options it will not take again: drop its listings instead
+                twin = None
+            entry = _UNCACHED[id(fs)] = (fs, twin)
+    return entry[1]
+
+
 def remote_state(f: InputFile, fresh: bool = False) -> FileState | None:
     """A remote input's :data:`FileState`: as the listing that found it told it (no
     round trip), else as its filesystem tells it now (one). ``fresh``: asked now, past
@@ -384,9 +411,12 @@ def remote_state(f: InputFile, fresh: bool = False) -> FileState | None:
     if not fresh and f.listed is not None:
         return f.listed
     try:
+        fs = f.fs
         if fresh:
-            f.fs.invalidate_cache(f.fs_path)
-        return info_state(f.fs.info(f.fs_path))
+            fs = _uncached(f.fs) or f.fs
+            if fs is f.fs:
+                fs.invalidate_cache(f.fs_path)
+        return info_state(fs.info(f.fs_path))
     except Exception:  # unreachable, gone: the reads report it
         return None
 

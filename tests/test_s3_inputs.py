@@ -162,6 +162,9 @@ def test_a_task_asks_the_version_once_after_its_reads(s3: Any, make_synth: Any,
         source.handle.read(4)
         source.check_unchanged()
         assert asked == [True]
+        # asked past the listing, which stays: it spares the other files' reads the
+        # request s3fs makes for a file's details
+        assert "dh-test/manifest" in f.fs.dircache
         _replace(s3, f.fs_path)
         with pytest.raises(InputError, match=CHANGED):
             source.check_unchanged()
