@@ -62,16 +62,18 @@ class MemorySource(ListSource):
     def values(self) -> np.ndarray:
         return VALUES
 
+    def identity(self) -> ListIdentity:
+        return ListIdentity("synthetic", "memory", "1")
+
     def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        return [
-            HashList.from_parsed(
-                ListIdentity("synthetic", "memory", "1"),
-                "md5",
-                self.values(),
-                pa.array(self.refs()),
-                source="memory",
-            )
-        ]
+        built = HashList.from_parsed(
+            self.identity(), "md5", self.values(), pa.array(self.refs()), source="memory"
+        )
+        return [self.alter(built)]
+
+    def alter(self, hl: HashList) -> HashList:
+        """The hook the broken sources below override: the list as loaded."""
+        return hl
 
 
 class DescribeLeaks(MemorySource):
@@ -100,51 +102,36 @@ class NotDeterministic(MemorySource):
 
 
 class Unsorted(MemorySource):
-    def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        (hl,) = super().load(spec, registry)
-        return [HashList(hl.identity, "md5", hl.values[::-1].copy(), pa.array(self.refs()))]
+    def alter(self, hl: HashList) -> HashList:
+        return HashList(hl.identity, "md5", hl.values[::-1].copy(), pa.array(self.refs()))
 
 
 class WrongWidth(MemorySource):
-    def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        return [
-            HashList.from_parsed(
-                ListIdentity("synthetic", "memory", "1"),
-                "md5",
-                np.ascontiguousarray(VALUES[:, :15]),
-                pa.array(self.refs()),
-            )
-        ]
+    def values(self) -> np.ndarray:
+        return np.ascontiguousarray(VALUES[:, :15])
 
 
 class StaleFingerprint(MemorySource):
-    def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        (hl,) = super().load(spec, registry)
+    def alter(self, hl: HashList) -> HashList:
         hl._fingerprint = "sha256:" + "0" * 64
-        return [hl]
+        return hl
 
 
 class StatsLeak(MemorySource):
-    def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        (hl,) = super().load(spec, registry)
+    def alter(self, hl: HashList) -> HashList:
         hl.stats["first_bad_entry"] = HEX[5]
-        return [hl]
+        return hl
 
 
 class StatsNotJSON(MemorySource):
-    def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        (hl,) = super().load(spec, registry)
+    def alter(self, hl: HashList) -> HashList:
         hl.stats["raw"] = b"\x00"
-        return [hl]
+        return hl
 
 
 class NoVersion(MemorySource):
-    def load(self, spec: ListSpec, registry: Registry) -> list[HashList]:
-        return [
-            HashList.from_parsed(
-                ListIdentity("synthetic", "memory", ""), "md5", VALUES, pa.array(self.refs())
-            )
-        ]
+    def identity(self) -> ListIdentity:
+        return ListIdentity("synthetic", "memory", "")
 
 
 class Empty(MemorySource):
@@ -236,54 +223,46 @@ class MemorySync(MemorySource, SyncingSource):
 
     def pages(self, start: int) -> Iterator[SyncPage]:
         for w in range(start, len(WINDOWS)):
-            yield SyncPage(list(WINDOWS[w]), checkpoint={"next": w + 1}, progress=f"window {w + 1}")
+            yield from self.sent(SyncPage(list(WINDOWS[w]), {"next": w + 1}, f"window {w + 1}"))
+
+    def sent(self, page: SyncPage) -> list[SyncPage]:
+        """The hook the broken syncs below override: what goes out for one window."""
+        return [page]
 
     def sync(self, config: dict[str, Any], checkpoint: dict[str, Any] | None) -> Any:
         return self.pages(checkpoint["next"] if checkpoint else 0)
 
 
 class SkipsAWindow(MemorySync):
-    def pages(self, start: int) -> Iterator[SyncPage]:
-        for page in super().pages(start):  # the checkpoint names the window after next
-            yield SyncPage(page.updates, {"next": page.checkpoint["next"] + 1} if page.checkpoint else None)
+    def sent(self, page: SyncPage) -> list[SyncPage]:  # the checkpoint names the window after next
+        return [SyncPage(page.updates, {"next": page.checkpoint["next"] + 1} if page.checkpoint else None)]
 
 
 class CommitsEarly(MemorySync):
-    def pages(self, start: int) -> Iterator[SyncPage]:
-        for page in super().pages(start):  # the checkpoint goes out before the window's entries
-            yield SyncPage([], page.checkpoint)
-            yield SyncPage(page.updates)
+    def sent(self, page: SyncPage) -> list[SyncPage]:  # the checkpoint goes before the window's entries
+        return [SyncPage([], page.checkpoint), SyncPage(page.updates)]
 
 
 class CheckpointLeaks(MemorySync):
-    def pages(self, start: int) -> Iterator[SyncPage]:
-        for page in super().pages(start):
-            yield SyncPage(
-                page.updates, {**(page.checkpoint or {}), "last": page.updates[-1].fingerprints.get("md5")}
-            )
+    def sent(self, page: SyncPage) -> list[SyncPage]:
+        last = page.updates[-1].fingerprints.get("md5")
+        return [SyncPage(page.updates, {**(page.checkpoint or {}), "last": last})]
 
 
 class ProgressLeaks(MemorySync):
-    def pages(self, start: int) -> Iterator[SyncPage]:
-        for page in super().pages(start):
-            yield SyncPage(page.updates, page.checkpoint, f"read {len(page.updates)}, last {HEX[0]}")
+    def sent(self, page: SyncPage) -> list[SyncPage]:
+        return [SyncPage(page.updates, page.checkpoint, f"read {len(page.updates)}, last {HEX[0]}")]
 
 
 class NeverCommits(MemorySync):
-    def pages(self, start: int) -> Iterator[SyncPage]:
-        for page in super().pages(start):
-            yield SyncPage(page.updates)
+    def sent(self, page: SyncPage) -> list[SyncPage]:
+        return [SyncPage(page.updates)]
 
 
 class CheckpointNotJSON(MemorySync):
-    def pages(self, start: int) -> Iterator[SyncPage]:
-        for page in super().pages(start):
-            yield SyncPage(
-                page.updates,
-                {"next": page.checkpoint["next"], "at": datetime.datetime.now(datetime.UTC)}
-                if page.checkpoint
-                else None,
-            )
+    def sent(self, page: SyncPage) -> list[SyncPage]:
+        at = {"at": datetime.datetime.now(datetime.UTC)}
+        return [SyncPage(page.updates, {"next": page.checkpoint["next"], **at} if page.checkpoint else None)]
 
 
 class YieldsDicts(MemorySync):
@@ -362,10 +341,14 @@ class MemoryService(MatchService):
 
     def answer(self, item: bytes) -> ServiceResult:
         if item.startswith(b"MATCH"):
-            return ServiceResult("match", ("E-104",), details={"lists": ("memory/test",)})
+            return self.alter(item, ServiceResult("match", ("E-104",), details={"lists": ("memory/test",)}))
         if item.startswith(b"BAD"):
-            return ServiceResult("unverified", reason="not-an-image")
-        return ServiceResult("no-match")
+            return self.alter(item, ServiceResult("unverified", reason="not-an-image"))
+        return self.alter(item, ServiceResult("no-match"))
+
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
+        """The hook the broken services below override: the answer for one item."""
+        return res
 
     def match(self, items: Sequence[bytes]) -> list[ServiceResult]:
         self.stats["requests"] += len(items)
@@ -378,47 +361,35 @@ class FewerResults(MemoryService):
 
 
 class UnknownStatus(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
-        res = super().answer(item)
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
         return ServiceResult("clean") if res.status == "no-match" else res
 
 
 class NoReason(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
-        res = super().answer(item)
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
         return ServiceResult("unverified") if res.status == "unverified" else res
 
 
 class MatchWithoutRefs(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
-        res = super().answer(item)
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
         return ServiceResult("match") if res.status == "match" else res
 
 
 class RefIsTheItemDigest(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
-        res = super().answer(item)
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
         return ServiceResult("match", (hashlib.md5(item).hexdigest(),)) if res.status == "match" else res
 
 
 class ReasonQuotesTheItem(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
-        res = super().answer(item)
-        return (
-            ServiceResult("unverified", reason=f"bad {hashlib.sha256(item).hexdigest()}")
-            if res.status == "unverified"
-            else res
-        )
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
+        bad = ServiceResult("unverified", reason=f"bad {hashlib.sha256(item).hexdigest()}")
+        return bad if res.status == "unverified" else res
 
 
 class ListsDoNotMatchRefs(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
-        res = super().answer(item)
-        return (
-            ServiceResult("match", ("E-1", "E-2"), details={"lists": ("memory/test",)})
-            if res.status == "match"
-            else res
-        )
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
+        two = ServiceResult("match", ("E-1", "E-2"), details={"lists": ("memory/test",)})
+        return two if res.status == "match" else res
 
 
 class HeavyPickle(MemoryService):
@@ -460,7 +431,7 @@ class IgnoresWorkerStats(MemoryService):
 
 
 class SaysNoMatchToEverything(MemoryService):
-    def answer(self, item: bytes) -> ServiceResult:
+    def alter(self, item: bytes, res: ServiceResult) -> ServiceResult:
         return ServiceResult("no-match")
 
 
@@ -517,7 +488,15 @@ class HTTPService(MatchService):
         try:
             doc = self.post(item)
         except (OSError, ValueError):  # URLError, HTTPError, refused, not JSON
-            return ServiceResult("unverified", reason="service-unavailable")
+            return self.down(item)
+        return self.verdict(doc)
+
+    def down(self, item: bytes) -> ServiceResult:
+        """The answer when the backend cannot be reached or answers no JSON."""
+        return ServiceResult("unverified", reason="service-unavailable")
+
+    def verdict(self, doc: Any) -> ServiceResult:
+        """The answer for the backend's JSON document."""
         if not isinstance(doc, dict) or not isinstance(doc.get("match"), bool):
             return ServiceResult("unverified", reason="bad-response")
         return ServiceResult("match", (str(doc.get("ref")),)) if doc["match"] else ServiceResult("no-match")
@@ -527,35 +506,28 @@ class HTTPService(MatchService):
 
 
 class NoMatchWhenDown(HTTPService):
-    def answer(self, item: bytes) -> ServiceResult:
-        try:
-            doc = self.post(item)
-        except (OSError, ValueError):
-            return ServiceResult("no-match")  # "nothing matched"
+    def down(self, item: bytes) -> ServiceResult:
+        return ServiceResult("no-match")  # "nothing matched"
+
+    def verdict(self, doc: Any) -> ServiceResult:
         return ServiceResult("match", (str(doc["ref"]),)) if doc.get("match") else ServiceResult("no-match")
 
 
 class AnyAnswerIsAVerdict(HTTPService):
-    def answer(self, item: bytes) -> ServiceResult:
-        try:
-            doc = self.post(item)
-        except (OSError, ValueError):
-            return ServiceResult("unverified", reason="service-unavailable")
+    def verdict(self, doc: Any) -> ServiceResult:
         return ServiceResult("match", ("E",)) if doc.get("match") else ServiceResult("no-match")
 
 
-class RaisesRawErrors(HTTPService):
+class RaisesRawErrors(AnyAnswerIsAVerdict):
     def answer(self, item: bytes) -> ServiceResult:
-        doc = self.post(item)
-        return ServiceResult("match", ("E",)) if doc.get("match") else ServiceResult("no-match")
+        return self.verdict(self.post(item))  # URLError and the like escape
 
 
 class StopsNamingTheItem(HTTPService):
-    def answer(self, item: bytes) -> ServiceResult:
-        try:
-            self.post(item)
-        except OSError:
-            raise ServiceError(f"cannot send item {hashlib.sha1(item).hexdigest()}") from None
+    def down(self, item: bytes) -> ServiceResult:
+        raise ServiceError(f"cannot send item {hashlib.sha1(item).hexdigest()}") from None
+
+    def verdict(self, doc: Any) -> ServiceResult:
         return ServiceResult("no-match")
 
 
@@ -622,18 +594,24 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> ReporterInputs:
 
 
 class KeysReporter(Reporter):
-    """Writes the excluded rows' keys and URLs, one file, owner-only."""
+    """Writes the excluded rows' keys and URLs, one file, owner-only. The broken reporters
+    below override its hooks: ``save`` (how the file is written) and ``after`` (what is
+    done once it is, and what write() returns)."""
 
     name = "keys"
 
     def detail_columns(self, signals: list[dict[str, Any]]) -> list[str]:
         return ["url"]
 
-    def urls(self, exclusions: pa.Table, details: RowDetails | None) -> list[str]:
+    def looked_up(self, exclusions: pa.Table, details: RowDetails | None) -> list[tuple[Any, Any]]:
+        """Each excluded row and its details (None where not given)."""
         rows = exclusions.select(["source_file", "row_index"]).to_pylist()
         got = [details.lookup(r["source_file"], [r["row_index"]])[0] if details else None for r in rows]
+        return list(zip(rows, got, strict=True))
+
+    def urls(self, exclusions: pa.Table, details: RowDetails | None) -> list[str]:
         out = []
-        for r, rec in zip(rows, got, strict=True):
+        for r, rec in self.looked_up(exclusions, details):
             if rec is None:  # skipped on --resume: read it back
                 rec = pq.read_table(r["source_file"], columns=["url"]).slice(r["row_index"], 1).to_pylist()[0]
             out.append(str(rec.get("url")))
@@ -652,97 +630,49 @@ class KeysReporter(Reporter):
         *,
         details: RowDetails | None = None,
     ) -> list[Path]:
-        return [write_owner_only(directory / "keys.txt", self.text(exclusions, run, details))]
+        path = self.save(directory / "keys.txt", self.text(exclusions, run, details))
+        return self.after([path], exclusions, run, directory)
+
+    def save(self, path: Path, data: bytes) -> Path:
+        return write_owner_only(path, data)
+
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
+        return paths
 
 
 class WritesBesideItsDirectory(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
         write_owner_only(directory.parent / "copy.txt", b"x")
-        return super().write(exclusions, run, summary, directory, details=details)
+        return paths
 
 
 class WritesThroughDotDot(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
-        return [write_owner_only(directory / ".." / "keys.txt", b"x")]
+    def save(self, path: Path, data: bytes) -> Path:
+        return write_owner_only(path.parent / ".." / path.name, b"x")
 
 
 class ReturnsAPathOutside(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
-        return [
-            *super().write(exclusions, run, summary, directory, details=details),
-            Path(exclusions.column("source_file")[0].as_py())
-            if exclusions.num_rows
-            else directory / "keys.txt",
-        ]
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
+        scanned = rows.column("source_file")[0].as_py() if rows.num_rows else None
+        return [*paths, Path(scanned) if scanned else directory / "keys.txt"]
 
 
 class ReturnsALink(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
-        (path,) = super().write(exclusions, run, summary, directory, details=details)
-        link = directory / "latest.txt"
-        link.symlink_to(path)
-        return [path, link]
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
+        (directory / "latest.txt").symlink_to(paths[0])
+        return [*paths, directory / "latest.txt"]
 
 
 class HidesAFile(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
         write_owner_only(directory / "debug.txt", b"x")  # written, not returned: never sealed
-        return super().write(exclusions, run, summary, directory, details=details)
+        return paths
 
 
 class ReadableByOthers(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
-        path = directory / "keys.txt"
-        path.write_bytes(self.text(exclusions, run, details))  # 0666 less the umask: 0644
-        return [path]
+    def save(self, path: Path, data: bytes) -> Path:
+        path.write_bytes(data)  # 0666 less the umask: 0644
+        return path
 
 
 class StampsTheClock(KeysReporter):
@@ -758,36 +688,18 @@ class NeedsDetails(KeysReporter):
 
 class SkipsRowsWithoutDetails(KeysReporter):
     def urls(self, exclusions: pa.Table, details: RowDetails | None) -> list[str]:
-        rows = exclusions.select(["source_file", "row_index"]).to_pylist()
-        got = [details.lookup(r["source_file"], [r["row_index"]])[0] if details else None for r in rows]
-        return [str(rec.get("url")) for rec in got if rec is not None]
+        return [str(rec.get("url")) for _, rec in self.looked_up(exclusions, details) if rec is not None]
 
 
 class MarksTheRun(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
         run.setdefault("reports", []).append(self.name)
-        return super().write(exclusions, run, summary, directory, details=details)
+        return paths
 
 
 class ReturnsStrings(KeysReporter):
-    def write(
-        self,
-        exclusions: pa.Table,
-        run: dict[str, Any],
-        summary: dict[str, Any],
-        directory: Path,
-        *,
-        details: RowDetails | None = None,
-    ) -> list[Path]:
-        return [str(p) for p in super().write(exclusions, run, summary, directory, details=details)]  # type: ignore[misc]
+    def after(self, paths: list[Path], rows: pa.Table, run: dict[str, Any], directory: Path) -> list[Path]:
+        return [str(p) for p in paths]  # type: ignore[misc]
 
 
 class ColumnsAsATuple(KeysReporter):
