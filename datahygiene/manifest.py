@@ -337,9 +337,9 @@ def check_state(f: InputFile, fd: int, state: FileState | None) -> FileState:
 
 
 def path_state(f: InputFile) -> FileState | None:
-    """An input's :data:`FileState` now (a remote one's from its filesystem, asked
-    afresh: :func:`remote_state`); None when the file cannot be looked at (its reader
-    says why) or its filesystem tells no version of it."""
+    """An input's :data:`FileState` now (a remote one's asked afresh, which raises:
+    :func:`remote_state`); None when a local file cannot be looked at (its reader says
+    why) or a remote one's filesystem tells no version of it."""
     if not f.is_local:
         return remote_state(f, fresh=True)
     try:
@@ -405,20 +405,29 @@ def _uncached(fs: Any) -> Any:
 
 def remote_state(f: InputFile, fresh: bool = False) -> FileState | None:
     """A remote input's :data:`FileState`: as the listing that found it told it (no
-    round trip), else as its filesystem tells it now (one). ``fresh``: asked now, past
-    any listing the filesystem keeps. None when the filesystem tells no size or
-    version, or cannot be asked (its reader says why)."""
-    if not fresh and f.listed is not None:
-        return f.listed
+    round trip), else as its filesystem tells it now (one); None when the filesystem
+    tells no size or version, or cannot be asked (the reads that follow say why).
+
+    ``fresh``: asked now, past any listing the filesystem keeps, to be compared with
+    an earlier state: a file gone since is :func:`changed_under_scan`'s error, and a
+    storage that cannot be asked an input error saying so (never taken for a change)."""
+    if not fresh:
+        if f.listed is not None:
+            return f.listed
+        try:
+            return info_state(f.fs.info(f.fs_path))
+        except Exception:  # unreachable, gone: the reads report it
+            return None
+    fs = _uncached(f.fs) or f.fs
     try:
-        fs = f.fs
-        if fresh:
-            fs = _uncached(f.fs) or f.fs
-            if fs is f.fs:
-                fs.invalidate_cache(f.fs_path)
+        if fs is f.fs:
+            fs.invalidate_cache(f.fs_path)
         return info_state(fs.info(f.fs_path))
-    except Exception:  # unreachable, gone: the reads report it
-        return None
+    except FileNotFoundError:
+        raise changed_under_scan(f) from None
+    except Exception as exc:
+        raise InputError(f"{f.path}: cannot ask its storage whether it changed during the scan "
+                         f"({type(exc).__name__}: {_short(exc)})") from None
 
 
 def check_remote(f: InputFile, state: FileState | None) -> None:
@@ -580,8 +589,13 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
     except InputError:  # changed while read
         raise
     except Exception:
-        if not f.is_local:
-            check_remote(f, state)  # replaced since it was listed: say so
+        if not f.is_local and state is not None:  # replaced since it was listed: say so
+            try:
+                now = remote_state(f, fresh=True)
+            except InputError:  # gone, or not to be asked: the reader's error says what
+                now = state
+            if now != state:
+                raise changed_under_scan(f) from None
         open_parquet(f)  # raises the one-line error a reader gives for this file
         raise InputError(f"{f.path}: not a readable parquet file (its footer does not parse)"
                          ) from None
@@ -900,8 +914,12 @@ class InputDigests:
                 f, self._algorithm, size=before[0] if before is not None else None)
         except Exception as exc:
             got = exc
-        if before is not None and path_state(f) != before and not isinstance(got, Exception):
-            got = changed_under_scan(f)
+        if before is not None and not isinstance(got, Exception):
+            try:
+                if path_state(f) != before:
+                    got = changed_under_scan(f)
+            except InputError as exc:  # a remote storage that cannot be asked again
+                got = exc
         return got, before
 
     def _store(self, i: int, got: Any, before: FileState | None) -> None:

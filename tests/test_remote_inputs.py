@@ -398,3 +398,32 @@ def test_an_in_memory_file_written_again_after_its_footer_is_an_error(
                                 out=str(tmp_path / "out")))
     finally:
         fs.rm("/dh-changed", recursive=True)
+
+
+def test_a_remote_file_gone_or_not_to_be_asked_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked again after its reads: a file removed meanwhile has changed; a storage that
+    cannot answer (a network error) is an input error saying so, not a change."""
+    from datahygiene import manifest
+
+    urls = _memory_files(2)
+    try:
+        f, g = manifest.resolve_manifests(urls)
+        assert f.listed is not None
+        manifest.check_remote(f, f.listed)  # unchanged: nothing raised
+        fsspec.filesystem("memory").rm(f.fs_path)
+        with pytest.raises(InputError, match=r"part-00\.parquet: changed while the scan read it"):
+            manifest.check_remote(f, f.listed)
+
+        class Down:
+            def info(self, path: str) -> Any:
+                raise ConnectionError("connection refused")
+
+            def invalidate_cache(self, path: str) -> None:
+                pass
+
+        monkeypatch.setattr(manifest, "_uncached", lambda fs: Down())
+        with pytest.raises(InputError, match=r"part-01\.parquet: cannot ask its storage whether it "
+                                             r"changed during the scan \(ConnectionError"):
+            manifest.check_remote(g, g.listed)
+    finally:
+        fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
