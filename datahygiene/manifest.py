@@ -230,8 +230,15 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool, dict[str, FileStat
         # a path that exists is taken literally, even with a "[" or "*" in its name
         local = isinstance(fs, LocalFileSystem)
         infos: dict[str, FileState | None] = {}
-        is_glob = any(ch in fs_path for ch in _GLOB_CHARS) and not fs.exists(fs_path)
-        if is_glob:
+        # a remote file named as one: one request, where asking first whether it is a
+        # directory cost another (an HTTP server's answer to that is the file itself)
+        first = (_file_info(fs, fs_path) if not local and _is_parquet_name(fs_path)
+                 and not any(ch in fs_path for ch in _GLOB_CHARS) else None)
+        is_glob = (first is None and any(ch in fs_path for ch in _GLOB_CHARS)
+                   and not fs.exists(fs_path))
+        if first is not None:
+            found, infos = [fs_path], {fs_path: info_state(first)}
+        elif is_glob:
             if local:
                 _check_glob_dirs(fs_path)
                 found = sorted(p for p in fs.glob(fs_path) if fs.isfile(p))

@@ -348,8 +348,9 @@ def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
 
 
 def test_a_looked_up_url_is_not_asked_its_size_again(make_synth: Any) -> None:
-    """The lookup's answer (size and entity tag) serves the footer's read and the
-    digest: each reads the file without first asking about it."""
+    """A URL named as a parquet file is looked up with one request, and the answer
+    (size and entity tag) serves the footer's read and the digest: each reads the file
+    without first asking about it."""
     pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
     from datahygiene import manifest
 
@@ -358,6 +359,7 @@ def test_a_looked_up_url_is_not_asked_its_size_again(make_synth: Any) -> None:
     server = _RangeFiles(path.parent)
     try:
         f = manifest.resolve_manifests([f"{server.url}/{path.name}"])[0]
+        assert server.requests == 1  # a URL named as a parquet file: one request to look it up
         assert f.listed is not None and f.listed[0] == path.stat().st_size
         asked = server.requests
         footer = manifest.read_footer(f)
@@ -427,3 +429,21 @@ def test_a_remote_file_gone_or_not_to_be_asked_is_told_apart(monkeypatch: pytest
             manifest.check_remote(g, g.listed)
     finally:
         fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
+
+
+def test_a_remote_directory_named_like_a_parquet_file_is_a_directory() -> None:
+    """Spark writes a table as a directory named ``table.parquet``: looked up as a file
+    first (one request for a URL that names one), it is still read as the directory."""
+    from datahygiene import manifest
+
+    fs = fsspec.filesystem("memory")
+    for i in range(2):
+        fs.pipe(f"/dh-spark/table.parquet/part-{i}.parquet", bytes([i]) * 20)
+    fs.pipe("/dh-spark/table.parquet/_SUCCESS", b"")
+    try:
+        found = manifest.resolve_manifests(["memory:///dh-spark/table.parquet"])
+        assert [f.path for f in found] == [f"memory:///dh-spark/table.parquet/part-{i}.parquet"
+                                           for i in range(2)]
+        assert all(f.listed is not None and f.listed[0] == 20 for f in found)
+    finally:
+        fs.rm("/dh-spark", recursive=True)

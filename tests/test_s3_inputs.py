@@ -170,3 +170,16 @@ def test_a_task_asks_the_version_once_after_its_reads(s3: Any, make_synth: Any,
             source.check_unchanged()
     finally:
         source.close()
+
+
+def test_a_prefix_named_like_a_parquet_file_is_a_directory(s3: Any) -> None:
+    """A Spark table is a prefix named ``table.parquet``: looked up as an object first,
+    it is still read as the directory of its parts."""
+    from datahygiene import manifest
+
+    for i in range(2):
+        s3.pipe(f"dh-test/table.parquet/part-{i}.parquet", bytes([i]) * 30)
+    s3.pipe("dh-test/table.parquet/_SUCCESS", b"")
+    found = manifest.resolve_manifests(["s3://dh-test/table.parquet"])
+    assert [f.path for f in found] == [f"s3://dh-test/table.parquet/part-{i}.parquet" for i in range(2)]
+    assert all(f.listed is not None and f.listed[0] == 30 for f in found)
