@@ -82,8 +82,12 @@ class ServiceCheck(BaseCheck):
             default_list = self.service.name
             for row, res in zip(present.tolist(), results, strict=True):
                 if res.status == "match":
-                    lists = tuple(res.details.get("lists", ())) or (default_list,) * len(res.refs)
-                    for ref, lst in zip(res.refs or ("",), lists or (default_list,), strict=False):
+                    # one match per ref (a match without one is still a match), each
+                    # under the list the service names for it, else the service's own
+                    refs = res.refs or ("",)
+                    named = tuple(res.details.get("lists", ()))[: len(refs)]
+                    lists = named + (default_list,) * (len(refs) - len(named))
+                    for ref, lst in zip(refs, lists, strict=True):
                         m_rows.append(row)
                         m_lists.append(str(lst))
                         m_refs.append(str(ref))
