@@ -5,14 +5,12 @@ tombstones in later windows)."""
 
 from __future__ import annotations
 
-import base64
-import os
 from pathlib import Path
 
-import pytest
+from conftest import KEY_ENV, PASSWORD, USER
 from datahygiene_ncmec.source import NCMECSource
 from ncmec_server import NCMECServer, Record, synthetic_records, ts
-from test_ncmec_sync import PASSWORD, USER, config
+from test_ncmec_sync import config
 
 from datahygiene.lists.spec import ListSpec
 from datahygiene.plugins import discover
@@ -20,16 +18,6 @@ from datahygiene.store import ListStore, sync_list
 from datahygiene.testing import check_list_source
 
 T0, UNTIL = "2026-04-01T00:00:00Z", "2026-04-05T00:00:00Z"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DH_NCMEC_CONF_KEY", base64.b64encode(os.urandom(32)).decode())
-    monkeypatch.setenv("DATAHYGIENE_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("NCMEC_TEST_USER", USER)
-    monkeypatch.setenv("NCMEC_TEST_PASSWORD", PASSWORD)
-    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "datahygiene-ncmec")
-    return tmp_path
 
 
 def test_ncmec_source_conforms(env: Path) -> None:
@@ -44,7 +32,7 @@ def test_ncmec_source_conforms(env: Path) -> None:
         ]
         server.records = records
         conf = config(server, UNTIL, start=T0)
-        store = ListStore.open(None, create=True, key_ref={"env": "DH_NCMEC_CONF_KEY"})
+        store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
         store.set_sync_config("conf", "ncmec", conf)
         registry = discover()
         assert sync_list(store, "conf", registry).windows == 4

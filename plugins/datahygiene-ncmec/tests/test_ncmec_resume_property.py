@@ -10,10 +10,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from conftest import PASSWORD, USER
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ncmec_server import Fault, NCMECServer, Record, ts
-from test_ncmec_sync import PASSWORD, USER, config, expected_state, stored_state
+from test_ncmec_sync import config, expected_state, stored_state
 
 from datahygiene.errors import ServiceError
 from datahygiene.plugins import discover

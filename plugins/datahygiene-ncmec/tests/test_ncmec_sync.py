@@ -4,9 +4,7 @@ connections, stale paging links, and an interrupted sync that resumes."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import KEY_ENV, PASSWORD, USER
 from ncmec_server import Fault, NCMECServer, Record, synthetic_records, ts
 
 from datahygiene.cli import cli
@@ -21,19 +20,10 @@ from datahygiene.errors import ServiceError
 from datahygiene.plugins import discover
 from datahygiene.store import ListStore, sync_list
 
-USER, PASSWORD = "placeholder-user", "pw-Planted-5ecret-0xC0FFEE"
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-05T00:00:00Z", "2026-01-08T00:00:00Z"
 HEX_TYPES = {"md5", "sha1", "pdq"}
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DH_NCMEC_TEST_KEY", base64.b64encode(os.urandom(32)).decode())
-    monkeypatch.setenv("DATAHYGIENE_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("NCMEC_TEST_USER", USER)
-    monkeypatch.setenv("NCMEC_TEST_PASSWORD", PASSWORD)
-    monkeypatch.setenv("DATAHYGIENE_PLUGINS", "datahygiene-ncmec")  # independent of other plugins
-    return tmp_path
 
 
 def config(server: NCMECServer, until: str, **kw: Any) -> dict[str, Any]:
@@ -43,7 +33,7 @@ def config(server: NCMECServer, until: str, **kw: Any) -> dict[str, Any]:
 
 
 def open_store(name: str, server: NCMECServer, until: str, **kw: Any) -> ListStore:
-    store = ListStore.open(None, create=True, key_ref={"env": "DH_NCMEC_TEST_KEY"})
+    store = ListStore.open(None, create=True, key_ref={"env": KEY_ENV})
     store.set_sync_config(name, "ncmec", config(server, until, **kw))
     return store
 
@@ -204,7 +194,7 @@ def test_cli_sync_then_scan_matches_by_ncmec_id(env: Path) -> None:
             f'password = {{ env = "NCMEC_TEST_PASSWORD" }}\nstart = "{T0}"\nuntil = "2026-01-03T00:00:00Z"\n'
             'window_hours = 24\nbackoff_s = 0.01\n')
         r = CliRunner().invoke(cli, ["lists", "sync", "ncmec", "--source", "ncmec", "--config", str(conf),
-                                     "--key-env", "DH_NCMEC_TEST_KEY"], catch_exceptions=False)
+                                     "--key-env", KEY_ENV], catch_exceptions=False)
         assert r.exit_code == 0, r.output
         assert "2 window(s) fetched" in r.output and "new snapshot 1" in r.output
         recs = sorted(server.state().values(), key=lambda x: x.id)
