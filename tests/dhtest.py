@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +80,18 @@ class Cli:
             raise AssertionError(f"datahygiene {' '.join(map(str, args))} exited "
                                  f"{result.exit_code}:\n{result.output}")
         return result
+
+
+def after_each_digest(monkeypatch: Any, action: Callable[[Any], None]) -> None:
+    """Have ``manifest.digest_file`` call ``action(input_file)`` once it has digested
+    a file (a writer changing the file just after the scan's digest of it)."""
+    from datahygiene import manifest
+
+    real = manifest.digest_file
+
+    def then(f: Any, algorithm: str, **kw: Any) -> tuple[str, int]:
+        got = real(f, algorithm, **kw)
+        action(f)
+        return got
+
+    monkeypatch.setattr(manifest, "digest_file", then)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dhtest import hexes, rand_bytes, write_manifest
+from dhtest import after_each_digest, hexes, rand_bytes, write_manifest
 
 from datahygiene import manifest
 from datahygiene.errors import InputError
@@ -168,14 +168,7 @@ def test_a_digest_taken_after_the_states_are_known_is_checked_as_it_comes(
 def test_a_file_written_while_it_is_digested_is_an_error(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     files = _files(tmp_path, 1)
-    real = manifest.digest_file
-
-    def then_write(f: manifest.InputFile, algorithm: str, **kw: Any) -> tuple[str, int]:
-        got = real(f, algorithm, **kw)
-        _touch_later(Path(f.fs_path))
-        return got
-
-    monkeypatch.setattr(manifest, "digest_file", then_write)
+    after_each_digest(monkeypatch, lambda f: _touch_later(Path(f.fs_path)))
     digests = manifest.InputDigests(files, "sha256")
     digests.close()
     with pytest.raises(InputError, match=rf"m0\.parquet: {CHANGED}"):

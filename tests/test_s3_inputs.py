@@ -15,6 +15,7 @@ from typing import Any
 
 import fsspec
 import pytest
+from dhtest import after_each_digest
 
 from datahygiene.config import ScanConfig
 from datahygiene.errors import InputError
@@ -122,14 +123,7 @@ def test_an_object_replaced_while_it_is_digested_is_an_error(
     truth = make_synth("s3", rows=500, files=1, list_size=10, planted=1, seed=4)
     name = _upload(s3, truth)[0].name
     files = manifest.resolve_manifests(["s3://dh-test/manifest"])
-    real = manifest.digest_file
-
-    def then_replace(f: manifest.InputFile, algorithm: str, **kw: Any) -> tuple[str, int]:
-        got = real(f, algorithm, **kw)
-        _replace(s3, f"dh-test/manifest/{name}")
-        return got
-
-    monkeypatch.setattr(manifest, "digest_file", then_replace)
+    after_each_digest(monkeypatch, lambda f: _replace(s3, f"dh-test/manifest/{name}"))
     digests = manifest.InputDigests(files, "sha256")
     digests.close()
     with pytest.raises(InputError, match=rf"{name}: {CHANGED}"):
