@@ -873,8 +873,13 @@ class InputDigests:
     :func:`changed_under_scan` for its digest, which would not be of the bytes the
     scan read."""
 
-    def __init__(self, files: list[InputFile], algorithm: str) -> None:
+    def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False) -> None:
         self._files, self._algorithm = files, algorithm
+        # after_reads: a remote input is digested once :meth:`release` says the scan
+        # read all it reads of it (see there); local ones start at once
+        self._held = (np.array([not f.is_local for f in files], dtype=bool) if after_reads
+                      else np.zeros(len(files), dtype=bool))
+        self._closing = False
         self._results: list[tuple[str, int] | Exception | None] = [None] * len(files)
         # each input's state as digested, until the footers' are known to compare
         self._states: list[FileState | None] | None = [None] * len(files)
@@ -905,11 +910,30 @@ class InputDigests:
         network; local inputs among remote ones are hashed on those threads too),
         stored in input order."""
         with (ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-digests") as pool,
-              contextlib.closing(in_order(pool, self._one, self._files)) as results):
+              contextlib.closing(in_order(pool, self._when_released, range(len(self._files)))
+                                 ) as results):
             for i, got in enumerate(results):
                 self._store(i, *got)
                 if self._cancelled.is_set():
                     break  # (closing cancels those not started)
+
+    def release(self, i: int) -> None:
+        """The scan has read what it reads of input ``i`` (its row groups): a remote
+        input held for this (``after_reads``) may be digested now. Its digest's second
+        look at its version then also vouches for those reads, which need no look of
+        their own (a request each, on object storage)."""
+        with self._cond:
+            self._held[i] = False
+            self._cond.notify_all()
+
+    def _when_released(self, i: int) -> tuple[Any, FileState | None]:
+        with self._cond:
+            while self._held[i] and not (self._closing or self._cancelled.is_set()):
+                self._cond.wait()
+            if self._held[i]:  # the run stopped first
+                return InputError(f"{self._files[i].path}: its digest was not computed "
+                                  "(the run stopped first)"), None
+        return self._one(self._files[i])
 
     def _one(self, f: InputFile) -> tuple[Any, FileState | None]:
         """``f``'s digest (or its error) and its state before the digest was taken."""
@@ -982,10 +1006,16 @@ class InputDigests:
 
     def cancel(self) -> None:
         """Stop after the input being digested (the run failed: it will not need them)."""
-        self._cancelled.set()
+        with self._cond:
+            self._cancelled.set()
+            self._cond.notify_all()
 
     def close(self) -> None:
-        """Wait until every input is digested (or the digests were cancelled)."""
+        """Wait until every input is digested (or the digests were cancelled); inputs
+        still held (the scan stopped before reading them) are not."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
         self._thread.join()
 
 

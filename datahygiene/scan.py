@@ -398,7 +398,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         check_log_extendable(Path(config.out), config.keys)
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
-    digests = InputDigests(files, config.input_digest)
+    # (a remote input's digest follows the scan's reads of it: see InputDigests.release)
+    digests = InputDigests(files, config.input_digest, after_reads=True)
     footer_reader = FooterReader(files, [config.key or "key"])  # as are footers
     try:
         lists = load_lists(config, registry)
@@ -437,9 +438,17 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     # and the tasks must find the same (manifest.changed_under_scan)
     states = [ft.state for ft in footers_read]
     digests.expect(states)
-    tasks = [t for t in plan_tasks(files, [ft.row_group_rows for ft in footers_read], states)
+    # A local input's tasks check its state around their reads (a system call each); a
+    # remote input's are vouched for by its digest, which follows them and looks at its
+    # version again after reading it all (a request each look, on object storage).
+    tasks = [t for t in plan_tasks(files, [ft.row_group_rows for ft in footers_read],
+                                   [st if f.is_local else None for f, st in zip(files, states,
+                                                                                 strict=True)])
              if t.file_index not in done]
     last_task = {t.file_index: t for t in tasks}
+    for i in range(len(files)):
+        if i not in last_task:  # finished before (--resume), or no row group to read
+            digests.release(i)
     key_nulls = null_keys(footers_read, key) if key else 0
     rows_of = [ft.num_rows for ft in footers_read]
     groups_of = [len(ft.row_group_rows) for ft in footers_read]
@@ -499,6 +508,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                     if progress:
                         progress(res.task.rows, res.flagged.num_rows)
                     if last_task[i] is res.task:  # input i is finished: mark it for --resume
+                        digests.release(i)
                         if i in writers:
                             with writing(writer.stage / clean_names[i]):
                                 writers.pop(i).close()

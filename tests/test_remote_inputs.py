@@ -447,3 +447,28 @@ def test_a_remote_directory_named_like_a_parquet_file_is_a_directory() -> None:
         assert all(f.listed is not None and f.listed[0] == 20 for f in found)
     finally:
         fs.rm("/dh-spark", recursive=True)
+
+
+def test_a_remote_digest_held_for_the_scans_reads_waits_for_them() -> None:
+    """With ``after_reads`` a remote input is digested only once released (its tasks
+    done); a local one at once; closing without a release ends the wait, with an error
+    for that input instead of a hang."""
+    from datahygiene import manifest
+
+    urls = _memory_files(3)
+    try:
+        remote = manifest.resolve_manifests(urls)
+        digests = manifest.InputDigests(remote, "sha256", after_reads=True)
+        import time
+
+        time.sleep(0.2)
+        assert not digests.done(0)
+        digests.release(0)
+        digests.release(1)
+        assert digests.result(1)[1] == 51 and digests.done(0)
+        assert not digests.done(2)
+        digests.close()
+        with pytest.raises(InputError, match=r"part-02\.parquet: its digest was not computed"):
+            digests.result(2)
+    finally:
+        fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)

@@ -95,9 +95,9 @@ def _replace(fs: Any, key: str) -> None:
 
 def test_an_object_replaced_after_its_footer_was_read_stops_the_scan(
         s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Between the footers and the tasks: the tasks ask the object's version after
-    their reads, and the digest after its own; either way the run fails on that input,
-    naming it, and writes nothing that looks complete."""
+    """Between the footers and the tasks: the digest, which follows the tasks, finds
+    another version after reading it; the run fails on that input, naming it, and
+    writes nothing that looks complete."""
     import datahygiene.scan as scan
 
     truth = make_synth("s3", rows=1000, files=2, list_size=50, planted=3, seed=9)
@@ -130,10 +130,34 @@ def test_an_object_replaced_while_it_is_digested_is_an_error(
         digests.result(0)
 
 
-def test_a_task_asks_the_version_once_after_its_reads(s3: Any, make_synth: Any,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """One fresh look at the object's version per task, after its reads (none at its
-    open: the footer's reading gave the size), and a replaced object fails the task."""
+def test_each_object_is_looked_at_again_once_after_all_its_reads(
+        s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan asks each object's version afresh once: its digest does, after the
+    scan's tasks have read its row groups (the tasks themselves ask nothing), so that
+    one look vouches for every read. The look goes past s3fs's listing, which stays."""
+    from datahygiene import manifest
+
+    truth = make_synth("s3", rows=2000, files=2, list_size=50, planted=3, row_group_size=300, seed=12)
+    names = [p.name for p in _upload(s3, truth)]
+    looks: list[str] = []
+    real = manifest.remote_state
+
+    def counted(f: manifest.InputFile, fresh: bool = False) -> Any:
+        if fresh:
+            looks.append(f.path)
+        return real(f, fresh)
+
+    monkeypatch.setattr(manifest, "remote_state", counted)
+    res = run_scan(ScanConfig(manifests=["s3://dh-test/manifest"], lists=_lists(truth),
+                              out=str(tmp_path / "out")))
+    assert sum(i["row_groups"] for i in res.run["inputs"]) > len(names)  # several tasks a file
+    assert sorted(looks) == [f"s3://dh-test/manifest/{n}" for n in names]
+    assert "dh-test/manifest" in fsspec.filesystem("s3").dircache
+
+
+def test_a_task_given_a_remote_state_checks_it_after_its_reads(s3: Any, make_synth: Any) -> None:
+    """Outside a scan's digests, a task carrying a remote file's state looks at its
+    version once, after its reads (none at its open: the footer gave the size)."""
     from datahygiene import manifest
     from datahygiene.engines import local
 
@@ -142,23 +166,10 @@ def test_a_task_asks_the_version_once_after_its_reads(s3: Any, make_synth: Any,
     f = manifest.resolve_manifests(["s3://dh-test/manifest"])[0]
     footer = manifest.read_footer(f)
     assert footer.state is not None and footer.state == manifest.remote_state(f, fresh=True)
-    asked: list[bool] = []
-    real = manifest.remote_state
-
-    def counted(f: manifest.InputFile, fresh: bool = False) -> Any:
-        asked.append(fresh)
-        return real(f, fresh)
-
-    monkeypatch.setattr(manifest, "remote_state", counted)
     source = local._Source(f, footer, footer.state)
     try:
-        assert asked == []
         source.handle.read(4)
         source.check_unchanged()
-        assert asked == [True]
-        # asked past the listing, which stays: it spares the other files' reads the
-        # request s3fs makes for a file's details
-        assert "dh-test/manifest" in f.fs.dircache
         _replace(s3, f.fs_path)
         with pytest.raises(InputError, match=CHANGED):
             source.check_unchanged()

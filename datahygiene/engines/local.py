@@ -172,8 +172,10 @@ class _Source:
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
               known: Footer | None) -> TaskResult:
+    # a local file's state as its footer was read, if the task carries none; a remote
+    # file's is checked only where the task carries it (a scan has its digest check it)
     pf = _Source(task.file, known, task.state if task.state is not None or known is None
-                 else known.state)
+                 or not task.file.is_local else known.state)
     try:
         try:
             res = _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
