@@ -871,7 +871,9 @@ class InputDigests:
     looked at before and after its digest, and held against what they were when its
     footer was read (:meth:`expect`): a file that changed meanwhile has the error
     :func:`changed_under_scan` for its digest, which would not be of the bytes the
-    scan read."""
+    scan read. With ``after_reads`` (a scan's), a remote input waits for
+    :meth:`release`, so that this second look comes after all the scan's reads of it
+    and vouches for them too."""
 
     def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False) -> None:
         self._files, self._algorithm = files, algorithm
