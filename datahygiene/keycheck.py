@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datahygiene.errors import InputError
-from datahygiene.manifest import FileState, Footer, InputFile, check_remote, check_state
+from datahygiene.manifest import FileState, Footer, InputFile, check_after_reads, check_state
 
 
 class KeyNotUnique(InputError):
@@ -75,11 +75,7 @@ def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array,
                                     strict=True):
                         counts[k] = counts.get(k, 0) + n
                 offset += batch.num_rows
-            if f.is_local:
-                if state is not None:
-                    check_state(f, fh.fileno(), state)
-            else:  # a remote file's version: once, after the read
-                check_remote(f, state)
+            check_after_reads(f, fh, state)
             return counts
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{f.path}: cannot read its key column {key_column!r} again "

@@ -344,11 +344,10 @@ def check_state(f: InputFile, fd: int, state: FileState | None) -> FileState:
 
 
 def path_state(f: InputFile) -> FileState | None:
-    """An input's :data:`FileState` now (a remote one's asked afresh, which raises:
-    :func:`remote_state`); None when a local file cannot be looked at (its reader says
-    why) or a remote one's filesystem tells no version of it."""
+    """A local input's :data:`FileState` now; None for other filesystems (see
+    :func:`remote_state`), or when the file cannot be looked at (its reader says why)."""
     if not f.is_local:
-        return remote_state(f, fresh=True)
+        return None
     try:
         return file_state(os.stat(f.fs_path))
     except OSError:
@@ -442,6 +441,17 @@ def check_remote(f: InputFile, state: FileState | None) -> None:
     from ``state`` (its footer's): one round trip. Nothing to check without a state."""
     if state is not None and remote_state(f, fresh=True) != state:
         raise changed_under_scan(f)
+
+
+def check_after_reads(f: InputFile, handle: Any, state: FileState | None) -> FileState | None:
+    """After reading ``f`` through ``handle``: :func:`changed_under_scan`'s error if it
+    is not in ``state``. A local file's state is the open file's (returned, taken now
+    where ``state`` is None); a remote one's version is asked once (one round trip,
+    nothing to ask without a state)."""
+    if f.is_local:
+        return check_state(f, handle.fileno(), state)
+    check_remote(f, state)
+    return state
 
 
 def changed_under_scan(f: InputFile) -> InputError:
@@ -941,7 +951,8 @@ class InputDigests:
         """``f``'s digest (or its error) and its state before the digest was taken."""
         # a remote file's version as first seen (from the listing that found it, as
         # its footer's was: no round trip), then asked afresh once it is read
-        before = path_state(f) if f.is_local else remote_state(f)
+        local = f.is_local
+        before = path_state(f) if local else remote_state(f)
         try:
             got: tuple[str, int] | Exception = digest_file(
                 f, self._algorithm, size=before[0] if before is not None else None)
@@ -949,7 +960,7 @@ class InputDigests:
             got = exc
         if before is not None and not isinstance(got, Exception):
             try:
-                if path_state(f) != before:
+                if (path_state(f) if local else remote_state(f, fresh=True)) != before:
                     got = changed_under_scan(f)
             except InputError as exc:  # a remote storage that cannot be asked again
                 got = exc

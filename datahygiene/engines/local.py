@@ -29,7 +29,7 @@ from datahygiene.manifest import (
     Footer,
     InputFile,
     LocalFile,
-    check_remote,
+    check_after_reads,
     check_state,
     in_order,
     open_input,
@@ -125,8 +125,8 @@ class _Source:
         self.file = f
         self._reader: pq.ParquetFile | None = None
         self._reader_handle: Any = None
-        # a local file's size and modification time, to be found again after every
-        # read: those of its footer's reading (``state``), else as first opened here
+        # the file's FileState, to be found again after its reads: as its footer was
+        # read (``state``), else (a local file) as first opened here
         self.state = state
         if known is None:  # a caller that read no footer before: the reader reads it
             self.handle = open_input(f)
@@ -148,10 +148,7 @@ class _Source:
         """An input error if the file is not as it was (see :class:`Task`'s state): a
         remote file's version is asked for once, after the task's reads (a round trip,
         where checking at the open too would cost a second)."""
-        if self.file.is_local:
-            self._check_state(self.handle)
-        else:
-            check_remote(self.file, self.state)
+        self.state = check_after_reads(self.file, self.handle, self.state)
 
     @property
     def reader(self) -> pq.ParquetFile:
@@ -172,10 +169,11 @@ class _Source:
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
               known: Footer | None) -> TaskResult:
-    # a local file's state as its footer was read, if the task carries none; a remote
-    # file's is checked only where the task carries it (a scan has its digest check it)
-    pf = _Source(task.file, known, task.state if task.state is not None or known is None
-                 or not task.file.is_local else known.state)
+    state = task.state
+    if state is None and known is not None and task.file.is_local:
+        state = known.state  # as its footer was read; a remote file's only where the
+        # task carries it (a scan has the file's digest, which follows its tasks, check it)
+    pf = _Source(task.file, known, state)
     try:
         try:
             res = _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
