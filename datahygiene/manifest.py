@@ -142,7 +142,9 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
                     raise InputError(f"{shown}: not a regular file")
                 key: tuple[Any, ...] = ("local", st.st_dev, st.st_ino)
             else:
-                where, shown, key = p, protocol + p, (protocol, p)
+                # as the user spelled its protocol; an HTTP filesystem's paths are whole URLs
+                shown = p if "://" in p else protocol + p
+                where, key = p, (protocol, p)
             prev = out.get(key)
             if prev is None or (len(shown), shown) < (len(prev.path), prev.path):
                 out[key] = InputFile(shown, fs, p, where, infos.get(p))

@@ -180,6 +180,10 @@ def test_files_served_over_http_scan_like_local_files(make_synth: Any, tmp_path:
     assert [i["digest"] for i in remote.run["inputs"]] == [
         "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
     assert server.most_in_flight > 1
+    # each input named by its URL as given (an HTTP filesystem's paths are whole URLs)
+    urls = [f"{server.url}/{p.name}" for p in local_files]
+    assert [i["path"] for i in remote.run["inputs"]] == urls
+    assert set(remote.exclusions.column("source_file").to_pylist()) <= set(urls)
 
 
 def test_a_task_opens_a_remote_input_without_asking_its_size_again(
