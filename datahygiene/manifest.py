@@ -456,13 +456,40 @@ def check_after_reads(f: InputFile, handle: Any, state: FileState | None) -> Fil
     return state
 
 
-def changed_under_scan(f: InputFile) -> InputError:
+def changed_under_scan(f: InputFile, what: str | None = None) -> InputError:
     """The error for an input whose size or modification time (a remote one's size or
-    version) differs between the scan's reads of it (footer, input digest, pages): its
-    digest in run.json would not be of the bytes scanned."""
-    what = "size or modification time" if f.is_local else "size or version (its storage's tag)"
+    version; ``what`` differs, where given) differs between the scan's reads of it
+    (footer, input digest, pages): its digest in run.json would not be of the bytes
+    scanned."""
+    what = what or ("size or modification time" if f.is_local
+                    else "size or version (its storage's tag)")
     return InputError(f"{f.path}: changed while the scan read it (its {what} differs between "
                       "reads); scan it again once nothing writes to it")
+
+
+# A remote input of one row group and at most this many bytes is read whole, in one
+# request, by its task, and digested from those bytes (read_remote_whole): its digest
+# is then of the very bytes scanned, with no second look at its version; a larger one
+# is read by ranges and digested after (see InputDigests.release). img2dataset's
+# shards (10,000 rows, a row group each) are a few MB; a task holds its file's bytes
+# while it runs, so the scan holds at most this times its threads.
+WHOLE_REMOTE_MAX = 32 << 20
+
+
+def read_remote_whole(f: InputFile, footer: Footer) -> bytes:
+    """All of remote input ``f``'s bytes, in one request, checked against its footer as
+    first read (:func:`read_footer`): of its size, and ending in the same footer. Other
+    bytes are :func:`changed_under_scan`'s error (the scan planned its reads from that
+    footer); the bytes returned are then those the scan reads and digests."""
+    try:
+        data = f.fs.cat_file(f.fs_path)
+    except FileNotFoundError:  # gone since its footer was read
+        raise changed_under_scan(f) from None
+    except Exception as exc:
+        raise InputError(f"{f.path}: cannot read ({_short(exc)})") from None
+    if len(data) != footer.size or not data.endswith(footer.raw):
+        raise changed_under_scan(f, "size or footer")
+    return bytes(data)
 
 
 # Bytes read from a file's end, to get its footer in one read: on object storage a
@@ -885,7 +912,8 @@ class InputDigests:
     :func:`changed_under_scan` for its digest, which would not be of the bytes the
     scan read. With ``after_reads`` (a scan's), a remote input waits for
     :meth:`release`, so that this second look comes after all the scan's reads of it
-    and vouches for them too."""
+    and vouches for them too, or for :meth:`digest_bytes`: a scan's task that read the
+    whole input (:func:`read_remote_whole`) hands over its digest of those bytes."""
 
     def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False) -> None:
         self._files, self._algorithm = files, algorithm
@@ -893,6 +921,10 @@ class InputDigests:
         # read all it reads of it (see there); local ones start at once
         self._held = (np.array([not f.is_local for f in files], dtype=bool) if after_reads
                       else np.zeros(len(files), dtype=bool))
+        # inputs whose digest a task took of the bytes it scanned (digest_bytes), and
+        # those digests until stored in order
+        self._from_scan = np.zeros(len(files), dtype=bool)
+        self._given: dict[int, tuple[str, int]] = {}
         self._closing = False
         self._results: list[tuple[str, int] | Exception | None] = [None] * len(files)
         # each input's state as digested, until the footers' are known to compare
@@ -940,10 +972,25 @@ class InputDigests:
             self._held[i] = False
             self._cond.notify_all()
 
+    def digest_bytes(self, i: int, data: bytes) -> None:
+        """Input ``i``'s digest, taken of ``data``: all its bytes, as a scan's task read
+        them to scan (:func:`read_remote_whole`, which checked them against the
+        footer). No other read and no look at its version follow: the digest is of
+        the bytes scanned. Run on the task's thread (hashing releases the GIL)."""
+        h = new_digest(self._algorithm)
+        h.update(data)
+        with self._cond:
+            self._given[i] = (f"{self._algorithm}:{h.hexdigest()}", len(data))
+            self._from_scan[i] = True
+            self._held[i] = False
+            self._cond.notify_all()
+
     def _when_released(self, i: int) -> tuple[Any, FileState | None]:
         with self._cond:
             while self._held[i] and not (self._closing or self._cancelled.is_set()):
                 self._cond.wait()
+            if self._from_scan[i]:
+                return self._given.pop(i), None
             if self._held[i]:  # the run stopped first
                 return InputError(f"{self._files[i].path}: its digest was not computed "
                                   "(the run stopped first)"), None
@@ -992,7 +1039,7 @@ class InputDigests:
     def _checked(self, i: int, got: Any, state: FileState | None) -> Any:
         assert self._expected is not None
         want = self._expected[i]
-        if isinstance(got, Exception) or want[0] < 0:
+        if isinstance(got, Exception) or want[0] < 0 or self._from_scan[i]:
             return got
         if state is None or (int(want[0]), int(want[1])) != state:
             return changed_under_scan(self._files[i])

@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,14 @@ from datahygiene.errors import ConfigError, DatahygieneError, InputError, Interr
 from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_keys
 from datahygiene.lists.files import shown_columns
 from datahygiene.lists.model import HashList
-from datahygiene.manifest import Footer, FooterReader, InputDigests, InputFile, resolve_manifests
+from datahygiene.manifest import (
+    WHOLE_REMOTE_MAX,
+    Footer,
+    FooterReader,
+    InputDigests,
+    InputFile,
+    resolve_manifests,
+)
 from datahygiene.outputs import RESTRICTED, write_parquet, writing
 from datahygiene.plugins import Registry, default_registry
 from datahygiene.reporters.base import RowDetails
@@ -446,6 +454,14 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                                                                  strict=True)])
              if t.file_index not in done]
     last_task = {t.file_index: t for t in tasks}
+    # Remote inputs of one row group, small enough, are read whole by their task and
+    # digested from those bytes (manifest.read_remote_whole): one request for the scan
+    # and the digest both, and a digest of the very bytes scanned (the local engine's
+    # tasks only: a Ray worker's bytes are not in this process)
+    whole = frozenset(i for i in last_task
+                      if config.engine != "ray" and not files[i].is_local
+                      and len(footers_read[i].row_group_rows) == 1
+                      and footers_read[i].size <= WHOLE_REMOTE_MAX)
     for i in range(len(files)):
         if i not in last_task:  # finished before (--resume), or no row group to read
             digests.release(i)
@@ -477,8 +493,10 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 progress(scanned, sum(r.flagged for r in done.values()))
 
             def work(task: Task) -> Any:
+                i = task.file_index
                 return run_task(task, plan, config.batch_size, config.write_clean,
-                                config.keep_unverified, detail_columns, footers[task.file_index])
+                                config.keep_unverified, detail_columns, footers[i],
+                                partial(digests.digest_bytes, i) if i in whole else None)
 
             results: Iterator[TaskResult] | None = None
             try:

@@ -4,6 +4,7 @@ scan exactly as the same files on disk: same decisions, same rows, same digests.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -319,34 +320,87 @@ def test_remote_inputs_get_more_threads_by_default(make_synth: Any, tmp_path: Pa
         fs.rm("/dh-threads", recursive=True)
 
 
-def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
-        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An HTTP server's entity tag stands for the file's version: one that differs
-    after a task's reads from when the URL was looked up fails the run on that input
-    (exit 3 from the command line), as a local file written meanwhile does."""
-    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
-    import os
-
+def _scan_after(server: _RangeFiles, truth: dict[str, Any], paths: list[Path], out: Path,
+                monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> Any:
+    """Scan ``paths`` as served, ``change()`` running once the footers are read."""
     import datahygiene.scan as scan
 
-    truth = make_synth("http", rows=1000, files=2, list_size=50, planted=3, seed=6)
-    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
     real = scan.plan_tasks
 
     def then(*args: Any) -> Any:
-        st = os.stat(paths[1])  # the same bytes written again: a later time, a new tag
-        os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+        change()
         return real(*args)
 
     monkeypatch.setattr(scan, "plan_tasks", then)
+    return run_scan(ScanConfig(manifests=[f"{server.url}/{p.name}" for p in paths],
+                               lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                               out=str(out)))
+
+
+def _touch(path: Path) -> None:
+    """The same bytes written again: a later time, a new entity tag."""
+    import os
+
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10**9))
+
+
+def _rewrite(path: Path) -> None:
+    """Other bytes of the same size (another footer length), under a new tag."""
+    data = path.read_bytes()
+    path.write_bytes(data[:-8] + b"\0" * 4 + data[-4:])
+    _touch(path)
+
+
+@pytest.mark.parametrize(("row_group_size", "change"), [
+    (300, _touch),  # several row groups: read by ranges, the version looked at after
+    (None, _rewrite),  # one row group: read whole by its task, checked against its footer
+])
+def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        row_group_size: int | None, change: Callable[[Path], None]) -> None:
+    """An input replaced after its footer was read fails the run on that input (exit 3
+    from the command line), as a local file written meanwhile does: a file read by
+    ranges through its entity tag, which stands for its version, a file read whole by
+    its bytes, which must end in the footer the scan planned from."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    truth = make_synth("http", rows=1000, files=2, list_size=50, planted=3, seed=6,
+                       **({"row_group_size": row_group_size} if row_group_size else {}))
+    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
     server = _RangeFiles(paths[0].parent)
     try:
         out = tmp_path / "out"
         with pytest.raises(InputError, match=rf"/{paths[1].name}: changed while the scan read it"):
-            run_scan(ScanConfig(manifests=[f"{server.url}/{p.name}" for p in paths],
-                                lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
-                                out=str(out)))
+            _scan_after(server, truth, paths, out, monkeypatch, lambda: change(paths[1]))
         assert not (out / "run.json").exists()
+    finally:
+        server.close()
+
+
+def test_a_small_file_is_read_whole_once_and_digested_from_those_bytes(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote input of one row group costs its task one request, whose bytes are
+    scanned and digested: no other read of it and no second look at its version
+    (footer, then the whole file: two requests an input). The same bytes written
+    again meanwhile (a new tag) are no change to what was scanned, and the digest is
+    theirs; a file of several row groups still goes by ranges and looks again."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    truth = make_synth("http", rows=1200, files=3, list_size=50, planted=3, seed=8)
+    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(paths[0].parent)
+    try:
+        local = run_scan(ScanConfig(manifests=[str(truth["manifest"])],
+                                    lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                                    out=str(tmp_path / "local")))
+        asked: list[int] = []
+        res = _scan_after(server, truth, paths, tmp_path / "out", monkeypatch,
+                          lambda: (asked.append(server.requests), _touch(paths[0])))
+        assert server.requests - asked[0] == len(paths)  # one request a task, nothing after
+        assert [i["row_groups"] for i in res.run["inputs"]] == [1] * len(paths)
+        assert [i["digest"] for i in res.run["inputs"]] == [
+            "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+        assert res.summary["rows"] == local.summary["rows"]
+        assert res.exclusions.column("key").equals(local.exclusions.column("key"))
     finally:
         server.close()
 
@@ -384,7 +438,9 @@ def test_an_in_memory_file_written_again_after_its_footer_is_an_error(
     time) is checked the same way."""
     import datahygiene.scan as scan
 
-    truth = make_synth("mem", rows=600, files=2, list_size=20, planted=2, seed=7)
+    # several row groups a file: read by ranges (a file of one would be read whole, and
+    # the same bytes written again would be no change to what was scanned)
+    truth = make_synth("mem", rows=600, files=2, list_size=20, planted=2, row_group_size=100, seed=7)
     fs = fsspec.filesystem("memory")
     names = []
     for p in sorted(Path(truth["manifest"]).glob("*.parquet")):

@@ -2,9 +2,11 @@
 127.0.0.1 (moto's), read by s3fs as a curator's scan of a bucket would be.
 
 An object replaced while the scan reads it stops the scan, as a local file written
-meanwhile does: its version (the ETag) as its footer was read must be found again
-after its digest and after every task's reads (datahygiene/manifest.py,
-``changed_under_scan``)."""
+meanwhile does (datahygiene/manifest.py, ``changed_under_scan``): an object of one
+row group is read whole by its task, whose bytes must end in the footer the scan
+planned from, and are digested; a larger one is read by ranges, and its version (the
+ETag) as its footer was read must be found again after its digest, which follows
+every task's reads."""
 
 from __future__ import annotations
 
@@ -95,8 +97,8 @@ def _replace(fs: Any, key: str) -> None:
 
 def test_an_object_replaced_after_its_footer_was_read_stops_the_scan(
         s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Between the footers and the tasks: the digest, which follows the tasks, finds
-    another version after reading it; the run fails on that input, naming it, and
+    """Between the footers and the tasks: the task reading the object whole finds
+    other bytes than its footer said; the run fails on that input, naming it, and
     writes nothing that looks complete."""
     import datahygiene.scan as scan
 
@@ -153,6 +155,41 @@ def test_each_object_is_looked_at_again_once_after_all_its_reads(
     assert sum(i["row_groups"] for i in res.run["inputs"]) > len(names)  # several tasks a file
     assert sorted(looks) == [f"s3://dh-test/manifest/{n}" for n in names]
     assert "dh-test/manifest" in fsspec.filesystem("s3").dircache
+
+
+def test_an_object_of_one_row_group_is_read_whole_and_not_looked_at_again(
+        s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its task's one GET serves the scan and the digest (of the bytes scanned): no
+    look at its version after, and no other read of it (see manifest.read_remote_whole)."""
+    from datahygiene import manifest
+
+    truth = make_synth("s3", rows=1500, files=3, list_size=50, planted=3, seed=13)
+    local_files = _upload(s3, truth)
+    looks: list[str] = []
+    wholes: list[str] = []
+    real_state, real_whole = manifest.remote_state, manifest.read_remote_whole
+
+    def counted(f: manifest.InputFile, fresh: bool = False) -> Any:
+        if fresh:
+            looks.append(f.path)
+        return real_state(f, fresh)
+
+    def whole(f: manifest.InputFile, footer: Any) -> bytes:
+        wholes.append(f.path)
+        return real_whole(f, footer)
+
+    monkeypatch.setattr(manifest, "remote_state", counted)
+    monkeypatch.setattr(manifest, "digest_file", None)  # no digest reads the object again
+    import datahygiene.engines.local as local_engine
+
+    monkeypatch.setattr(local_engine, "read_remote_whole", whole)
+    res = run_scan(ScanConfig(manifests=["s3://dh-test/manifest"], lists=_lists(truth),
+                              out=str(tmp_path / "out")))
+    assert looks == []
+    assert wholes == [f"s3://dh-test/manifest/{p.name}" for p in local_files]
+    assert [i["digest"] for i in res.run["inputs"]] == [
+        "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
+    assert res.summary["rows"]["excluded"] == 3
 
 
 def test_a_task_given_a_remote_state_checks_it_after_its_reads(s3: Any, make_synth: Any) -> None:

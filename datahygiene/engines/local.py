@@ -34,6 +34,7 @@ from datahygiene.manifest import (
     in_order,
     open_input,
     open_parquet,
+    read_remote_whole,
 )
 from datahygiene.signals.exact import ExactDigest, SortedPrefixIndex
 from datahygiene.step import EMPTY_EXCLUSIONS, Check, ScanPlan, check_batch, key_text
@@ -87,17 +88,21 @@ def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]],
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
              keep_unverified: bool = False, detail_columns: Sequence[str] | None = None,
-             known: Footer | None = None) -> TaskResult:
+             known: Footer | None = None, whole: Callable[[bytes], None] | None = None
+             ) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere
     (a thread here, a Ray actor).
 
     ``detail_columns``: manifest columns reporters want for excluded rows; those the
     file has come back in ``TaskResult.details``. ``known``: the file's footer (its size,
     schema and metadata), if already read (for small files, reading and parsing the
-    footer again per task was a sizeable part of the work)."""
+    footer again per task was a sizeable part of the work). ``whole`` (a remote file,
+    with ``known``): read the whole file in one request
+    (:func:`~datahygiene.manifest.read_remote_whole`), hand its bytes to ``whole`` (the
+    scan digests them) and scan those bytes."""
     try:
         return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns,
-                         known)
+                         known, whole)
     except (OSError, pa.ArrowException) as exc:
         # A file whose footer reads but whose pages do not (corrupt or changed
         # underneath us). Only the error's type: Arrow's text may quote a value.
@@ -121,7 +126,8 @@ class _Source:
     system call releases the GIL and may hand it to another thread, and ``pa.OSFile``
     makes two to open (a ``stat``, then the ``open``)."""
 
-    def __init__(self, f: InputFile, known: Footer | None, state: FileState | None = None) -> None:
+    def __init__(self, f: InputFile, known: Footer | None, state: FileState | None = None,
+                 whole: Callable[[bytes], None] | None = None) -> None:
         self.file = f
         self._reader: pq.ParquetFile | None = None
         self._reader_handle: Any = None
@@ -135,7 +141,12 @@ class _Source:
             self.metadata = self._reader.metadata
             self.schema_arrow = self.metadata.schema.to_arrow_schema()  # what the reader would give
             return
-        self.handle = LocalFile.open(f, known.size) if f.is_local else open_input(f, known.size)
+        if whole is not None and not f.is_local:
+            data = read_remote_whole(f, known)
+            whole(data)
+            self.handle = pa.BufferReader(data)
+        else:
+            self.handle = LocalFile.open(f, known.size) if f.is_local else open_input(f, known.size)
         self._check_state(self.handle)
         self.metadata = known.metadata
         self.schema_arrow = known.schema
@@ -168,12 +179,12 @@ class _Source:
 
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
-              known: Footer | None) -> TaskResult:
+              known: Footer | None, whole: Callable[[bytes], None] | None = None) -> TaskResult:
     state = task.state
     if state is None and known is not None and task.file.is_local:
         state = known.state  # as its footer was read; a remote file's only where the
         # task carries it (a scan has the file's digest, which follows its tasks, check it)
-    pf = _Source(task.file, known, state)
+    pf = _Source(task.file, known, state, whole)
     try:
         try:
             res = _check_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns, pf)
