@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from datahygiene.bench import software_line
 from datahygiene.bench.exact import ensure_data
 from datahygiene.resume import MARKER_LOG, read_markers
 
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = a.rows
     print(f"machine: {os.cpu_count()} cores; {rows:,} rows in {files} files, list "
           f"{a.list_size:,} entries; whole `datahygiene scan` commands, start to exit", flush=True)
+    print(software_line(("pyarrow", "numba", "numpy", "ray")), flush=True)
 
     results: dict[str, float] = {}
     outs: dict[str, Path] = {}

@@ -58,6 +58,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from datahygiene.bench import software_line
+
 CONTENDERS = ["floor-pyarrow", "duckdb-semijoin", "polars-semijoin", "datahygiene",
               "datahygiene-no-reports", "datahygiene-lean", "pyarrow-rewrite", "datahygiene-clean"]
 
@@ -464,6 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [n for n in a.only.split(",") if n] if a.only is not None else CONTENDERS
     print(f"machine: {os.cpu_count()} cores; threads per contender: {a.threads}; "
           f"{a.rows:,} rows, list {a.list_size:,} entries, {a.planted:,} planted")
+    print(software_line(), flush=True)
     def each(name: str, r: dict[str, Any]) -> None:
         phases = "  ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
         print(f"  {name:<18} {r['seconds']:.2f}s  {r['peak_rss_mb']:,.0f} MB  "
