@@ -54,18 +54,25 @@ class InputFile:
     def is_local(self) -> bool:
         return isinstance(self.fs, LocalFileSystem)
 
-    def open(self, size: int | None = None) -> Any:
+    def open(self, size: int | None = None, exact: bool = False) -> Any:
         """A binary file object. Local files open as Arrow native files, whose reads run
         without the GIL (an fsspec file object's reads hold it, which serialises the
         engine's threads on I/O); other filesystems go through fsspec. ``size``: the
         file's size if known (from its footer's reading), which spares fsspec's
-        buffered files the round trip that asks for it."""
+        buffered files the round trip that asks for it. ``exact``: each read fetches
+        what it asks for and no more (a task's reads of its column chunks): fsspec's
+        buffered files otherwise read ahead a block of several MB, which a task whose
+        row group is small fetched for each of its few reads (a file of 2,000-row row
+        groups downloaded 53 times over)."""
         if self.is_local:
             return pa.OSFile(self.fs_path, "rb")
-        if size is not None:
+        kw: dict[str, Any] = {"size": size} if size is not None else {}
+        if exact:
+            kw["cache_type"] = "none"
+        if kw:
             try:
-                return self.fs.open(self.fs_path, "rb", size=size)
-            except TypeError:  # a filesystem whose files take no size
+                return self.fs.open(self.fs_path, "rb", **kw)
+            except TypeError:  # a filesystem whose files take no size or cache type
                 pass
         return self.fs.open(self.fs_path, "rb")
 
@@ -467,12 +474,12 @@ def changed_under_scan(f: InputFile, what: str | None = None) -> InputError:
                       "reads); scan it again once nothing writes to it")
 
 
-# A remote input of one row group and at most this many bytes is read whole, in one
-# request, by its task, and digested from those bytes (read_remote_whole): its digest
-# is then of the very bytes scanned, with no second look at its version; a larger one
-# is read by ranges and digested after (see InputDigests.release). img2dataset's
-# shards (10,000 rows, a row group each) are a few MB; a task holds its file's bytes
-# while it runs, so the scan holds at most this times its threads.
+# A remote input of at most this many bytes is read whole, in one request, and its
+# tasks scan those bytes, which are digested (WholeReads): its digest is then of the
+# very bytes scanned, with no second look at its version; a larger one is read by
+# ranges and digested after (see InputDigests.release). img2dataset's shards (10,000
+# rows) are a few MB. The bytes are held while the file's tasks run: at most this
+# times the threads, and a few more while a file's last tasks finish.
 WHOLE_REMOTE_MAX = 32 << 20
 
 
@@ -490,6 +497,47 @@ def read_remote_whole(f: InputFile, footer: Footer) -> bytes:
     if len(data) != footer.size or not data.endswith(footer.raw):
         raise changed_under_scan(f, "size or footer")
     return bytes(data)
+
+
+class WholeReads:
+    """Remote inputs read whole for a scan's tasks: each file is read once, by the first
+    of its tasks to need it (:func:`read_remote_whole`: one request), digested from
+    those bytes (:meth:`InputDigests.digest_bytes`), and its bytes shared by its tasks
+    until the last of them is done (:meth:`task_done`). A file of 2,000-row row groups
+    read by ranges cost a request per task and its digest's reads on top.
+
+    ``footer_of(i)``: input ``i``'s footer as first read; ``tasks[i]``: how many tasks
+    the scan runs on input ``i``."""
+
+    def __init__(self, files: list[InputFile], footer_of: Callable[[int], Footer],
+                 tasks: dict[int, int], digests: InputDigests) -> None:
+        self._files, self._footer_of, self._digests = files, footer_of, digests
+        self._left = dict(tasks)
+        self._locks = {i: threading.Lock() for i in tasks}
+        self._data: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, i: int) -> bool:
+        return i in self._left
+
+    def bytes_of(self, i: int) -> bytes:
+        """Input ``i``'s bytes, read (and digested) by the first task to ask."""
+        with self._locks[i]:  # its other tasks wait for the one read
+            data = self._data.get(i)
+            if data is None:
+                data = read_remote_whole(self._files[i], self._footer_of(i))
+                self._digests.digest_bytes(i, data)
+                with self._lock:
+                    self._data[i] = data
+            return data
+
+    def task_done(self, i: int) -> None:
+        """One of input ``i``'s tasks ended (done or failed): after the last, its bytes
+        are let go."""
+        with self._lock:
+            self._left[i] -= 1
+            if not self._left[i]:
+                self._data.pop(i, None)
 
 
 # Bytes read from a file's end, to get its footer in one read: on object storage a
@@ -742,11 +790,11 @@ class LocalFile:
             os.close(fd)
 
 
-def open_input(f: InputFile, size: int | None = None) -> Any:
-    """``f.open(size)``, turning a failure into the one-line InputError
+def open_input(f: InputFile, size: int | None = None, exact: bool = False) -> Any:
+    """``f.open(size, exact)``, turning a failure into the one-line InputError
     :func:`open_parquet` gives."""
     try:
-        return f.open(size)
+        return f.open(size, exact)
     except Exception as exc:
         raise _unreadable(f, exc) from None
 

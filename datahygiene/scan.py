@@ -13,6 +13,7 @@ import os
 import posixpath
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from datahygiene.manifest import (
     FooterReader,
     InputDigests,
     InputFile,
+    WholeReads,
     resolve_manifests,
 )
 from datahygiene.outputs import RESTRICTED, write_parquet, writing
@@ -454,14 +456,19 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                                                                  strict=True)])
              if t.file_index not in done]
     last_task = {t.file_index: t for t in tasks}
-    # Remote inputs of one row group, small enough, are read whole by their task and
-    # digested from those bytes (manifest.read_remote_whole): one request for the scan
-    # and the digest both, and a digest of the very bytes scanned (the local engine's
-    # tasks only: a Ray worker's bytes are not in this process)
-    whole = frozenset(i for i in last_task
-                      if config.engine != "ray" and not files[i].is_local
-                      and len(footers_read[i].row_group_rows) == 1
-                      and footers_read[i].size <= WHOLE_REMOTE_MAX)
+    # Small remote inputs are read whole, once, for all their tasks, and digested from
+    # those bytes (manifest.WholeReads): one request for the scan and the digest both,
+    # and a digest of the very bytes scanned (the local engine's tasks only: a Ray
+    # worker's bytes are not in this process)
+    def footer_of(i: int) -> Footer:
+        ft = footers[i]  # kept until the file's last task is done
+        assert ft is not None
+        return ft
+
+    whole = WholeReads(files, footer_of, {
+        i: n for i, n in Counter(t.file_index for t in tasks).items()
+        if config.engine != "ray" and not files[i].is_local
+        and footers_read[i].size <= WHOLE_REMOTE_MAX}, digests)
     for i in range(len(files)):
         if i not in last_task:  # finished before (--resume), or no row group to read
             digests.release(i)
@@ -494,9 +501,15 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
             def work(task: Task) -> Any:
                 i = task.file_index
-                return run_task(task, plan, config.batch_size, config.write_clean,
-                                config.keep_unverified, detail_columns, footers[i],
-                                partial(digests.digest_bytes, i) if i in whole else None)
+                if i not in whole:
+                    return run_task(task, plan, config.batch_size, config.write_clean,
+                                    config.keep_unverified, detail_columns, footers[i])
+                try:
+                    return run_task(task, plan, config.batch_size, config.write_clean,
+                                    config.keep_unverified, detail_columns, footers[i],
+                                    partial(whole.bytes_of, i))
+                finally:
+                    whole.task_done(i)
 
             results: Iterator[TaskResult] | None = None
             try:

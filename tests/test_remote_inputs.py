@@ -96,11 +96,14 @@ class _RangeFiles:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         files = self
-        self.in_flight = self.most_in_flight = self.requests = 0
+        self.in_flight = self.most_in_flight = self.requests = self.bytes_sent = 0
         self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # each response sent at once, as servers do (nginx's tcp_nodelay): Nagle's
+            # algorithm held a short body back until the client's delayed ACK (40 ms)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -136,6 +139,8 @@ class _RangeFiles:
                     self.end_headers()
                     if body:
                         self.wfile.write(data[start:end + 1])
+                        with files._lock:
+                            files.bytes_sent += end - start + 1
                 finally:
                     with files._lock:
                         files.in_flight -= 1
@@ -352,20 +357,30 @@ def _rewrite(path: Path) -> None:
     _touch(path)
 
 
-@pytest.mark.parametrize(("row_group_size", "change"), [
-    (300, _touch),  # several row groups: read by ranges, the version looked at after
-    (None, _rewrite),  # one row group: read whole by its task, checked against its footer
+def _by_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Have the scan read remote inputs by ranges, as it reads those over
+    ``WHOLE_REMOTE_MAX``."""
+    import datahygiene.scan as scan
+
+    monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)
+
+
+@pytest.mark.parametrize(("whole", "change"), [
+    (False, _touch),  # read by ranges: the version looked at after the reads
+    (True, _rewrite),  # read whole: its bytes checked against its footer
 ])
 def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
         make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        row_group_size: int | None, change: Callable[[Path], None]) -> None:
+        whole: bool, change: Callable[[Path], None]) -> None:
     """An input replaced after its footer was read fails the run on that input (exit 3
     from the command line), as a local file written meanwhile does: a file read by
     ranges through its entity tag, which stands for its version, a file read whole by
     its bytes, which must end in the footer the scan planned from."""
     pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    if not whole:
+        _by_ranges(monkeypatch)
     truth = make_synth("http", rows=1000, files=2, list_size=50, planted=3, seed=6,
-                       **({"row_group_size": row_group_size} if row_group_size else {}))
+                       row_group_size=300)
     paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
     server = _RangeFiles(paths[0].parent)
     try:
@@ -379,13 +394,14 @@ def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
 
 def test_a_small_file_is_read_whole_once_and_digested_from_those_bytes(
         make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A remote input of one row group costs its task one request, whose bytes are
-    scanned and digested: no other read of it and no second look at its version
+    """A small remote input costs its tasks one request, whose bytes they scan and
+    which are digested: no other read of it and no second look at its version
     (footer, then the whole file: two requests an input). The same bytes written
     again meanwhile (a new tag) are no change to what was scanned, and the digest is
-    theirs; a file of several row groups still goes by ranges and looks again."""
+    theirs."""
     pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
-    truth = make_synth("http", rows=1200, files=3, list_size=50, planted=3, seed=8)
+    truth = make_synth("http", rows=1200, files=3, list_size=50, planted=3, row_group_size=200,
+                       seed=8)
     paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
     server = _RangeFiles(paths[0].parent)
     try:
@@ -395,14 +411,37 @@ def test_a_small_file_is_read_whole_once_and_digested_from_those_bytes(
         asked: list[int] = []
         res = _scan_after(server, truth, paths, tmp_path / "out", monkeypatch,
                           lambda: (asked.append(server.requests), _touch(paths[0])))
-        assert server.requests - asked[0] == len(paths)  # one request a task, nothing after
-        assert [i["row_groups"] for i in res.run["inputs"]] == [1] * len(paths)
+        assert server.requests - asked[0] == len(paths)  # one request a file, nothing after
+        assert [i["row_groups"] for i in res.run["inputs"]] == [2] * len(paths)
         assert [i["digest"] for i in res.run["inputs"]] == [
             "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
         assert res.summary["rows"] == local.summary["rows"]
         assert res.exclusions.column("key").equals(local.exclusions.column("key"))
     finally:
         server.close()
+
+
+def test_a_file_read_by_ranges_is_fetched_a_column_chunk_at_a_time(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task's reads of a file read by ranges fetch its column chunks and no more:
+    fsspec's files otherwise read several MB ahead, which for a file of small row
+    groups fetched most of it again for every task. The file's bytes cross once for
+    its digest, and its `md5` chunks once more, not a task's read-ahead each."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    _by_ranges(monkeypatch)
+    truth = make_synth("ranges", rows=6000, files=1, list_size=50, planted=3, row_group_size=300,
+                       seed=9)
+    path = next(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(path.parent)
+    try:
+        res = run_scan(ScanConfig(manifests=[f"{server.url}/{path.name}"],
+                                  lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                                  out=str(tmp_path / "out")))
+    finally:
+        server.close()
+    assert res.run["inputs"][0]["row_groups"] == 20
+    assert res.summary["rows"]["excluded"] == 3
+    assert server.bytes_sent < 2 * path.stat().st_size
 
 
 def test_a_looked_up_url_is_not_asked_its_size_again(make_synth: Any) -> None:
@@ -438,9 +477,10 @@ def test_an_in_memory_file_written_again_after_its_footer_is_an_error(
     time) is checked the same way."""
     import datahygiene.scan as scan
 
-    # several row groups a file: read by ranges (a file of one would be read whole, and
-    # the same bytes written again would be no change to what was scanned)
-    truth = make_synth("mem", rows=600, files=2, list_size=20, planted=2, row_group_size=100, seed=7)
+    # read by ranges, as a file over WHOLE_REMOTE_MAX is (a file read whole would be
+    # checked by its bytes, and the same bytes written again would be no change)
+    _by_ranges(monkeypatch)
+    truth = make_synth("mem", rows=600, files=2, list_size=20, planted=2, seed=7)
     fs = fsspec.filesystem("memory")
     names = []
     for p in sorted(Path(truth["manifest"]).glob("*.parquet")):
@@ -532,3 +572,52 @@ def test_a_remote_digest_held_for_the_scans_reads_waits_for_them() -> None:
             digests.result(2)
     finally:
         fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
+
+
+def test_whole_reads_read_a_file_once_for_its_tasks_and_let_it_go_after_the_last(
+        make_synth: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks of one file asking at once get one read's bytes, digested once; after the
+    last task is done the bytes are let go (a later ask would read again)."""
+    import threading
+
+    from datahygiene import manifest
+
+    truth = make_synth("whole", rows=500, files=1, list_size=10, planted=1, seed=4)
+    path = next(Path(truth["manifest"]).glob("*.parquet"))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/dh-whole/a.parquet", path.read_bytes())
+    try:
+        files = manifest.resolve_manifests(["memory:///dh-whole/a.parquet"])
+        footer = manifest.read_footer(files[0])
+        reads: list[str] = []
+        real = manifest.read_remote_whole
+
+        def counted(f: manifest.InputFile, ft: manifest.Footer) -> bytes:
+            reads.append(f.path)
+            return real(f, ft)
+
+        monkeypatch.setattr(manifest, "read_remote_whole", counted)
+        digests = manifest.InputDigests(files, "sha256", after_reads=True)
+        digests.expect([footer.state])
+        whole = manifest.WholeReads(files, lambda i: footer, {0: 4}, digests)
+        got: list[bytes] = []
+        start = threading.Barrier(4)
+
+        def task() -> None:
+            start.wait()
+            got.append(whole.bytes_of(0))
+            whole.task_done(0)
+
+        threads = [threading.Thread(target=task) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        digests.close()
+        assert reads == ["memory:///dh-whole/a.parquet"]
+        assert got == [path.read_bytes()] * 4
+        assert digests.result(0) == ("sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
+                                     path.stat().st_size)
+        assert whole._data == {}  # let go after the fourth task
+    finally:
+        fs.rm("/dh-whole", recursive=True)

@@ -137,8 +137,10 @@ def test_each_object_is_looked_at_again_once_after_all_its_reads(
     """A scan asks each object's version afresh once: its digest does, after the
     scan's tasks have read its row groups (the tasks themselves ask nothing), so that
     one look vouches for every read. The look goes past s3fs's listing, which stays."""
+    import datahygiene.scan as scan
     from datahygiene import manifest
 
+    monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)  # read by ranges, as a larger object is
     truth = make_synth("s3", rows=2000, files=2, list_size=50, planted=3, row_group_size=300, seed=12)
     names = [p.name for p in _upload(s3, truth)]
     looks: list[str] = []
@@ -157,13 +159,14 @@ def test_each_object_is_looked_at_again_once_after_all_its_reads(
     assert "dh-test/manifest" in fsspec.filesystem("s3").dircache
 
 
-def test_an_object_of_one_row_group_is_read_whole_and_not_looked_at_again(
+def test_a_small_object_is_read_whole_once_and_not_looked_at_again(
         s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Its task's one GET serves the scan and the digest (of the bytes scanned): no
-    look at its version after, and no other read of it (see manifest.read_remote_whole)."""
+    """One GET serves all its tasks and the digest (of the bytes scanned): no look at
+    its version after, and no other read of it (see manifest.WholeReads)."""
     from datahygiene import manifest
 
-    truth = make_synth("s3", rows=1500, files=3, list_size=50, planted=3, seed=13)
+    truth = make_synth("s3", rows=1500, files=3, list_size=50, planted=3, row_group_size=200,
+                       seed=13)
     local_files = _upload(s3, truth)
     looks: list[str] = []
     wholes: list[str] = []
@@ -180,9 +183,7 @@ def test_an_object_of_one_row_group_is_read_whole_and_not_looked_at_again(
 
     monkeypatch.setattr(manifest, "remote_state", counted)
     monkeypatch.setattr(manifest, "digest_file", None)  # no digest reads the object again
-    import datahygiene.engines.local as local_engine
-
-    monkeypatch.setattr(local_engine, "read_remote_whole", whole)
+    monkeypatch.setattr(manifest, "read_remote_whole", whole)
     res = run_scan(ScanConfig(manifests=["s3://dh-test/manifest"], lists=_lists(truth),
                               out=str(tmp_path / "out")))
     assert looks == []
@@ -190,6 +191,7 @@ def test_an_object_of_one_row_group_is_read_whole_and_not_looked_at_again(
     assert [i["digest"] for i in res.run["inputs"]] == [
         "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
     assert res.summary["rows"]["excluded"] == 3
+    assert [i["row_groups"] for i in res.run["inputs"]] == [3] * len(local_files)
 
 
 def test_a_task_given_a_remote_state_checks_it_after_its_reads(s3: Any, make_synth: Any) -> None:
