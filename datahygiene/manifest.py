@@ -83,12 +83,20 @@ class InputFile:
 REMOTE_AT_ONCE = 8
 
 
+def remote_at_once(threads: int | None) -> int:
+    """How many remote lookups, footers and digests a scan keeps in flight:
+    :data:`REMOTE_AT_ONCE`, or more where the scan was given more threads (``--threads``:
+    a curator raising it for a bucket of many shards wants more requests in flight
+    before the scan starts too, where the footers are read)."""
+    return max(REMOTE_AT_ONCE, threads or 0)
+
+
 def _is_remote(spec: str) -> bool:
     return "://" in spec and not spec.startswith("file://")
 
 
 def in_order(pool: ThreadPoolExecutor, fn: Any, items: Iterable[Any],
-             ahead: int = 2 * REMOTE_AT_ONCE) -> Generator[Any, None, None]:
+             ahead: int) -> Generator[Any, None, None]:
     """``fn`` over ``items`` on ``pool``, the results in the items' order (an error
     raised where its item comes), with at most ``ahead`` of them submitted and not yet
     taken: a future for each of hundreds of thousands of inputs would hold ~1 KB each.
@@ -109,7 +117,7 @@ def _is_parquet_name(p: str) -> bool:
     return p.lower().endswith(PARQUET_SUFFIXES)
 
 
-def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
+def resolve_manifests(specs: Iterable[str], at_once: int = REMOTE_AT_ONCE) -> list[InputFile]:
     """Expand manifest arguments into a sorted, de-duplicated list of parquet files.
 
     A local file is one input however it is named -- ``data//x.parquet``,
@@ -118,14 +126,14 @@ def resolve_manifests(specs: Iterable[str]) -> list[InputFile]:
     and its clean file written twice over. It is shown by its shortest spelling (the
     smallest of equally short ones), whatever the order the arguments came in.
 
-    Arguments naming remote files are looked up :data:`REMOTE_AT_ONCE` at a time: each
-    costs a round trip or two, and a manifest given as thousands of URLs took minutes
-    one after another. An error is the first argument's, in the order given."""
+    Arguments naming remote files are looked up ``at_once`` at a time: each costs a
+    round trip or two, and a manifest given as thousands of URLs took minutes one
+    after another. An error is the first argument's, in the order given."""
     specs = list(specs)
     out: dict[tuple[Any, ...], InputFile] = {}
     if len(specs) > 1 and any(_is_remote(s) for s in specs):
-        with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-list") as pool:
-            listed = list(in_order(pool, _list_spec, specs))
+        with ThreadPoolExecutor(at_once, thread_name_prefix="datahygiene-list") as pool:
+            listed = list(in_order(pool, _list_spec, specs, 2 * at_once))
     else:
         listed = [_list_spec(s) for s in specs]
     for spec, (fs, fs_path, found, is_glob, infos) in zip(specs, listed, strict=True):
@@ -707,14 +715,15 @@ class FooterReader:
     when it is made, so that the reading overlaps the list loading: for 2,000
     img2dataset shards it was 0.17-0.19 s of the main thread's time after the lists
     had loaded. A footer that does not read is kept as its error, for the caller to
-    raise in input order. Remote footers are fetched 8 at a time (each costs a round
-    trip); local ones in turn (each holds the GIL for most of its ~0.1 ms). The first
+    raise in input order. Remote footers are fetched ``at_once`` at a time (each costs
+    a round trip); local ones in turn (each holds the GIL for most of its ~0.1 ms). The first
     ``keep_parsed`` inputs' footers stay parsed, the others are released as read (see
     :class:`Footer`): memory stays bounded however many inputs a scan has."""
 
     def __init__(self, files: list[InputFile], null_columns: Iterable[str] = (),
-                 keep_parsed: int | None = None) -> None:
+                 keep_parsed: int | None = None, at_once: int = REMOTE_AT_ONCE) -> None:
         self._stop = threading.Event()
+        self._at_once = at_once
         self._null_columns = tuple(null_columns)
         self._keep = PARSED_FOOTERS if keep_parsed is None else keep_parsed
         self._schemas: dict[bytes, pa.Schema] = {}
@@ -725,8 +734,9 @@ class FooterReader:
     def _read_all(self, files: list[InputFile]) -> list[Footer | DatahygieneError]:
         if all(f.is_local for f in files):
             return [self._one(i, f) for i, f in enumerate(files)]
-        with ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-footer") as pool:
-            return list(in_order(pool, lambda item: self._one(*item), enumerate(files)))
+        with ThreadPoolExecutor(self._at_once, thread_name_prefix="datahygiene-footer") as pool:
+            return list(in_order(pool, lambda item: self._one(*item), enumerate(files),
+                                 2 * self._at_once))
 
     def _one(self, i: int, f: InputFile) -> Footer | DatahygieneError:
         if self._stop.is_set():  # the run ended: a remote listing must not keep it waiting
@@ -963,8 +973,9 @@ class InputDigests:
     and vouches for them too, or for :meth:`digest_bytes`: a scan's task that read the
     whole input (:func:`read_remote_whole`) hands over its digest of those bytes."""
 
-    def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False) -> None:
-        self._files, self._algorithm = files, algorithm
+    def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False,
+                 at_once: int = REMOTE_AT_ONCE) -> None:
+        self._files, self._algorithm, self._at_once = files, algorithm, at_once
         # after_reads: a remote input is digested once :meth:`release` says the scan
         # read all it reads of it (see there); local ones start at once
         self._held = (np.array([not f.is_local for f in files], dtype=bool) if after_reads
@@ -1000,11 +1011,12 @@ class InputDigests:
                 self._cond.notify_all()
 
     def _run_remote(self) -> None:
-        """Inputs :data:`REMOTE_AT_ONCE` at a time (each remote read waits on the
+        """Inputs ``at_once`` at a time (each remote read waits on the
         network; local inputs among remote ones are hashed on those threads too),
         stored in input order."""
-        with (ThreadPoolExecutor(REMOTE_AT_ONCE, thread_name_prefix="datahygiene-digests") as pool,
-              contextlib.closing(in_order(pool, self._when_released, range(len(self._files)))
+        with (ThreadPoolExecutor(self._at_once, thread_name_prefix="datahygiene-digests") as pool,
+              contextlib.closing(in_order(pool, self._when_released, range(len(self._files)),
+                                          2 * self._at_once)
                                  ) as results):
             for i, got in enumerate(results):
                 self._store(i, *got)

@@ -46,6 +46,7 @@ from datahygiene.manifest import (
     InputDigests,
     InputFile,
     WholeReads,
+    remote_at_once,
     resolve_manifests,
 )
 from datahygiene.outputs import RESTRICTED, write_parquet, writing
@@ -396,7 +397,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     t0 = time.perf_counter()
     kernels.load_in_background()
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    files = resolve_manifests(config.manifests)
+    at_once = remote_at_once(config.threads)  # remote lookups, footers, digests in flight
+    files = resolve_manifests(config.manifests, at_once)
     clean_names = [f"clean/{name}" for name in _clean_names(files)]
     if config.write_clean:
         _refuse_clean_name_clash(files, clean_names)
@@ -409,8 +411,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     # Input digests (coverage evidence) need only the files: start them now, so they
     # run while the lists load (list loading is partly serial and leaves a core idle).
     # (a remote input's digest follows the scan's reads of it: see InputDigests.release)
-    digests = InputDigests(files, config.input_digest, after_reads=True)
-    footer_reader = FooterReader(files, [config.key or "key"])  # as are footers
+    digests = InputDigests(files, config.input_digest, after_reads=True, at_once=at_once)
+    footer_reader = FooterReader(files, [config.key or "key"], at_once=at_once)  # as are footers
     try:
         lists = load_lists(config, registry)
         t_lists = time.perf_counter()

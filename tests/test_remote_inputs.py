@@ -298,6 +298,33 @@ def test_remote_inputs_are_digested_several_at_a_time_in_input_order(
         fsspec.filesystem("memory").rm("/dh-overlap", recursive=True)
 
 
+def test_a_scan_given_more_threads_keeps_more_lookups_and_footers_in_flight(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--threads`` above REMOTE_AT_ONCE raises the requests in flight before the scan
+    starts too: a bucket of many shards waited on its footers 8 at a time however
+    many threads its tasks had."""
+    from datahygiene import manifest
+
+    truth = make_synth("many", rows=3200, files=32, list_size=20, planted=2, seed=5)
+    fs = fsspec.filesystem("memory")
+    urls = []
+    for p in sorted(Path(truth["manifest"]).glob("*.parquet")):
+        fs.pipe(f"/dh-many/{p.name}", p.read_bytes())
+        urls.append(f"memory:///dh-many/{p.name}")
+    try:
+        lookups, footers = _Overlap(manifest._list_spec), _Overlap(manifest.read_footer)
+        monkeypatch.setattr(manifest, "_list_spec", lookups)
+        monkeypatch.setattr(manifest, "read_footer", footers)
+        res = run_scan(ScanConfig(manifests=urls, lists=[ListSpec(path=str(truth["lists"]["md5"]),
+                                                                  signal="md5")],
+                                  out=str(tmp_path / "out"), threads=16))
+        assert res.summary["rows"]["excluded"] == 2
+        assert manifest.REMOTE_AT_ONCE < lookups.most <= 16
+        assert manifest.REMOTE_AT_ONCE < footers.most <= 16
+    finally:
+        fs.rm("/dh-many", recursive=True)
+
+
 def test_remote_inputs_get_more_threads_by_default(make_synth: Any, tmp_path: Path) -> None:
     """A task of a remote file waits on round trips, not on a core: without --threads,
     a scan of remote inputs runs at least REMOTE_THREADS workers; local inputs, and
