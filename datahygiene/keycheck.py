@@ -60,10 +60,12 @@ def _flagged_keys_in_file(f: InputFile, key_column: str, flagged: pa.Array,
     file's as the scan read it, to be found before and after this read."""
     counts: dict[str, int] = {}
     try:
-        with f.open() as fh:
+        # a remote file's key chunks fetched exactly, a row group's in one read: with
+        # fsspec's read-ahead each fetched several MB of the other columns
+        with f.open(exact=True) as fh:
             if state is not None and f.is_local:
                 check_state(f, fh.fileno(), state)
-            pf = pq.ParquetFile(fh)
+            pf = pq.ParquetFile(fh, pre_buffer=not f.is_local)
             offset = 0
             for batch in pf.iter_batches(batch_size=1 << 20, columns=[key_column],
                                          use_threads=False):

@@ -471,6 +471,26 @@ def test_a_file_read_by_ranges_is_fetched_a_column_chunk_at_a_time(
     assert server.bytes_sent < 2 * path.stat().st_size
 
 
+def test_the_key_check_of_a_remote_input_fetches_its_key_chunks_only(
+        make_synth: Any, tmp_path: Path) -> None:
+    """``--check-keys`` reads the key column of every input again after the scan: on a
+    remote one, that column's chunks and not a read-ahead of the others. The scan's
+    whole read and the key check together serve well under twice the file's bytes."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    truth = make_synth("keys", rows=30000, files=1, list_size=50, planted=3, row_group_size=1500,
+                       seed=10)
+    path = next(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(path.parent)
+    try:
+        res = run_scan(ScanConfig(manifests=[f"{server.url}/{path.name}"],
+                                  lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                                  out=str(tmp_path / "out"), check_keys=True))
+    finally:
+        server.close()
+    assert res.summary["rows"]["excluded"] == 3
+    assert server.bytes_sent < 1.5 * path.stat().st_size
+
+
 def test_a_looked_up_url_is_not_asked_its_size_again(make_synth: Any) -> None:
     """A URL named as a parquet file is looked up with one request, and the answer
     (size and entity tag) serves the footer's read and the digest: each reads the file
