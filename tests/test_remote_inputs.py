@@ -458,17 +458,24 @@ def test_a_file_read_by_ranges_is_fetched_a_column_chunk_at_a_time(
     _by_ranges(monkeypatch)
     truth = make_synth("ranges", rows=6000, files=1, list_size=50, planted=3, row_group_size=300,
                        seed=9)
+    res, served, size = _scan_served(truth, tmp_path)
+    assert res.run["inputs"][0]["row_groups"] == 20
+    assert res.summary["rows"]["excluded"] == 3
+    assert served < 2 * size
+
+
+def _scan_served(truth: dict[str, Any], tmp_path: Path, **options: Any) -> tuple[Any, int, int]:
+    """A scan of ``truth``'s one file served over HTTP: its result, the bytes the server
+    sent, and the file's size."""
     path = next(Path(truth["manifest"]).glob("*.parquet"))
     server = _RangeFiles(path.parent)
     try:
         res = run_scan(ScanConfig(manifests=[f"{server.url}/{path.name}"],
                                   lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
-                                  out=str(tmp_path / "out")))
+                                  out=str(tmp_path / "out"), **options))
     finally:
         server.close()
-    assert res.run["inputs"][0]["row_groups"] == 20
-    assert res.summary["rows"]["excluded"] == 3
-    assert server.bytes_sent < 2 * path.stat().st_size
+    return res, server.bytes_sent, path.stat().st_size
 
 
 def test_the_key_check_of_a_remote_input_fetches_its_key_chunks_only(
@@ -479,16 +486,9 @@ def test_the_key_check_of_a_remote_input_fetches_its_key_chunks_only(
     pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
     truth = make_synth("keys", rows=30000, files=1, list_size=50, planted=3, row_group_size=1500,
                        seed=10)
-    path = next(Path(truth["manifest"]).glob("*.parquet"))
-    server = _RangeFiles(path.parent)
-    try:
-        res = run_scan(ScanConfig(manifests=[f"{server.url}/{path.name}"],
-                                  lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
-                                  out=str(tmp_path / "out"), check_keys=True))
-    finally:
-        server.close()
+    res, served, size = _scan_served(truth, tmp_path, check_keys=True)
     assert res.summary["rows"]["excluded"] == 3
-    assert server.bytes_sent < 1.5 * path.stat().st_size
+    assert served < 1.5 * size
 
 
 def test_a_looked_up_url_is_not_asked_its_size_again(make_synth: Any) -> None:
