@@ -668,3 +668,35 @@ def test_whole_reads_read_a_file_once_for_its_tasks_and_let_it_go_after_the_last
         assert whole._data == {}  # let go after the fourth task
     finally:
         fs.rm("/dh-whole", recursive=True)
+
+
+def test_verify_reads_each_remote_input_once_several_at_a_time(
+        make_synth: Any, tmp_path: Path) -> None:
+    """An auditor's coverage check of a run whose inputs are URLs: each input read once
+    for its digest, size and row count (its footer among the last bytes read), several
+    inputs at once, the findings in run.json's order."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    from datahygiene.audit.verify import Verification
+
+    truth = make_synth("verify", rows=4000, files=8, list_size=50, planted=3, seed=11)
+    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(paths[0].parent)
+    try:
+        run_scan(ScanConfig(manifests=[f"{server.url}/{p.name}" for p in paths],
+                            lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                            out=str(tmp_path / "out")))
+        asked, server.most_in_flight = server.requests, 0
+        checks = {c.name: c for c in Verification(tmp_path / "out").run_all()}
+        assert checks["coverage"].status == "pass", checks["coverage"].reason
+        assert "8 input file(s), 4000 rows" in checks["coverage"].reason
+        # fsspec asks a URL's size, then reads it: two requests an input, no footer read
+        assert server.requests - asked == 2 * len(paths)
+        assert server.most_in_flight > 1
+        for p in (paths[5], paths[2]):  # two inputs changed: both named, in run.json's order
+            p.write_bytes(p.read_bytes()[:-1])
+        checks = {c.name: c for c in Verification(tmp_path / "out").run_all()}
+        assert checks["coverage"].status == "fail"
+        assert checks["coverage"].reason.index(paths[2].name) < checks["coverage"].reason.index(
+            paths[5].name)
+    finally:
+        server.close()

@@ -7,6 +7,7 @@ proved; docs/auditor.md says what each one does *not* prove.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -38,7 +39,7 @@ from datahygiene.audit.log import (
 from datahygiene.audit.note import Checkpoint, NoteError, Verifier, open_note
 from datahygiene.config import INPUT_DIGESTS
 from datahygiene.errors import DatahygieneError
-from datahygiene.manifest import input_digest, new_digest
+from datahygiene.manifest import in_order, input_digest, new_digest
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -68,13 +69,40 @@ def _sha256_path(path: str) -> tuple[str, int]:
 
 def _digest_path(path: str, algorithm: str) -> tuple[str, int]:
     """Hex digest (``sha256`` or ``blake3``) of a file at a path or URL, and its size."""
+    digest, size, _ = _read_input(path, algorithm, rows=False)
+    return digest, size
+
+
+# Bytes kept from a file's end while it is digested: its parquet footer, to count its
+# rows without reading it again (a second request, for an input on object storage).
+_TAIL = 1 << 20
+
+
+def _read_input(path: str, algorithm: str, rows: bool = True) -> tuple[str, int, int]:
+    """One read of a file at a path or URL: its hex digest (``sha256`` or ``blake3``),
+    its size and (``rows``) its row count, from the parquet footer among the last bytes
+    read (read again only if larger than :data:`_TAIL`)."""
     h = new_digest(algorithm)
     size = 0
+    tail = b""
     with fsspec.open(path, "rb") as fh:
         for block in iter(lambda: fh.read(8 << 20), b""):
             h.update(block)
             size += len(block)
-    return h.hexdigest(), size
+            if rows:
+                tail = (tail + block)[-_TAIL:] if len(block) < _TAIL else block[-_TAIL:]
+    if not rows:
+        return h.hexdigest(), size, 0
+    footer = int.from_bytes(tail[-8:-4], "little") + 8 if len(tail) >= 12 else size + 1
+    if tail[-4:] == b"PAR1" and footer <= len(tail):
+        return h.hexdigest(), size, pq.read_metadata(pa.BufferReader(tail[-footer:])).num_rows
+    with fsspec.open(path, "rb") as fh:  # a footer over 1 MiB, or not parquet: the reader says
+        return h.hexdigest(), size, pq.ParquetFile(fh).metadata.num_rows
+
+
+# Inputs read at once by the coverage check: each waits on its storage (a round trip,
+# for one on object storage) or hashes on a core (the digests release the GIL).
+COVERAGE_AT_ONCE = 8
 
 
 class Verification:
@@ -331,25 +359,40 @@ class Verification:
                 return str(candidate)
         return str(root.joinpath(*parts))
 
+    def _read_recorded(self, entry: dict[str, Any]) -> tuple[str, int, int] | Exception | None:
+        """An input's digest, size and rows as read now (None: run.json names an
+        unknown digest algorithm; an exception: it did not read). A malformed entry
+        raises (run_all says the record is malformed)."""
+        algorithm = input_digest(entry).split(":", 1)[0]
+        if algorithm not in INPUT_DIGESTS:
+            return None
+        where = self._input_path(entry["path"])
+        try:
+            digest, size, rows = _read_input(where, algorithm)
+        except Exception as exc:  # unreadable is a failed check, never a traceback
+            return exc
+        return f"{algorithm}:{digest}", size, rows
+
     def check_coverage(self) -> None:
         inputs = self.run.get("inputs", [])
         problems, total, missing = [], 0, 0
-        for i in inputs:
-            where = self._input_path(i["path"])
-            algorithm = input_digest(i).split(":", 1)[0]
-            if algorithm not in INPUT_DIGESTS:
+        # several inputs at once, each read once (its digest, size and footer); the
+        # findings in run.json's order
+        with (ThreadPoolExecutor(COVERAGE_AT_ONCE, thread_name_prefix="datahygiene-coverage") as pool,
+              contextlib.closing(in_order(pool, self._read_recorded, inputs,
+                                          2 * COVERAGE_AT_ONCE)) as reads):
+            found = list(reads)
+        for i, got in zip(inputs, found, strict=True):
+            if got is None:
                 problems.append(f"{i['path']}: run.json names an unknown digest algorithm")
                 continue
-            try:
-                digest, size = _digest_path(where, algorithm)
-                with fsspec.open(where, "rb") as fh:
-                    rows = pq.ParquetFile(fh).metadata.num_rows
-            except Exception as exc:  # unreadable is a failed check, never a traceback
-                missing += isinstance(exc, FileNotFoundError)
-                problems.append(f"{i['path']}: cannot read ({type(exc).__name__})")
+            if isinstance(got, Exception):
+                missing += isinstance(got, FileNotFoundError)
+                problems.append(f"{i['path']}: cannot read ({type(got).__name__})")
                 continue
+            digest, size, rows = got
             total += rows
-            if f"{algorithm}:{digest}" != input_digest(i) or size != i["bytes"]:
+            if digest != input_digest(i) or size != i["bytes"]:
                 problems.append(f"{i['path']}: digest or size differs from run.json")
             elif rows != i["rows"]:
                 problems.append(f"{i['path']}: {rows} rows, run.json says {i['rows']}")

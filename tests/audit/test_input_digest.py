@@ -221,3 +221,23 @@ def test_input_digests_come_in_order_and_one_that_fails_does_not_stop_the_others
     assert digests.done(0) and not digests.done(1)
     with pytest.raises(InputError, match=r"m2\.parquet: its digest was not computed"):
         digests.result(1)
+
+
+def test_the_coverage_read_counts_rows_from_the_footer_it_read_or_reads_a_large_one_again(
+        tmp_path: Path) -> None:
+    """One read gives the digest, size and row count; a footer over the kept tail (1 MiB
+    of key-value metadata here) is read again rather than miscounted."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datahygiene.audit import verify
+
+    for name, meta in (("small", {}), ("large", {b"padding": b"x" * (2 << 20)})):
+        path = tmp_path / f"{name}.parquet"
+        table = pa.table({"md5": [f"{i:032x}" for i in range(1000)]}).replace_schema_metadata(meta)
+        pq.write_table(table, path, row_group_size=300)
+        digest, size, rows = verify._read_input(str(path), "sha256")
+        assert (digest, size, rows) == (hashlib.sha256(path.read_bytes()).hexdigest(),
+                                        path.stat().st_size, 1000)

@@ -168,3 +168,16 @@ def test_hmac_key_without_released_is_refused(world: dict[str, Any], cli: Cli) -
     """It was accepted and ignored: a wrong key went unnoticed and verify passed."""
     res = cli("verify", world["run"], "--hmac-key", world["keys"] / "hmac.key", ok=False)
     assert res.exit_code == 2 and "--hmac-key is used with --released" in res.output
+
+
+def test_an_input_entry_without_its_path_is_a_malformed_record(world: dict[str, Any], cli: Cli,
+                                                                tmp_path: Path) -> None:
+    """The coverage check reads the inputs several at a time; an entry it cannot read
+    for want of a field is still the record's fault, said as such, not an input's."""
+    out = tmp_path / "run"
+    shutil.copytree(world["run"], out)
+    run = json.loads((out / "run.json").read_text())
+    del run["inputs"][1]["path"]
+    (out / "run.json").write_text(json.dumps(run))
+    text = verify(cli, out, ok=False)
+    assert "FAIL  coverage: run.json / summary.json / evidence is malformed: KeyError (field 'path')" in text
