@@ -360,7 +360,8 @@ def median_runs(names: list[str], d: Path, threads: int, work: Path, repeat: int
     """Each contender's run of median wall time among ``repeat``, the contenders taking
     turns (one run each per round): a host whose load drifts over the minutes of a
     table slows all of them alike, where runs one contender after another put the
-    drift between them. ``each(name, run)`` is called after every run."""
+    drift between them. ``each(name, run)`` is called after every run. Each median run
+    also holds ``rounds``: the contender's wall times, round by round."""
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(max(1, repeat)):
         for n in names:
@@ -368,7 +369,18 @@ def median_runs(names: list[str], d: Path, threads: int, work: Path, repeat: int
             runs[n].append(r)
             if each:
                 each(n, r)
-    return {n: sorted(rs, key=lambda x: x["seconds"])[len(rs) // 2] for n, rs in runs.items()}
+    return {n: {**sorted(rs, key=lambda x: x["seconds"])[len(rs) // 2],
+                "rounds": [r["seconds"] for r in rs]} for n, rs in runs.items()}
+
+
+def round_ratios(ours: dict[str, Any], base: dict[str, Any]) -> str:
+    """Ours / baseline within each round (the two ran minutes apart at most, so a host
+    whose load drifts moves both): their range and median, where there were rounds."""
+    a, b = ours.get("rounds", []), base.get("rounds", [])
+    if len(a) < 2 or len(a) != len(b):
+        return ""
+    r = sorted(x / y for x, y in zip(a, b, strict=True))
+    return f"   (per round {r[0]:.2f}-{r[-1]:.2f}, median {r[len(r) // 2]:.2f})"
 
 
 def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat: int,
@@ -385,17 +397,19 @@ def compare(baseline: str, ours: str, d: Path, threads: int, work: Path, repeat:
               + (f"  [imported in the timed work: {', '.join(r['late_imports'])}]"
                  if r.get("late_imports") else ""))
     for name in (ours, *also):
-        print(f"  {name} / {baseline}   time {runs[name]['seconds'] / runs[baseline]['seconds']:.2f}")
+        print(f"  {name} / {baseline}   time {runs[name]['seconds'] / runs[baseline]['seconds']:.2f}"
+              + round_ratios(runs[name], runs[baseline]))
 
 
 def print_table(results: list[dict[str, Any]], planted: int) -> None:
     by = {r["name"]: r for r in results}
     print(f"\n{'contender':<24}{'wall s':>8}{'rows/s':>14}{'peak RSS MB':>13}{'matched':>9}"
-          f"{'process s':>11}{'cpu s':>8}")
+          f"{'process s':>11}{'cpu s':>8}  {'runs s':>11}")
     for r in results:
+        rounds = r.get("rounds") or [r["seconds"]]
         print(f"{r['name']:<24}{r['seconds']:>8.2f}{r['rows'] / r['seconds']:>14,.0f}"
               f"{r['peak_rss_mb']:>13,.0f}{r['matched']:>9,}{r.get('process_seconds', 0):>11.2f}"
-              f"{r.get('cpu_seconds', 0):>8.2f}")
+              f"{r.get('cpu_seconds', 0):>8.2f}  {min(rounds):>5.2f}-{max(rounds):<5.2f}")
     clean = by.get("datahygiene-clean")
     print("\nratios (ours / baseline; time <= 1.0 means at least as fast):")
     for mine in ("datahygiene", "datahygiene-no-reports", "datahygiene-lean"):
@@ -403,7 +417,7 @@ def print_table(results: list[dict[str, Any]], planted: int) -> None:
             if mine in by and base in by:
                 o, b = by[mine], by[base]
                 print(f"  {mine} / {base:<17} time {o['seconds'] / b['seconds']:.2f}   "
-                      f"peak RSS {o['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+                      f"peak RSS {o['peak_rss_mb'] / b['peak_rss_mb']:.2f}" + round_ratios(o, b))
     if clean and "pyarrow-rewrite" in by:
         b = by["pyarrow-rewrite"]
         print(f"  datahygiene-clean / pyarrow-rewrite   time {clean['seconds'] / b['seconds']:.2f}   "
