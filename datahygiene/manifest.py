@@ -721,9 +721,11 @@ class FooterReader:
     :class:`Footer`): memory stays bounded however many inputs a scan has."""
 
     def __init__(self, files: list[InputFile], null_columns: Iterable[str] = (),
-                 keep_parsed: int | None = None, at_once: int = REMOTE_AT_ONCE) -> None:
+                 keep_parsed: int | None = None, at_once: int = REMOTE_AT_ONCE,
+                 progress: Callable[[int], None] | None = None) -> None:
         self._stop = threading.Event()
         self._at_once = at_once
+        self._progress = progress  # told how many footers are read, in input order
         self._null_columns = tuple(null_columns)
         self._keep = PARSED_FOOTERS if keep_parsed is None else keep_parsed
         self._schemas: dict[bytes, pa.Schema] = {}
@@ -733,10 +735,19 @@ class FooterReader:
 
     def _read_all(self, files: list[InputFile]) -> list[Footer | DatahygieneError]:
         if all(f.is_local for f in files):
-            return [self._one(i, f) for i, f in enumerate(files)]
-        with ThreadPoolExecutor(self._at_once, thread_name_prefix="datahygiene-footer") as pool:
-            return list(in_order(pool, lambda item: self._one(*item), enumerate(files),
-                                 2 * self._at_once))
+            return self._told(self._one(i, f) for i, f in enumerate(files))
+        with (ThreadPoolExecutor(self._at_once, thread_name_prefix="datahygiene-footer") as pool,
+              contextlib.closing(in_order(pool, lambda item: self._one(*item), enumerate(files),
+                                          2 * self._at_once)) as read):
+            return self._told(read)
+
+    def _told(self, footers: Iterable[Footer | DatahygieneError]) -> list[Footer | DatahygieneError]:
+        out: list[Footer | DatahygieneError] = []
+        for footer in footers:
+            out.append(footer)
+            if self._progress is not None:
+                self._progress(len(out))
+        return out
 
     def _one(self, i: int, f: InputFile) -> Footer | DatahygieneError:
         if self._stop.is_set():  # the run ended: a remote listing must not keep it waiting
@@ -971,7 +982,7 @@ class InputDigests:
     scan read. With ``after_reads`` (a scan's), a remote input waits for
     :meth:`release`, so that this second look comes after all the scan's reads of it
     and vouches for them too, or for :meth:`digest_bytes`: a scan's task that read the
-    whole input (:func:`read_remote_whole`) hands over its digest of those bytes."""
+    whole input (:class:`WholeReads`) hands over its digest of those bytes."""
 
     def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False,
                  at_once: int = REMOTE_AT_ONCE) -> None:

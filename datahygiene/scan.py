@@ -386,8 +386,12 @@ def _default_threads(files: list[InputFile], write_clean: bool) -> int:
 
 def run_scan(config: ScanConfig, registry: Registry | None = None,
              progress: ProgressFn | None = None,
-             on_start: Callable[[int, int], None] | None = None) -> ScanResult:
-    """Scan the configured manifests and write every output into ``config.out``."""
+             on_start: Callable[[int, int], None] | None = None,
+             on_footers: Callable[[int, int], None] | None = None) -> ScanResult:
+    """Scan the configured manifests and write every output into ``config.out``.
+    ``on_footers(read, inputs)``: how many inputs' footers are read, as they are (before
+    the scan starts: minutes, for tens of thousands of remote shards); ``on_start(rows,
+    inputs)`` once the scan starts; ``progress(rows, flagged)`` as tasks finish."""
     config.validate()
     if config.engine == "ray":
         from datahygiene.engines.ray import require_ray
@@ -412,7 +416,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     # run while the lists load (list loading is partly serial and leaves a core idle).
     # (a remote input's digest follows the scan's reads of it: see InputDigests.release)
     digests = InputDigests(files, config.input_digest, after_reads=True, at_once=at_once)
-    footer_reader = FooterReader(files, [config.key or "key"], at_once=at_once)  # as are footers
+    footer_reader = FooterReader(  # as are footers
+        files, [config.key or "key"], at_once=at_once,
+        progress=(lambda n: on_footers(n, len(files))) if on_footers else None)
     try:
         lists = load_lists(config, registry)
         t_lists = time.perf_counter()
@@ -451,8 +457,9 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     states = [ft.state for ft in footers_read]
     digests.expect(states)
     # A local input's tasks check its state around their reads (a system call each); a
-    # remote input's are vouched for by its digest, which follows them and looks at its
-    # version again after reading it all (a request each look, on object storage).
+    # remote input's scan the bytes it was digested from (read whole, below), or are
+    # vouched for by its digest, which follows them and looks at its version again
+    # after reading it all (a request each look, on object storage).
     tasks = [t for t in plan_tasks(files, [ft.row_group_rows for ft in footers_read],
                                    [st if f.is_local else None for f, st in zip(files, states,
                                                                                  strict=True)])

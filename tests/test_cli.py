@@ -214,8 +214,8 @@ def test_the_store_commands_name_the_stores_key_variable() -> None:
 def test_a_terminal_sees_a_spinner_until_the_scan_starts(monkeypatch: pytest.MonkeyPatch,
                                                         synth: dict[str, Any], tmp_path: Path) -> None:
     """Loading the lists and reading every input's footer come before the progress bar
-    (a minute or more for hundreds of thousands of files): a terminal is told so, and
-    the spinner gives way to the bar once the scan starts."""
+    (a minute or more for hundreds of thousands of files): a terminal is told so, with
+    the footers read so far, and the spinner gives way to the bar once the scan starts."""
     import io
 
     from rich.console import Console
@@ -236,11 +236,14 @@ def test_a_terminal_sees_a_spinner_until_the_scan_starts(monkeypatch: pytest.Mon
 
         def start(total: int, files: int) -> None:
             seen.append(screen.getvalue())
+            seen.append(str(bar._spinner.text))
             bar.start(total, files)
             assert bar._status is None  # the bar replaces it
 
-        run_scan(cfg, progress=bar.advance, on_start=start)
+        run_scan(cfg, progress=bar.advance, on_start=start, on_footers=bar.footers)
     assert "loading lists and reading the inputs' footers" in seen[0]
+    n = len(list(Path(synth["manifest"]).glob("*.parquet")))
+    assert seen[1] == f"loading lists and reading the inputs' footers: {n} of {n} input(s)"
     assert bar._status is None and bar._bar is not None
 
 

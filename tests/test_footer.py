@@ -152,6 +152,26 @@ def test_footer_reader_keeps_each_inputs_footer_or_error_in_order(tmp_path: Path
     assert [g.metadata.num_rows for g in got if not isinstance(g, InputError)] == [10, 11, 13, 14]
 
 
+def test_footer_reader_tells_how_many_footers_are_read(tmp_path: Path) -> None:
+    """The command's spinner shows the count before the scan starts (minutes for tens of
+    thousands of remote shards): one call per input, in input order, local or remote,
+    an input whose footer fails included."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for i in range(5):
+        pq.write_table(_table(10 + i), tmp_path / f"m{i}.parquet")
+        fs.pipe(f"/dh-told/m{i}.parquet", (tmp_path / f"m{i}.parquet").read_bytes())
+    (tmp_path / "m2.parquet").write_bytes(b"not parquet")
+    try:
+        for spec in (str(tmp_path), "memory:///dh-told"):
+            told: list[int] = []
+            got = FooterReader(resolve_manifests([spec]), progress=told.append).result()
+            assert told == [1, 2, 3, 4, 5] and len(got) == 5, spec
+    finally:
+        fs.rm("/dh-told", recursive=True)
+
+
 def test_footer_reader_stops_when_the_run_fails_first(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that fails before it needs the footers (a list that does not load) must

@@ -53,6 +53,9 @@ def interactive(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+FOOTERS = "loading lists and reading the inputs' footers"
+
+
 class Progress:
     """A rich progress bar on stderr when it is a terminal; silent otherwise."""
 
@@ -62,6 +65,7 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         self._status: Any = None
+        self._spinner: Any = None
         self.flagged = 0
 
     def prepare(self) -> None:
@@ -73,9 +77,15 @@ class Progress:
         from rich.live import Live
         from rich.spinner import Spinner
 
-        self._status = Live(Spinner("dots", "loading lists and reading the inputs' footers"),
-                            console=_stderr_console(), transient=True, refresh_per_second=12.5)
+        self._spinner = Spinner("dots", FOOTERS)
+        self._status = Live(self._spinner, console=_stderr_console(), transient=True,
+                            refresh_per_second=12.5)
         self._status.start(refresh=True)  # on the screen at once, not at the first tick
+
+    def footers(self, read: int, inputs: int) -> None:
+        """How many inputs' footers are read (called from the reading thread)."""
+        if self._spinner is not None:
+            self._spinner.update(text=f"{FOOTERS}: {read:,} of {inputs:,} input(s)")
 
     def _end_status(self) -> None:
         if self._status is not None:

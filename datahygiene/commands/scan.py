@@ -225,7 +225,8 @@ def register(group: click.Group) -> None:
         result: ScanResult | None = None
         try:
             with progress_bar(quiet) as bar:
-                result = run_scan(cfg, progress=bar.advance, on_start=bar.start)
+                result = run_scan(cfg, progress=bar.advance, on_start=bar.start,
+                                  on_footers=bar.footers)
                 note_committed(COMMITTED_NOTE.format(out=result.out))
             _report(result, before)
         except KeyboardInterrupt:

@@ -539,6 +539,8 @@ class Bar:
         pass
     def start(self, *a):
         pass
+    def footers(self, *a):
+        pass
 {patch}
 from datahygiene.cli import main
 main()
