@@ -17,6 +17,7 @@ from typing import Any
 
 from datahygiene.errors import ConfigError
 from datahygiene.lists.spec import ListSpec, shown_keys
+from datahygiene.urls import shown_url
 
 ENGINES = ("local", "ray")
 INPUT_DIGESTS = ("sha256", "blake3")  # run.json inputs[].digest (manifest.digest_file); default first
@@ -104,7 +105,7 @@ class ScanConfig:
     def describe(self) -> dict[str, Any]:
         """The configuration as recorded in run.json (paths, names; no secrets)."""
         return {
-            "manifests": list(self.manifests),
+            "manifests": [shown_url(m) for m in self.manifests],  # no URL's signature
             "lists": [s.describe() for s in self.lists],
             "key": self.key,
             "columns": dict(sorted(self.columns.items())),

@@ -30,6 +30,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from datahygiene.config import INPUT_DIGESTS
 from datahygiene.errors import DatahygieneError, InputError
+from datahygiene.urls import shown_url
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _GLOB_CHARS = set("*?[")
@@ -95,6 +96,13 @@ def _is_remote(spec: str) -> bool:
     return "://" in spec and not spec.startswith("file://")
 
 
+def _said(exc: BaseException, raw: str) -> str:
+    """:func:`_short` of a remote filesystem's error, with the URL ``raw`` it may quote
+    (and its query, a signature) named as :func:`shown_url` names it."""
+    text, shown = _short(exc), shown_url(raw)
+    return text.replace(raw, shown) if raw != shown else text
+
+
 def in_order(pool: ThreadPoolExecutor, fn: Any, items: Iterable[Any],
              ahead: int) -> Generator[Any, None, None]:
     """``fn`` over ``items`` on ``pool``, the results in the items' order (an error
@@ -157,9 +165,10 @@ def resolve_manifests(specs: Iterable[str], at_once: int = REMOTE_AT_ONCE) -> li
                     raise InputError(f"{shown}: not a regular file")
                 key: tuple[Any, ...] = ("local", st.st_dev, st.st_ino)
             else:
-                # as the user spelled its protocol; an HTTP filesystem's paths are whole URLs
-                shown = p if "://" in p else protocol + p
-                where, key = p, (protocol, p)
+                # as the user spelled its protocol; an HTTP filesystem's paths are whole
+                # URLs, named without what may be a secret (shown_url)
+                shown = shown_url(p if "://" in p else protocol + p)
+                where, key = shown_url(p), (protocol, p)
             prev = out.get(key)
             if prev is None or (len(shown), shown) < (len(prev.path), prev.path):
                 out[key] = InputFile(shown, fs, p, where, infos.get(p))
@@ -237,21 +246,24 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool, dict[str, FileStat
     listing told them (:func:`info_state`: their footers and digests need not ask).
     A filesystem whose package is missing (``s3://`` without s3fs) or that cannot be
     reached is a one-line input error, not a traceback."""
+    named = shown_url(spec)  # a signed URL's query is read through, never shown
     try:
         fs, fs_path = fsspec.core.url_to_fs(spec)
     except ImportError as exc:
-        raise InputError(f"{spec}: no filesystem for this URL ({_short(exc)})") from None
+        raise InputError(f"{named}: no filesystem for this URL ({_said(exc, spec)})") from None
     except ValueError as exc:
-        raise InputError(f"{spec}: not a usable path or URL ({_short(exc)})") from None
+        raise InputError(f"{named}: not a usable path or URL ({_said(exc, spec)})") from None
+    # what the name says (a parquet file? a glob?) is in its path, not in a URL's query
+    name = shown_url(fs_path)
     try:
         # a path that exists is taken literally, even with a "[" or "*" in its name
         local = isinstance(fs, LocalFileSystem)
         infos: dict[str, FileState | None] = {}
         # a remote file named as one: one request, where asking first whether it is a
         # directory cost another (an HTTP server's answer to that is the file itself)
-        first = (_file_info(fs, fs_path) if not local and _is_parquet_name(fs_path)
-                 and not any(ch in fs_path for ch in _GLOB_CHARS) else None)
-        is_glob = (first is None and any(ch in fs_path for ch in _GLOB_CHARS)
+        first = (_file_info(fs, fs_path) if not local and _is_parquet_name(name)
+                 and not any(ch in name for ch in _GLOB_CHARS) else None)
+        is_glob = (first is None and any(ch in name for ch in _GLOB_CHARS)
                    and not fs.exists(fs_path))
         if first is not None:
             found, infos = [fs_path], {fs_path: info_state(first)}
@@ -263,7 +275,7 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool, dict[str, FileStat
                 infos = _files_listed(fs.glob(fs_path, detail=True), lambda p: True)
                 found = sorted(infos)
             if not found:
-                raise InputError(f"{spec}: no files match this pattern")
+                raise InputError(f"{named}: no files match this pattern")
         elif fs.isdir(fs_path):
             if local:
                 found = _walk_local(fs_path)
@@ -271,21 +283,22 @@ def _list_spec(spec: str) -> tuple[Any, str, list[str], bool, dict[str, FileStat
                 infos = _files_listed(fs.find(fs_path, detail=True), _is_parquet_name)
                 found = sorted(infos)
             if not found:
-                raise InputError(f"{spec}: directory holds no .parquet files")
+                raise InputError(f"{named}: directory holds no .parquet files")
         elif not local and (info := _file_info(fs, fs_path)) is not None:
             found, infos = [fs_path], {fs_path: info_state(info)}
         elif local and fs.isfile(fs_path):
             found = [fs_path]
         elif fs.exists(fs_path):  # a FIFO, socket or device: as in a directory (_walk_local)
-            raise InputError(f"{spec}: not a regular file")
+            raise InputError(f"{named}: not a regular file")
         else:
-            raise InputError(f"{spec}: manifest not found")
+            raise InputError(f"{named}: manifest not found")
     except InputError:
         raise
     except PermissionError:
-        raise InputError(f"{spec}: permission denied") from None
+        raise InputError(f"{named}: permission denied") from None
     except Exception as exc:  # a remote filesystem's own errors: network, auth, quota
-        raise InputError(f"{spec}: cannot list ({type(exc).__name__}: {_short(exc)})") from None
+        raise InputError(f"{named}: cannot list ({type(exc).__name__}: "
+                         f"{_said(exc, spec)})") from None
     return fs, fs_path, found, is_glob, infos
 
 
@@ -450,7 +463,7 @@ def remote_state(f: InputFile, fresh: bool = False) -> FileState | None:
         raise changed_under_scan(f) from None
     except Exception as exc:
         raise InputError(f"{f.path}: cannot ask its storage whether it changed during the scan "
-                         f"({type(exc).__name__}: {_short(exc)})") from None
+                         f"({type(exc).__name__}: {_said(exc, f.fs_path)})") from None
 
 
 def check_remote(f: InputFile, state: FileState | None) -> None:
@@ -501,7 +514,7 @@ def read_remote_whole(f: InputFile, footer: Footer) -> bytes:
     except FileNotFoundError:  # gone since its footer was read
         raise changed_under_scan(f) from None
     except Exception as exc:
-        raise InputError(f"{f.path}: cannot read ({_short(exc)})") from None
+        raise InputError(f"{f.path}: cannot read ({_said(exc, f.fs_path)})") from None
     if len(data) != footer.size or not data.endswith(footer.raw):
         raise changed_under_scan(f, "size or footer")
     return bytes(data)
@@ -896,7 +909,7 @@ def _unreadable(f: InputFile, exc: Exception) -> InputError:
         return InputError(f"{f.path}: manifest not found")
     if isinstance(exc, PermissionError):
         return InputError(f"{f.path}: permission denied")
-    return InputError(f"{f.path}: not a readable parquet file ({_short(exc)})")
+    return InputError(f"{f.path}: not a readable parquet file ({_said(exc, f.fs_path)})")
 
 
 def _short(exc: BaseException) -> str:
@@ -961,7 +974,7 @@ def digest_file(f: InputFile, algorithm: str = "sha256", chunk: int = 1 << 20,
                 size += n
                 h.update(view[:n])
     except (OSError, ValueError) as exc:
-        raise InputError(f"{f.path}: cannot read ({_short(exc)})") from None
+        raise InputError(f"{f.path}: cannot read ({_said(exc, f.fs_path)})") from None
     return f"{algorithm}:{h.hexdigest()}", size
 
 

@@ -117,7 +117,8 @@ class _RangeFiles:
                     files.most_in_flight = max(files.most_in_flight, files.in_flight)
                 try:
                     time.sleep(0.01)  # a round trip's worth: lets concurrent requests overlap
-                    path = root / self.path.lstrip("/")
+                    # a query (a presigned URL's signature) is the server's to check
+                    path = root / self.path.split("?", 1)[0].lstrip("/")
                     if not path.is_file():
                         self.send_error(404)
                         return
@@ -700,3 +701,34 @@ def test_verify_reads_each_remote_input_once_several_at_a_time(
             paths[5].name)
     finally:
         server.close()
+
+
+def test_a_signed_url_is_read_through_and_never_named_with_its_secret(
+        make_synth: Any, tmp_path: Path) -> None:
+    """A presigned URL's query (its signature) and a URL's user name and password are
+    credentials: the scan reads through them, but run.json (published), the other
+    outputs and the errors name the URL without them."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    truth = make_synth("signed", rows=1000, files=2, list_size=50, planted=3, seed=12)
+    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
+    server = _RangeFiles(paths[0].parent)
+    secret = "X-Amz-Signature=0123456789abcdefSECRET"
+    host = server.url.split("://", 1)[1]
+    urls = [f"{server.url}/{paths[0].name}?{secret}&X-Amz-Expires=3600",
+            f"http://someone:PASSWORD@{host}/{paths[1].name}#SECRET"]
+    lists = [ListSpec(path=str(truth["lists"]["md5"]), signal="md5")]
+    out = tmp_path / "out"
+    try:
+        res = run_scan(ScanConfig(manifests=urls, lists=lists, out=str(out), write_clean=True))
+        with pytest.raises(InputError) as err:
+            run_scan(ScanConfig(manifests=[f"{server.url}/missing.parquet?{secret}"], lists=lists,
+                                out=str(tmp_path / "missing")))
+    finally:
+        server.close()
+    assert res.summary["rows"]["excluded"] == 3
+    assert [i["path"] for i in res.run["inputs"]] == [f"{server.url}/{p.name}" for p in paths]
+    assert sorted(p.name for p in (out / "clean").iterdir()) == [p.name for p in paths]
+    written = [f for f in out.rglob("*") if f.is_file()]
+    assert written and not [f for f in written if b"SECRET" in f.read_bytes() or
+                            b"PASSWORD" in f.read_bytes()]
+    assert str(err.value) == f"{server.url}/missing.parquet: manifest not found"
