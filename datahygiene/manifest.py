@@ -167,8 +167,10 @@ def resolve_manifests(specs: Iterable[str], at_once: int = REMOTE_AT_ONCE) -> li
             else:
                 # as the user spelled its protocol; an HTTP filesystem's paths are whole
                 # URLs, named without what may be a secret (shown_url)
+                # (one object behind two signatures is one input)
                 shown = shown_url(p if "://" in p else protocol + p)
-                where, key = shown_url(p), (protocol, p)
+                where = shown_url(p)
+                key = (protocol, where)
             prev = out.get(key)
             if prev is None or (len(shown), shown) < (len(prev.path), prev.path):
                 out[key] = InputFile(shown, fs, p, where, infos.get(p))

@@ -715,7 +715,8 @@ def test_a_signed_url_is_read_through_and_never_named_with_its_secret(
     secret = "X-Amz-Signature=0123456789abcdefSECRET"
     host = server.url.split("://", 1)[1]
     urls = [f"{server.url}/{paths[0].name}?{secret}&X-Amz-Expires=3600",
-            f"http://someone:PASSWORD@{host}/{paths[1].name}#SECRET"]
+            f"http://someone:PASSWORD@{host}/{paths[1].name}#SECRET",
+            f"{server.url}/{paths[0].name}?X-Amz-Signature=another"]  # the same object again
     lists = [ListSpec(path=str(truth["lists"]["md5"]), signal="md5")]
     out = tmp_path / "out"
     try:
