@@ -465,6 +465,15 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                                                                                  strict=True)])
              if t.file_index not in done]
     last_task = {t.file_index: t for t in tasks}
+    for i in range(len(files)):
+        if i not in last_task:  # finished before (--resume), or no row group to read
+            digests.release(i)
+    key_nulls = null_keys(footers_read, key) if key else 0
+    rows_of = [ft.num_rows for ft in footers_read]
+    groups_of = [len(ft.row_group_rows) for ft in footers_read]
+    # Each footer goes to its file's tasks, then is let go (its parse, when made again
+    # for the tasks, with it: see manifest.Footer)
+    footers: list[Footer | None] = [None if i in done else ft for i, ft in enumerate(footers_read)]
     # Small remote inputs are read whole, once, for all their tasks, and digested from
     # those bytes (manifest.WholeReads): one request for the scan and the digest both,
     # and a digest of the very bytes scanned (the local engine's tasks only: a Ray
@@ -478,15 +487,6 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         i: n for i, n in Counter(t.file_index for t in tasks).items()
         if config.engine != "ray" and not files[i].is_local
         and footers_read[i].size <= WHOLE_REMOTE_MAX}, digests)
-    for i in range(len(files)):
-        if i not in last_task:  # finished before (--resume), or no row group to read
-            digests.release(i)
-    key_nulls = null_keys(footers_read, key) if key else 0
-    rows_of = [ft.num_rows for ft in footers_read]
-    groups_of = [len(ft.row_group_rows) for ft in footers_read]
-    # Each footer goes to its file's tasks, then is let go (its parse, when made again
-    # for the tasks, with it: see manifest.Footer)
-    footers: list[Footer | None] = [None if i in done else ft for i, ft in enumerate(footers_read)]
     del footers_read
     total_rows = sum(rows_of)
     if on_start:
@@ -510,15 +510,13 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
             def work(task: Task) -> Any:
                 i = task.file_index
-                if i not in whole:
-                    return run_task(task, plan, config.batch_size, config.write_clean,
-                                    config.keep_unverified, detail_columns, footers[i])
+                read = partial(whole.bytes_of, i) if i in whole else None
                 try:
                     return run_task(task, plan, config.batch_size, config.write_clean,
-                                    config.keep_unverified, detail_columns, footers[i],
-                                    partial(whole.bytes_of, i))
+                                    config.keep_unverified, detail_columns, footers[i], read)
                 finally:
-                    whole.task_done(i)
+                    if read is not None:
+                        whole.task_done(i)
 
             results: Iterator[TaskResult] | None = None
             try:
