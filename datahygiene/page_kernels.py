@@ -24,9 +24,27 @@ from typing import Any
 import numba
 import numpy as np
 
-from datahygiene.kernels import PREFETCH_AHEAD, _hex_key, _may_hold, hex_key_even, prefetch
+from datahygiene.kernels import (
+    LITTLE_ENDIAN,
+    PREFETCH_AHEAD,
+    _hex_key,
+    _may_hold,
+    hex_key_even,
+    hex_key_words,
+    load_u32,
+    prefetch,
+    words_fit,
+)
 
 _JIT: dict[str, Any] = {"nogil": True, "cache": True}
+
+# numba keys each cached kernel to its own file's content, not to the code it inlines
+# from kernels.py: after kernels.py changes, these kernels would load from the cache
+# with kernels.py's old code inlined (an editable install after `git pull`; an
+# upgrade, which leaves __pycache__ behind). This line changes with kernels.py
+# (tests/test_kernel_cache.py checks that it is kernels.py's SHA-256), and so this
+# file's content, and every kernel here is compiled again.
+KERNELS_PY_SHA256 = "07373f2713dec10df1fa005ed0cffec495a5309cf6df7adacb876eacc14e1b83"
 
 
 @numba.njit(**_JIT)
@@ -126,6 +144,8 @@ def dictionary_candidates(buf, pos, end, width, n, count, place, keep, pick):
 @numba.njit(inline="always", **_JIT)
 def _length_at(buf, p):
     """The 4-byte little-endian length of the PLAIN BYTE_ARRAY value at ``p``."""
+    if LITTLE_ENDIAN:
+        return np.int64(load_u32(buf, p))
     return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16)
             | (np.int64(buf[p + 3]) << 24))
 
@@ -197,9 +217,12 @@ def gather_spans(buf, starts, lens, pick, out_offsets, out_data):
 @numba.njit(inline="always", **_JIT)
 def _hex_value(buf, data16, s, width, pairs):
     """Validate and decode the ``2 * width`` hex digits at byte ``s``: (not a digest,
-    first 8 bytes as a big-endian uint64). Two characters per 16-bit load and table
-    lookup, as in ``kernels.match_hex``; a value at an odd byte offset (after one of
-    odd length) takes the general loop."""
+    first 8 bytes as a big-endian uint64). Eight characters a word where the width
+    allows (``kernels.hex_key_words``), else two per 16-bit load and table lookup, as
+    in ``kernels.match_hex``, where a value at an odd byte offset (after one of odd
+    length) takes the general loop."""
+    if words_fit(width):
+        return hex_key_words(buf, s, width)
     if s & 1:
         ok, hi = _hex_key(buf, s, width, pairs)
         return not ok, hi

@@ -55,3 +55,17 @@ def test_a_first_scan_compiles_no_kernel_the_warm_up_left_out(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-2000:]
     compiled = json.loads(done.stdout.strip().splitlines()[-1])
     assert compiled == {}, f"compiled during the scan (add them to kernels.warm_up): {compiled}"
+
+
+def test_page_kernels_are_compiled_again_when_kernels_py_changes() -> None:
+    """numba's cache keys page_kernels' kernels to page_kernels.py's content only, yet
+    they inline kernels.py's functions: page_kernels.py names kernels.py's digest, so
+    that a change there changes this file too and its cached kernels are not reused."""
+    import hashlib
+
+    from datahygiene import kernels, page_kernels
+
+    actual = hashlib.sha256(Path(kernels.__file__).read_bytes()).hexdigest()
+    assert actual == page_kernels.KERNELS_PY_SHA256, (
+        "kernels.py changed: set KERNELS_PY_SHA256 in datahygiene/page_kernels.py to "
+        f"{actual}, or the kernels there keep the old code from numba's cache")

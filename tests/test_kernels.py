@@ -150,6 +150,44 @@ def test_parse_hex_lines_counts_lines_and_stops_at_the_first_bad_one() -> None:
     assert bad == 4  # 0-based: the fifth line
 
 
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+@pytest.mark.skipif(not kernels.LITTLE_ENDIAN, reason="eight digits a word on little-endian CPUs only")
+def test_eight_digits_a_word_decide_as_the_pair_table_does() -> None:
+    """Every byte value at every place of a word, and random words: a word is hex
+    exactly when each of its bytes is, and it spells the bytes ``bytes.fromhex`` does."""
+    rng = np.random.default_rng(11)
+    base = b"0aF9bE71"
+    words = [base[:p] + bytes([c]) + base[p + 1:] for p in range(8) for c in range(256)]
+    words += [bytes(rng.choice(list(HEX_DIGITS), 8)) for _ in range(2000)]
+    words += [rng.integers(0, 256, 8, dtype=np.uint8).tobytes() for _ in range(2000)]
+    for w in words:
+        x = np.frombuffer(w, np.uint64)[0]
+        is_hex = all(c in HEX_DIGITS for c in w)
+        assert (kernels.hex_word_bad(x) == 0) == is_hex, w
+        if is_hex:
+            assert int(kernels.hex_word_bytes(x)).to_bytes(4, "little") == bytes.fromhex(w.decode())
+
+
+@pytest.mark.parametrize("width", [8, 16, 20, 24, 32])
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_a_digest_s_key_is_the_same_at_any_offset_and_width(width: int, offset: int) -> None:
+    rng = np.random.default_rng(width + offset)
+    for case in range(300):
+        raw = rng.integers(0, 256, width, dtype=np.uint8).tobytes()
+        text = bytearray(raw.hex().upper() if case % 2 else raw.hex(), "ascii")
+        if case % 3 == 0:  # one character that is not hex, anywhere
+            text[int(rng.integers(0, len(text)))] = int(rng.choice([0x2F, 0x3A, 0x40, 0x47, 0x60, 0x67,
+                                                                    0x20, 0x00, 0xC3, 0xFF]))
+        buf = np.frombuffer(bytes(offset) + bytes(text) + bytes(3), np.uint8)
+        ok, key = kernels._hex_key(buf, offset, width, kernels.HEX_PAIRS)
+        expected = all(c in HEX_DIGITS for c in text)
+        assert ok == expected
+        if ok:
+            assert int(key) == int.from_bytes(raw[:8], "big")
+
+
 def _column_cases(rng: np.random.Generator, n: int, listed: list[bytes], width: int) -> list[object]:
     out: list[object] = []
     for i in range(n):
