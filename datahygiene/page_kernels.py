@@ -582,6 +582,187 @@ def footer_chunks(buf, out):
     return count
 
 
+# page_header's fields: the PageHeader's type and sizes, then those of its
+# DataPageHeader, DictionaryPageHeader and DataPageHeaderV2, then whether each of those
+# three was there (1); PAGE_ABSENT where the header does not give a field
+(PAGE_TYPE, PAGE_USIZE, PAGE_CSIZE,
+ DATA_VALUES, DATA_ENCODING, DATA_DEF_ENCODING, DATA_REP_ENCODING,
+ DICT_VALUES, DICT_ENCODING,
+ V2_VALUES, V2_NULLS, V2_ROWS, V2_ENCODING, V2_DEF_LENGTH, V2_REP_LENGTH, V2_COMPRESSED,
+ HAS_DATA, HAS_DICT, HAS_V2) = range(19)
+PAGE_FIELDS = 19
+PAGE_ABSENT = -(1 << 62)
+
+
+@numba.njit(inline="always", **_JIT)
+def _page_slot(role, field):
+    """Where page_header keeps field ``field`` of a struct in role ``role`` (0: the
+    PageHeader, 1-3: its data, dictionary and v2 data page headers), or -1."""
+    if role == 0:
+        if 1 <= field <= 3:
+            return PAGE_TYPE + field - 1
+    elif role == 1:
+        if 1 <= field <= 4:
+            return DATA_VALUES + field - 1
+    elif role == 2:
+        if 1 <= field <= 2:
+            return DICT_VALUES + field - 1
+    elif role == 3:
+        if 1 <= field <= 7:
+            return V2_VALUES + field - 1
+    return -1
+
+
+@numba.njit(**_JIT)
+def page_header(buf, p, out):
+    """Parse the Thrift compact PageHeader at ``buf[p:]`` into ``out`` (PAGE_FIELDS
+    long; see PAGE_TYPE ...): return the position after it, or -1 when it does not
+    parse, runs past the buffer, nests deeper than 8, or gives a field of another type
+    than parquet's (the reader then leaves the chunk to pyarrow). Every other field --
+    statistics, checksums, fields of later versions -- is walked over unread."""
+    for k in range(PAGE_FIELDS):
+        out[k] = PAGE_ABSENT
+    n = buf.shape[0]
+    depth_max = 10
+    kind = np.empty(depth_max, np.int64)  # 0 struct, 1 list or set, 2 map
+    role = np.empty(depth_max, np.int64)
+    fid = np.empty(depth_max, np.int64)
+    left = np.empty(depth_max, np.int64)
+    etype = np.empty(depth_max, np.int64)  # a list's element type, a map's key type
+    vtype = np.empty(depth_max, np.int64)  # a map's value type
+    value_next = np.zeros(depth_max, np.bool_)  # a map: its next is a value
+    d = 0
+    kind[0] = 0
+    role[0] = 0
+    fid[0] = 0
+    while d >= 0:
+        slot = -1
+        child = -1
+        if kind[d] == 0:
+            if p >= n:
+                return -1
+            h = np.int64(buf[p])
+            p += 1
+            if h == 0:  # the struct's end
+                d -= 1
+                continue
+            t = h & 15
+            delta = h >> 4
+            if delta:
+                fid[d] += delta
+            else:
+                v, p = _varint(buf, p)
+                if p < 0:
+                    return -1
+                fid[d] = (v >> 1) ^ -(v & 1)
+            slot = _page_slot(role[d], fid[d])
+            if role[d] == 0 and 5 <= fid[d] <= 8 and fid[d] != 6:
+                child = 1 if fid[d] == 5 else 2 if fid[d] == 7 else 3
+                if t != 12:
+                    return -1
+            in_struct = True
+        else:
+            if kind[d] == 1 or not value_next[d]:
+                if left[d] == 0:
+                    d -= 1
+                    continue
+            if kind[d] == 1:
+                left[d] -= 1
+                t = etype[d]
+            elif value_next[d]:
+                t = vtype[d]
+                value_next[d] = False
+                left[d] -= 1
+            else:
+                t = etype[d]
+                value_next[d] = True
+            in_struct = False
+        if t == 1 or t == 2:  # a boolean: in its field's type, or a byte in a container
+            if not in_struct:
+                p += 1
+                if p > n:
+                    return -1
+            elif slot == V2_COMPRESSED:
+                out[slot] = 1 if t == 1 else 0
+            elif slot >= 0:
+                return -1
+            continue
+        if slot == V2_COMPRESSED:
+            return -1
+        if t == 3:  # a byte
+            if p >= n:
+                return -1
+            if slot >= 0:
+                out[slot] = np.int64(buf[p])
+            p += 1
+            continue
+        if t == 4 or t == 5 or t == 6:
+            v, p = _varint(buf, p)
+            if p < 0:
+                return -1
+            if slot >= 0:
+                out[slot] = (v >> 1) ^ -(v & 1)
+            continue
+        if slot >= 0:
+            return -1  # a field that must be an integer is not
+        if t == 7:  # a double
+            p += 8
+            if p > n:
+                return -1
+            continue
+        if t == 8:  # binary (statistics): skipped, never read
+            v, p = _varint(buf, p)
+            if p < 0 or v < 0 or v > n - p:
+                return -1
+            p += v
+            continue
+        if d + 1 >= depth_max - 1:
+            return -1
+        if t == 9 or t == 10:
+            if p >= n:
+                return -1
+            h = np.int64(buf[p])
+            p += 1
+            size = h >> 4
+            if size == 15:
+                size, p = _varint(buf, p)
+                if p < 0:
+                    return -1
+            if size < 0 or size > n - p:  # each element takes a byte at least
+                return -1
+            d += 1
+            kind[d] = 1
+            left[d] = size
+            etype[d] = h & 15
+            continue
+        if t == 11:
+            size, p = _varint(buf, p)
+            if p < 0 or size < 0 or size > n - p:
+                return -1
+            d += 1
+            kind[d] = 2
+            left[d] = size
+            value_next[d] = False
+            if size:
+                if p >= n:
+                    return -1
+                h = np.int64(buf[p])
+                p += 1
+                etype[d] = h >> 4
+                vtype[d] = h & 15
+            continue
+        if t == 12:
+            d += 1
+            kind[d] = 0
+            fid[d] = 0
+            role[d] = child
+            if child > 0:
+                out[HAS_DATA + child - 1] = 1
+            continue
+        return -1
+    return p
+
+
 # chunks_fit's verdicts
 FIT, UNKNOWN_CODEC, MISSING_CHUNK, WRONG_TYPE, WRONG_HISTOGRAM = range(5)
 
@@ -642,4 +823,5 @@ def warm_up() -> None:
             digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS, *scratch,
                               np.zeros(2, np.int64))
         footer_chunks(buf, np.zeros((2, CHUNK_FIELDS), np.int64))
+        page_header(buf, 0, np.zeros(PAGE_FIELDS, np.int64))
         chunks_fit(np.zeros((2, CHUNK_FIELDS), np.int64), np.zeros((1, 3), np.int64), 1, 8)

@@ -18,8 +18,9 @@ as before (which also gives a damaged file its usual error). Nothing here decide
 row is clean: the filter only says which rows the full check must see, and every row
 of a chunk is accounted for (its pages' row counts must add up to the row group's).
 
-The page header is Thrift's compact protocol; :func:`_read_struct` reads just enough
-of it. Values never reach an exception or a log from this module.
+The page header is Thrift's compact protocol; :func:`page_kernels.page_header` reads
+just enough of it (compiled: in Python its walk took 0.14 s of CPU on the benchmark's
+20M-row scan). Values never reach an exception or a log from this module.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def _file_size(fh: Any) -> int | None:
     return size if isinstance(size, int) else None
 
 
-# -- Thrift compact protocol (just what a page header needs) --------------------------
+# -- Thrift compact protocol -----------------------------------------------------------
 
 def _varint(b: np.ndarray | bytes, p: int) -> tuple[int, int]:
     r = shift = 0
@@ -187,78 +188,34 @@ def _varint(b: np.ndarray | bytes, p: int) -> tuple[int, int]:
             raise Unsupported("bad varint")
 
 
-def _zigzag(n: int) -> int:
-    return (n >> 1) ^ -(n & 1)
+# page_kernels.page_header's fields of each struct of a page header: the struct's field
+# id in the PageHeader (None: the PageHeader's own), where it says the struct is there,
+# its first field's place, and how many fields
+_HEADER_STRUCTS = (
+    (None, None, page_kernels.PAGE_TYPE, 3),
+    (5, page_kernels.HAS_DATA, page_kernels.DATA_VALUES, 4),  # DataPageHeader
+    (7, page_kernels.HAS_DICT, page_kernels.DICT_VALUES, 2),  # DictionaryPageHeader
+    (8, page_kernels.HAS_V2, page_kernels.V2_VALUES, 7),  # DataPageHeaderV2
+)
 
 
-def _fits(b: Any, p: int, n: int) -> None:
-    """A list, set or map of ``n`` elements from ``p`` takes at least a byte each: one
-    that says it has more (a count from the file, up to 2**63) is refused before its
-    elements are walked (booleans and doubles are skipped without a read, so a walk
-    would not stop at the buffer's end)."""
-    if n > len(b) - p:
-        raise Unsupported("thrift list")
-
-
-def _read_value(b: Any, p: int, t: int, depth: int) -> tuple[Any, int]:
-    if t in (1, 2):  # booleans carry their value in the type
-        return t == 1, p
-    if t == 3:
-        return int(b[p]), p + 1
-    if t in (4, 5, 6):
-        v, p = _varint(b, p)
-        return _zigzag(v), p
-    if t == 7:
-        return None, p + 8
-    if t == 8:
-        n, p = _varint(b, p)
-        return None, p + n  # binary (statistics): skipped, never read
-    if t in (9, 10):
-        h = int(b[p])
-        p += 1
-        n, et = h >> 4, h & 15
-        if n == 15:
-            n, p = _varint(b, p)
-        _fits(b, p, n)
-        for _ in range(n):
-            if et in (1, 2):
-                p += 1
-            else:
-                _, p = _read_value(b, p, et, depth + 1)
-        return None, p
-    if t == 11:
-        n, p = _varint(b, p)
-        _fits(b, p, n)
-        if n:
-            kv = int(b[p])
-            p += 1
-            for _ in range(n):
-                _, p = _read_value(b, p, kv >> 4, depth + 1)
-                _, p = _read_value(b, p, kv & 15, depth + 1)
-        return None, p
-    if t == 12:
-        return _read_struct(b, p, depth + 1)
-    raise Unsupported("bad thrift type")
-
-
-def _read_struct(b: Any, p: int, depth: int = 0) -> tuple[dict[int, Any], int]:
-    """A struct's integer, boolean and struct fields by id (others skipped)."""
-    if depth > 8:
-        raise Unsupported("thrift nesting")
+def _header(fields: np.ndarray) -> dict[int, Any]:
+    """A page header as :func:`page_kernels.page_header` parsed it: its integer (and
+    v2's boolean) fields by id, the nested headers it holds as dicts of theirs."""
+    values = fields.tolist()
     out: dict[int, Any] = {}
-    fid = 0
-    while True:
-        h = int(b[p])
-        p += 1
-        if h == 0:
-            return out, p
-        t, delta = h & 0x0F, h >> 4
-        if delta:
-            fid += delta
+    for fid, has, first, count in _HEADER_STRUCTS:
+        if has is not None and values[has] != 1:
+            continue
+        got = {k + 1: v for k, v in enumerate(values[first : first + count])
+               if v != page_kernels.PAGE_ABSENT}
+        if fid is None:
+            out.update(got)
         else:
-            v, p = _varint(b, p)
-            fid = _zigzag(v)
-        out[fid], p = _read_value(b, p, t, depth)
+            out[fid] = got
+    if 8 in out and 7 in out[8]:
+        out[8][7] = bool(out[8][7])
+    return out
 
 
 # parquet's CompressionCodec values (UNCOMPRESSED ... LZ4_RAW)
@@ -489,11 +446,12 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
     decompress = _Decompressor(chunk.codec)
     dictionary: Dictionary | None = None
     p, end, row = 0, data.shape[0], 0
+    fields = np.empty(page_kernels.PAGE_FIELDS, dtype=np.int64)
     while p < end and row < chunk.rows:
-        try:
-            h, q = _read_struct(data, p)
-        except IndexError:
-            raise Unsupported("page header") from None
+        q = int(page_kernels.page_header(data, p, fields))
+        if q < 0:
+            raise Unsupported("page header")
+        h = _header(fields)
         kind, usize, csize = h.get(1), h.get(2), h.get(3)
         if not (isinstance(kind, int) and isinstance(usize, int) and isinstance(csize, int)
                 and usize >= 0 and 0 <= csize <= end - q):

@@ -692,3 +692,99 @@ def test_a_column_chunk_is_its_own_column_whatever_else_the_file_holds(tmp_path:
     for nested in [c for c in cols if c in ("meta", "s")]:
         with pytest.raises(pages.Unsupported):
             pages.column_chunk(md, pf.schema_arrow, 0, nested)
+
+
+# -- the compiled page header parser against a plain reading of the Thrift -------------
+
+def _thrift_value(b: bytes, p: int, t: int) -> tuple[Any, int]:
+    """A reference reader of Thrift's compact protocol: integers, booleans and structs
+    (as dicts by field id) kept, everything else walked over."""
+    if t in (1, 2):
+        return t == 1, p
+    if t == 3:
+        return b[p], p + 1
+    if t in (4, 5, 6):
+        v, p = pages._varint(b, p)
+        return (v >> 1) ^ -(v & 1), p
+    if t == 7:
+        return None, p + 8
+    if t == 8:
+        n, p = pages._varint(b, p)
+        return None, p + n
+    if t in (9, 10):
+        n, et = b[p] >> 4, b[p] & 15
+        p += 1
+        if n == 15:
+            n, p = pages._varint(b, p)
+        for _ in range(n):
+            p = p + 1 if et in (1, 2) else _thrift_value(b, p, et)[1]
+        return None, p
+    assert t == 12
+    out: dict[int, Any] = {}
+    fid = 0
+    while b[p]:
+        h = b[p]
+        p += 1
+        fid = fid + (h >> 4) if h >> 4 else (lambda v: (v >> 1) ^ -(v & 1))(pages._varint(b, p)[0])
+        if not h >> 4:
+            p = pages._varint(b, p)[1]
+        out[fid], p = _thrift_value(b, p, h & 15)
+    return out, p + 1
+
+
+def _wanted_fields(h: dict[int, Any]) -> dict[int, Any]:
+    out = {k: h[k] for k in (1, 2, 3) if k in h}
+    for k, fields in ((5, 4), (7, 2), (8, 7)):
+        if isinstance(h.get(k), dict):
+            out[k] = {f: v for f, v in h[k].items() if f <= fields}
+    return out
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"data_page_version": "2.0"}, {"use_dictionary": False, "compression": "snappy"},
+    {"write_page_checksum": True, "write_statistics": True, "write_page_index": True},
+    {"data_page_version": "2.0", "use_dictionary": False, "write_page_checksum": True},
+], ids=["default", "v2", "plain-snappy", "checksums-statistics", "v2-plain-checksums"])
+def test_page_headers_parse_as_a_plain_thrift_reading_does(tmp_path: Path, options: dict[str, Any]) -> None:
+    """Every page header of files written with statistics, checksums, v1 and v2 data
+    pages, with and without dictionaries: the kernel's fields are the reference's."""
+    hexes = [hashlib.md5(str(i % 700).encode()).hexdigest() if i % 5 else None for i in range(5000)]
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"c": hexes}), path, data_page_size=4096, **options)
+    pf = pq.ParquetFile(path)
+    chunk = pages.column_chunk(pf.metadata, pf.schema_arrow, 0, "c")
+    with open(path, "rb") as fh:
+        data = pages.read_chunk(fh, chunk)
+    raw = data.tobytes()
+    fields = np.empty(page_kernels.PAGE_FIELDS, np.int64)
+    p, seen = 0, 0
+    while p < len(raw):
+        expected, q = _thrift_value(raw, p, 12)
+        assert page_kernels.page_header(data, p, fields) == q
+        assert pages._header(fields) == _wanted_fields(expected)
+        p = q + expected[3]
+        seen += 1
+    assert seen >= 2
+
+
+def test_a_damaged_page_header_is_refused_or_read_within_its_bytes() -> None:
+    """Random damage to real page headers: the kernel returns -1 or a position inside
+    the buffer, never reads past it (each header is cut to its own bytes first)."""
+    rng = np.random.default_rng(5)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"c": [f"{i:032x}" for i in range(3000)]}), buf, data_page_size=2048,
+                   write_page_checksum=True)
+    pf = pq.ParquetFile(io.BytesIO(buf.getvalue()))
+    chunk = pages.column_chunk(pf.metadata, pf.schema_arrow, 0, "c")
+    data = pages.read_chunk(io.BytesIO(buf.getvalue()), chunk)
+    fields = np.empty(page_kernels.PAGE_FIELDS, np.int64)
+    header_end = page_kernels.page_header(data, 0, fields)
+    assert header_end > 0
+    header = data[:header_end]
+    for _ in range(3000):
+        damaged = header.copy()
+        for at in rng.integers(0, header_end, int(rng.integers(1, 4))):
+            damaged[at] = rng.integers(0, 256)
+        cut = damaged[: int(rng.integers(1, header_end + 1))]
+        end = page_kernels.page_header(cut, 0, fields)
+        assert end == -1 or 0 < end <= cut.shape[0]
