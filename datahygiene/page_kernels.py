@@ -598,18 +598,14 @@ PAGE_ABSENT = -(1 << 62)
 def _page_slot(role, field):
     """Where page_header keeps field ``field`` of a struct in role ``role`` (0: the
     PageHeader, 1-3: its data, dictionary and v2 data page headers), or -1."""
-    if role == 0:
-        if 1 <= field <= 3:
-            return PAGE_TYPE + field - 1
-    elif role == 1:
-        if 1 <= field <= 4:
-            return DATA_VALUES + field - 1
-    elif role == 2:
-        if 1 <= field <= 2:
-            return DICT_VALUES + field - 1
-    elif role == 3:
-        if 1 <= field <= 7:
-            return V2_VALUES + field - 1
+    if role == 0 and 1 <= field <= 3:
+        return PAGE_TYPE + field - 1
+    if role == 1 and 1 <= field <= 4:
+        return DATA_VALUES + field - 1
+    if role == 2 and 1 <= field <= 2:
+        return DICT_VALUES + field - 1
+    if role == 3 and 1 <= field <= 7:
+        return V2_VALUES + field - 1
     return -1
 
 
@@ -662,10 +658,9 @@ def page_header(buf, p, out):
                     return -1
             in_struct = True
         else:
-            if kind[d] == 1 or not value_next[d]:
-                if left[d] == 0:
-                    d -= 1
-                    continue
+            if (kind[d] == 1 or not value_next[d]) and left[d] == 0:
+                d -= 1
+                continue
             if kind[d] == 1:
                 left[d] -= 1
                 t = etype[d]
