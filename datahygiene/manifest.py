@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import posixpath
+import shutil
 import stat
 import threading
 from collections import deque
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from datahygiene.config import INPUT_DIGESTS
-from datahygiene.errors import DatahygieneError, InputError
+from datahygiene.errors import DatahygieneError, InputError, OutputError
 from datahygiene.urls import shown_url
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -499,11 +500,16 @@ def changed_under_scan(f: InputFile, what: str | None = None) -> InputError:
 
 # A remote input of at most this many bytes is read whole, in one request, and its
 # tasks scan those bytes, which are digested (WholeReads): its digest is then of the
-# very bytes scanned, with no second look at its version; a larger one is read by
-# ranges and digested after (see InputDigests.release). img2dataset's shards (10,000
+# very bytes scanned, with no second look at its version. img2dataset's shards (10,000
 # rows) are a few MB. The bytes are held while the file's tasks run: at most this
-# times the threads, and a few more while a file's last tasks finish.
+# times the threads, and a few more while a file's last tasks finish. A larger one is
+# copied to local disk (spool_remote) where the scan has a local work area with room
+# for it, else read by ranges and digested after (see InputDigests.release).
 WHOLE_REMOTE_MAX = 32 << 20
+# A spooled input is fetched this many bytes a request, each hashed as it arrives.
+SPOOL_BLOCK = 8 << 20
+# Spooling leaves at least this much of its disk free (else the input is read by ranges).
+SPOOL_KEEP_FREE = 1 << 30
 
 
 def read_remote_whole(f: InputFile, footer: Footer) -> bytes:
@@ -522,6 +528,53 @@ def read_remote_whole(f: InputFile, footer: Footer) -> bytes:
     return bytes(data)
 
 
+def spool_remote(f: InputFile, footer: Footer, to: str, algorithm: str) -> tuple[str, int]:
+    """Copy remote input ``f`` to the local file ``to``, :data:`SPOOL_BLOCK` bytes a
+    request in order, hashing each as it arrives: its digest (``ALGORITHM:HEX``) and
+    size. The copy is checked against the footer as first read, as
+    :func:`read_remote_whole` checks its bytes; the scan's tasks then read the copy,
+    so the digest is of the very bytes they scan, and each byte crossed the network
+    once (read by ranges, a file's hash columns crossed it once for the scan and
+    again, with all the rest, for the digest)."""
+    h = new_digest(algorithm)
+    got = 0
+    try:
+        dst = open(to, "wb")  # noqa: SIM115 - closed below, its errors told apart from the source's
+    except OSError as exc:
+        raise OutputError(f"{to}: cannot write a local copy of {f.path} ({exc.strerror})") from None
+    with dst:
+        try:
+            src = f.open(footer.size, exact=True)
+        except FileNotFoundError:  # gone since its footer was read
+            raise changed_under_scan(f) from None
+        except Exception as exc:
+            raise InputError(f"{f.path}: cannot read ({_said(exc, f.fs_path)})") from None
+        with src:
+            while True:
+                try:
+                    block = src.read(min(SPOOL_BLOCK, footer.size - got) if got < footer.size else 1)
+                except FileNotFoundError:
+                    raise changed_under_scan(f) from None
+                except Exception as exc:
+                    raise InputError(f"{f.path}: cannot read ({_said(exc, f.fs_path)})") from None
+                if not block or got + len(block) > footer.size:  # its end, or more than it had
+                    break
+                h.update(block)
+                try:
+                    dst.write(block)
+                except OSError as exc:
+                    raise OutputError(f"{to}: cannot write a local copy of {f.path} "
+                                      f"({exc.strerror})") from None
+                got += len(block)
+        if got != footer.size or block:
+            raise changed_under_scan(f, "size or footer")
+    with open(to, "rb") as fh:
+        fh.seek(got - len(footer.raw))
+        if fh.read() != footer.raw:
+            raise changed_under_scan(f, "size or footer")
+    return f"{algorithm}:{h.hexdigest()}", got
+
+
 class WholeReads:
     """Remote inputs read whole for a scan's tasks: each file is read once, by the first
     of its tasks to need it (:func:`read_remote_whole`: one request), digested from
@@ -529,38 +582,67 @@ class WholeReads:
     until the last of them is done (:meth:`task_done`). A file of 2,000-row row groups
     read by ranges cost a request per task and its digest's reads on top.
 
+    Inputs in ``spooled`` are copied to local files in ``spool`` instead
+    (:func:`spool_remote`), which their tasks read (memory-mapped), each deleted after
+    its file's last task.
+
     ``footer_of(i)``: input ``i``'s footer as first read; ``tasks[i]``: how many tasks
     the scan runs on input ``i``."""
 
     def __init__(self, files: list[InputFile], footer_of: Callable[[int], Footer],
-                 tasks: dict[int, int], digests: InputDigests) -> None:
+                 tasks: dict[int, int], digests: InputDigests, spooled: Iterable[int] = (),
+                 spool: str | None = None) -> None:
         self._files, self._footer_of, self._digests = files, footer_of, digests
         self._left = dict(tasks)
         self._locks = {i: threading.Lock() for i in tasks}
-        self._data: dict[int, bytes] = {}
+        self._data: dict[int, bytes | str | None] = {}
         self._lock = threading.Lock()
+        self._spooled, self._spool = frozenset(spooled), spool
+        assert self._spool is not None or not self._spooled
 
     def __contains__(self, i: int) -> bool:
         return i in self._left
 
-    def bytes_of(self, i: int) -> bytes:
-        """Input ``i``'s bytes, read (and digested) by the first task to ask."""
+    def bytes_of(self, i: int) -> bytes | str | None:
+        """Input ``i``'s bytes, or the path of its local copy, read (and digested) by
+        the first task to ask; None where the copy's disk lacks room for it
+        (:data:`SPOOL_KEEP_FREE`): its tasks then read it by ranges, and its digest is
+        taken after them (:meth:`InputDigests.release`)."""
         with self._locks[i]:  # its other tasks wait for the one read
-            data = self._data.get(i)
-            if data is None:
+            if i in self._data:
+                return self._data[i]
+            data: bytes | str | None
+            if i in self._spooled:
+                assert self._spool is not None
+                size = self._footer_of(i).size
+                data = None
+                if shutil.disk_usage(self._spool).free - size >= SPOOL_KEEP_FREE:
+                    data = os.path.join(self._spool, f"{i}.parquet")
+                    try:
+                        self._digests.digest_given(i, *spool_remote(
+                            self._files[i], self._footer_of(i), data, self._digests.algorithm))
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.unlink(data)
+                        raise
+            else:
                 data = read_remote_whole(self._files[i], self._footer_of(i))
                 self._digests.digest_bytes(i, data)
-                with self._lock:
-                    self._data[i] = data
+            with self._lock:
+                self._data[i] = data
             return data
 
     def task_done(self, i: int) -> None:
         """One of input ``i``'s tasks ended (done or failed): after the last, its bytes
-        are let go."""
+        are let go (its local copy deleted)."""
         with self._lock:
             self._left[i] -= 1
-            if not self._left[i]:
-                self._data.pop(i, None)
+            if self._left[i]:
+                return
+            data = self._data.pop(i, None)
+        if isinstance(data, str):
+            with contextlib.suppress(OSError):
+                os.unlink(data)
 
 
 # Bytes read from a file's end, to get its footer in one read: on object storage a
@@ -1058,6 +1140,10 @@ class InputDigests:
             self._held[i] = False
             self._cond.notify_all()
 
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
     def digest_bytes(self, i: int, data: bytes) -> None:
         """Input ``i``'s digest, taken of ``data``: all its bytes, as a scan's task read
         them to scan (:func:`read_remote_whole`, which checked them against the
@@ -1065,8 +1151,13 @@ class InputDigests:
         the bytes scanned. Run on the task's thread (hashing releases the GIL)."""
         h = new_digest(self._algorithm)
         h.update(data)
+        self.digest_given(i, f"{self._algorithm}:{h.hexdigest()}", len(data))
+
+    def digest_given(self, i: int, digest: str, size: int) -> None:
+        """Input ``i``'s digest and size, taken of the bytes a scan's task scans (see
+        :meth:`digest_bytes`; :func:`spool_remote` hashes them as it copies them)."""
         with self._cond:
-            self._given[i] = (f"{self._algorithm}:{h.hexdigest()}", len(data))
+            self._given[i] = (digest, size)
             self._from_scan[i] = True
             self._held[i] = False
             self._cond.notify_all()

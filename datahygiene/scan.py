@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 import time
 import unicodedata
 from collections import Counter
@@ -474,19 +475,24 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     # Each footer goes to its file's tasks, then is let go (its parse, when made again
     # for the tasks, with it: see manifest.Footer)
     footers: list[Footer | None] = [None if i in done else ft for i, ft in enumerate(footers_read)]
-    # Small remote inputs are read whole, once, for all their tasks, and digested from
-    # those bytes (manifest.WholeReads): one request for the scan and the digest both,
-    # and a digest of the very bytes scanned (the local engine's tasks only: a Ray
-    # worker's bytes are not in this process)
+    # Remote inputs are read whole, once, for all their tasks, and digested from those
+    # bytes (manifest.WholeReads): each byte fetched once for the scan and the digest
+    # both, and a digest of the very bytes scanned. Small ones are held in memory,
+    # larger ones copied to OUT/.work/spool/ (where its disk has room; else read by
+    # ranges). The local engine's tasks only: a Ray worker's reads are its own.
     def footer_of(i: int) -> Footer:
         ft = footers[i]  # kept until the file's last task is done
         assert ft is not None
         return ft
 
-    whole = WholeReads(files, footer_of, {
-        i: n for i, n in Counter(t.file_index for t in tasks).items()
-        if config.engine != "ray" and not files[i].is_local
-        and footers_read[i].size <= WHOLE_REMOTE_MAX}, digests)
+    read_whole = {i: n for i, n in Counter(t.file_index for t in tasks).items()
+                  if config.engine != "ray" and not files[i].is_local}
+    spooled = {i for i in read_whole if footers_read[i].size > WHOLE_REMOTE_MAX}
+    spool = work_area.root / "spool"
+    shutil.rmtree(spool, ignore_errors=True)  # what a run cut short left
+    if spooled:
+        spool.mkdir(mode=0o700)
+    whole = WholeReads(files, footer_of, read_whole, digests, spooled, str(spool))
     del footers_read
     total_rows = sum(rows_of)
     if on_start:

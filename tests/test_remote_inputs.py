@@ -385,28 +385,42 @@ def _rewrite(path: Path) -> None:
     _touch(path)
 
 
-def _by_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Have the scan read remote inputs by ranges, as it reads those over
-    ``WHOLE_REMOTE_MAX``."""
+def _spooled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Have the scan copy remote inputs to local disk, as it copies those over
+    ``WHOLE_REMOTE_MAX``, a few KB a request."""
+    import datahygiene.manifest as manifest
     import datahygiene.scan as scan
 
     monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)
+    monkeypatch.setattr(manifest, "SPOOL_BLOCK", 4096)
 
 
-@pytest.mark.parametrize(("whole", "change"), [
-    (False, _touch),  # read by ranges: the version looked at after the reads
-    (True, _rewrite),  # read whole: its bytes checked against its footer
+def _by_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Have the scan read remote inputs by ranges, as it reads those over
+    ``WHOLE_REMOTE_MAX`` where the disk of its work area lacks room for a copy."""
+    import datahygiene.manifest as manifest
+
+    _spooled(monkeypatch)
+    monkeypatch.setattr(manifest, "SPOOL_KEEP_FREE", 2**62)
+
+
+@pytest.mark.parametrize(("read", "change"), [
+    ("ranges", _touch),  # read by ranges: the version looked at after the reads
+    ("whole", _rewrite),  # read whole: its bytes checked against its footer
+    ("spooled", _rewrite),  # copied to disk: the copy checked against its footer
 ])
 def test_a_file_replaced_on_the_server_during_the_scan_stops_it(
         make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        whole: bool, change: Callable[[Path], None]) -> None:
+        read: str, change: Callable[[Path], None]) -> None:
     """An input replaced after its footer was read fails the run on that input (exit 3
     from the command line), as a local file written meanwhile does: a file read by
-    ranges through its entity tag, which stands for its version, a file read whole by
-    its bytes, which must end in the footer the scan planned from."""
+    ranges through its entity tag, which stands for its version, a file read whole or
+    copied by its bytes, which must end in the footer the scan planned from."""
     pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
-    if not whole:
+    if read == "ranges":
         _by_ranges(monkeypatch)
+    elif read == "spooled":
+        _spooled(monkeypatch)
     truth = make_synth("http", rows=1000, files=2, list_size=50, planted=3, seed=6,
                        row_group_size=300)
     paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
@@ -463,6 +477,44 @@ def test_a_file_read_by_ranges_is_fetched_a_column_chunk_at_a_time(
     assert res.run["inputs"][0]["row_groups"] == 20
     assert res.summary["rows"]["excluded"] == 3
     assert served < 2 * size
+
+
+def test_a_large_file_is_copied_to_disk_once_scanned_there_and_digested_as_copied(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote input too large to hold in memory is copied to the run's work area,
+    block by block, each hashed as it arrives: its bytes cross the network once (its
+    footer's read apart), where read by ranges its hash column crossed it for the scan
+    and the whole file again for its digest; the scan's decisions and the digest are
+    those of the file on disk, and the copy is gone after the run."""
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    from datahygiene import manifest
+
+    truth = make_synth("spool", rows=6000, files=1, list_size=50, planted=3, row_group_size=300,
+                       seed=9)
+    local = run_scan(ScanConfig(manifests=[str(truth["manifest"])],
+                                lists=[ListSpec(path=str(truth["lists"]["md5"]), signal="md5")],
+                                out=str(tmp_path / "local")))
+    copies: list[str] = []
+    real = manifest.spool_remote
+
+    def spool(f: Any, footer: Any, to: str, algorithm: str) -> tuple[str, int]:
+        copies.append(to)
+        return real(f, footer, to, algorithm)
+
+    monkeypatch.setattr(manifest, "spool_remote", spool)
+    with monkeypatch.context() as ranges:
+        _by_ranges(ranges)
+        _, by_ranges, _ = _scan_served(truth, tmp_path / "ranges")
+    assert not copies
+    _spooled(monkeypatch)
+    res, served, size = _scan_served(truth, tmp_path / "spooled")
+    assert len(copies) == 1 and not Path(copies[0]).exists()
+    assert served <= size + min(size, manifest.FOOTER_PROBE) < by_ranges
+    path = next(Path(truth["manifest"]).glob("*.parquet"))
+    assert res.run["inputs"][0]["digest"] == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert res.run["inputs"][0]["row_groups"] == 20
+    assert res.summary["rows"] == local.summary["rows"]
+    assert res.exclusions.column("key").equals(local.exclusions.column("key"))
 
 
 def _scan_served(truth: dict[str, Any], tmp_path: Path, **options: Any) -> tuple[Any, int, int]:
@@ -525,7 +577,7 @@ def test_an_in_memory_file_written_again_after_its_footer_is_an_error(
     time) is checked the same way."""
     import datahygiene.scan as scan
 
-    # read by ranges, as a file over WHOLE_REMOTE_MAX is (a file read whole would be
+    # read by ranges, as a file over WHOLE_REMOTE_MAX is without room for a copy (one read whole would be
     # checked by its bytes, and the same bytes written again would be no change)
     _by_ranges(monkeypatch)
     truth = make_synth("mem", rows=600, files=2, list_size=20, planted=2, seed=7)

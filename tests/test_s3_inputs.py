@@ -140,7 +140,9 @@ def test_each_object_is_looked_at_again_once_after_all_its_reads(
     import datahygiene.scan as scan
     from datahygiene import manifest
 
-    monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)  # read by ranges, as a larger object is
+    # read by ranges, as a larger object is where the work area's disk lacks room
+    monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)
+    monkeypatch.setattr(manifest, "SPOOL_KEEP_FREE", 2**62)
     truth = make_synth("s3", rows=2000, files=2, list_size=50, planted=3, row_group_size=300, seed=12)
     names = [p.name for p in _upload(s3, truth)]
     looks: list[str] = []
@@ -192,6 +194,45 @@ def test_a_small_object_is_read_whole_once_and_not_looked_at_again(
         "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
     assert res.summary["rows"]["excluded"] == 3
     assert [i["row_groups"] for i in res.run["inputs"]] == [3] * len(local_files)
+
+
+def test_a_large_object_is_copied_once_and_not_looked_at_again(
+        s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An object over the whole-read size is copied to the work area, hashed as it
+    arrives, and scanned from the copy: no other read of it, no look at its version
+    after (see manifest.spool_remote)."""
+    import datahygiene.scan as scan
+    from datahygiene import manifest
+
+    monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)
+    monkeypatch.setattr(manifest, "SPOOL_BLOCK", 8192)
+    truth = make_synth("s3", rows=1500, files=2, list_size=50, planted=3, row_group_size=200,
+                       seed=14)
+    local_files = _upload(s3, truth)
+    looks: list[str] = []
+    copies: list[str] = []
+    real_state, real_spool = manifest.remote_state, manifest.spool_remote
+
+    def counted(f: manifest.InputFile, fresh: bool = False) -> Any:
+        if fresh:
+            looks.append(f.path)
+        return real_state(f, fresh)
+
+    def spool(f: manifest.InputFile, footer: Any, to: str, algorithm: str) -> tuple[str, int]:
+        copies.append(f.path)
+        return real_spool(f, footer, to, algorithm)
+
+    monkeypatch.setattr(manifest, "remote_state", counted)
+    monkeypatch.setattr(manifest, "digest_file", None)  # no digest reads the object again
+    monkeypatch.setattr(manifest, "spool_remote", spool)
+    res = run_scan(ScanConfig(manifests=["s3://dh-test/manifest"], lists=_lists(truth),
+                              out=str(tmp_path / "out")))
+    assert looks == []
+    assert copies == [f"s3://dh-test/manifest/{p.name}" for p in local_files]
+    assert [i["digest"] for i in res.run["inputs"]] == [
+        "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
+    assert res.summary["rows"]["excluded"] == 3
+    assert not (tmp_path / "out" / ".work").exists()
 
 
 def test_a_task_given_a_remote_state_checks_it_after_its_reads(s3: Any, make_synth: Any) -> None:

@@ -87,7 +87,7 @@ def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]],
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
              keep_unverified: bool = False, detail_columns: Sequence[str] | None = None,
-             known: Footer | None = None, whole: Callable[[], bytes] | None = None
+             known: Footer | None = None, whole: Callable[[], bytes | str | None] | None = None
              ) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere
     (a thread here, a Ray actor).
@@ -96,9 +96,10 @@ def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
     file has come back in ``TaskResult.details``. ``known``: the file's footer (its size,
     schema and metadata), if already read (for small files, reading and parsing the
     footer again per task was a sizeable part of the work). ``whole`` (a remote file,
-    with ``known``): gives the whole file's bytes, to scan instead of reading the file
-    (a scan's :class:`~datahygiene.manifest.WholeReads`: one request a file, its
-    digest taken of those bytes)."""
+    with ``known``): gives the whole file's bytes, or the path of a local copy of it,
+    to scan instead of reading the file (a scan's
+    :class:`~datahygiene.manifest.WholeReads`: each byte fetched once, its digest
+    taken of those bytes), or None: read it by ranges."""
     try:
         return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns,
                          known, whole)
@@ -126,7 +127,7 @@ class _Source:
     makes two to open (a ``stat``, then the ``open``)."""
 
     def __init__(self, f: InputFile, known: Footer | None, state: FileState | None = None,
-                 whole: Callable[[], bytes] | None = None) -> None:
+                 whole: Callable[[], bytes | str | None] | None = None) -> None:
         self.file = f
         self._reader: pq.ParquetFile | None = None
         self._reader_handle: Any = None
@@ -140,8 +141,11 @@ class _Source:
             self.metadata = self._reader.metadata
             self.schema_arrow = self.metadata.schema.to_arrow_schema()  # what the reader would give
             return
-        if whole is not None and not f.is_local:
-            self.handle = pa.BufferReader(whole())
+        got = whole() if whole is not None and not f.is_local else None
+        if isinstance(got, str):  # a local copy of it (manifest.spool_remote)
+            self.handle = pa.memory_map(got)
+        elif got is not None:
+            self.handle = pa.BufferReader(got)
         else:
             # a remote file's reads fetch their column chunks exactly (no read-ahead)
             self.handle = (LocalFile.open(f, known.size) if f.is_local
@@ -178,7 +182,8 @@ class _Source:
 
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
-              known: Footer | None, whole: Callable[[], bytes] | None = None) -> TaskResult:
+              known: Footer | None, whole: Callable[[], bytes | str | None] | None = None
+              ) -> TaskResult:
     state = task.state
     if state is None and known is not None and task.file.is_local:
         state = known.state  # as its footer was read; a remote file's only where the

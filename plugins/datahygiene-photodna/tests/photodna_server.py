@@ -65,6 +65,7 @@ class PhotoDNAServer:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self._counted = threading.local()  # whether this thread's request is counted in flight
         self.lock = threading.Lock()
         server = self
 
@@ -100,6 +101,7 @@ class PhotoDNAServer:
     def _json(self, h: BaseHTTPRequestHandler, code: int, doc: dict[str, Any],
               headers: dict[str, str] | None = None) -> None:
         body = json.dumps(doc).encode()
+        self._leave()  # before the answer: the client may send its next request once it has it
         h.send_response(code)
         h.send_header("Content-Type", "application/json; charset=utf-8")
         h.send_header("Content-Length", str(len(body)))
@@ -130,9 +132,18 @@ class PhotoDNAServer:
             action = script[min(n, len(script) - 1)]
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._counted.on = True
         try:
             self._answer(h, parsed, body, action)
         finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        """This request is no longer in flight: counted out once it starts its answer
+        (counted out after it, a request the client sent on receiving that answer could
+        arrive first and be counted beside it, one more than the client had in flight)."""
+        if getattr(self._counted, "on", False):
+            self._counted.on = False
             with self.lock:
                 self.in_flight -= 1
 
