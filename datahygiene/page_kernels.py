@@ -44,7 +44,7 @@ _JIT: dict[str, Any] = {"nogil": True, "cache": True}
 # upgrade, which leaves __pycache__ behind). This line changes with kernels.py
 # (tests/test_kernel_cache.py checks that it is kernels.py's SHA-256), and so this
 # file's content, and every kernel here is compiled again.
-KERNELS_PY_SHA256 = "07373f2713dec10df1fa005ed0cffec495a5309cf6df7adacb876eacc14e1b83"
+KERNELS_PY_SHA256 = "9e3a55bacabb7210d52ab659cf4b27e88af3022242e616cd5a46cff67fde1781"
 
 
 @numba.njit(**_JIT)
