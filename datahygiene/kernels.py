@@ -62,32 +62,25 @@ def prefetch(typingctx: Any, arr: Any, i: Any) -> Any:
     return sig, codegen
 
 
-@intrinsic
-def load_u64(typingctx: Any, arr: Any, i: Any) -> Any:
-    """The 8 bytes that start at element ``i`` of ``arr`` (any element type), as one
-    machine word in the CPU's byte order: one unaligned load. The caller keeps
-    ``i``'s 8 bytes inside the array: nothing is checked here."""
-    sig = types.uint64(arr, i)
+def _unaligned_load(bits: int) -> Any:
+    """An intrinsic loading the ``bits // 8`` bytes that start at element ``i`` of
+    ``arr`` (any element type) as one unsigned integer in the CPU's byte order: one
+    unaligned load. The caller keeps those bytes inside the array: nothing is checked."""
+    result = types.uint64 if bits == 64 else types.uint32
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        word = builder.bitcast(builder.gep(array.data, [args[1]]), ir.IntType(64).as_pointer())
-        return builder.load(word, align=1)
+    def load(typingctx: Any, arr: Any, i: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            word = builder.bitcast(builder.gep(array.data, [args[1]]), ir.IntType(bits).as_pointer())
+            return builder.load(word, align=1)
 
-    return sig, codegen
+        return result(arr, i), codegen
+
+    return intrinsic(load)
 
 
-@intrinsic
-def load_u32(typingctx: Any, arr: Any, i: Any) -> Any:
-    """:func:`load_u64` for 4 bytes."""
-    sig = types.uint32(arr, i)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        word = builder.bitcast(builder.gep(array.data, [args[1]]), ir.IntType(32).as_pointer())
-        return builder.load(word, align=1)
-
-    return sig, codegen
+load_u64 = _unaligned_load(64)
+load_u32 = _unaligned_load(32)
 
 
 @intrinsic
@@ -105,9 +98,9 @@ def bswap64(typingctx: Any, x: Any) -> Any:
 # Hex text eight characters at a time, in one machine word ("SWAR": each byte of the
 # word a lane). Where words load least significant byte first (x86-64, AArch64 and
 # POWER little-endian: every platform numba builds for), the kernels below use it;
-# elsewhere they would take the pair table (HEX_PAIRS) as before. Measured on the benchmark's MD5 pages (2026-12-07,
-# tenth session, one thread): 3.2 against 12.6 ns a row to validate a value and take
-# its key; a text list's lines, 11 against 18 ns.
+# elsewhere they would take the pair table (HEX_PAIRS) as before. Measured on the
+# benchmark's MD5 pages (2026-12-07, tenth session, one thread): 3.2 against 12.6 ns a
+# row to validate a value and take its key; a text list's lines, 11 against 18 ns.
 LITTLE_ENDIAN = sys.byteorder == "little"
 _HIGH = np.uint64(0x8080808080808080)
 _ONES = np.uint64(0x0101010101010101)

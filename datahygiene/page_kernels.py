@@ -44,7 +44,7 @@ _JIT: dict[str, Any] = {"nogil": True, "cache": True}
 # upgrade, which leaves __pycache__ behind). This line changes with kernels.py
 # (tests/test_kernel_cache.py checks that it is kernels.py's SHA-256), and so this
 # file's content, and every kernel here is compiled again.
-KERNELS_PY_SHA256 = "9e3a55bacabb7210d52ab659cf4b27e88af3022242e616cd5a46cff67fde1781"
+KERNELS_PY_SHA256 = "8799efc26db747814b879a7f5836a27ee63bfa13944d2a4bc272c98f7cf5f577"
 
 
 @numba.njit(**_JIT)
@@ -439,6 +439,45 @@ def _varint(buf, p):
         shift += 7
 
 
+@numba.njit(inline="always", **_JIT)
+def _field_header(buf, p, fid):
+    """A Thrift compact struct's next field header at ``p``, after field ``fid``: (its
+    type, its id, the position after it); type 0 at the struct's end, and a position
+    of -1 when it runs past the buffer."""
+    if p >= buf.shape[0]:
+        return np.int64(0), fid, -1
+    h = np.int64(buf[p])
+    p += 1
+    if h == 0:
+        return np.int64(0), fid, p
+    if h >> 4:
+        return h & 15, fid + (h >> 4), p
+    v, p = _varint(buf, p)  # a zigzag varint field id
+    if p < 0:
+        return np.int64(0), fid, -1
+    return h & 15, (v >> 1) ^ -(v & 1), p
+
+
+@numba.njit(inline="always", **_JIT)
+def _list_header(buf, p):
+    """A Thrift compact list's or set's header at ``p``: (its element count, its
+    element type, the position after it), or a position of -1 when it runs past the
+    buffer or counts more elements than bytes are left (each takes a byte at least)."""
+    n = buf.shape[0]
+    if p >= n:
+        return np.int64(0), np.int64(0), -1
+    h = np.int64(buf[p])
+    p += 1
+    size = h >> 4
+    if size == 15:
+        size, p = _varint(buf, p)
+        if p < 0:
+            return np.int64(0), np.int64(0), -1
+    if size < 0 or size > n - p:
+        return np.int64(0), np.int64(0), -1
+    return size, h & 15, p
+
+
 # footer_chunks's columns, one row per column chunk (-1: the footer does not say)
 CHUNK_ROW_GROUP, CHUNK_COLUMN, CHUNK_TYPE, CHUNK_CODEC, CHUNK_REP_HIST, CHUNK_DEF_HIST = range(6)
 CHUNK_FIELDS = 6
@@ -493,22 +532,12 @@ def footer_chunks(buf, out):
                 count += 1
             field = -1
         else:
-            if p >= n:
+            t, fid[d], p = _field_header(buf, p, fid[d])
+            if p < 0:
                 return -1
-            h = np.int64(buf[p])
-            p += 1
-            if h == 0:  # end of the struct
+            if t == 0:  # end of the struct
                 d -= 1
                 continue
-            t = h & 15
-            delta = h >> 4
-            if delta:
-                fid[d] += delta
-            else:  # a zigzag varint field id
-                v, p = _varint(buf, p)
-                if p < 0:
-                    return -1
-                fid[d] = (v >> 1) ^ -(v & 1)
             field = fid[d]
             child_role = -1
             if role[d] == 0 and field == 4:
@@ -550,24 +579,15 @@ def footer_chunks(buf, out):
         if d + 1 >= depth_max:
             return -1
         if t == 9 or t == 10:
-            if p >= n:
-                return -1
-            h = np.int64(buf[p])
-            p += 1
-            size = h >> 4
-            if size == 15:
-                v, p = _varint(buf, p)
-                if p < 0:
-                    return -1
-                size = v
-            if size < 0 or size > n - p:  # each element takes a byte at least
+            size, et, p = _list_header(buf, p)
+            if p < 0:
                 return -1
             if not is_list[d] and role[d] == 6 and (field == 2 or field == 3):
                 out[count - 1, CHUNK_REP_HIST if field == 2 else CHUNK_DEF_HIST] = size
             d += 1
             is_list[d] = True
             left[d] = size
-            etype[d] = h & 15
+            etype[d] = et
             role[d] = child_role
             continue
         if t == 11:
@@ -635,22 +655,12 @@ def page_header(buf, p, out):
         slot = -1
         child = -1
         if kind[d] == 0:
-            if p >= n:
+            t, fid[d], p = _field_header(buf, p, fid[d])
+            if p < 0:
                 return -1
-            h = np.int64(buf[p])
-            p += 1
-            if h == 0:  # the struct's end
+            if t == 0:  # the struct's end
                 d -= 1
                 continue
-            t = h & 15
-            delta = h >> 4
-            if delta:
-                fid[d] += delta
-            else:
-                v, p = _varint(buf, p)
-                if p < 0:
-                    return -1
-                fid[d] = (v >> 1) ^ -(v & 1)
             slot = _page_slot(role[d], fid[d])
             if role[d] == 0 and 5 <= fid[d] <= 8 and fid[d] != 6:
                 child = 1 if fid[d] == 5 else 2 if fid[d] == 7 else 3
@@ -714,21 +724,13 @@ def page_header(buf, p, out):
         if d + 1 >= depth_max - 1:
             return -1
         if t == 9 or t == 10:
-            if p >= n:
-                return -1
-            h = np.int64(buf[p])
-            p += 1
-            size = h >> 4
-            if size == 15:
-                size, p = _varint(buf, p)
-                if p < 0:
-                    return -1
-            if size < 0 or size > n - p:  # each element takes a byte at least
+            size, et, p = _list_header(buf, p)
+            if p < 0:
                 return -1
             d += 1
             kind[d] = 1
             left[d] = size
-            etype[d] = h & 15
+            etype[d] = et
             continue
         if t == 11:
             size, p = _varint(buf, p)

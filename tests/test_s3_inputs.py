@@ -161,77 +161,47 @@ def test_each_object_is_looked_at_again_once_after_all_its_reads(
     assert "dh-test/manifest" in fsspec.filesystem("s3").dircache
 
 
-def test_a_small_object_is_read_whole_once_and_not_looked_at_again(
-        s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One GET serves all its tasks and the digest (of the bytes scanned): no look at
-    its version after, and no other read of it (see manifest.WholeReads)."""
+@pytest.mark.parametrize(("size", "reader"), [("small", "read_remote_whole"), ("large", "spool_remote")])
+def test_an_object_is_read_whole_once_and_not_looked_at_again(
+        s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str,
+        reader: str) -> None:
+    """One read serves all its tasks and the digest (of the bytes scanned): no look at
+    its version after, and no other read of it (see manifest.WholeReads). A small object
+    is held in memory (one GET); one over the whole-read size is copied to the work
+    area, hashed as it arrives, and the copy is gone after the run."""
+    import datahygiene.scan as scan
     from datahygiene import manifest
 
+    if size == "large":
+        monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)
+        monkeypatch.setattr(manifest, "SPOOL_BLOCK", 8192)
     truth = make_synth("s3", rows=1500, files=3, list_size=50, planted=3, row_group_size=200,
                        seed=13)
     local_files = _upload(s3, truth)
     looks: list[str] = []
-    wholes: list[str] = []
-    real_state, real_whole = manifest.remote_state, manifest.read_remote_whole
+    reads: list[str] = []
+    real_state, real_read = manifest.remote_state, getattr(manifest, reader)
 
     def counted(f: manifest.InputFile, fresh: bool = False) -> Any:
         if fresh:
             looks.append(f.path)
         return real_state(f, fresh)
 
-    def whole(f: manifest.InputFile, footer: Any) -> bytes:
-        wholes.append(f.path)
-        return real_whole(f, footer)
+    def read(f: manifest.InputFile, *args: Any) -> Any:
+        reads.append(f.path)
+        return real_read(f, *args)
 
     monkeypatch.setattr(manifest, "remote_state", counted)
     monkeypatch.setattr(manifest, "digest_file", None)  # no digest reads the object again
-    monkeypatch.setattr(manifest, "read_remote_whole", whole)
+    monkeypatch.setattr(manifest, reader, read)
     res = run_scan(ScanConfig(manifests=["s3://dh-test/manifest"], lists=_lists(truth),
                               out=str(tmp_path / "out")))
     assert looks == []
-    assert wholes == [f"s3://dh-test/manifest/{p.name}" for p in local_files]
+    assert reads == [f"s3://dh-test/manifest/{p.name}" for p in local_files]
     assert [i["digest"] for i in res.run["inputs"]] == [
         "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
     assert res.summary["rows"]["excluded"] == 3
     assert [i["row_groups"] for i in res.run["inputs"]] == [3] * len(local_files)
-
-
-def test_a_large_object_is_copied_once_and_not_looked_at_again(
-        s3: Any, make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An object over the whole-read size is copied to the work area, hashed as it
-    arrives, and scanned from the copy: no other read of it, no look at its version
-    after (see manifest.spool_remote)."""
-    import datahygiene.scan as scan
-    from datahygiene import manifest
-
-    monkeypatch.setattr(scan, "WHOLE_REMOTE_MAX", 0)
-    monkeypatch.setattr(manifest, "SPOOL_BLOCK", 8192)
-    truth = make_synth("s3", rows=1500, files=2, list_size=50, planted=3, row_group_size=200,
-                       seed=14)
-    local_files = _upload(s3, truth)
-    looks: list[str] = []
-    copies: list[str] = []
-    real_state, real_spool = manifest.remote_state, manifest.spool_remote
-
-    def counted(f: manifest.InputFile, fresh: bool = False) -> Any:
-        if fresh:
-            looks.append(f.path)
-        return real_state(f, fresh)
-
-    def spool(f: manifest.InputFile, footer: Any, to: str, algorithm: str) -> tuple[str, int]:
-        copies.append(f.path)
-        return real_spool(f, footer, to, algorithm)
-
-    monkeypatch.setattr(manifest, "remote_state", counted)
-    monkeypatch.setattr(manifest, "digest_file", None)  # no digest reads the object again
-    monkeypatch.setattr(manifest, "spool_remote", spool)
-    res = run_scan(ScanConfig(manifests=["s3://dh-test/manifest"], lists=_lists(truth),
-                              out=str(tmp_path / "out")))
-    assert looks == []
-    assert copies == [f"s3://dh-test/manifest/{p.name}" for p in local_files]
-    assert [i["digest"] for i in res.run["inputs"]] == [
-        "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in local_files]
-    assert res.summary["rows"]["excluded"] == 3
     assert not (tmp_path / "out" / ".work").exists()
 
 
