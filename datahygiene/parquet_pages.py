@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datahygiene import page_kernels
+from datahygiene import page_kernels as PK
 
 # parquet Thrift enums
 _DATA_PAGE, _INDEX_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 1, 2, 3
@@ -186,36 +187,6 @@ def _varint(b: np.ndarray | bytes, p: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise Unsupported("bad varint")
-
-
-# page_kernels.page_header's fields of each struct of a page header: the struct's field
-# id in the PageHeader (None: the PageHeader's own), where it says the struct is there,
-# its first field's place, and how many fields
-_HEADER_STRUCTS = (
-    (None, None, page_kernels.PAGE_TYPE, 3),
-    (5, page_kernels.HAS_DATA, page_kernels.DATA_VALUES, 4),  # DataPageHeader
-    (7, page_kernels.HAS_DICT, page_kernels.DICT_VALUES, 2),  # DictionaryPageHeader
-    (8, page_kernels.HAS_V2, page_kernels.V2_VALUES, 7),  # DataPageHeaderV2
-)
-
-
-def _header(fields: np.ndarray) -> dict[int, Any]:
-    """A page header as :func:`page_kernels.page_header` parsed it: its integer (and
-    v2's boolean) fields by id, the nested headers it holds as dicts of theirs."""
-    values = fields.tolist()
-    out: dict[int, Any] = {}
-    for fid, has, first, count in _HEADER_STRUCTS:
-        if has is not None and values[has] != 1:
-            continue
-        got = {k + 1: v for k, v in enumerate(values[first : first + count])
-               if v != page_kernels.PAGE_ABSENT}
-        if fid is None:
-            out.update(got)
-        else:
-            out[fid] = got
-    if 8 in out and 7 in out[8]:
-        out[8][7] = bool(out[8][7])
-    return out
 
 
 # parquet's CompressionCodec values (UNCOMPRESSED ... LZ4_RAW)
@@ -451,9 +422,9 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         q = int(page_kernels.page_header(data, p, fields))
         if q < 0:
             raise Unsupported("page header")
-        h = _header(fields)
-        kind, usize, csize = h.get(1), h.get(2), h.get(3)
-        if not (isinstance(kind, int) and isinstance(usize, int) and isinstance(csize, int)
+        h = [None if v == page_kernels.PAGE_ABSENT else v for v in fields.tolist()]
+        kind, usize, csize = h[PK.PAGE_TYPE], h[PK.PAGE_USIZE], h[PK.PAGE_CSIZE]
+        if not (kind is not None and usize is not None and csize is not None
                 and usize >= 0 and 0 <= csize <= end - q):
             raise Unsupported("page header")
         body = data[q : q + csize]
@@ -461,12 +432,12 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         if kind == _INDEX_PAGE:
             continue
         if kind == _DICTIONARY_PAGE:
-            dh = h.get(7)
+            has = h[PK.HAS_DICT] == 1
             # (encoding is a required field, as the level encodings below: a header
             # without one is damaged, and pyarrow refuses it)
-            if not isinstance(dh, dict) or dh.get(2) not in (_PLAIN, _PLAIN_DICTIONARY):
+            if not has or h[PK.DICT_ENCODING] not in (_PLAIN, _PLAIN_DICTIONARY):
                 raise Unsupported("dictionary encoding")
-            n = dh.get(1)
+            n = h[PK.DICT_VALUES]
             if not isinstance(n, int) or n < 0 or dictionary is not None:
                 raise Unsupported("dictionary page")
             dict_buf = decompress(body, usize)
@@ -477,11 +448,10 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             dictionary = Dictionary(dict_buf, n, chunk.width)
             continue
         if kind == _DATA_PAGE:
-            dh = h.get(5)
-            if not (isinstance(dh, dict) and dh.get(3) in (_RLE, _BIT_PACKED)
-                    and dh.get(4) in (_RLE, _BIT_PACKED)):
+            if not (h[PK.HAS_DATA] == 1 and h[PK.DATA_DEF_ENCODING] in (_RLE, _BIT_PACKED)
+                    and h[PK.DATA_REP_ENCODING] in (_RLE, _BIT_PACKED)):
                 raise Unsupported("page header")
-            n, enc = dh.get(1), dh.get(2)
+            n, enc = h[PK.DATA_VALUES], h[PK.DATA_ENCODING]
             if not isinstance(n, int) or n <= 0 or row + n > chunk.rows:
                 raise Unsupported("page rows")
             if wanted is not None and not wanted(row, n):
@@ -491,7 +461,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             pos = 0
             defined = None
             if chunk.nullable:
-                if dh[3] != _RLE:
+                if h[PK.DATA_DEF_ENCODING] != _RLE:
                     raise Unsupported("level encoding")
                 ln = _int32_le(page, 0)
                 if ln < 0 or 4 + ln > page.shape[0]:
@@ -499,11 +469,11 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
                 defined = _levels(page, 4, 4 + ln, n)
                 pos = 4 + ln
         elif kind == _DATA_PAGE_V2:
-            dh = h.get(8)
-            if not isinstance(dh, dict):
+            if h[PK.HAS_V2] != 1:
                 raise Unsupported("page header")
-            n, nulls, nrows, enc = dh.get(1), dh.get(2), dh.get(3), dh.get(4)
-            dlen, rlen = dh.get(5), dh.get(6)
+            n, nulls, nrows, enc = (h[PK.V2_VALUES], h[PK.V2_NULLS], h[PK.V2_ROWS],
+                                    h[PK.V2_ENCODING])
+            dlen, rlen = h[PK.V2_DEF_LENGTH], h[PK.V2_REP_LENGTH]
             if not (isinstance(n, int) and n > 0 and nrows == n and isinstance(nulls, int)
                     and isinstance(dlen, int) and rlen == 0 and 0 <= dlen <= csize
                     and row + n <= chunk.rows):
@@ -521,7 +491,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             elif nulls:  # nulls without levels to place them
                 raise Unsupported("levels")
             rest = body[dlen:]
-            page = decompress(rest, usize - dlen) if dh.get(7, True) else rest
+            page = decompress(rest, usize - dlen) if h[PK.V2_COMPRESSED] != 0 else rest
             pos = 0
         else:
             raise Unsupported("page type")
