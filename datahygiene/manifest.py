@@ -598,6 +598,7 @@ class WholeReads:
         self._data: dict[int, bytes | str | None] = {}
         self._lock = threading.Lock()
         self._spooled, self._spool = frozenset(spooled), spool
+        self._copying: dict[int, int] = {}  # copies being made: their sizes
         assert self._spool is not None or not self._spooled
 
     def __contains__(self, i: int) -> bool:
@@ -605,9 +606,9 @@ class WholeReads:
 
     def bytes_of(self, i: int) -> bytes | str | None:
         """Input ``i``'s bytes, or the path of its local copy, read (and digested) by
-        the first task to ask; None where the copy's disk lacks room for it
-        (:data:`SPOOL_KEEP_FREE`): its tasks then read it by ranges, and its digest is
-        taken after them (:meth:`InputDigests.release`)."""
+        the first task to ask; None where the copy's disk lacks room for it beside
+        the copies being made (:data:`SPOOL_KEEP_FREE`): its tasks then read it by
+        ranges, and its digest is taken after them (:meth:`InputDigests.release`)."""
         with self._locks[i]:  # its other tasks wait for the one read
             if i in self._data:
                 return self._data[i]
@@ -616,8 +617,12 @@ class WholeReads:
                 assert self._spool is not None
                 size = self._footer_of(i).size
                 data = None
-                if shutil.disk_usage(self._spool).free - size >= SPOOL_KEEP_FREE:
-                    data = os.path.join(self._spool, f"{i}.parquet")
+                with self._lock:  # room for it beside the copies other tasks are making
+                    if (shutil.disk_usage(self._spool).free - size - sum(self._copying.values())
+                            >= SPOOL_KEEP_FREE):
+                        self._copying[i] = size
+                        data = os.path.join(self._spool, f"{i}.parquet")
+                if data is not None:
                     try:
                         self._digests.digest_given(i, *spool_remote(
                             self._files[i], self._footer_of(i), data, self._digests.algorithm))
@@ -625,6 +630,9 @@ class WholeReads:
                         with contextlib.suppress(OSError):
                             os.unlink(data)
                         raise
+                    finally:
+                        with self._lock:
+                            del self._copying[i]
             else:
                 data = read_remote_whole(self._files[i], self._footer_of(i))
                 self._digests.digest_bytes(i, data)

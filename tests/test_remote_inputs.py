@@ -723,6 +723,59 @@ def test_whole_reads_read_a_file_once_for_its_tasks_and_let_it_go_after_the_last
         fs.rm("/dh-whole", recursive=True)
 
 
+def test_copies_being_made_count_against_the_room_left_for_the_next(
+        make_synth: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two large inputs asked for at once, on a disk with room for one copy beside the
+    free space kept: the first is copied, the second read by ranges (its tasks get
+    None), though each alone would fit the free space the disk reports."""
+    import threading
+    from collections import namedtuple
+
+    from datahygiene import manifest
+
+    truth = make_synth("room", rows=400, files=2, list_size=10, planted=1, seed=3)
+    paths = sorted(Path(truth["manifest"]).glob("*.parquet"))
+    fs = fsspec.filesystem("memory")
+    for p in paths:
+        fs.pipe(f"/dh-room/{p.name}", p.read_bytes())
+    try:
+        files = manifest.resolve_manifests([f"memory:///dh-room/{p.name}" for p in paths])
+        footers = [manifest.read_footer(f) for f in files]
+        biggest = max(ft.size for ft in footers)
+        usage = namedtuple("usage", "total used free")
+        monkeypatch.setattr(manifest.shutil, "disk_usage",
+                            lambda _: usage(0, 0, manifest.SPOOL_KEEP_FREE + biggest + 10))
+        both_asked = threading.Barrier(2)
+        real = manifest.spool_remote
+
+        def slow(f: Any, footer: Any, to: str, algorithm: str) -> tuple[str, int]:
+            both_asked.wait(timeout=10)  # the other task asks while this copy is made
+            return real(f, footer, to, algorithm)
+
+        monkeypatch.setattr(manifest, "spool_remote", slow)
+        digests = manifest.InputDigests(files, "sha256", after_reads=True)
+        digests.expect([ft.state for ft in footers])
+        whole = manifest.WholeReads(files, lambda i: footers[i], {0: 1, 1: 1}, digests, {0, 1},
+                                    str(tmp_path))
+        got: dict[int, Any] = {}
+        first = threading.Thread(target=lambda: got.__setitem__(0, whole.bytes_of(0)))
+        first.start()
+        while not whole._copying:  # the first copy has its room
+            threading.Event().wait(0.01)
+        got[1] = whole.bytes_of(1)
+        both_asked.wait(timeout=10)
+        first.join()
+        assert got[0] == str(tmp_path / "0.parquet") and got[1] is None
+        assert Path(got[0]).read_bytes() == paths[0].read_bytes()
+        whole.task_done(0)
+        whole.task_done(1)
+        assert not Path(got[0]).exists()
+        digests.release(1)
+        digests.close()
+    finally:
+        fs.rm("/dh-room", recursive=True)
+
+
 def test_verify_reads_each_remote_input_once_several_at_a_time(
         make_synth: Any, tmp_path: Path) -> None:
     """An auditor's coverage check of a run whose inputs are URLs: each input read once
