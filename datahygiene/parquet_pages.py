@@ -39,7 +39,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datahygiene import page_kernels
-from datahygiene import page_kernels as PK
 
 # parquet Thrift enums
 _DATA_PAGE, _INDEX_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 1, 2, 3
@@ -423,7 +422,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         if q < 0:
             raise Unsupported("page header")
         h = [None if v == page_kernels.PAGE_ABSENT else v for v in fields.tolist()]
-        kind, usize, csize = h[PK.PAGE_TYPE], h[PK.PAGE_USIZE], h[PK.PAGE_CSIZE]
+        kind, usize, csize = h[page_kernels.PAGE_TYPE], h[page_kernels.PAGE_USIZE], h[page_kernels.PAGE_CSIZE]
         if not (kind is not None and usize is not None and csize is not None
                 and usize >= 0 and 0 <= csize <= end - q):
             raise Unsupported("page header")
@@ -432,12 +431,12 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
         if kind == _INDEX_PAGE:
             continue
         if kind == _DICTIONARY_PAGE:
-            has = h[PK.HAS_DICT] == 1
+            has = h[page_kernels.HAS_DICT] == 1
             # (encoding is a required field, as the level encodings below: a header
             # without one is damaged, and pyarrow refuses it)
-            if not has or h[PK.DICT_ENCODING] not in (_PLAIN, _PLAIN_DICTIONARY):
+            if not has or h[page_kernels.DICT_ENCODING] not in (_PLAIN, _PLAIN_DICTIONARY):
                 raise Unsupported("dictionary encoding")
-            n = h[PK.DICT_VALUES]
+            n = h[page_kernels.DICT_VALUES]
             if not isinstance(n, int) or n < 0 or dictionary is not None:
                 raise Unsupported("dictionary page")
             dict_buf = decompress(body, usize)
@@ -448,10 +447,10 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             dictionary = Dictionary(dict_buf, n, chunk.width)
             continue
         if kind == _DATA_PAGE:
-            if not (h[PK.HAS_DATA] == 1 and h[PK.DATA_DEF_ENCODING] in (_RLE, _BIT_PACKED)
-                    and h[PK.DATA_REP_ENCODING] in (_RLE, _BIT_PACKED)):
+            if not (h[page_kernels.HAS_DATA] == 1 and h[page_kernels.DATA_DEF_ENCODING] in (_RLE, _BIT_PACKED)
+                    and h[page_kernels.DATA_REP_ENCODING] in (_RLE, _BIT_PACKED)):
                 raise Unsupported("page header")
-            n, enc = h[PK.DATA_VALUES], h[PK.DATA_ENCODING]
+            n, enc = h[page_kernels.DATA_VALUES], h[page_kernels.DATA_ENCODING]
             if not isinstance(n, int) or n <= 0 or row + n > chunk.rows:
                 raise Unsupported("page rows")
             if wanted is not None and not wanted(row, n):
@@ -461,7 +460,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             pos = 0
             defined = None
             if chunk.nullable:
-                if h[PK.DATA_DEF_ENCODING] != _RLE:
+                if h[page_kernels.DATA_DEF_ENCODING] != _RLE:
                     raise Unsupported("level encoding")
                 ln = _int32_le(page, 0)
                 if ln < 0 or 4 + ln > page.shape[0]:
@@ -469,11 +468,10 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
                 defined = _levels(page, 4, 4 + ln, n)
                 pos = 4 + ln
         elif kind == _DATA_PAGE_V2:
-            if h[PK.HAS_V2] != 1:
+            if h[page_kernels.HAS_V2] != 1:
                 raise Unsupported("page header")
-            n, nulls, nrows, enc = (h[PK.V2_VALUES], h[PK.V2_NULLS], h[PK.V2_ROWS],
-                                    h[PK.V2_ENCODING])
-            dlen, rlen = h[PK.V2_DEF_LENGTH], h[PK.V2_REP_LENGTH]
+            n, nulls, nrows, enc = h[page_kernels.V2_VALUES : page_kernels.V2_ENCODING + 1]
+            dlen, rlen = h[page_kernels.V2_DEF_LENGTH], h[page_kernels.V2_REP_LENGTH]
             if not (isinstance(n, int) and n > 0 and nrows == n and isinstance(nulls, int)
                     and isinstance(dlen, int) and rlen == 0 and 0 <= dlen <= csize
                     and row + n <= chunk.rows):
@@ -491,7 +489,7 @@ def iter_pages(data: np.ndarray, chunk: Chunk, wanted: Any = None) -> Iterator[P
             elif nulls:  # nulls without levels to place them
                 raise Unsupported("levels")
             rest = body[dlen:]
-            page = decompress(rest, usize - dlen) if h[PK.V2_COMPRESSED] != 0 else rest
+            page = decompress(rest, usize - dlen) if h[page_kernels.V2_COMPRESSED] != 0 else rest
             pos = 0
         else:
             raise Unsupported("page type")
