@@ -425,8 +425,12 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         t_lists = time.perf_counter()
         probe_plan = build_plan(lists, config, registry, None)
         computed = [c for t in probe_plan.transforms for c in t.produces]
-        footers_read, schemas, key = _check_schemas(
-            files, footer_reader.result(), config, probe_plan.columns, computed)
+        # the footers were read on a thread of their own while the lists loaded; with
+        # many small inputs, reading them takes longer and the scan waits here
+        opened = footer_reader.result()
+        t_footers = time.perf_counter()
+        footers_read, schemas, key = _check_schemas(files, opened, config, probe_plan.columns, computed)
+        del opened
         plan = build_plan(lists, config, registry, key)
         plan.setup()
         reporters = [(name, registry.get("reporters", name).obj()) for name in config.reporters]
@@ -637,7 +641,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "timings_s": {
                     "load_lists": round(t_lists - t0, 3),
-                    "build_index": round(t_index - t_lists, 3),
+                    "read_footers": round(t_footers - t_lists, 3),
+                    "build_index": round(t_index - t_footers, 3),
                     "scan": round(t_scan - t_index, 3),
                     **({"check_keys": round(t_keys - t_keys0, 3)} if check_keys else {}),
                     "total": round(time.perf_counter() - t0, 3),

@@ -106,6 +106,10 @@ def test_run_json_fields(cli, synth: dict[str, Any], tmp_path: Path) -> None:
     assert run["config"]["key"] == "key"
     assert run["outputs"]["exclusions"]["rows"] == 18
     assert run["format"] == "datahygiene-run/2" and len(run["run_id"]) == 32
+    timings = run["timings_s"]
+    phases = ("load_lists", "read_footers", "build_index", "scan")
+    assert set(timings) == {*phases, "total"} and all(timings[k] >= 0 for k in timings)
+    assert sum(timings[k] for k in phases) <= timings["total"] + 0.005  # each rounded to 1 ms
 
 
 def test_no_list_value_or_matched_data_in_public_outputs(cli, synth: dict[str, Any],
