@@ -757,6 +757,38 @@ def column_nulls(md: pq.FileMetaData, column: str) -> int | None:
     return total
 
 
+def _footer_length(tail: Any, size: int) -> int:
+    """The footer's length, from the last 8 bytes of a file of ``size`` bytes."""
+    if len(tail) < 12 or tail[-4:] != b"PAR1":
+        raise ValueError("no parquet footer")
+    flen = int.from_bytes(tail[-8:-4], "little")
+    if flen + 12 > size:
+        raise ValueError("footer length beyond the file")
+    return flen
+
+
+def _local_footer(f: InputFile) -> tuple[int, FileState, bytes]:
+    """A local file's size, :data:`FileState` and footer (with its 8-byte tail), by
+    positional reads on a descriptor: five system calls (open, ``fstat``, ``pread``, a
+    second ``fstat`` to find the file unchanged, close), each releasing the GIL, where
+    an Arrow file made eight. A scan of many small inputs reads their footers one after
+    another on one thread before it starts (0.2 ms each)."""
+    fd = os.open(f.fs_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        state = check_state(f, fd, None)
+        size = state[0]
+        tail = os.pread(fd, min(size, LOCAL_FOOTER_PROBE), max(0, size - LOCAL_FOOTER_PROBE))
+        flen = _footer_length(tail, size)
+        if flen + 8 > len(tail):
+            tail = os.pread(fd, flen + 8, size - 8 - flen)
+            if len(tail) != flen + 8:
+                raise ValueError("cut short")
+        check_state(f, fd, state)
+        return size, state, tail[-(flen + 8):]
+    finally:
+        os.close(fd)
+
+
 def read_footer(f: InputFile, null_columns: Iterable[str] = (),
                 schemas: dict[bytes, pa.Schema] | None = None) -> Footer:
     """Read and parse ``f``'s footer with one read of its last 64 KiB (8 KiB for a local
@@ -774,24 +806,18 @@ def read_footer(f: InputFile, null_columns: Iterable[str] = (),
         state = remote_state(f)
         size_known = state[0] if state is not None else None
     try:
-        with f.open(size_known) as fh:
-            if f.is_local:
-                state = check_state(f, fh.fileno(), None)
-            size = fh.seek(0, os.SEEK_END)
-            probe = LOCAL_FOOTER_PROBE if f.is_local else FOOTER_PROBE
-            fh.seek(max(0, size - probe))
-            tail = fh.read()
-            if len(tail) < 12 or tail[-4:] != b"PAR1":
-                raise ValueError("no parquet footer")
-            flen = int.from_bytes(tail[-8:-4], "little")
-            if flen + 12 > size:
-                raise ValueError("footer length beyond the file")
-            if flen + 8 > len(tail):
-                fh.seek(size - 8 - flen)
-                tail = fh.read(flen + 8)
-            if state is not None and f.is_local:
-                check_state(f, fh.fileno(), state)
-        footer = bytes(tail[-(flen + 8):])
+        if f.is_local:
+            size, state, footer = _local_footer(f)
+        else:
+            with f.open(size_known) as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - FOOTER_PROBE))
+                tail = fh.read()
+                flen = _footer_length(tail, size)
+                if flen + 8 > len(tail):
+                    fh.seek(size - 8 - flen)
+                    tail = fh.read(flen + 8)
+            footer = bytes(tail[-(flen + 8):])
         metadata = _parse_footer(footer)
     except InputError:  # changed while read
         raise
