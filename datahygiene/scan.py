@@ -430,7 +430,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         opened = footer_reader.result()
         t_footers = time.perf_counter()
         footers_read, schemas, key = _check_schemas(files, opened, config, probe_plan.columns, computed)
-        del opened
+        del opened  # the footers are let go as their files finish (see Footer): no other hold
         plan = build_plan(lists, config, registry, key)
         plan.setup()
         reporters = [(name, registry.get("reporters", name).obj()) for name in config.reporters]
