@@ -484,14 +484,21 @@ CHUNK_FIELDS = 6
 
 
 @numba.njit(**_JIT)
-def footer_chunks(buf, out):
+def footer_chunks(buf, out, spans):
     """What a parquet footer (``buf``: its Thrift compact FileMetaData) says of each
     column chunk, one row of ``out`` (CHUNK_FIELDS wide) per chunk in order: its row
     group and its place in it, and from its ColumnMetaData the physical type, the
     codec and the lengths of the size statistics' repetition and definition level
     histograms (-1 where absent). Returns how many chunks, or -1 when the bytes do
-    not parse (or hold more than ``len(out)`` chunks). Walks every field."""
+    not parse (or hold more than ``len(out)`` chunks). Walks every field.
+
+    ``spans`` (4 long) gets where the values of the FileMetaData's ``schema`` (field
+    2) and ``key_value_metadata`` (field 5) lie in ``buf``: start and end of each, -1
+    for one absent. What a file's Arrow schema is made of, as bytes to compare."""
     n = buf.shape[0]
+    for k in range(4):
+        spans[k] = -1
+    spanned = -1  # the top-level field whose value is being walked, if spanned
     # one entry per open struct or list: its role on the way to a chunk's facts (-1
     # for any other), and for a list, its element type and elements left
     depth_max = 32
@@ -532,6 +539,9 @@ def footer_chunks(buf, out):
                 count += 1
             field = -1
         else:
+            if d == 0 and spanned >= 0:  # the spanned field's value ends here
+                spans[spanned + 1] = p
+                spanned = -1
             t, fid[d], p = _field_header(buf, p, fid[d])
             if p < 0:
                 return -1
@@ -539,6 +549,9 @@ def footer_chunks(buf, out):
                 d -= 1
                 continue
             field = fid[d]
+            if d == 0 and (field == 2 or field == 5):
+                spanned = 0 if field == 2 else 2
+                spans[spanned] = p
             child_role = -1
             if role[d] == 0 and field == 4:
                 child_role = 1  # row_groups
@@ -819,6 +832,6 @@ def warm_up() -> None:
                                     *scratch, starts, np.zeros(2, np.int64))
             digest_candidates(buf, buf.view(np.uint16), starts, lens, hexed, 16, HEX_PAIRS, *scratch,
                               np.zeros(2, np.int64))
-        footer_chunks(buf, np.zeros((2, CHUNK_FIELDS), np.int64))
+        footer_chunks(buf, np.zeros((2, CHUNK_FIELDS), np.int64), np.zeros(4, np.int64))
         page_header(buf, 0, np.zeros(PAGE_FIELDS, np.int64))
         chunks_fit(np.zeros((2, CHUNK_FIELDS), np.int64), np.zeros((1, 3), np.int64), 1, 8)

@@ -195,11 +195,13 @@ PHYSICAL_TYPES = {"BOOLEAN": 0, "INT32": 1, "INT64": 2, "INT96": 3, "FLOAT": 4, 
                   "BYTE_ARRAY": 6, "FIXED_LEN_BYTE_ARRAY": 7}
 
 
-def footer_chunks(footer: bytes) -> np.ndarray:
+def footer_chunks(footer: bytes, spans: np.ndarray | None = None) -> np.ndarray:
     """What a file's footer (its Thrift FileMetaData, without the trailing length and
     magic) says of each column chunk: one row per chunk, columns as
     ``page_kernels.CHUNK_*`` (row group, place in it, physical type, codec, level
     histogram lengths; -1 where absent); Unsupported when it does not parse.
+    ``spans`` (4 int64), if given, gets where the footer's schema and key-value
+    metadata lie in it (see :func:`datahygiene.page_kernels.footer_chunks`).
 
     pyarrow reads a footer without looking at these, but asking its metadata for a
     chunk whose codec is unknown, whose type contradicts the schema or whose level
@@ -210,7 +212,7 @@ def footer_chunks(footer: bytes) -> np.ndarray:
     b = np.frombuffer(footer, dtype=np.uint8)
     # a chunk's metadata takes more than 8 bytes
     out = np.empty((max(16, b.shape[0] // 8), page_kernels.CHUNK_FIELDS), dtype=np.int64)
-    count = page_kernels.footer_chunks(b, out)
+    count = page_kernels.footer_chunks(b, out, np.empty(4, np.int64) if spans is None else spans)
     if count < 0:
         raise Unsupported("footer")
     return out[:count]

@@ -219,6 +219,23 @@ def test_footers_of_different_schemas_in_turn_are_each_checked_against_their_own
         assert footer.metadata.num_rows == rows
 
 
+
+def test_footers_alike_but_for_a_groups_name_each_keep_their_own_schema(tmp_path: Path) -> None:
+    """Consecutive footers share what their schema gives (its Arrow schema, its column
+    paths) only where the schema's bytes are the same: pyarrow's ParquetSchema.equals
+    compares the leaf columns, not the names of the groups above them, and a file
+    written without Arrow's stored schema takes its column names from those."""
+    one = pa.table({"key": ["a", None], "tags": [[1, 2], None], "n": [1, 2]})
+    other = one.rename_columns(["key", "labels", "n"])  # the list column's group renamed
+    for name, table in (("a", one), ("b", other), ("c", one)):
+        pq.write_table(table, tmp_path / f"{name}.parquet", store_schema=False)
+    files = resolve_manifests([str(tmp_path)])
+    got = [read_footer(f, ["key", "n"]) for f in files]
+    assert [g.schema.names for g in got] == [["key", "tags", "n"], ["key", "labels", "n"],
+                                             ["key", "tags", "n"]]
+    assert all(g.null_counts == {"key": 1, "n": 0} for g in got)
+    assert pq.read_metadata(files[1].fs_path).schema.equals(pq.read_metadata(files[0].fs_path).schema)
+
 def test_footers_past_the_first_are_kept_as_bytes_and_parse_again_alike(tmp_path: Path) -> None:
     """Memory: a reader keeps the parsed footers of its first ``keep_parsed`` inputs
     only. The others parse again, when asked, to the same metadata, and what the scan
