@@ -7,8 +7,10 @@ codec, so img2dataset's); the 10M -> 40M scaling check; the memory each input fi
 adds, 2M rows in 200 and in 20,000 files) or ``make bench-quick``. Each contender
 runs in its own Python process, on the same files, ``--repeat`` times (median
 reported); the contenders of a table take turns, one run each per round, so that the
-host's load drifting over the minutes of a table falls on all of them alike. Each run
-reports its wall time, rows/s, peak RSS (VmHWM of that process) and page faults.
+host's load drifting over the minutes of a table falls on all of them alike; a
+table's files are read once before its runs, so that every run finds them in the page
+cache. Each run reports its wall time, rows/s, peak RSS (VmHWM of that process) and
+page faults.
 The wall time is the work only: the interpreter's start and every module import --
 including those made lazily, such as pandas (which pyarrow loads the first time an
 array is built) and datahygiene's audit and report modules -- happen before the clock
@@ -355,13 +357,29 @@ def median_run(name: str, d: Path, threads: int, work: Path, repeat: int) -> dic
     return median_runs([name], d, threads, work, repeat)[name]
 
 
+def warm_page_cache(d: Path) -> None:
+    """Read every file of a table's data once before its runs, so that none reads from
+    disk what those after it find in memory: the benchmark's data (3-4 GB in all)
+    outgrows what this machine's page cache kept (about 2 GB, 2026-12-07), and the
+    first contender of a table, the baseline, found its files evicted by the table
+    before (DuckDB's first run on the main table: 2.35 s, then 1.48 s)."""
+    buf = bytearray(8 << 20)
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            with open(p, "rb", buffering=0) as fh:
+                while fh.readinto(buf):
+                    pass
+
+
 def median_runs(names: list[str], d: Path, threads: int, work: Path, repeat: int,
                 each: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
     """Each contender's run of median wall time among ``repeat``, the contenders taking
     turns (one run each per round): a host whose load drifts over the minutes of a
     table slows all of them alike, where runs one contender after another put the
     drift between them. ``each(name, run)`` is called after every run. Each median run
-    also holds ``rounds``: the contender's wall times, round by round."""
+    also holds ``rounds``: the contender's wall times, round by round. The table's
+    files are read once first (:func:`warm_page_cache`)."""
+    warm_page_cache(d)
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for _ in range(max(1, repeat)):
         for n in names:
