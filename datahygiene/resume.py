@@ -51,7 +51,6 @@ from datahygiene.outputs import (
     PUBLIC_DIR,
     RESTRICTED,
     RunWriter,
-    dumps,
     write_parquet,
     writing,
 )
@@ -220,7 +219,11 @@ class WorkArea:
             if self.root.exists():
                 shutil.rmtree(self.root)
             self.root.mkdir(mode=OWNER_DIR)
-            _atomic_bytes(state, dumps(identity))
+            # compared as parsed JSON, never read by a person: one line, which Python's
+            # compiled encoder writes (the indented one took 0.16 s for 20,000 inputs,
+            # on the main thread before the scan starts)
+            _atomic_bytes(state, json.dumps(identity, sort_keys=True, ensure_ascii=False,
+                                            separators=(",", ":")).encode() + b"\n")
         os.chmod(self.root, OWNER_DIR)
         for sub in ("parts", "stage"):
             (self.root / sub).mkdir(mode=OWNER_DIR, exist_ok=True)
