@@ -234,7 +234,6 @@ def test_footers_alike_but_for_a_groups_name_each_keep_their_own_schema(tmp_path
     assert [g.schema.names for g in got] == [["key", "tags", "n"], ["key", "labels", "n"],
                                              ["key", "tags", "n"]]
     assert all(g.null_counts == {"key": 1, "n": 0} for g in got)
-    assert pq.read_metadata(files[1].fs_path).schema.equals(pq.read_metadata(files[0].fs_path).schema)
 
 def test_footers_past_the_first_are_kept_as_bytes_and_parse_again_alike(tmp_path: Path) -> None:
     """Memory: a reader keeps the parsed footers of its first ``keep_parsed`` inputs
