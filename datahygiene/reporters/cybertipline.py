@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,10 @@ def _hex_hash(value: Any, width: int) -> str | None:
         h = value.strip().lower()
     else:
         return None
-    if len(h) != width or any(c not in "0123456789abcdef" for c in h):
-        return None
-    return h
+    return h if len(h) == width and _LOWER_HEX.fullmatch(h) else None
+
+
+_LOWER_HEX = re.compile("[0-9a-f]*")
 
 
 def _detail_columns(signals: list[dict[str, Any]]) -> tuple[list[str], dict[str, tuple[str, int]]]:
@@ -149,16 +150,25 @@ def build_stub(exclusions: pa.Table, run: dict[str, Any], details: RowDetails | 
     excluded = exclusions.filter(pa.compute.equal(exclusions.column("decision"), "excluded"))
     found = _row_details(run, excluded, details)
     files, urls = [], set()
-    for r in excluded.select(["key", "source_file", "row_index", "matches"]).to_pylist():
-        d = found.get((r["source_file"], r["row_index"]), {"urls": [], "hashes": []})
+    # each row's matched lists, from the flattened matches (a list of structs per row
+    # made dicts by to_pylist took most of the stub's time before its XML)
+    matches = excluded.column("matches")
+    lists_of: list[set[str]] = [set() for _ in range(excluded.num_rows)]
+    for row, name in zip(pa.compute.list_parent_indices(matches).to_pylist(),
+                         pa.compute.struct_field(pa.compute.list_flatten(matches), "list").to_pylist(),
+                         strict=True):
+        lists_of[row].add(name)
+    for key, source, row, lists in zip(excluded.column("key").to_pylist(),
+                                       excluded.column("source_file").to_pylist(),
+                                       excluded.column("row_index").to_pylist(), lists_of, strict=True):
+        d = found.get((source, row), {"urls": [], "hashes": []})
         urls.update(d["urls"])
-        lists = sorted({m["list"] for m in r["matches"] or ()})
         files.append({
             "locationOfFile": d["urls"][0] if d["urls"] else TO_COMPLETE,
             "fileViewedByEsp": False,
             "originalFileHash": d["hashes"],
-            "additionalInfo": [f"manifest row key {r['key']} ({r['source_file']} row {r['row_index']})",
-                               "matched hash list(s): " + ", ".join(lists)],
+            "additionalInfo": [f"manifest row key {key} ({source} row {row})",
+                               "matched hash list(s): " + ", ".join(sorted(lists))],
         })
     report = {
         "incidentSummary": {
@@ -190,38 +200,100 @@ def build_stub(exclusions: pa.Table, run: dict[str, Any], details: RowDetails | 
     }
 
 
+def _text(value: str) -> str:
+    """Element text as ElementTree writes it: characters XML 1.0 does not allow, even
+    escaped, become U+FFFD (the JSON stub keeps them); then ``&``, ``<`` and ``>``
+    are escaped."""
+    value = _XML_ILLEGAL.sub("\ufffd", value)
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    return value
+
+
+def _leaf(out: list[str], pad: str, tag: str, text: str | None, attrs: str = "") -> None:
+    out.append(f"{pad}<{tag}{attrs}>{_text(text)}</{tag}>" if text else f"{pad}<{tag}{attrs} />")
+
+
 def _xml(stub: dict[str, Any]) -> bytes:
-    root = ET.Element("cyberTiplineStub")
-    root.append(ET.Comment(" " + stub["_notice"] + " "))
-    rep = ET.SubElement(root, "report")
+    """The XML stub, written line by line: the same bytes as building it with
+    ElementTree, indenting it (``ET.indent``) and serialising it, which took 16-29 ms
+    of a scan with 1,000 matches (2026-12-08) against about 3 ms this way. A test
+    holds the two to the same output."""
     r = stub["report"]
-    inc = ET.SubElement(rep, "incidentSummary")
+    web = r["internetDetails"]["webPageIncident"]
+    out = ["<?xml version='1.0' encoding='UTF-8'?>", "<cyberTiplineStub>",
+           "  <!--" + _XML_ILLEGAL.sub("\ufffd", " " + stub["_notice"] + " ") + "-->",
+           "  <report>", "    <incidentSummary>"]
     for k in ("incidentType", "incidentDateTime", "incidentDateTimeDescription"):
-        ET.SubElement(inc, k).text = r["incidentSummary"][k]
-    web = ET.SubElement(ET.SubElement(rep, "internetDetails"), "webPageIncident")
-    for u in r["internetDetails"]["webPageIncident"]["url"]:
-        ET.SubElement(web, "url").text = u
-    ET.SubElement(web, "thirdPartyHostedContent").text = "true"
-    ET.SubElement(web, "additionalInfo").text = r["internetDetails"]["webPageIncident"]["additionalInfo"]
-    person = ET.SubElement(ET.SubElement(rep, "reporter"), "reportingPerson")
+        _leaf(out, "      ", k, r["incidentSummary"][k])
+    out += ["    </incidentSummary>", "    <internetDetails>", "      <webPageIncident>"]
+    for u in web["url"]:
+        _leaf(out, "        ", "url", u)
+    _leaf(out, "        ", "thirdPartyHostedContent", "true")
+    _leaf(out, "        ", "additionalInfo", web["additionalInfo"])
+    out += ["      </webPageIncident>", "    </internetDetails>", "    <reporter>",
+            "      <reportingPerson>"]
     for k in REPORTER_FIELDS:
-        person.append(ET.Comment(f" {TO_COMPLETE}: {k} "))
-        ET.SubElement(person, k)
-    ET.SubElement(rep, "additionalInfo").text = r["additionalInfo"]
-    files = ET.SubElement(root, "files")
-    for f in stub["fileDetails"]:
-        fd = ET.SubElement(files, "fileDetails")
-        ET.SubElement(fd, "locationOfFile").text = f["locationOfFile"]
-        ET.SubElement(fd, "fileViewedByEsp").text = "false"
+        out += [f"        <!-- {TO_COMPLETE}: {k} -->", f"        <{k} />"]
+    out += ["      </reportingPerson>", "    </reporter>"]
+    _leaf(out, "    ", "additionalInfo", r["additionalInfo"])
+    out.append("  </report>")
+    files = stub["fileDetails"]
+    out.append("  <files>" if files else "  <files />")
+    for f in files:
+        out.append("    <fileDetails>")
+        _leaf(out, "      ", "locationOfFile", f["locationOfFile"])
+        _leaf(out, "      ", "fileViewedByEsp", "false")
         for h in f["originalFileHash"]:
-            ET.SubElement(fd, "originalFileHash", hashType=h["hashType"]).text = h["value"]
+            _leaf(out, "      ", "originalFileHash", h["value"], f' hashType="{_attr(h["hashType"])}"')
         for a in f["additionalInfo"]:
-            ET.SubElement(fd, "additionalInfo").text = a
-    for el in root.iter():  # a URL may hold characters XML cannot (the JSON stub keeps them)
-        if el.text:
-            el.text = _XML_ILLEGAL.sub("\ufffd", el.text)
-    ET.indent(root)
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+            _leaf(out, "      ", "additionalInfo", a)
+        out.append("    </fileDetails>")
+    if files:
+        out.append("  </files>")
+    out.append("</cyberTiplineStub>")
+    return "\n".join(out).encode("utf-8", "xmlcharrefreplace") + b"\n"
+
+
+_JSON_CONSTANTS = {True: "true", False: "false", None: "null"}
+
+
+def _json(value: Any, pad: str = "\n") -> str:
+    """``json.dumps(value, indent=2, sort_keys=True)`` for the stub's values (dicts with
+    string keys, lists, strings, booleans, numbers, None), the same text in a third
+    of the time: ``indent`` keeps :mod:`json` on its pure-Python encoder, whose
+    generators took 9-18 ms of a scan with 1,000 matches. A test holds the two to the
+    same output."""
+    if type(value) is str:
+        return encode_basestring_ascii(value)
+    inner = pad + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return ("{" + inner + ("," + inner).join(
+            [encode_basestring_ascii(k) + ": " + (encode_basestring_ascii(v) if type(v) is str
+                                                  else _json(v, inner))
+             for k, v in sorted(value.items())]) + pad + "}")
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return "[" + inner + ("," + inner).join(
+            [encode_basestring_ascii(v) if type(v) is str else _json(v, inner) for v in value]) + pad + "]"
+    if value is True or value is False or value is None:
+        return _JSON_CONSTANTS[value]
+    return json.dumps(value)  # a number, or a str subclass
+
+
+def _attr(value: str) -> str:
+    """An attribute value as ElementTree escapes it."""
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"),
+                 ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;")):
+        value = value.replace(a, b)
+    return value
 
 
 # Characters XML 1.0 does not allow, even escaped: in the XML stub they become U+FFFD.
@@ -244,5 +316,5 @@ class CyberTiplineReporter(Reporter):
         xml_path = directory / "cybertipline-stub.xml"
         json_path = directory / "cybertipline-stub.json"
         write_owner_only(xml_path, _xml(stub))
-        write_owner_only(json_path, (json.dumps(stub, indent=2, sort_keys=True) + "\n").encode())
+        write_owner_only(json_path, (_json(stub) + "\n").encode())
         return [xml_path, json_path]
