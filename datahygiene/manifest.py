@@ -533,6 +533,39 @@ def read_remote_whole(f: InputFile, footer: Footer) -> bytes:
     return bytes(data)
 
 
+# A local input of at most this many bytes, scanned by one task, may be read whole by
+# that task, which scans and digests those bytes (InputDigests.hand_over).
+WHOLE_LOCAL_MAX = 32 << 20
+
+
+def read_local_whole(f: InputFile, footer: Footer) -> np.ndarray:
+    """All of local input ``f``'s bytes, read at once into a fresh buffer, checked
+    against its footer as first read: its size and modification time before and after
+    the read, and the same footer at its end. Other bytes are
+    :func:`changed_under_scan`'s error; the bytes returned are then those the scan
+    reads and digests."""
+    fh = LocalFile.open(f, footer.size)
+    try:
+        fd = fh.fileno()
+        check_state(f, fd, footer.state)
+        data = np.empty(footer.size, dtype=np.uint8)
+        view = data.data
+        got = 0
+        while got < footer.size:
+            n = os.preadv(fd, [view[got:]], got)
+            if not n:
+                raise changed_under_scan(f)
+            got += n
+        check_state(f, fd, footer.state)
+    except OSError as exc:
+        raise _unreadable(f, exc) from None
+    finally:
+        fh.close()
+    if not footer.raw or data[footer.size - len(footer.raw):].tobytes() != footer.raw:
+        raise changed_under_scan(f, "size or footer")
+    return data
+
+
 def spool_remote(f: InputFile, footer: Footer, to: str, algorithm: str) -> tuple[str, int]:
     """Copy remote input ``f`` to the local file ``to``, :data:`SPOOL_BLOCK` bytes a
     request in order, hashing each as it arrives: its digest (``ALGORITHM:HEX``) and
@@ -1161,7 +1194,14 @@ class InputDigests:
     scan read. With ``after_reads`` (a scan's), a remote input waits for
     :meth:`release`, so that this second look comes after all the scan's reads of it
     and vouches for them too, or for :meth:`digest_bytes`: a scan's task that read the
-    whole input (:class:`WholeReads`) hands over its digest of those bytes."""
+    whole input (:class:`WholeReads`) hands over its digest of those bytes.
+
+    Small local inputs scanned by one task each (img2dataset's shards) are handed over
+    when the scan starts (:meth:`hand_over`): those this thread has not begun by then
+    are read whole by their task, which scans and digests those bytes
+    (:func:`read_local_whole`) -- one read of each byte instead of two, and no third
+    thread taking turns with the scan's on two cores. Those it digested while the
+    lists loaded, their tasks read as any other (:meth:`claim`)."""
 
     def __init__(self, files: list[InputFile], algorithm: str, after_reads: bool = False,
                  at_once: int = REMOTE_AT_ONCE) -> None:
@@ -1174,6 +1214,11 @@ class InputDigests:
         # those digests until stored in order
         self._from_scan = np.zeros(len(files), dtype=bool)
         self._given: dict[int, tuple[str, int]] = {}
+        # local inputs handed over to the scan's tasks (hand_over), and who took each:
+        # 1 this thread, 2 a task (claim)
+        self._handed = np.zeros(len(files), dtype=bool)
+        self._taken = np.zeros(len(files), dtype=np.int8)
+        self._scan_done = False
         self._closing = False
         self._results: list[tuple[str, int] | Exception | None] = [None] * len(files)
         # each input's state as digested, until the footers' are known to compare
@@ -1192,7 +1237,7 @@ class InputDigests:
                 for i, f in enumerate(self._files):  # in turn: one core hashing
                     if self._cancelled.is_set():
                         break
-                    self._store(i, *self._one(f))
+                    self._store(i, *(self._from_task(i) if self._left_to_task(i) else self._one(f)))
             else:
                 self._run_remote()
         finally:
@@ -1222,11 +1267,58 @@ class InputDigests:
             self._held[i] = False
             self._cond.notify_all()
 
+    def hand_over(self, inputs: Iterable[int]) -> None:
+        """The scan starts: of ``inputs`` (local, each scanned by one task), those not
+        digested yet are left to their tasks (:meth:`claim`)."""
+        with self._cond:
+            self._handed[list(inputs)] = True
+            self._cond.notify_all()
+
+    def claim(self, i: int) -> bool:
+        """Whether input ``i``'s task is to read it whole and digest those bytes
+        (:meth:`digest_bytes`): true for an input handed over whose digest this thread
+        has not begun, which it then waits for."""
+        with self._cond:
+            if not (self._handed[i] and self._taken[i] == 0):
+                return False
+            self._taken[i] = 2
+            self._cond.notify_all()
+            return True
+
+    def scanned(self) -> None:
+        """Every task has run: an input handed over that no task claimed is digested
+        here after all (none, unless a task was not run)."""
+        with self._cond:
+            self._scan_done = True
+            self._cond.notify_all()
+
+    def _left_to_task(self, i: int) -> bool:
+        """Whether input ``i``'s digest comes from its task: one that claimed it, or,
+        handed over, will (waited for); else this thread takes it."""
+        with self._cond:
+            while (self._handed[i] and self._taken[i] == 0 and not self._scan_done
+                   and not (self._closing or self._cancelled.is_set())):
+                self._cond.wait()
+            if self._taken[i] == 2:
+                return True
+            self._taken[i] = 1
+            return False
+
+    def _from_task(self, i: int) -> tuple[Any, FileState | None]:
+        """The digest input ``i``'s task gives (:meth:`digest_bytes`), waited for."""
+        with self._cond:
+            while not self._from_scan[i] and not (self._closing or self._cancelled.is_set()):
+                self._cond.wait()
+            if self._from_scan[i]:
+                return self._given.pop(i), None
+        return InputError(f"{self._files[i].path}: its digest was not computed "
+                          "(the run stopped first)"), None
+
     @property
     def algorithm(self) -> str:
         return self._algorithm
 
-    def digest_bytes(self, i: int, data: bytes) -> None:
+    def digest_bytes(self, i: int, data: bytes | np.ndarray) -> None:
         """Input ``i``'s digest, taken of ``data``: all its bytes, as a scan's task read
         them to scan (:func:`read_remote_whole`, which checked them against the
         footer). No other read and no look at its version follow: the digest is of

@@ -41,12 +41,14 @@ from datahygiene.keycheck import KeyNotUnique, null_keys, rows_sharing_flagged_k
 from datahygiene.lists.files import shown_columns
 from datahygiene.lists.model import HashList
 from datahygiene.manifest import (
+    WHOLE_LOCAL_MAX,
     WHOLE_REMOTE_MAX,
     Footer,
     FooterReader,
     InputDigests,
     InputFile,
     WholeReads,
+    read_local_whole,
     remote_at_once,
     resolve_manifests,
 )
@@ -497,6 +499,12 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     if spooled:
         spool.mkdir(mode=0o700)
     whole = WholeReads(files, footer_of, read_whole, digests, spooled, str(spool))
+    # Small local inputs of one task each, not digested yet when the scan starts, are
+    # read whole by their task, which scans and digests those bytes (see InputDigests)
+    tasks_of = Counter(t.file_index for t in tasks)
+    whole_local = ({i for i, n in tasks_of.items() if n == 1 and files[i].is_local
+                    and footers_read[i].size <= WHOLE_LOCAL_MAX}
+                   if config.engine != "ray" and hasattr(os, "preadv") else set())
     del footers_read
     total_rows = sum(rows_of)
     if on_start:
@@ -518,14 +526,21 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
             if progress and done:
                 progress(scanned, sum(r.flagged for r in done.values()))
 
+            def whole_local_read(i: int) -> np.ndarray:
+                data = read_local_whole(files[i], footer_of(i))
+                digests.digest_bytes(i, data)
+                return data
+
             def work(task: Task) -> Any:
                 i = task.file_index
-                read = partial(whole.bytes_of, i) if i in whole else None
+                read = (partial(whole.bytes_of, i) if i in whole
+                        else partial(whole_local_read, i) if i in whole_local and digests.claim(i)
+                        else None)
                 try:
                     return run_task(task, plan, config.batch_size, config.write_clean,
                                     config.keep_unverified, detail_columns, footers[i], read)
                 finally:
-                    if read is not None:
+                    if i in whole:
                         whole.task_done(i)
 
             results: Iterator[TaskResult] | None = None
@@ -535,6 +550,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
                     results = ray_results(tasks, plan, config, detail_columns)
                 else:
+                    digests.hand_over(whole_local)
                     results = run_ordered(tasks, work, threads)
                 for res in results:
                     scanned += res.task.rows
@@ -565,6 +581,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
                         work_area.complete(i, files[i].path, rows_of[i], flagged_by_file[i],
                                            int(clean_rows[i]), digests.of(i),
                                            clean_names[i] if config.write_clean else None)
+                digests.scanned()
                 work_area.flush()
             finally:
                 # the engine's own clean-up now, not whenever the traceback is let go (a

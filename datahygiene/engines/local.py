@@ -87,7 +87,7 @@ def plan_tasks(files: list[InputFile], row_groups: list[Sequence[int]],
 
 def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
              keep_unverified: bool = False, detail_columns: Sequence[str] | None = None,
-             known: Footer | None = None, whole: Callable[[], bytes | str | None] | None = None
+             known: Footer | None = None, whole: Callable[[], bytes | np.ndarray | str | None] | None = None
              ) -> TaskResult:
     """Check one row group. Pure apart from reading the file: safe to run anywhere
     (a thread here, a Ray actor).
@@ -95,11 +95,11 @@ def run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
     ``detail_columns``: manifest columns reporters want for excluded rows; those the
     file has come back in ``TaskResult.details``. ``known``: the file's footer (its size,
     schema and metadata), if already read (for small files, reading and parsing the
-    footer again per task was a sizeable part of the work). ``whole`` (a remote file,
-    with ``known``): gives the whole file's bytes, or the path of a local copy of it,
-    to scan instead of reading the file (a scan's
-    :class:`~datahygiene.manifest.WholeReads`: each byte fetched once, its digest
-    taken of those bytes), or None: read it by ranges."""
+    footer again per task was a sizeable part of the work). ``whole`` (with ``known``):
+    gives the whole file's bytes, or the path of a local copy of a remote one, to scan
+    instead of reading the file (a scan's :class:`~datahygiene.manifest.WholeReads`
+    and :func:`~datahygiene.manifest.read_local_whole`: each byte read once, its
+    digest taken of those bytes), or None: read it by ranges."""
     try:
         return _run_task(task, plan, batch_size, keep_clean, keep_unverified, detail_columns,
                          known, whole)
@@ -127,13 +127,14 @@ class _Source:
     makes two to open (a ``stat``, then the ``open``)."""
 
     def __init__(self, f: InputFile, known: Footer | None, state: FileState | None = None,
-                 whole: Callable[[], bytes | str | None] | None = None) -> None:
+                 whole: Callable[[], bytes | np.ndarray | str | None] | None = None) -> None:
         self.file = f
         self._reader: pq.ParquetFile | None = None
         self._reader_handle: Any = None
         # the file's FileState, to be found again after its reads: as its footer was
         # read (``state``), else (a local file) as first opened here
         self.state = state
+        self._whole = False
         if known is None:  # a caller that read no footer before: the reader reads it
             self.handle = open_input(f)
             self._check_state(self.handle)
@@ -141,7 +142,10 @@ class _Source:
             self.metadata = self._reader.metadata
             self.schema_arrow = self.metadata.schema.to_arrow_schema()  # what the reader would give
             return
-        got = whole() if whole is not None and not f.is_local else None
+        got = whole() if whole is not None else None
+        # bytes read whole were checked against the footer as read (manifest.
+        # read_remote_whole, read_local_whole): no look at the file's state here
+        self._whole = got is not None
         if isinstance(got, str):  # a local copy of it (manifest.spool_remote)
             self.handle = pa.memory_map(got)
         elif got is not None:
@@ -155,14 +159,16 @@ class _Source:
         self.schema_arrow = known.schema
 
     def _check_state(self, handle: Any) -> None:
-        if self.file.is_local:
+        if self.file.is_local and not self._whole:
             self.state = check_state(self.file, handle.fileno(), self.state)
 
     def check_unchanged(self) -> None:
         """An input error if the file is not as it was (see :class:`Task`'s state): a
         remote file's version is asked for once, after the task's reads (a round trip,
-        where checking at the open too would cost a second)."""
-        self.state = check_after_reads(self.file, self.handle, self.state)
+        where checking at the open too would cost a second). Bytes read whole are what
+        the task scanned, whatever the file holds now."""
+        if not self._whole:
+            self.state = check_after_reads(self.file, self.handle, self.state)
 
     @property
     def reader(self) -> pq.ParquetFile:
@@ -182,7 +188,7 @@ class _Source:
 
 def _run_task(task: Task, plan: ScanPlan, batch_size: int, keep_clean: bool,
               keep_unverified: bool, detail_columns: Sequence[str] | None,
-              known: Footer | None, whole: Callable[[], bytes | str | None] | None = None
+              known: Footer | None, whole: Callable[[], bytes | np.ndarray | str | None] | None = None
               ) -> TaskResult:
     state = task.state
     if state is None and known is not None and task.file.is_local:
