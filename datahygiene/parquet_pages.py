@@ -131,7 +131,12 @@ def read_chunk(fh: Any, chunk: Chunk) -> np.ndarray:
     its next read_chunk): a fresh buffer per chunk cost its page faults every time,
     the allocator handing multi-megabyte blocks back to the kernel when freed. A
     chunk said to end past the file (a damaged footer) is refused before its size
-    can size the buffer."""
+    can size the buffer. ``fh`` may be the whole file's bytes, in a writable array
+    (:func:`datahygiene.manifest.read_local_whole`): the chunk is then a view of them."""
+    if isinstance(fh, np.ndarray):
+        if chunk.start + chunk.length > fh.shape[0]:
+            raise Unsupported("chunk beyond the file")
+        return fh[chunk.start : chunk.start + chunk.length]
     size = _file_size(fh)
     if size is not None and chunk.start + chunk.length > size:
         raise Unsupported("chunk beyond the file")

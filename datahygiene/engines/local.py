@@ -148,6 +148,8 @@ class _Source:
         self._whole = got is not None
         if isinstance(got, str):  # a local copy of it (manifest.spool_remote)
             self.handle = pa.memory_map(got)
+        elif isinstance(got, np.ndarray) and got.flags.writeable:
+            self.handle = got  # read in place by the page reader (parquet_pages.read_chunk)
         elif got is not None:
             self.handle = pa.BufferReader(got)
         else:
@@ -177,11 +179,14 @@ class _Source:
             if isinstance(handle, LocalFile):  # positional reads only: open it for Arrow
                 handle = self._reader_handle = open_input(self.file)
                 self._check_state(handle)
+            elif isinstance(handle, np.ndarray):
+                handle = self._reader_handle = pa.BufferReader(pa.py_buffer(handle))
             self._reader = open_parquet(self.file, self.metadata, handle)
         return self._reader
 
     def close(self) -> None:
-        self.handle.close()
+        if not isinstance(self.handle, np.ndarray):
+            self.handle.close()
         if self._reader_handle is not None:
             self._reader_handle.close()
 
