@@ -45,10 +45,9 @@ def _world(tmp_path: Path) -> dict[str, Any]:
     return {"dir": d, "list": lst}
 
 
-def _config(world: dict[str, Any], out: Path) -> ScanConfig:
-    return ScanConfig(manifests=[str(world["dir"])], lists=[ListSpec(path=str(lst), signal="md5")
-                                                             for lst in [world["list"]]],
-                      out=str(out), threads=2)
+def _config(world: dict[str, Any], out: Path, write_clean: bool = False) -> ScanConfig:
+    return ScanConfig(manifests=[str(world["dir"])], lists=[ListSpec(path=str(world["list"]), signal="md5")],
+                      out=str(out), threads=2, write_clean=write_clean)
 
 
 class _Held:
@@ -104,15 +103,25 @@ def test_inputs_left_to_their_tasks_are_read_once_and_digested_from_those_bytes(
         f"k{i}-{i + 3}" for i in range(SMALL + 1))
 
 
-def test_the_same_outputs_whoever_digests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("write_clean", [False, True], ids=["pages", "clean"])
+def test_the_same_outputs_whoever_digests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          write_clean: bool) -> None:
     world = _world(tmp_path)
-    plain = run_scan(_config(world, tmp_path / "plain"))
-    _Held(monkeypatch)
-    handed = run_scan(_config(world, tmp_path / "handed"))
+    plain = run_scan(_config(world, tmp_path / "plain", write_clean))
+    held = _Held(monkeypatch)
+    handed = run_scan(_config(world, tmp_path / "handed", write_clean))
+    assert len(held.whole) == SMALL - 1
     assert ((plain.out / "restricted" / "exclusions.parquet").read_bytes()
             == (handed.out / "restricted" / "exclusions.parquet").read_bytes())
     assert ([e["digest"] for e in json.loads((plain.out / "run.json").read_text())["inputs"]]
             == [e["digest"] for e in json.loads((handed.out / "run.json").read_text())["inputs"]])
+    if write_clean:
+        names = sorted(p.name for p in (plain.out / "clean").iterdir())
+        assert len(names) == SMALL + 1
+        for name in names:
+            assert pq.read_table(plain.out / "clean" / name).equals(
+                pq.read_table(handed.out / "clean" / name))
+            assert pq.read_table(handed.out / "clean" / name).num_rows == ROWS - 1
 
 
 @pytest.mark.parametrize("change", ["touched", "rewritten", "truncated"])
