@@ -387,6 +387,21 @@ def _default_threads(files: list[InputFile], write_clean: bool) -> int:
     return cores
 
 
+@contextlib.contextmanager
+def _digests_ended(digests: InputDigests) -> Iterator[InputDigests]:
+    """``digests`` closed when the scan's block ends: waited for when it ends well, and
+    cancelled first when it fails, so that the error is not held up while the inputs
+    the scan never reached are hashed (a failed run keeps only the resume markers
+    already written; a large local dataset's digests can take minutes)."""
+    try:
+        yield digests
+    except BaseException:
+        digests.cancel()
+        raise
+    finally:
+        digests.close()
+
+
 def run_scan(config: ScanConfig, registry: Registry | None = None,
              progress: ProgressFn | None = None,
              on_start: Callable[[int, int], None] | None = None,
@@ -513,7 +528,7 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
 
     assert config.out is not None
     try:
-        with work_area.writer() as writer, contextlib.closing(digests):
+        with work_area.writer() as writer, _digests_ended(digests):
             writers: dict[int, pq.ParquetWriter] = {}
             clean_outputs: list[dict[str, Any]] = []
             flagged_by_file: list[list[pa.Table]] = [[] for _ in files]

@@ -251,3 +251,44 @@ def test_an_input_changed_before_the_key_check_reads_it_again_stops_the_scan(
                             _touch_later, "--check-keys")
     assert f"{small_manifest['path']}: {CHANGED}" in res.stderr
     assert not (out / "run.json").exists()
+
+
+def test_a_scan_that_fails_does_not_wait_for_the_digests_of_inputs_it_never_reached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest thread hashes inputs in order while the scan runs; when the scan
+    fails, the error comes at once instead of after every remaining input is hashed
+    (minutes for a large local dataset)."""
+    from datahygiene.config import ScanConfig
+    from datahygiene.lists.spec import ListSpec
+    from datahygiene.scan import run_scan
+
+    d = tmp_path / "m"
+    d.mkdir()
+    n = 40
+    for i in range(n):
+        write_manifest(d / f"p{i:02d}.parquet", {"key": [f"k{i}-{r}" for r in range(20)],
+                                                 "md5": hexes(rand_bytes(20, 16, seed=i))})
+    lst = tmp_path / "l.txt"
+    lst.write_text(hexes(rand_bytes(1, 16, seed=999))[0] + "\n")
+    real = manifest.digest_file
+    digested: list[str] = []
+
+    def slow(f: manifest.InputFile, algorithm: str, **kw: Any) -> tuple[str, int]:
+        threading.Event().wait(0.05)  # a large input's hashing
+        digested.append(f.fs_path)
+        return real(f, algorithm, **kw)
+
+    monkeypatch.setattr(manifest, "digest_file", slow)
+    import datahygiene.scan as scan
+
+    real_plan = scan.plan_tasks
+
+    def then(*args: Any) -> Any:
+        _touch_later(d / "p03.parquet")  # written after its footer was read
+        return real_plan(*args)
+
+    monkeypatch.setattr(scan, "plan_tasks", then)
+    with pytest.raises(InputError, match=rf"p03\.parquet: {CHANGED}"):
+        run_scan(ScanConfig(manifests=[str(d)], lists=[ListSpec(path=str(lst), signal="md5")],
+                            out=str(tmp_path / "out"), threads=2))
+    assert len(digested) < n // 2, "the failed scan waited for the digests of inputs it never reached"
