@@ -1320,8 +1320,8 @@ class InputDigests:
 
     def digest_bytes(self, i: int, data: bytes | np.ndarray) -> None:
         """Input ``i``'s digest, taken of ``data``: all its bytes, as a scan's task read
-        them to scan (:func:`read_remote_whole`, which checked them against the
-        footer). No other read and no look at its version follow: the digest is of
+        them to scan (:func:`read_remote_whole` or :func:`read_local_whole`, which
+        checked them against the footer). No other read and no look at its version follow: the digest is of
         the bytes scanned. Run on the task's thread (hashing releases the GIL)."""
         h = new_digest(self._algorithm)
         h.update(data)

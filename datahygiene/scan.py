@@ -506,7 +506,8 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
         assert ft is not None
         return ft
 
-    read_whole = {i: n for i, n in Counter(t.file_index for t in tasks).items()
+    tasks_of = Counter(t.file_index for t in tasks)
+    read_whole = {i: n for i, n in tasks_of.items()
                   if config.engine != "ray" and not files[i].is_local}
     spooled = {i for i in read_whole if footers_read[i].size > WHOLE_REMOTE_MAX}
     spool = work_area.root / "spool"
@@ -516,7 +517,6 @@ def run_scan(config: ScanConfig, registry: Registry | None = None,
     whole = WholeReads(files, footer_of, read_whole, digests, spooled, str(spool))
     # Small local inputs of one task each, not digested yet when the scan starts, are
     # read whole by their task, which scans and digests those bytes (see InputDigests)
-    tasks_of = Counter(t.file_index for t in tasks)
     whole_local = ({i for i, n in tasks_of.items() if n == 1 and files[i].is_local
                     and footers_read[i].size <= WHOLE_LOCAL_MAX}
                    if config.engine != "ray" and hasattr(os, "preadv") else set())
